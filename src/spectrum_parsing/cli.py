@@ -1,0 +1,110 @@
+"""The ``spectrum`` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .configs import ConfigError
+from .hub import ModelLoadError
+from .images import ImageLoadError
+
+EXPECTED_ERRORS = (ConfigError, ModelLoadError, ImageLoadError, FileNotFoundError, ValueError)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA device is available")
+    return name
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    """Extract multi-scale backbone features of one or more images into safetensors files."""
+    import dataclasses
+
+    import torch
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+
+    from .backbones import load_backbone
+    from .configs import load_backbone_config
+    from .images import load_image, to_tensor
+
+    config = load_backbone_config(args.backbone)
+    if args.dtype:
+        config = dataclasses.replace(config, dtype=args.dtype)
+    out = Path(args.out)
+    if len(args.images) > 1 and out.suffix == ".safetensors":
+        raise ValueError("several images were given: --out must be a directory")
+    device = _device(args.device)
+    start = time.perf_counter()
+    backbone = load_backbone(config).to(device)
+    print(f"loaded {config.type} backbone in {time.perf_counter() - start:.1f}s on {device}", file=sys.stderr)
+    save_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.save_dtype]
+    single_file = len(args.images) == 1 and out.suffix == ".safetensors"
+    for path in tqdm(args.images, desc="features", unit="img", disable=len(args.images) < 2):
+        image = to_tensor(load_image(path))[None].to(device)
+        feats = backbone(image)
+        target = out if single_file else out / f"{Path(path).stem}.safetensors"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {f"stride{s}": f.to(save_dtype).contiguous().cpu() for s, f in feats.items()}
+        meta = {"image": str(path), "image_size": json.dumps(list(image.shape[-2:])),
+                "backbone": json.dumps(config.to_dict())}
+        save_file(tensors, str(target), metadata=meta)
+        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in tensors.items())
+        print(f"{target}: {shapes}")
+    return 0
+
+
+def cmd_tiny_models(args: argparse.Namespace) -> int:
+    """Write tiny random models in the real formats (for smoke tests; their features are meaningless)."""
+    from .testing import build_tiny_models
+
+    paths = build_tiny_models(args.directory, seed=args.seed)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``spectrum`` command."""
+    parser = argparse.ArgumentParser(prog="spectrum", description="Open-vocabulary multi-person human parsing.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    feats = sub.add_parser("features", help="extract multi-scale backbone features to safetensors")
+    feats.add_argument("images", nargs="+", help="image file(s)")
+    feats.add_argument("--backbone", required=True, help="backbone config JSON (type i2tx or t2i)")
+    feats.add_argument("--out", required=True,
+                       help="output .safetensors file (one image) or directory (several images)")
+    feats.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="override the compute dtype")
+    feats.add_argument("--save-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    feats.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    feats.set_defaults(func=cmd_features)
+
+    tiny = sub.add_parser("tiny-models", help="write tiny random SD/LoRA/CLIP/IM2CONTEXT models for smoke tests")
+    tiny.add_argument("directory")
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.set_defaults(func=cmd_tiny_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``spectrum`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EXPECTED_ERRORS as err:
+        print(f"spectrum {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

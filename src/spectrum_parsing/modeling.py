@@ -1,0 +1,224 @@
+"""SpectrumModel: frozen backbone + frozen text encoder + trainable decoder/grounding, HF-style save/load."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .backbones import FeatureBackbone, load_backbone
+from .backbones.base import check_images
+from .configs import (
+    ConfigBase,
+    ConfigError,
+    DecoderConfig,
+    TextEncoderConfig,
+    backbone_config_from_dict,
+)
+from .decoder import SpectrumDecoder
+from .hub import ModelLoadError, resolve_dir
+from .losses import LossConfig
+from .postprocess import PersonInstance, group_instances, semantic_map
+from .text_encoders import TextEncoder, load_text_encoder
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class SpectrumConfig(ConfigBase):
+    """Everything needed to rebuild a Spectrum model; frozen parts are named by source, not copied."""
+
+    backbone: ConfigBase
+    text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    person_prompt: str = "person"
+    format_version: int = 1
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpectrumConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"SpectrumConfig: expected a JSON object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"SpectrumConfig: unknown key(s) {unknown}; allowed: {sorted(names)}")
+        if "backbone" not in data:
+            raise ConfigError("SpectrumConfig: 'backbone' is required")
+        return cls(
+            backbone=backbone_config_from_dict(data["backbone"]),
+            text_encoder=TextEncoderConfig.from_dict(data.get("text_encoder", {})),
+            decoder=DecoderConfig.from_dict(data.get("decoder", {})),
+            loss=LossConfig.from_dict(data.get("loss", {})),
+            person_prompt=data.get("person_prompt", "person"),
+            format_version=data.get("format_version", 1),
+        )
+
+
+@dataclass
+class ParseResult:
+    """Parsing of one image: persons with their parts, a semantic map, and the prompts used."""
+
+    persons: list[PersonInstance]
+    semantic: torch.Tensor  # (H, W) long: 0 = background, i + 1 = prompts[i]
+    prompts: list[str]
+
+
+class SpectrumModel(nn.Module):
+    """The Spectrum parser. Build with :meth:`from_config` (new decoder) or :meth:`from_pretrained`.
+
+    The constructor takes already-loaded frozen parts and does no I/O.
+    """
+
+    def __init__(self, config: SpectrumConfig, backbone: FeatureBackbone, text_encoder: TextEncoder) -> None:
+        super().__init__()
+        if config.decoder.text_dim != text_encoder.dim:
+            raise ConfigError(f"decoder.text_dim {config.decoder.text_dim} != text encoder dim {text_encoder.dim}")
+        self.config = config
+        self.backbone = backbone.freeze()
+        self.text_encoder = text_encoder
+        self.decoder = SpectrumDecoder(config.decoder)
+
+    # ----------------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_config(cls, config: SpectrumConfig, backbone: FeatureBackbone | None = None,
+                    text_encoder: TextEncoder | None = None) -> SpectrumModel:
+        """Load the frozen parts the config names and create a freshly initialised decoder.
+
+        Empty ``decoder.in_channels`` / mismatching ``decoder.text_dim`` are filled in from the loaded parts.
+        """
+        backbone = backbone if backbone is not None else load_backbone(config.backbone)
+        text_encoder = text_encoder if text_encoder is not None else load_text_encoder(config.text_encoder)
+        decoder = config.decoder
+        if not decoder.in_channels:
+            decoder = dataclasses.replace(decoder, in_channels=backbone.feature_channels())
+        decoder = dataclasses.replace(decoder, text_dim=text_encoder.dim)
+        return cls(dataclasses.replace(config, decoder=decoder), backbone, text_encoder)
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike[str], backbone: FeatureBackbone | None = None,
+                        text_encoder: TextEncoder | None = None,
+                        map_location: str | torch.device = "cpu") -> SpectrumModel:
+        """Load a saved model from a local directory or hub id (``config.json`` + ``model.safetensors``).
+
+        Relative paths in the backbone config are resolved against the model directory. Weight loading is
+        strict: missing, unexpected or mis-shaped tensors raise :class:`ModelLoadError` naming them.
+        """
+        directory = resolve_dir(str(source), allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.md"])
+        if not (directory / CONFIG_NAME).is_file():
+            raise ModelLoadError(f"{source}: no {CONFIG_NAME}")
+        if not (directory / WEIGHTS_NAME).is_file():
+            raise ModelLoadError(f"{source}: no {WEIGHTS_NAME}")
+        config = SpectrumConfig.from_json_file(directory / CONFIG_NAME)
+        resolve = getattr(config.backbone, "resolve_paths", None)
+        if resolve is not None:
+            config = dataclasses.replace(config, backbone=resolve(directory))
+        backbone = backbone if backbone is not None else load_backbone(config.backbone)
+        text_encoder = text_encoder if text_encoder is not None else load_text_encoder(config.text_encoder)
+        model = cls(config, backbone, text_encoder)
+        model.load_trainable_state_dict(_read_safetensors(directory / WEIGHTS_NAME, map_location))
+        return model
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (trainable parts only) to ``directory``."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.to_json_file(directory / CONFIG_NAME)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.trainable_state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "library": "spectrum_parsing"})
+        return directory
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """State of the trainable parts (the decoder), keys prefixed with ``decoder.``."""
+        return {f"decoder.{k}": v for k, v in self.decoder.state_dict().items()}
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Strictly load :meth:`trainable_state_dict` output; errors name missing/unexpected/mis-shaped keys."""
+        own = self.trainable_state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        shapes = sorted(f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                        for k in set(own) & set(state) if state[k].shape != own[k].shape)
+        dtypes = sorted(f"{k}: {state[k].dtype}" for k in set(own) & set(state)
+                        if state[k].is_floating_point() != own[k].is_floating_point())
+        if missing or unexpected or shapes or dtypes:
+            raise ModelLoadError(f"weights do not match the model: missing keys {missing}; unexpected keys "
+                                 f"{unexpected}; shape mismatches {shapes}; dtype mismatches {dtypes}")
+        self.decoder.load_state_dict({k[len("decoder."):]: v for k, v in state.items()}, strict=True)
+
+    # ----------------------------------------------------------------------------------------- forward
+    @property
+    def device(self) -> torch.device:
+        return next(self.decoder.parameters()).device
+
+    def extract_features(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Frozen backbone features of images (B, 3, H, W) in [0, 1], without gradient."""
+        with torch.no_grad():
+            return {s: f.detach() for s, f in self.backbone(images.to(self.backbone.device)).items()}
+
+    def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Cached, normalised prompt embeddings (P, E) on the decoder's device."""
+        return self.text_encoder.encode(list(prompts)).to(self.device)
+
+    def forward(self, images: torch.Tensor | None = None, prompts: Sequence[str] | None = None, *,
+                features: dict[int, torch.Tensor] | None = None,
+                text_embeds: torch.Tensor | None = None) -> dict[str, object]:
+        """Decoder outputs for ``images`` (or precomputed backbone ``features``) and ``prompts`` (or embeds)."""
+        if features is None:
+            if images is None:
+                raise ValueError("pass images or precomputed features")
+            features = self.extract_features(images)
+        if text_embeds is None:
+            if prompts is None:
+                raise ValueError("pass prompts or text_embeds")
+            text_embeds = self.encode_prompts(prompts)
+        features = {s: f.to(self.device) for s, f in features.items()}
+        return self.decoder(features, text_embeds.to(self.device))
+
+    @torch.no_grad()
+    def parse(self, images: torch.Tensor, prompts: Sequence[str], score_threshold: float = 0.3,
+              mask_threshold: float = 0.5, min_part_overlap: float = 0.5) -> list[ParseResult]:
+        """Parse a batch (B, 3, H, W) in [0, 1]: per image, persons with their parts and a semantic map.
+
+        The person prompt (``config.person_prompt``) is added if missing: full-body masks are what parts
+        are grouped by; parts that fall on no person are dropped.
+        """
+        check_images(images)
+        prompts = list(dict.fromkeys(prompts))
+        if not prompts:
+            raise ValueError("give at least one prompt")
+        if self.config.person_prompt not in prompts:
+            prompts.append(self.config.person_prompt)
+        person = prompts.index(self.config.person_prompt)
+        out = self(images, prompts)
+        h, w = images.shape[-2:]
+        masks = out["pred_masks"]
+        masks = F.interpolate(masks.float(), scale_factor=4, mode="bilinear", align_corners=False)[..., :h, :w]
+        results = []
+        for logits, m in zip(out["pred_logits"].float(), masks):
+            persons = group_instances(logits, m, prompts, person, score_threshold=score_threshold,
+                                      mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
+            semantic = semantic_map(logits, m, exclude=(person,))
+            results.append(ParseResult(persons=persons, semantic=semantic.cpu(), prompts=prompts))
+        return results
+
+
+def _read_safetensors(path: Path, map_location: str | torch.device) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device=str(map_location))
+    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{path}: not a readable safetensors file ({err})") from None
