@@ -10,6 +10,7 @@ they say nothing about parsing quality.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -98,12 +99,14 @@ def build_tiny_texture_lora(path: str | Path, base_model: str | Path, seed: int 
     unet = UNet2DConditionModel.from_pretrained(base_model, subfolder="unet")
     unet_lora = LoraConfig(r=rank, lora_alpha=2 * rank, init_lora_weights=False,
                            target_modules=["to_q", "to_k", "to_v", "to_out.0"])
-    get_peft_model(unet, unet_lora).save_pretrained(str(path / "unet"), safe_serialization=safe_serialization)
     text_encoder = CLIPTextModel.from_pretrained(base_model, subfolder="text_encoder")
     text_lora = LoraConfig(r=2, lora_alpha=2, init_lora_weights=False,
                            target_modules=["q_proj", "k_proj", "v_proj", "out_proj"])
-    get_peft_model(text_encoder, text_lora).save_pretrained(
-        str(path / "text_encoder"), safe_serialization=safe_serialization)
+    with warnings.catch_warnings():  # PEFT looks for a hub config to check the vocabulary: not applicable
+        warnings.simplefilter("ignore", UserWarning)
+        get_peft_model(unet, unet_lora).save_pretrained(str(path / "unet"), safe_serialization=safe_serialization)
+        get_peft_model(text_encoder, text_lora).save_pretrained(
+            str(path / "text_encoder"), safe_serialization=safe_serialization)
     return path
 
 
@@ -158,3 +161,64 @@ def build_tiny_models(root: str | Path, seed: int = 0) -> dict[str, Path]:
     (root / "t2i.json").write_text(json.dumps({"type": "t2i", "base_model": "sd"}, indent=2) + "\n")
     return {"sd": sd, "texture_lora": lora, "vision_encoder": vision, "im2context": i2t,
             "i2tx_config": root / "i2tx.json", "t2i_config": root / "t2i.json"}
+
+
+def build_tiny_clip_text(path: str | Path, seed: int = 0) -> Path:
+    """Write a tiny ``CLIPTextModelWithProjection`` + tokenizer directory (32-d projected embeddings)."""
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    path = Path(path)
+    torch.manual_seed(seed)
+    vocab_size = build_tiny_tokenizer(path)
+    model = CLIPTextModelWithProjection(CLIPTextConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+        max_position_embeddings=77, projection_dim=32, bos_token_id=0, eos_token_id=1, pad_token_id=1,
+    ))
+    model.save_pretrained(str(path))
+    return path
+
+
+# Published configurations of the full-size models (Stable Diffusion 2.1, OpenCLIP ViT-H/14 vision tower as
+# used by TexDreamer, TexDreamer's Image2Token), for building random-weight models of the real size.
+SD21_UNET_CONFIG: dict = {
+    "sample_size": 96, "in_channels": 4, "out_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
+    "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
+    "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
+    "block_out_channels": [320, 640, 1280, 1280], "attention_head_dim": [5, 10, 20, 20],
+    "cross_attention_dim": 1024, "use_linear_projection": True, "flip_sin_to_cos": True, "freq_shift": 0,
+}
+SD21_VAE_CONFIG: dict = {
+    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
+    "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "block_out_channels": [128, 256, 512, 512], "sample_size": 768, "scaling_factor": 0.18215,
+}
+CLIP_VIT_H14_VISION_CONFIG: dict = {
+    "hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_attention_heads": 16,
+    "image_size": 224, "patch_size": 14, "projection_dim": 1024, "hidden_act": "gelu",
+}
+
+
+def build_full_size_backbone(kind: str = "i2tx", seed: int = 0):
+    """A full-size SD 2.1 (+ ViT-H/14 + Image2Token) backbone with random weights, built in memory (no I/O).
+
+    For timing and memory measurements only: the weights are random.
+    """
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from .backbones.diffusion import DiffusionBackbone, FixedContext, VisionContext
+    from .backbones.im2context import Image2Token
+    from .configs import DiffusionBackboneConfig
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(**SD21_VAE_CONFIG)
+    unet = UNet2DConditionModel(**SD21_UNET_CONFIG)
+    if kind == "i2tx":
+        vision = CLIPVisionModel(CLIPVisionConfig(**CLIP_VIT_H14_VISION_CONFIG))
+        context = VisionContext(vision, Image2Token(), vision.config.image_size)
+        config = DiffusionBackboneConfig(type="i2tx", base_model="random:sd-2-1", vision_encoder="random:vit-h-14",
+                                         im2context="random:image2token")
+    else:
+        context = FixedContext(torch.randn(1, 77, 1024))
+        config = DiffusionBackboneConfig(type="t2i", base_model="random:sd-2-1")
+    return DiffusionBackbone(config, vae, unet, context)

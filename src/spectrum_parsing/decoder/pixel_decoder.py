@@ -62,17 +62,17 @@ class MultiScaleDeformableAttention(nn.Module):
         locations = reference_points[:, :, None, None, None, :] + offsets / normalizer[None, None, None, :, None, :]
         grids = (2 * locations - 1).permute(0, 2, 1, 3, 4, 5).reshape(b * h, nq, lv, pt, 2)
 
-        sampled = []
+        attn = weights.permute(0, 2, 1, 3, 4).reshape(b * h, 1, nq, lv, pt)
+        out = query.new_zeros(b * h, hd, nq)
         start = 0
         for level, (lh, lw) in enumerate(shapes):
             v = value[:, start:start + lh * lw].view(b, lh, lw, h, hd).permute(0, 3, 4, 1, 2)
             v = v.reshape(b * h, hd, lh, lw)
-            sampled.append(F.grid_sample(v, grids[:, :, level], mode="bilinear", padding_mode="zeros",
-                                         align_corners=False))  # (B*h, hd, Nq, P)
+            sampled = F.grid_sample(v, grids[:, :, level], mode="bilinear", padding_mode="zeros",
+                                    align_corners=False)  # (B*h, hd, Nq, P)
+            out = out + torch.einsum("bcqp,bxqp->bcq", sampled, attn[:, :, :, level])
             start += lh * lw
-        stacked = torch.stack(sampled, dim=3)  # (B*h, hd, Nq, L, P)
-        attn = weights.permute(0, 2, 1, 3, 4).reshape(b * h, 1, nq, lv, pt)
-        out = (stacked * attn).sum(dim=(-1, -2)).view(b, h * hd, nq).transpose(1, 2)
+        out = out.view(b, h * hd, nq).transpose(1, 2)
         return self.output_proj(out)
 
 

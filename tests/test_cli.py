@@ -1,0 +1,67 @@
+"""The ``spectrum`` command line, run in-process through ``main``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from safetensors import safe_open
+
+from spectrum_parsing.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "group.jpg"
+
+
+def test_features_writes_every_stride(tiny_models, tmp_path, capsys):
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (90, 70), (200, 30, 30)).save(image)
+    out = tmp_path / "feats.safetensors"
+    assert main(["features", str(image), "--backbone", str(tiny_models["i2tx_config"]), "--out", str(out)]) == 0
+    with safe_open(str(out), "pt") as f:
+        assert sorted(f.keys()) == ["stride16", "stride32", "stride4", "stride8"]
+        for s in (4, 8, 16, 32):
+            t = f.get_tensor(f"stride{s}")
+            assert t.shape[0] == 1 and t.shape[2:] == (math.ceil(70 / 32) * 32 // s, math.ceil(90 / 32) * 32 // s)
+        meta = f.metadata()
+    assert json.loads(meta["image_size"]) == [70, 90]
+    assert json.loads(meta["backbone"])["type"] == "i2tx"
+    assert "stride4" in capsys.readouterr().out
+
+
+def test_features_on_the_bundled_example_with_several_images(tiny_models, tmp_path):
+    assert EXAMPLE.is_file()
+    small = tmp_path / "small.jpg"
+    Image.open(EXAMPLE).resize((128, 96)).save(small)
+    out = tmp_path / "feats"
+    args = ["features", str(small), str(small), "--backbone", str(tiny_models["t2i_config"]), "--out", str(out),
+            "--save-dtype", "float16"]
+    assert main(args) == 0
+    with safe_open(str(out / "small.safetensors"), "pt") as f:
+        assert str(f.get_tensor("stride8").dtype) == "torch.float16"
+
+
+@pytest.mark.parametrize("case", ["missing-image", "not-an-image", "bad-config"])
+def test_features_errors_are_one_clear_line(case, tiny_models, tmp_path, capsys):
+    image = tmp_path / "photo.jpg"
+    config = str(tiny_models["i2tx_config"])
+    if case == "not-an-image":
+        image.write_text("hello")
+    elif case == "bad-config":
+        Image.new("RGB", (32, 32)).save(image)
+        config = str(tmp_path / "bad.json")
+        Path(config).write_text(json.dumps({"type": "i2tx", "base_model": "x", "bogus": 1}))
+    code = main(["features", str(image), "--backbone", config, "--out", str(tmp_path / "o.safetensors")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("spectrum features: error:")
+    expected = {"missing-image": "no such file", "not-an-image": "not a readable image", "bad-config": "bogus"}[case]
+    assert expected in err[-1]
+
+
+def test_tiny_models_command(tmp_path, capsys):
+    assert main(["tiny-models", str(tmp_path / "t")]) == 0
+    assert (tmp_path / "t" / "i2tx.json").is_file()
+    assert (tmp_path / "t" / "texdreamer" / "unet" / "adapter_config.json").is_file()

@@ -1,0 +1,203 @@
+"""Config dataclasses: dict/JSON round trips, strict key checking, validation and path resolution."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from spectrum_parsing.configs import (
+    ConfigError,
+    DecoderConfig,
+    DiffusionBackboneConfig,
+    TextEncoderConfig,
+    backbone_config_from_dict,
+    load_backbone_config,
+)
+
+I2TX = {"type": "i2tx", "vision_encoder": "owner/vision", "im2context": "owner/i2t"}
+
+
+def _examples() -> list:
+    return [
+        DiffusionBackboneConfig(**I2TX, texture_lora="owner/lora", timestep=250, lora_scale=0.5, dtype="bfloat16",
+                                feature_layers={"unet": ["up_blocks.0"], "vae_encoder": ["mid_block"]}),
+        DiffusionBackboneConfig(type="t2i", base_model="some/model", revision="main"),
+        TextEncoderConfig(),
+        TextEncoderConfig(type="clip", model="openai/clip", subfolder="text", max_length=32),
+        DecoderConfig(in_channels={4: 8, 8: 16, 16: 32, 32: 64}, hidden_dim=64, num_heads=4, num_queries=20),
+    ]
+
+
+@pytest.mark.parametrize("config", _examples(), ids=lambda c: type(c).__name__)
+def test_dict_round_trip(config) -> None:
+    data = config.to_dict()
+    # The dict must be plain JSON data (no tuples, no int keys) so that it survives json.dumps unchanged.
+    assert json.loads(json.dumps(data)) == data
+    assert type(config).from_dict(data) == config
+
+
+@pytest.mark.parametrize("config", _examples(), ids=lambda c: type(c).__name__)
+def test_json_file_round_trip(config, tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    config.to_json_file(path)
+    assert type(config).from_json_file(path) == config
+    assert json.loads(path.read_text()) == config.to_dict()
+
+
+def test_decoder_in_channels_keys_normalised_to_strings() -> None:
+    """Int stride keys (Python) and str keys (JSON) give the same config."""
+    a = DecoderConfig(in_channels={4: 8, 8: 16, 16: 32, 32: 64})
+    b = DecoderConfig.from_dict(json.loads(a.to_json_string()))
+    assert a == b
+    assert b.channels(16) == 32
+
+
+@pytest.mark.parametrize(
+    ("cls", "data"),
+    [
+        (DiffusionBackboneConfig, {**I2TX, "vision_encodr": "x"}),
+        (TextEncoderConfig, {"type": "minilm", "vision_encodr": 1}),
+        (DecoderConfig, {"hidden_dim": 32, "num_heads": 4, "vision_encodr": 3}),
+    ],
+)
+def test_unknown_key_is_named(cls, data) -> None:
+    with pytest.raises(ConfigError, match="vision_encodr"):
+        cls.from_dict(data)
+
+
+def test_unknown_key_in_json_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "backbone.json"
+    path.write_text(json.dumps({**I2TX, "timesteps": 5}))
+    with pytest.raises(ConfigError, match="timesteps"):
+        load_backbone_config(path)
+
+
+def test_from_dict_rejects_non_object() -> None:
+    with pytest.raises(ConfigError, match="JSON object"):
+        TextEncoderConfig.from_dict(["minilm"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("missing", ["vision_encoder", "im2context"])
+def test_i2tx_needs_vision_encoder_and_im2context(missing: str) -> None:
+    data = dict(I2TX)
+    del data[missing]
+    with pytest.raises(ConfigError, match="i2tx"):
+        DiffusionBackboneConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("extra", ["vision_encoder", "im2context"])
+def test_t2i_rejects_vision_encoder_and_im2context(extra: str) -> None:
+    with pytest.raises(ConfigError, match="t2i"):
+        DiffusionBackboneConfig(type="t2i", **{extra: "owner/x"})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dtype": "float64"}, "float64"),
+        ({"dtype": "fp16"}, "fp16"),
+        ({"timestep": 1000}, "timestep"),
+        ({"timestep": -1}, "timestep"),
+        ({"feature_layers": {"text_encoder": ["x"]}}, "text_encoder"),
+    ],
+)
+def test_bad_backbone_values(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        DiffusionBackboneConfig(**I2TX, **kwargs)
+
+
+def test_bad_types_rejected() -> None:
+    with pytest.raises(ConfigError, match="dinov2"):
+        DiffusionBackboneConfig(type="dinov2")
+    with pytest.raises(ConfigError, match="bert"):
+        TextEncoderConfig(type="bert")
+    with pytest.raises(ConfigError, match="model"):
+        TextEncoderConfig(type="clip")
+
+
+@pytest.mark.parametrize("data", [{}, {"type": "dinov2"}, ["i2tx"]])
+def test_backbone_config_from_dict_needs_known_type(data) -> None:
+    with pytest.raises(ConfigError, match="type"):
+        backbone_config_from_dict(data)
+
+
+def test_load_backbone_config_resolves_relative_paths_against_json_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative paths that exist next to the JSON become absolute; hub ids and absent paths stay as written."""
+    models = tmp_path / "models"
+    for sub in ("sd", "lora", "lora/i2uv/vision_encoder"):
+        (models / sub).mkdir(parents=True)
+    (models / "lora/i2uv/i2t_decoder.pth").write_bytes(b"")
+    config_dir = tmp_path / "configs" / "nested"
+    config_dir.mkdir(parents=True)
+    path = config_dir / "i2tx.json"
+    path.write_text(json.dumps({
+        "type": "i2tx",
+        "base_model": "../../models/sd",
+        "texture_lora": "../../models/lora",
+        "vision_encoder": "../../models/lora/i2uv/vision_encoder",
+        "im2context": "owner/not-local",
+    }))
+    # The working directory must not matter: only the JSON file's directory does.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    config = load_backbone_config(path)
+    assert isinstance(config, DiffusionBackboneConfig)
+    assert config.base_model == str((models / "sd").resolve())
+    assert config.texture_lora == str((models / "lora").resolve())
+    assert config.vision_encoder == str((models / "lora/i2uv/vision_encoder").resolve())
+    assert config.im2context == "owner/not-local"
+
+    # Also via a relative path to the JSON file itself.
+    monkeypatch.chdir(tmp_path)
+    again = load_backbone_config(Path("configs/nested/i2tx.json"))
+    assert again == config
+
+
+def test_load_backbone_config_keeps_absolute_paths(tmp_path: Path) -> None:
+    sd = tmp_path / "sd"
+    sd.mkdir()
+    path = tmp_path / "sub" / "t2i.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"type": "t2i", "base_model": str(sd)}))
+    assert load_backbone_config(path).base_model == str(sd)
+
+
+def test_load_backbone_config_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.json"
+    with pytest.raises(ConfigError, match="nope.json"):
+        load_backbone_config(missing)
+
+
+def test_invalid_json_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"type": "t2i",')
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_backbone_config(path)
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        DecoderConfig.from_json_file(path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"hidden_dim": 30, "num_heads": 4}, "divisible"),
+        ({"in_channels": {4: 8, 8: 8, 32: 8}}, r"\[16\]"),
+        ({"in_channels": {"4": 8}}, r"\[8, 16, 32\]"),
+        ({"decoder_layers": 0}, "decoder_layers"),
+        ({"num_queries": 0}, "num_queries"),
+    ],
+)
+def test_decoder_config_validation(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        DecoderConfig(**kwargs)
+
+
+def test_empty_dict_gives_defaults() -> None:
+    assert DecoderConfig.from_dict({}) == DecoderConfig()
+    assert TextEncoderConfig.from_dict({}) == TextEncoderConfig()
