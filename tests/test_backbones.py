@@ -17,7 +17,7 @@ from spectrum_parsing.backbones import DiffusionBackbone, load_backbone
 from spectrum_parsing.backbones.base import ActivationCollector
 from spectrum_parsing.backbones.diffusion import merge_texture_lora
 from spectrum_parsing.backbones.im2context import Image2Token, load_im2context
-from spectrum_parsing.configs import STRIDES, load_backbone_config
+from spectrum_parsing.configs import STRIDES, DiffusionBackboneConfig, load_backbone_config
 from spectrum_parsing.hub import ModelLoadError, resolve_file
 from spectrum_parsing.testing import build_tiny_im2context, build_tiny_texture_lora
 
@@ -467,3 +467,18 @@ def test_resolve_file_in_local_dirs(tiny_models, tmp_path: Path, no_network) -> 
 def test_resolve_file_missing_local_path_does_not_touch_network(source: str, no_network) -> None:
     with pytest.raises(ModelLoadError, match="no such local file"):
         resolve_file(source, I2T_NAMES)
+
+
+def test_t2i_without_tokenizer_is_a_clear_load_error(tiny_models, tmp_path):
+    """A base model folder without ``tokenizer/`` is refused with ModelLoadError, not a crash deep inside."""
+    base = tmp_path / "sd"
+    shutil.copytree(tiny_models["sd"], base)
+    shutil.rmtree(base / "tokenizer")
+    with pytest.raises(ModelLoadError, match="tokenizer"):
+        load_backbone(DiffusionBackboneConfig(type="t2i", base_model=str(base)))
+
+
+def test_tiny_lora_can_be_rebuilt_in_place(tiny_models, tmp_path):
+    for _ in range(2):
+        build_tiny_texture_lora(tmp_path / "lora", tiny_models["sd"])
+    assert (tmp_path / "lora" / "unet" / "adapter_config.json").is_file()

@@ -128,8 +128,6 @@ def test_clip_missing_dir_is_model_load_error(tmp_path: Path) -> None:
         load_text_encoder(TextEncoderConfig(type="clip", model=str(tmp_path / "nothing")))
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: a CLIP dir without tokenizer files loads a 2-token "
-                   "placeholder tokenizer (transformers 5) instead of raising ModelLoadError")
 def test_clip_dir_without_tokenizer_is_rejected(tiny_clip_dir: Path, tmp_path: Path) -> None:
     weights_only = tmp_path / "weights_only"
     weights_only.mkdir()

@@ -69,6 +69,8 @@ class ConfigBase:
         """Read a config from a JSON file."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
         except json.JSONDecodeError as err:
             raise ConfigError(f"{path}: not valid JSON ({err})") from None
         return cls.from_dict(data)

@@ -66,6 +66,16 @@ def resolve_dir(source: str, allow_patterns: list[str] | None = None) -> Path:
         raise ModelLoadError(f"could not fetch hub repo {source!r}: {type(err).__name__}: {err}") from None
 
 
+def check_tokenizer(tokenizer: object, vocab_size: int, what: str, source: str) -> None:
+    """Reject a tokenizer whose vocabulary does not fit the model (e.g. a stand-in made from missing files)."""
+    size = len(tokenizer)  # type: ignore[arg-type]
+    if size > vocab_size or size < 0.9 * vocab_size:
+        raise ModelLoadError(
+            f"{what} tokenizer at {source!r} has {size} tokens but the model expects {vocab_size}: "
+            "tokenizer files missing or from another model"
+        )
+
+
 def load_transformers_strict(cls: type, source: str, what: str, **kwargs: object) -> object:
     """``cls.from_pretrained(source)`` that fails, naming the keys, if any weight is missing or unexpected."""
     try:

@@ -96,6 +96,7 @@ def build_tiny_texture_lora(path: str | Path, base_model: str | Path, seed: int 
 
     path = Path(path)
     torch.manual_seed(seed)
+    base_model = str(base_model)  # PEFT writes it into a YAML model card: keep it a plain string
     unet = UNet2DConditionModel.from_pretrained(base_model, subfolder="unet")
     unet_lora = LoraConfig(r=rank, lora_alpha=2 * rank, init_lora_weights=False,
                            target_modules=["to_q", "to_k", "to_v", "to_out.0"])

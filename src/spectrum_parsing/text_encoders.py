@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .configs import TextEncoderConfig
-from .hub import ModelLoadError, load_transformers_strict
+from .hub import ModelLoadError, check_tokenizer, load_transformers_strict
 
 
 class TextEncoder(nn.Module):
@@ -110,6 +110,7 @@ def load_text_encoder(config: TextEncoderConfig) -> TextEncoder:
         except Exception as err:
             raise ModelLoadError(f"cannot load the MiniLM tokenizer from {source!r}: {err}") from None
         model = load_transformers_strict(AutoModel, source, "MiniLM text encoder", subfolder=config.subfolder or "")
+        check_tokenizer(tokenizer, model.config.vocab_size, "MiniLM", source)
         return MiniLMTextEncoder(config, model, tokenizer, model.config.hidden_size)
     from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
@@ -119,4 +120,5 @@ def load_text_encoder(config: TextEncoderConfig) -> TextEncoder:
         raise ModelLoadError(f"cannot load the CLIP tokenizer from {config.model!r}: {err}") from None
     model = load_transformers_strict(CLIPTextModelWithProjection, config.model, "CLIP text encoder",
                                      subfolder=config.subfolder or "")
+    check_tokenizer(tokenizer, model.config.vocab_size, "CLIP", config.model)
     return CLIPTextEncoder(config, model, tokenizer, model.config.projection_dim)

@@ -40,7 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..configs import DiffusionBackboneConfig
-from ..hub import ModelLoadError, load_transformers_strict, resolve_file
+from ..hub import ModelLoadError, check_tokenizer, load_transformers_strict, resolve_file
 from .base import ActivationCollector, FeatureBackbone, check_images, group_by_stride, pad_to_multiple
 from .im2context import Image2Token, load_im2context
 
@@ -222,6 +222,7 @@ def _empty_prompt_context(base: str, revision: str | None) -> torch.Tensor:
         raise ModelLoadError(f"t2i backbone: cannot load the tokenizer of {base!r}: {err}") from None
     text_encoder = load_transformers_strict(CLIPTextModel, base, "SD text encoder", subfolder="text_encoder",
                                             revision=revision)
+    check_tokenizer(tokenizer, text_encoder.config.vocab_size, "SD text encoder", base)
     ids = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                     return_tensors="pt").input_ids
     with torch.no_grad():

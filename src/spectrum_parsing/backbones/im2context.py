@@ -67,7 +67,7 @@ class Image2Token(nn.Module):
         ffn_dim = state_dict[ffn_key].shape[0] if ffn_key in state_dict else 2048
         module = cls(visual_dim, context_dim, num_queries, num_layers, num_heads, ffn_dim)
         load_strict(module, state_dict, "IM2CONTEXT")
-        return module
+        return module.eval()
 
 
 def load_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
