@@ -272,3 +272,89 @@ def test_point_sample_is_differentiable() -> None:
     grid = (2 * coords - 1)[:, :, None]
     expected = F.grid_sample(x.detach(), grid, padding_mode="border", align_corners=False)[..., 0]
     torch.testing.assert_close(point_sample(x.detach(), coords), expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# ignore masks
+# ---------------------------------------------------------------------------------------------
+
+
+def test_weighted_point_losses_match_losses_on_valid_points_only() -> None:
+    from spectrum_parsing.losses import batch_dice_cost, batch_sigmoid_bce_cost, dice_loss, sigmoid_bce_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 50, generator=g) * 3
+    targets = (torch.rand(3, 50, generator=g) > 0.5).float()
+    keep = torch.rand(50, generator=g) > 0.4
+    weights = keep.float()
+    # Dice sums over valid points only: identical to dice on the kept points.
+    torch.testing.assert_close(
+        dice_loss(logits, targets, 2.0, weights.expand(3, -1)), dice_loss(logits[:, keep], targets[:, keep], 2.0)
+    )
+    torch.testing.assert_close(
+        batch_dice_cost(logits, targets[:2], weights), batch_dice_cost(logits[:, keep], targets[:2, keep])
+    )
+    # BCE: ignored points contribute zero; still averaged over all N sampled points.
+    n_keep = int(keep.sum())
+    torch.testing.assert_close(
+        sigmoid_bce_loss(logits, targets, 2.0, weights.expand(3, -1)),
+        sigmoid_bce_loss(logits[:, keep], targets[:, keep], 2.0) * n_keep / 50,
+    )
+    torch.testing.assert_close(
+        batch_sigmoid_bce_cost(logits, targets[:2], weights),
+        batch_sigmoid_bce_cost(logits[:, keep], targets[:2, keep]) * n_keep / 50,
+    )
+    # All-ones weights change nothing.
+    torch.testing.assert_close(dice_loss(logits, targets, 1.0, torch.ones(3, 50)), dice_loss(logits, targets, 1.0))
+
+
+def test_errors_inside_ignored_region_cost_nothing() -> None:
+    config = LossConfig(num_points=512, importance_sample_ratio=0.0)  # same points whatever the predictions
+    outputs, targets, perms = _problem()
+    wrong = {k: (v.clone() if torch.is_tensor(v) else v) for k, v in outputs.items()}
+    for b in range(2):
+        wrong["pred_masks"][b, perms[b], :2] *= -1.0  # matched masks wrong in low-res rows 0-1 (y < 10 px)
+    ignore = torch.zeros(32, 32, dtype=torch.bool)
+    ignore[:16] = True  # covers the corrupted rows plus the half-pixel bilinear blend around them
+    with_ignore = [{**t, "ignore": ignore} for t in targets]
+
+    def run(out, tgt):
+        torch.manual_seed(0)
+        return SpectrumCriterion(config)(out, tgt)
+
+    perfect, corrupted = run(outputs, with_ignore), run(wrong, with_ignore)
+    for key in ("loss_grounding", "loss_bce", "loss_dice", "loss"):
+        torch.testing.assert_close(corrupted[key], perfect[key])
+    # Without the ignore mask the same errors are penalised.
+    plain_perfect, plain_corrupted = run(outputs, targets), run(wrong, targets)
+    assert float(plain_corrupted["loss_bce"]) > float(plain_perfect["loss_bce"]) + 0.5
+    assert float(plain_corrupted["loss_dice"]) > float(plain_perfect["loss_dice"]) + 0.1
+    # An all-False ignore mask is the same as none.
+    no_ignore = [{**t, "ignore": torch.zeros(32, 32, dtype=torch.bool)} for t in targets]
+    torch.testing.assert_close(run(wrong, no_ignore)["loss"], plain_corrupted["loss"])
+
+
+def test_matcher_costs_skip_ignored_points() -> None:
+    torch.manual_seed(0)
+    low = 8
+    target = _rect(low, low, 0, 8, 0, 4)  # left half
+    q0 = target.clone()
+    q0[:4] = True  # exact in the bottom half, badly wrong in the top half (16 cells)
+    q1 = target.clone()
+    q1[4:, 4:6] = True  # exact in the top half, a little wrong in the bottom half (8 cells)
+    pred_masks = torch.stack([(q.float() * 2 - 1) * 10 for q in (q0, q1)])[None]
+    outputs = {"pred_logits": torch.zeros(1, 2, 2), "pred_masks": pred_masks}
+    full = target.repeat_interleave(4, 0).repeat_interleave(4, 1)[None]
+    matcher = HungarianMatcher(LossConfig(num_points=4096))
+    plain = matcher(outputs, [{"labels": torch.tensor([0]), "masks": full}])
+    assert plain[0][0].tolist() == [1]
+    ignore = _rect(32, 32, 0, 16, 0, 32)  # the top half does not count
+    ignored = matcher(outputs, [{"labels": torch.tensor([0]), "masks": full, "ignore": ignore}])
+    assert ignored[0][0].tolist() == [0]
+
+
+def test_ignore_mask_must_match_target_size() -> None:
+    outputs, targets, _ = _problem()
+    targets[0]["ignore"] = torch.zeros(16, 16, dtype=torch.bool)
+    with pytest.raises(ValueError, match="ignore"):
+        SpectrumCriterion(LossConfig(**SMALL))(outputs, targets)

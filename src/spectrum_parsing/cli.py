@@ -74,6 +74,54 @@ def cmd_tiny_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a model from a YAML experiment config."""
+    from .training import ExperimentConfig, train
+
+    config = ExperimentConfig.from_yaml(args.config)
+    if args.output_dir:
+        import dataclasses
+
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, output_dir=args.output_dir))
+    final = train(config, resume=args.resume)
+    print(f"model saved to {final}")
+    return 0
+
+
+def cmd_cache_features(args: argparse.Namespace) -> int:
+    """Precompute backbone features of augmented training views for decoder-only training."""
+    from .feature_cache import build_feature_cache
+    from .training import ExperimentConfig, MixtureDataset, _open_sources, build_model
+
+    config = ExperimentConfig.from_yaml(args.config)
+    model = build_model(config).to(_device(args.device))
+    data = config.data
+    sources = _open_sources(data.train)
+    dataset = MixtureDataset(sources, [e.weight for e in data.train], args.entries, data.image_size, data.augment,
+                             data.targets, config.train.seed)
+    out = build_feature_cache(model, dataset, args.entries, args.out, shard_size=args.shard_size, dtype=args.dtype)
+    print(f"feature cache with {args.entries} views written to {out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a model on a dataset under one of the paper's protocols."""
+    from tqdm.auto import tqdm
+
+    from .data import open_dataset
+    from .evaluation import EvalConfig, evaluate, to_json, to_markdown
+    from .modeling import SpectrumModel
+
+    model = SpectrumModel.from_pretrained(args.model).to(_device(args.device)).eval()
+    dataset = open_dataset(args.dataset, split=args.split)
+    config = EvalConfig(protocol=args.protocol, image_size=args.image_size, limit=args.limit,
+                        withheld=list(model.config.withheld))
+    n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
+    result = evaluate(model, dataset, config, progress=tqdm(range(n), desc="eval", unit="img", disable=args.json))
+    print(to_json(result) if args.json else to_markdown(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``spectrum`` command."""
     parser = argparse.ArgumentParser(prog="spectrum", description="Open-vocabulary multi-person human parsing.")
@@ -88,6 +136,32 @@ def build_parser() -> argparse.ArgumentParser:
     feats.add_argument("--save-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     feats.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     feats.set_defaults(func=cmd_features)
+
+    tr = sub.add_parser("train", help="train a model from a YAML experiment config")
+    tr.add_argument("--config", required=True, help="experiment YAML (see configs/)")
+    tr.add_argument("--resume", help="checkpoint directory, or 'auto' for the newest in output_dir")
+    tr.add_argument("--output-dir", help="override train.output_dir")
+    tr.set_defaults(func=cmd_train)
+
+    cache = sub.add_parser("cache-features", help="precompute frozen-backbone features of augmented training views")
+    cache.add_argument("--config", required=True, help="experiment YAML (its model and data sections are used)")
+    cache.add_argument("--out", required=True, help="cache directory")
+    cache.add_argument("--entries", type=int, required=True, help="number of augmented views to cache")
+    cache.add_argument("--shard-size", type=int, default=64)
+    cache.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float16")
+    cache.add_argument("--device", default="auto")
+    cache.set_defaults(func=cmd_cache_features)
+
+    ev = sub.add_parser("eval", help="evaluate a model on a dataset (prompt-based)")
+    ev.add_argument("--model", required=True, help="model directory or hub id")
+    ev.add_argument("--dataset", required=True, help="FORMAT:PATH, e.g. ccp:../shared/datasets/ccp")
+    ev.add_argument("--split", default="val", help="train, val or all (default val)")
+    ev.add_argument("--protocol", default="all", choices=["all", "body", "clothing", "unseen", "person", "instance"])
+    ev.add_argument("--image-size", type=int, default=512, help="longest side fed to the model")
+    ev.add_argument("--limit", type=int, help="evaluate only the first N images")
+    ev.add_argument("--json", action="store_true", help="print one JSON object instead of Markdown")
+    ev.add_argument("--device", default="auto")
+    ev.set_defaults(func=cmd_eval)
 
     tiny = sub.add_parser("tiny-models", help="write tiny random SD/LoRA/CLIP/IM2CONTEXT models for smoke tests")
     tiny.add_argument("directory")

@@ -156,6 +156,10 @@ def backbone_config_from_dict(data: dict[str, Any]) -> ConfigBase:
     """Build the backbone config class named by ``data["type"]``."""
     kind = data.get("type") if isinstance(data, dict) else None
     if kind not in BACKBONE_CONFIG_TYPES:
+        # Backbone modules defining their own config class (e.g. "bodypix") register it when imported;
+        # import them lazily here (configs must not import the torch-heavy backbones at module level).
+        from . import backbones  # noqa: F401
+    if kind not in BACKBONE_CONFIG_TYPES:
         raise ConfigError(f"backbone config needs 'type' in {sorted(BACKBONE_CONFIG_TYPES)}, got {kind!r}")
     return BACKBONE_CONFIG_TYPES[kind].from_dict(data)
 

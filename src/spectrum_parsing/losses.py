@@ -9,6 +9,11 @@ Mask2Former recipe: queries are matched one-to-one to ground-truth masks with a 
   unmatched ones the no-object column, which is down-weighted);
 * ``L_BCE`` / ``L_DICE``: mask losses on matched pairs, evaluated on importance-sampled points.
 
+A target may carry an optional ``ignore`` bool (H, W) mask (same size as its ``masks``): sampled points are
+weighted by the bilinearly sampled valid mask ``1 - ignore``, so points on ignored pixels count neither in
+``L_BCE`` / ``L_DICE`` nor in the matcher's BCE / dice costs. The BCE is still divided by the number of
+sampled points (ignored points contribute zero); dice sums run over valid points only.
+
 All loss math runs in float32 with autocast disabled, on whatever device the predictions live on.
 """
 
@@ -134,31 +139,51 @@ def sample_uncertain_points(
 # --------------------------------------------------------------------------------------------
 
 
-def batch_sigmoid_bce_cost(inputs: Tensor, targets: Tensor) -> Tensor:
-    """Pairwise mean sigmoid BCE between logits (Q, N) and soft targets (T, N); returns (Q, T)."""
+def batch_sigmoid_bce_cost(inputs: Tensor, targets: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Pairwise mean sigmoid BCE between logits (Q, N) and soft targets (T, N); returns (Q, T).
+
+    ``weights`` (N,) in [0, 1] scales every point's term (0 = ignored); the mean stays over all N points.
+    """
     n = inputs.shape[1]
     pos = F.softplus(-inputs)  # -log(sigmoid(x)): BCE against target 1
     neg = F.softplus(inputs)  # -log(1 - sigmoid(x)): BCE against target 0
+    if weights is not None:
+        pos, neg = pos * weights, neg * weights
     return (pos @ targets.T + neg @ (1.0 - targets).T) / max(n, 1)
 
 
-def batch_dice_cost(inputs: Tensor, targets: Tensor) -> Tensor:
-    """Pairwise soft dice cost between logits (Q, N) and targets (T, N); returns (Q, T)."""
+def batch_dice_cost(inputs: Tensor, targets: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Pairwise soft dice cost between logits (Q, N) and targets (T, N); returns (Q, T).
+
+    ``weights`` (N,) in [0, 1] weights every point in the sums (0 = ignored).
+    """
     probs = inputs.sigmoid()
+    if weights is not None:
+        probs, targets = probs * weights, targets * weights
     numerator = 2.0 * (probs @ targets.T)
     denominator = probs.sum(-1)[:, None] + targets.sum(-1)[None, :]
     return 1.0 - (numerator + 1.0) / (denominator + 1.0)
 
 
-def sigmoid_bce_loss(inputs: Tensor, targets: Tensor, num_masks: float) -> Tensor:
-    """Per-mask mean sigmoid BCE of logits (M, N) vs targets (M, N), summed and divided by num_masks."""
+def sigmoid_bce_loss(inputs: Tensor, targets: Tensor, num_masks: float, weights: Tensor | None = None) -> Tensor:
+    """Per-mask mean sigmoid BCE of logits (M, N) vs targets (M, N), summed and divided by num_masks.
+
+    ``weights`` (M, N) in [0, 1] scales every point's term (0 = ignored); the mean stays over all N points.
+    """
     loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+    if weights is not None:
+        loss = loss * weights
     return loss.mean(1).sum() / num_masks
 
 
-def dice_loss(inputs: Tensor, targets: Tensor, num_masks: float) -> Tensor:
-    """Soft dice loss of logits (M, N) vs targets (M, N), summed over masks and divided by num_masks."""
+def dice_loss(inputs: Tensor, targets: Tensor, num_masks: float, weights: Tensor | None = None) -> Tensor:
+    """Soft dice loss of logits (M, N) vs targets (M, N), summed over masks and divided by num_masks.
+
+    ``weights`` (M, N) in [0, 1] weights every point in the sums (0 = ignored).
+    """
     probs = inputs.sigmoid()
+    if weights is not None:
+        probs, targets = probs * weights, targets * weights
     numerator = 2.0 * (probs * targets).sum(-1)
     denominator = probs.sum(-1) + targets.sum(-1)
     loss = 1.0 - (numerator + 1.0) / (denominator + 1.0)
@@ -168,6 +193,28 @@ def dice_loss(inputs: Tensor, targets: Tensor, num_masks: float) -> Tensor:
 def _target_masks(target: Mapping[str, Tensor], device: torch.device) -> Tensor:
     """Return a target's masks as float32 (T, 1, H, W) on ``device``."""
     return target["masks"].to(device=device, dtype=torch.float32).unsqueeze(1)
+
+
+def _ignore_mask(target: Mapping[str, Any], device: torch.device) -> Tensor | None:
+    """A target's optional ``ignore`` mask as float32 (1, 1, H, W) on ``device``, checked against its masks."""
+    ignore = target.get("ignore")
+    if ignore is None:
+        return None
+    masks = target["masks"]
+    if ignore.dim() != 2 or tuple(ignore.shape) != tuple(masks.shape[-2:]):
+        raise ValueError(
+            f"target 'ignore' must be a (H, W) mask matching its masks {tuple(masks.shape[-2:])}, "
+            f"got {tuple(ignore.shape)}"
+        )
+    return ignore.to(device=device, dtype=torch.float32)[None, None]
+
+
+def _valid_weights(ignore: Tensor | None, coords: Tensor) -> Tensor | None:
+    """Per-point validity weights ``1 - ignore`` (N, P) at ``coords`` (N, P, 2); None without an ignore mask."""
+    if ignore is None:
+        return None
+    sampled = point_sample(ignore.expand(coords.shape[0], -1, -1, -1), coords).squeeze(1)
+    return (1.0 - sampled).clamp_(0.0, 1.0)
 
 
 def _check_labels(labels: Tensor, num_prompts: int) -> None:
@@ -219,11 +266,13 @@ class HungarianMatcher:
                 coords = torch.rand(1, cfg.num_points, 2, device=device)
                 out_pts = point_sample(out_mask, coords.expand(out_mask.shape[0], -1, -1)).squeeze(1)
                 tgt_pts = point_sample(tgt_mask, coords.expand(tgt_mask.shape[0], -1, -1)).squeeze(1)
+                valid = _valid_weights(_ignore_mask(target, device), coords)
+                valid = None if valid is None else valid[0]  # (N,): same points for every pair
 
                 cost = (
                     cfg.match_grounding_weight * cost_grounding
-                    + cfg.match_bce_weight * batch_sigmoid_bce_cost(out_pts, tgt_pts)
-                    + cfg.match_dice_weight * batch_dice_cost(out_pts, tgt_pts)
+                    + cfg.match_bce_weight * batch_sigmoid_bce_cost(out_pts, tgt_pts, valid)
+                    + cfg.match_dice_weight * batch_dice_cost(out_pts, tgt_pts, valid)
                 )
                 cost = torch.nan_to_num(cost, nan=_COST_CLAMP, posinf=_COST_CLAMP, neginf=-_COST_CLAMP)
                 cost_np = cost.clamp(-_COST_CLAMP, _COST_CLAMP).cpu().numpy().astype(np.float32)
@@ -307,19 +356,26 @@ class SpectrumCriterion(nn.Module):
         # Target masks are sampled per image so different images may have different sizes.
         with torch.no_grad():
             labels_per_image = []
+            weights_per_image = []
+            any_ignore = False
             start = 0
             for b, (src, tgt) in enumerate(indices):
                 m = src.numel()
                 if m == 0:
                     continue
+                image_coords = coords[start : start + m]
                 tgt_masks = _target_masks(targets[b], device)[tgt.to(device)]  # (m, 1, H, W)
-                labels_per_image.append(point_sample(tgt_masks, coords[start : start + m]).squeeze(1))
+                labels_per_image.append(point_sample(tgt_masks, image_coords).squeeze(1))
+                valid = _valid_weights(_ignore_mask(targets[b], device), image_coords)
+                any_ignore = any_ignore or valid is not None
+                weights_per_image.append(valid if valid is not None else torch.ones_like(labels_per_image[-1]))
                 start += m
             point_labels = torch.cat(labels_per_image, dim=0)  # (M, N)
+            point_weights = torch.cat(weights_per_image, dim=0) if any_ignore else None  # (M, N)
         point_logits = point_sample(src_masks, coords).squeeze(1)  # (M, N)
         return (
-            sigmoid_bce_loss(point_logits, point_labels, num_masks),
-            dice_loss(point_logits, point_labels, num_masks),
+            sigmoid_bce_loss(point_logits, point_labels, num_masks, point_weights),
+            dice_loss(point_logits, point_labels, num_masks, point_weights),
         )
 
     def _layer_losses(

@@ -42,6 +42,7 @@ class SpectrumConfig(ConfigBase):
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     person_prompt: str = "person"
+    withheld: list[str] = field(default_factory=list)  # categories kept out of training (zero-shot evaluation)
     format_version: int = 1
 
     @classmethod
@@ -60,6 +61,7 @@ class SpectrumConfig(ConfigBase):
             decoder=DecoderConfig.from_dict(data.get("decoder", {})),
             loss=LossConfig.from_dict(data.get("loss", {})),
             person_prompt=data.get("person_prompt", "person"),
+            withheld=list(data.get("withheld", [])),
             format_version=data.get("format_version", 1),
         )
 

@@ -41,8 +41,12 @@ class TextEncoder(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def encode(self, prompts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
-        """L2-normalised embeddings (P, dim) of ``prompts``; each distinct prompt is encoded only once."""
+    def encode(self, prompts: Sequence[str], batch_size: int = 1) -> torch.Tensor:
+        """L2-normalised embeddings (P, dim) of ``prompts``; each distinct prompt is encoded only once.
+
+        The default ``batch_size=1`` makes a prompt's embedding independent of which other prompts were new in
+        the same call (padding changes float rounding), so cached and fresh embeddings are bit-identical.
+        """
         if isinstance(prompts, str):
             raise TypeError("prompts must be a sequence of strings, not a single string")
         for i, p in enumerate(prompts):

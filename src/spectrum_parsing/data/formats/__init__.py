@@ -1,0 +1,40 @@
+"""One reader per dataset format; :data:`FORMATS` maps each format name to its reader class."""
+
+from __future__ import annotations
+
+from ..base import ParsingDataset
+from .atr import ATR_LABELS, ATRDataset
+from .ccp import CCP_LABELS, CCPDataset, read_ccp_labels
+from .cihp import CIHP_LABELS, CIHPDataset
+from .coco import PERSON_KEYS, COCODataset, decode_segmentation
+from .lip import LIP_LABELS, LIPDataset
+from .pascal import PASCAL_PERSON_PART_LABELS, PascalPersonPartDataset, voc_colormap
+
+FORMATS: dict[str, type[ParsingDataset]] = {
+    "ccp": CCPDataset,
+    "lip": LIPDataset,
+    "cihp": CIHPDataset,
+    "pascal-person-part": PascalPersonPartDataset,
+    "atr": ATRDataset,
+    "coco": COCODataset,
+}
+"""Format name (the FORMAT of a ``FORMAT:PATH`` spec) -> reader class."""
+
+__all__ = [
+    "ATR_LABELS",
+    "CCP_LABELS",
+    "CIHP_LABELS",
+    "FORMATS",
+    "LIP_LABELS",
+    "PASCAL_PERSON_PART_LABELS",
+    "PERSON_KEYS",
+    "ATRDataset",
+    "CCPDataset",
+    "CIHPDataset",
+    "COCODataset",
+    "LIPDataset",
+    "PascalPersonPartDataset",
+    "decode_segmentation",
+    "read_ccp_labels",
+    "voc_colormap",
+]

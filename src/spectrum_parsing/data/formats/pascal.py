@@ -1,0 +1,128 @@
+"""PASCAL-Person-Part: VOC photos with 6 body-part labels (people may be several, but no person ids).
+
+Layout (ROOT or a folder up to two levels below it)::
+
+    JPEGImages/*.jpg
+    SegmentationPart/*.png     # ids 0-6 (mode P/L: the stored values) or the VOC colour palette (RGB)
+    train_id.txt, val_id.txt   # optional; or ImageSets/Person/{train,val}.txt, ImageSets/Segmentation/...
+
+Samples are the photos with a SegmentationPart PNG. The id lists decide the split when present, the
+deterministic rule of :mod:`..base` otherwise. Colour labels are mapped back to ids through the standard PASCAL
+VOC colormap (id 255, the VOC boundary colour, and unknown colours become IGNORE_ID).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..base import (
+    IMAGE_EXTENSIONS,
+    ParsingDataset,
+    check_same_size,
+    clean_label_map,
+    files_by_stem,
+    find_dirs,
+    map_to_canonical,
+    read_id_list,
+    read_image,
+    warn_once,
+)
+from ..sample import IGNORE_ID, Sample
+
+PASCAL_PERSON_PART_LABELS: tuple[str, ...] = (
+    "background", "head", "torso", "upper arms", "lower arms", "upper legs", "lower legs",
+)
+"""The 7 PASCAL-Person-Part labels, index = id."""
+
+_LIST_CANDIDATES: dict[str, tuple[str, ...]] = {
+    split: (
+        f"{split}_id.txt",
+        f"ImageSets/Person/{split}.txt",
+        f"ImageSets/Segmentation/{split}.txt",
+        f"ImageSets/{split}.txt",
+        f"list/{split}_id.txt",
+    )
+    for split in ("train", "val")
+}
+
+
+def voc_colormap(n: int = 256) -> np.ndarray:
+    """The PASCAL VOC colormap as an (n, 3) uint8 array: the bits of id i spread over R, G, B from the top bit."""
+    cmap = np.zeros((n, 3), dtype=np.uint8)
+    for i in range(n):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        cmap[i] = (r, g, b)
+    return cmap
+
+
+def colors_to_ids(rgb: np.ndarray, num_classes: int, source: str | Path = "label") -> np.ndarray:
+    """Map an (H, W, 3) VOC-palette colour label map to ids 0..num_classes-1 (others -> IGNORE_ID)."""
+    cmap = voc_colormap(256).astype(np.int64)
+    codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    table = {int((c[0] << 16) | (c[1] << 8) | c[2]): i for i, c in enumerate(cmap[:num_classes])}
+    uniq, inverse = np.unique(codes, return_inverse=True)
+    ids = np.array([table.get(int(u), IGNORE_ID) for u in uniq], dtype=np.int32)
+    boundary = int((cmap[255, 0] << 16) | (cmap[255, 1] << 8) | cmap[255, 2])
+    unknown = [int(u) for u in uniq if int(u) not in table and int(u) != boundary]
+    if unknown:
+        shown = [((u >> 16) & 255, (u >> 8) & 255, u & 255) for u in unknown[:5]]
+        warn_once(f"{source}: colours {shown} are not VOC palette colours of the {num_classes} classes; ignored")
+    return ids[inverse.reshape(codes.shape)]
+
+
+def read_part_png(path: str | Path, num_classes: int) -> np.ndarray:
+    """A PASCAL-Person-Part label PNG as ids: stored values for mode P/L, VOC colours mapped back for RGB."""
+    with Image.open(path) as im:
+        if im.mode in ("RGB", "RGBA"):
+            return colors_to_ids(np.array(im.convert("RGB")), num_classes, path)
+        return np.array(im).astype(np.int32)
+
+
+def _is_ppp_dir(d: Path) -> bool:
+    return (d / "JPEGImages").is_dir() and (d / "SegmentationPart").is_dir()
+
+
+class PascalPersonPartDataset(ParsingDataset):
+    """PASCAL-Person-Part reader (head, torso, upper/lower arms, upper/lower legs)."""
+
+    name = "pascal-person-part"
+
+    def __init__(self, root: str | Path, split: str = "all", val_fraction: float = 0.1) -> None:
+        super().__init__(root, split, val_fraction)
+        self.classes = list(PASCAL_PERSON_PART_LABELS)
+        self.canonical = map_to_canonical(self.classes, source="pascal-person-part")
+        dirs = find_dirs(self.root, _is_ppp_dir, max_depth=2)
+        if not dirs:
+            raise ValueError(
+                f"{self.root}: no PASCAL-Person-Part layout found (expected JPEGImages/ + SegmentationPart/)"
+            )
+        self.data_root = dirs[0]
+        labels = files_by_stem(self.data_root / "SegmentationPart", (".png",))
+        images = files_by_stem(self.data_root / "JPEGImages", IMAGE_EXTENSIONS)
+        self._images = {k: str(v) for k, v in images.items() if k in labels}
+        self._labels = {k: str(labels[k]) for k in self._images}
+        if not self._images:
+            raise ValueError(f"{self.data_root}: no JPEGImages photo has a SegmentationPart PNG with the same stem")
+        official: dict[str, str] = {}
+        for split_name, candidates in _LIST_CANDIDATES.items():
+            for base in dict.fromkeys((self.data_root, self.root)):
+                path = next((base / c for c in candidates if (base / c).is_file()), None)
+                if path is not None:
+                    official.update((i, split_name) for i in read_id_list(path) if i in self._images)
+                    break
+        self.image_ids = self.select(self._images, official)
+
+    def _load(self, image_id: str) -> Sample:
+        image = read_image(self._images[image_id])
+        path = self._labels[image_id]
+        label = read_part_png(path, len(self.classes))
+        check_same_size(image, label, path)
+        return self._sample(image_id, image, clean_label_map(label, len(self.classes), path))

@@ -1,0 +1,268 @@
+"""Evaluation: prompt-based semantic parsing metrics, the paper's protocols, and multi-person AP^r.
+
+Prompt-based evaluation: every category of the dataset is prompted by its canonical name; the predicted masks
+are composed into a label map by score (Mask2Former semantic inference over the prompts); the label map is
+compared with the dataset's own label map.
+
+Protocols (reported separately, as in the paper):
+
+- ``all``: every labelled category of the dataset.
+- ``body``: body-part categories only; ground-truth pixels of other categories are ignored.
+- ``clothing``: clothing and accessory categories only; other categories ignored.
+- ``unseen``: only the categories withheld from training (``SpectrumConfig.withheld``): zero-shot prompting.
+- ``person``: full-body masks: the ``person`` prompt against the union of all labelled foreground pixels
+  (binary IoU, reported as ``miou`` over {background, person}).
+- ``instance``: AP^r over IoU 0.5:0.95 of per-person part instances (pycocotools), for datasets with person
+  instances.
+
+In the subset protocols, ground-truth background is kept (predicting a garment on background is an error)
+and pixels of categories outside the subset are ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .data import vocabulary
+from .data.sample import IGNORE_ID, Sample
+from .postprocess import group_instances, semantic_map
+
+PROTOCOLS = ("all", "body", "clothing", "unseen", "person", "instance")
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore: int = IGNORE_ID) -> np.ndarray:
+    """(K, K) int64 confusion matrix, rows = ground truth, columns = prediction; ``ignore`` gt pixels skipped."""
+    gt, pred = np.asarray(gt).ravel(), np.asarray(pred).ravel()
+    if gt.shape != pred.shape:
+        raise ValueError(f"gt and pred differ in size: {gt.shape} vs {pred.shape}")
+    valid = gt != ignore
+    gt, pred = gt[valid].astype(np.int64), pred[valid].astype(np.int64)
+    if gt.size and (gt.max() >= num_classes or pred.max() >= num_classes or gt.min() < 0 or pred.min() < 0):
+        raise ValueError(f"label ids outside [0, {num_classes})")
+    return np.bincount(gt * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def iou_per_class(cm: np.ndarray) -> np.ndarray:
+    """IoU per class from a confusion matrix; NaN for classes absent from both ground truth and prediction."""
+    tp = np.diag(cm).astype(np.float64)
+    union = cm.sum(0) + cm.sum(1) - np.diag(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+
+
+def summarize(cm: np.ndarray, names: Sequence[str], classes: Sequence[int] | None = None) -> dict[str, Any]:
+    """mIoU (mean over ``classes`` that occur in gt or prediction), pixel accuracy and per-class IoU."""
+    ious = iou_per_class(cm)
+    classes = list(range(len(names))) if classes is None else list(classes)
+    chosen = [ious[c] for c in classes if not math.isnan(ious[c])]
+    total = cm.sum()
+    return {
+        "miou": 100.0 * float(np.mean(chosen)) if chosen else float("nan"),
+        "pixel_acc": 100.0 * float(np.trace(cm) / total) if total else float("nan"),
+        "per_class": {names[c]: (None if math.isnan(ious[c]) else round(100.0 * float(ious[c]), 2)) for c in classes},
+    }
+
+
+# ------------------------------------------------------------------------------------------------ inference
+@dataclass
+class EvalConfig:
+    """How images are run through the model for evaluation."""
+
+    protocol: str = "all"
+    image_size: int = 512  # longest side fed to the model
+    score_threshold: float = 0.3
+    background_threshold: float = 0.5
+    limit: int | None = None  # evaluate only the first N images
+    withheld: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; choose one of {PROTOCOLS}")
+
+
+def _resize_for_model(image: np.ndarray, size: int) -> torch.Tensor:
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255)[None]
+    if scale != 1:
+        t = F.interpolate(t, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
+                          align_corners=False, antialias=scale < 1)
+    return t
+
+
+@torch.no_grad()
+def predict(model: Any, image: np.ndarray, prompts: Sequence[str],
+            image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grounding logits (Q, P+1) and mask logits (Q, H, W) at the image's original size."""
+    h, w = image.shape[:2]
+    x = _resize_for_model(image, image_size).to(model.device)
+    out = model(x, list(prompts))
+    rh, rw = x.shape[-2:]
+    masks = F.interpolate(out["pred_masks"].float(), scale_factor=4, mode="bilinear", align_corners=False)
+    masks = F.interpolate(masks[..., :rh, :rw], size=(h, w), mode="bilinear", align_corners=False)
+    return out["pred_logits"][0].float(), masks[0]
+
+
+def protocol_classes(sample_classes: Sequence[str], canonical: Sequence[str | None], protocol: str,
+                     withheld: Sequence[str] = ()) -> list[int]:
+    """Dataset class ids (>= 1) evaluated under ``protocol``."""
+    chosen = []
+    for cid, name in enumerate(canonical):
+        if cid == 0 or name is None:
+            continue
+        kind = vocabulary.BY_NAME[name].kind if name in vocabulary.BY_NAME else "clothing"
+        if (protocol == "all" or (protocol == "body" and kind == "body")
+                or (protocol == "clothing" and kind in ("clothing", "accessory"))
+                or (protocol == "unseen" and name in withheld)):
+            chosen.append(cid)
+    if not chosen:
+        raise ValueError(f"protocol {protocol!r} selects no category of this dataset"
+                         + (" (no withheld categories recorded)" if protocol == "unseen" and not withheld else ""))
+    return chosen
+
+
+def evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | None = None) -> dict[str, Any]:
+    """Evaluate ``model`` on a ``ParsingDataset`` under ``config.protocol``; returns the metrics dict."""
+    if config.protocol == "instance":
+        return evaluate_instances(model, dataset, config, progress)
+    classes, canonical = list(dataset.classes), list(dataset.canonical)
+    n = len(dataset) if config.limit is None else min(config.limit, len(dataset))
+    indices = progress if progress is not None else range(n)
+    if config.protocol == "person":
+        cm = np.zeros((2, 2), dtype=np.int64)
+        for i in indices:
+            sample: Sample = dataset[i]
+            logits, masks = predict(model, sample.image, ["person"], config.image_size)
+            pred = semantic_map(logits, masks, background_threshold=config.background_threshold).numpy()
+            gt = np.where(sample.semantic == IGNORE_ID, IGNORE_ID, (sample.semantic > 0).astype(np.int64))
+            cm += confusion_matrix(gt, (pred > 0).astype(np.int64), 2)
+        result = summarize(cm, ["background", "person"])
+        return {**result, "num_images": n, "protocol": "person", "dataset": dataset.name}
+
+    selected = protocol_classes(classes, canonical, config.protocol, config.withheld)
+    prompts = [canonical[c] for c in selected]
+    lut = np.array([0] + selected, dtype=np.int64)  # semantic_map value -> dataset id
+    keep = np.full(len(classes) + 1, False)
+    keep[[0, *selected]] = True
+    cm = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    coarse = dataset.name == "ccp"
+    coarse_cm = np.zeros((len(vocabulary.COARSE_GROUPS),) * 2, dtype=np.int64)
+    coarse_lut = np.array([vocabulary.COARSE_GROUPS.index(vocabulary.coarse_group(canonical[c]) if c else
+                                                          "background") for c in range(len(classes))])
+    for i in indices:
+        sample = dataset[i]
+        logits, masks = predict(model, sample.image, prompts, config.image_size)
+        pred = lut[semantic_map(logits, masks, background_threshold=config.background_threshold).numpy()]
+        gt = sample.semantic.astype(np.int64)
+        in_range = (gt >= 0) & (gt < len(classes))
+        gt = np.where(in_range & keep[np.clip(gt, 0, len(classes))], gt, IGNORE_ID)
+        cm += confusion_matrix(gt, pred, len(classes))
+        if coarse and config.protocol == "all":
+            valid = gt != IGNORE_ID
+            cgt = np.where(valid, coarse_lut[np.where(valid, gt, 0)], IGNORE_ID)
+            coarse_cm += confusion_matrix(cgt, coarse_lut[pred], len(vocabulary.COARSE_GROUPS))
+    result = summarize(cm, classes, [0, *selected])
+    result.update({"num_images": n, "protocol": config.protocol, "dataset": dataset.name, "prompts": prompts})
+    if coarse and config.protocol == "all":
+        result["coarse_miou"] = summarize(coarse_cm, list(vocabulary.COARSE_GROUPS))["miou"]
+        result["coarse_per_class"] = summarize(coarse_cm, list(vocabulary.COARSE_GROUPS))["per_class"]
+    return result
+
+
+def evaluate_instances(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | None = None) -> dict:
+    """AP^r (IoU 0.5:0.95) and AP^r_50 of per-person part instances, with pycocotools' COCOeval."""
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    n = len(dataset) if config.limit is None else min(config.limit, len(dataset))
+    names = [c for c in vocabulary.names() if c != "person"]
+    cat_ids = {name: i + 1 for i, name in enumerate(names)}
+    images, gts, dts = [], [], []
+    prompts_seen: set[str] = set()
+    used_instances = False
+    for i in (progress if progress is not None else range(n)):
+        sample = dataset[i]
+        used_instances |= sample.has_instances
+        h, w = sample.size
+        images.append({"id": i + 1, "height": h, "width": w})
+        parts = [s for s in sample.segments if s.category != "person" and s.category in cat_ids]
+        for seg in parts:
+            rle = mask_utils.encode(np.asfortranarray(seg.mask.astype(np.uint8)))
+            gts.append({"id": len(gts) + 1, "image_id": i + 1, "category_id": cat_ids[seg.category],
+                        "segmentation": rle, "area": float(seg.mask.sum()), "iscrowd": 0,
+                        "bbox": list(mask_utils.toBbox(rle))})
+        prompts = sorted({s.category for s in parts})
+        prompts_seen.update(prompts)
+        if not prompts:
+            continue
+        logits, masks = predict(model, sample.image, [*prompts, "person"], config.image_size)
+        persons = group_instances(logits, masks, [*prompts, "person"], len(prompts),
+                                  score_threshold=config.score_threshold)
+        for person in persons:
+            for part in person.parts:
+                rle = mask_utils.encode(np.asfortranarray(part.mask.cpu().numpy().astype(np.uint8)))
+                dts.append({"id": len(dts) + 1, "image_id": i + 1, "category_id": cat_ids[part.label],
+                            "segmentation": rle, "score": float(part.score), "area": float(mask_utils.area(rle)),
+                            "bbox": list(mask_utils.toBbox(rle))})
+    if not used_instances:
+        raise ValueError(f"dataset {dataset.name!r} has no person-instance annotations: AP^r needs them")
+    gt_api = COCO()
+    gt_api.dataset = {"images": images, "annotations": gts,
+                      "categories": [{"id": cid, "name": name} for name, cid in cat_ids.items()]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt_api.createIndex()
+        dt_api = gt_api.loadRes(dts) if dts else COCO()
+        if not dts:
+            return {"apr": 0.0, "apr50": 0.0, "num_images": n, "protocol": "instance", "dataset": dataset.name,
+                    "num_detections": 0}
+        evaluator = COCOeval(gt_api, dt_api, iouType="segm")
+        evaluator.params.catIds = sorted(cat_ids[p] for p in prompts_seen)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {"apr": round(100.0 * float(evaluator.stats[0]), 2), "apr50": round(100.0 * float(evaluator.stats[1]), 2),
+            "num_images": n, "protocol": "instance", "dataset": dataset.name, "num_detections": len(dts)}
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    """A Markdown table of one evaluation result (headline metrics, then per-class IoU)."""
+    head = [k for k in ("miou", "coarse_miou", "pixel_acc", "apr", "apr50", "num_images") if k in result]
+    lines = [f"**{result.get('dataset', '?')}**, protocol `{result.get('protocol', '?')}`", "",
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head),
+             "| " + " | ".join(_fmt(result[k]) for k in head) + " |"]
+    if "per_class" in result:
+        lines += ["", "| category | IoU |", "| --- | --- |"]
+        lines += [f"| {name} | {_fmt(v)} |" for name, v in result["per_class"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def to_json(result: dict[str, Any]) -> str:
+    """One JSON object (NaN written as null)."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(result), sort_keys=True)

@@ -1,0 +1,141 @@
+"""Feature cache for frozen backbones: run the backbone once, then train the decoder from disk.
+
+A cache holds ``num_entries`` training *views*. View ``i`` is exactly what the training mixture produces for
+sample index ``i`` (dataset choice, copy-paste composite, resize, flip, scale/crop, colour jitter — all fixed
+by ``(seed, i)``), stored with its targets and the backbone features of its image. Augmentation is therefore
+frozen per view; to keep variety, cache several views per image (``num_entries`` > dataset size). The cache
+records the backbone config and refuses to serve a model with a different backbone.
+
+Layout: ``index.json`` + ``shard-00000.safetensors``, ... each holding ``shard_size`` entries as tensors
+``{j}.stride4`` ... ``{j}.stride32`` (C, h, w), ``{j}.masks`` (T, H, W uint8), ``{j}.ignore`` (H, W uint8),
+with per-entry ``image_id`` and ``categories`` in the shard's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from .configs import STRIDES, ConfigBase
+from .data.targets import TargetConfig, TrainingExample, collate
+from .hub import ModelLoadError
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _pad32(image: torch.Tensor) -> torch.Tensor:
+    h, w = image.shape[-2:]
+    return torch.nn.functional.pad(image, (0, (-w) % 32, 0, (-h) % 32))
+
+
+@torch.no_grad()
+def build_feature_cache(model: Any, dataset: Dataset, num_entries: int, directory: str | os.PathLike[str],
+                        shard_size: int = 64, dtype: str = "float16", progress: bool = True) -> Path:
+    """Write ``num_entries`` views of ``dataset`` (index -> (index, TrainingExample)) with their features."""
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    shards, tensors, entries = [], {}, []
+    bar = tqdm(range(num_entries), desc="feature cache", unit="view", disable=not progress)
+
+    def flush() -> None:
+        name = f"shard-{len(shards):05d}.safetensors"
+        save_file(tensors, str(directory / name), metadata={"entries": json.dumps(entries)})
+        shards.append({"file": name, "entries": len(entries)})
+        tensors.clear()
+        entries.clear()
+
+    for i in bar:
+        _, example = dataset[i]
+        image = _pad32(example.image)
+        feats = model.extract_features(image[None].to(model.device))
+        j = len(entries)
+        for s in STRIDES:
+            tensors[f"{j}.stride{s}"] = feats[s][0].to(DTYPES[dtype]).contiguous().cpu()
+        tensors[f"{j}.masks"] = example.masks.to(torch.uint8).contiguous()
+        ignore = example.ignore if example.ignore is not None else torch.zeros(example.image.shape[-2:], dtype=bool)
+        tensors[f"{j}.ignore"] = ignore.to(torch.uint8).contiguous()
+        entries.append({"image_id": example.image_id, "categories": list(example.categories),
+                        "size": list(example.image.shape[-2:])})
+        if len(entries) == shard_size:
+            flush()
+    if entries:
+        flush()
+    index = {"backbone": model.backbone.config.to_dict(), "num_entries": num_entries, "shard_size": shard_size,
+             "dtype": dtype, "shards": shards}
+    (directory / "index.json").write_text(json.dumps(index, indent=2))
+    return directory
+
+
+class FeatureCacheDataset(Dataset):
+    """Serves cached views: index -> (index, (features, TrainingExample without pixels))."""
+
+    def __init__(self, directory: str | os.PathLike[str], backbone_config: ConfigBase | None = None,
+                 targets: TargetConfig | None = None) -> None:
+        self.directory = Path(directory)
+        index_file = self.directory / "index.json"
+        if not index_file.is_file():
+            raise ModelLoadError(f"{directory}: not a feature cache (no index.json)")
+        self.index = json.loads(index_file.read_text())
+        if backbone_config is not None:
+            want, have = backbone_config.to_dict(), self.index["backbone"]
+            diff = sorted(k for k in set(want) | set(have) if k != "dtype" and want.get(k) != have.get(k))
+            if diff:
+                raise ModelLoadError(f"feature cache {directory} was built with another backbone (differs in {diff})")
+        self.num_entries = int(self.index["num_entries"])
+        self.shard_size = int(self.index["shard_size"])
+        self.targets = targets or TargetConfig()
+
+    def __len__(self) -> int:
+        return self.num_entries
+
+    def __getitem__(self, i: int) -> tuple[int, tuple[dict[int, torch.Tensor], TrainingExample]]:
+        from safetensors import safe_open
+
+        shard, j = divmod(i % self.num_entries, self.shard_size)
+        with safe_open(str(self.directory / self.index["shards"][shard]["file"]), "pt") as f:
+            meta = json.loads(f.metadata()["entries"])[j]
+            feats = {s: f.get_tensor(f"{j}.stride{s}").float() for s in STRIDES}
+            masks = f.get_tensor(f"{j}.masks").bool()
+            ignore = f.get_tensor(f"{j}.ignore").bool()
+        h, w = meta["size"]
+        example = TrainingExample(image=torch.zeros(3, h, w), masks=masks, categories=meta["categories"],
+                                  ignore=ignore, image_id=meta["image_id"])
+        return i, (feats, example)
+
+    def cycled(self, length: int) -> _Cycled:
+        """A view of this cache of ``length`` items that wraps around."""
+        return _Cycled(self, length)
+
+    def collate(self, items: list[tuple[int, tuple[dict[int, torch.Tensor], TrainingExample]]]) -> dict[str, Any]:
+        """Like :func:`targets.collate`, with stacked cached ``features`` in place of images."""
+        import numpy as np
+
+        rng = np.random.default_rng([0, 1_000_003, items[0][0]])
+        batch = collate([ex for _, (_, ex) in items], self.targets, rng)
+        feats = [f for _, (f, _) in items]
+        shapes = {tuple(f[4].shape) for f in feats}
+        if len(shapes) != 1:
+            raise ValueError("cached views of different sizes cannot share a batch: build the cache with a fixed crop")
+        batch["features"] = {s: torch.stack([f[s] for f in feats]) for s in STRIDES}
+        del batch["images"]
+        return batch
+
+
+class _Cycled(Dataset):
+    def __init__(self, cache: FeatureCacheDataset, length: int) -> None:
+        self.cache, self.length = cache, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        _, item = self.cache[i % len(self.cache)]
+        return i, item

@@ -1,0 +1,149 @@
+"""Evaluation metrics against hand-computed cases, and the protocol logic with an oracle predictor."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from spectrum_parsing.data.sample import IGNORE_ID, Sample, Segment
+from spectrum_parsing.evaluation import (
+    EvalConfig,
+    confusion_matrix,
+    evaluate,
+    iou_per_class,
+    protocol_classes,
+    summarize,
+    to_json,
+    to_markdown,
+)
+
+
+def test_confusion_and_iou_hand_computed():
+    gt = np.array([[0, 0, 1, 1], [2, 2, 1, IGNORE_ID]])
+    pred = np.array([[0, 1, 1, 1], [2, 0, 1, 2]])
+    cm = confusion_matrix(gt, pred, 3)
+    # rows = gt, cols = pred; the ignored pixel is not counted
+    assert cm.tolist() == [[1, 1, 0], [0, 3, 0], [1, 0, 1]]
+    ious = iou_per_class(cm)
+    # class 0: tp 1, union 1+1+1 = 3; class 1: tp 3, union 3+1 = 4; class 2: tp 1, union 2 = 2
+    assert np.allclose(ious, [1 / 3, 3 / 4, 1 / 2])
+    result = summarize(cm, ["bg", "a", "b"])
+    assert math.isclose(result["miou"], 100 * (1 / 3 + 3 / 4 + 1 / 2) / 3)
+    assert math.isclose(result["pixel_acc"], 100 * 5 / 7)
+    assert result["per_class"] == {"bg": 33.33, "a": 75.0, "b": 50.0}
+
+
+def test_absent_classes_do_not_count_and_bad_ids_raise():
+    cm = confusion_matrix(np.array([0, 1]), np.array([0, 1]), 4)
+    result = summarize(cm, ["bg", "a", "b", "c"])
+    assert result["miou"] == 100.0 and result["per_class"]["c"] is None
+    with pytest.raises(ValueError, match="outside"):
+        confusion_matrix(np.array([0, 5]), np.array([0, 1]), 3)
+    with pytest.raises(ValueError, match="size"):
+        confusion_matrix(np.array([0, 1, 1]), np.array([0, 1]), 3)
+
+
+COLOURS = {1: (250, 0, 0), 2: (0, 250, 0), 3: (0, 0, 250)}  # face, upper clothes, pants
+
+
+class ColourDataset:
+    """Images whose colours encode their labels, so an oracle can recover them."""
+
+    name = "toy"
+    classes = ["background", "face", "upper-clothes", "pants"]
+    canonical = [None, "face", "upper clothes", "pants"]
+
+    def __init__(self, n: int = 3) -> None:
+        self.items = []
+        for k in range(n):
+            sem = np.zeros((32, 64), dtype=np.int32)  # no padding: no corners
+            # Full-width bands on the 4-pixel grid: bilinear upsampling of stride-4 masks is then exact.
+            sem[4 * k:4 * k + 8] = 1
+            sem[12:20] = 2
+            sem[20:28] = 3
+            sem[31, 0] = IGNORE_ID
+            self.items.append(sem)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Sample:
+        sem = self.items[i]
+        image = np.zeros((*sem.shape, 3), dtype=np.uint8)
+        for cid, colour in COLOURS.items():
+            image[sem == cid] = colour
+        segments = [Segment(self.canonical[c], sem == c, 0) for c in (1, 2, 3)]
+        segments.append(Segment("person", (sem > 0) & (sem != IGNORE_ID), 0))
+        return Sample(image=image, segments=segments, semantic=sem, classes=self.classes, image_id=str(i),
+                      dataset="toy", has_instances=True)
+
+
+class OracleModel:
+    """Predicts, for each prompt, exactly the pixels of its colour (``person``: all coloured pixels)."""
+
+    device = torch.device("cpu")
+    by_name = {"face": 1, "upper clothes": 2, "pants": 3}
+
+    def __init__(self, swap: tuple[str, str] | None = None) -> None:
+        self.swap = swap
+
+    def __call__(self, images: torch.Tensor, prompts: list[str]) -> dict[str, torch.Tensor]:
+        x = (images[0] * 255).round()
+        h, w = x.shape[-2:]
+        ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
+        masks, logits = [], []
+        for p, prompt in enumerate(prompts):
+            target = prompt
+            if self.swap and prompt in self.swap:
+                target = self.swap[1 - self.swap.index(prompt)]
+            if target == "person":
+                m = x.sum(0) > 0
+            else:
+                colour = torch.tensor(COLOURS[self.by_name[target]], dtype=torch.float32)[:, None, None]
+                m = (x - colour).abs().sum(0) < 30
+            full = torch.zeros(ph, pw)
+            full[:h, :w] = m.float()
+            masks.append(full[::4, ::4] * 40 - 20)  # stride-4 logits, confident
+            row = torch.full((len(prompts) + 1,), -20.0)
+            row[p] = 20.0
+            logits.append(row)
+        return {"pred_masks": torch.stack(masks)[None], "pred_logits": torch.stack(logits)[None]}
+
+
+def test_oracle_scores_100_and_swapped_classes_score_0():
+    data = ColourDataset()
+    perfect = evaluate(OracleModel(), data, EvalConfig(image_size=64))
+    assert perfect["miou"] == pytest.approx(100.0) and perfect["num_images"] == 3
+    assert set(perfect["per_class"]) == set(ColourDataset.classes)
+    swapped = evaluate(OracleModel(swap=("upper clothes", "pants")), data, EvalConfig(image_size=64))
+    assert swapped["per_class"]["upper-clothes"] == 0 and swapped["per_class"]["pants"] == 0
+    assert swapped["per_class"]["face"] == pytest.approx(100.0)
+
+
+def test_protocols_select_categories():
+    data = ColourDataset()
+    assert protocol_classes(data.classes, data.canonical, "body") == [1]
+    assert protocol_classes(data.classes, data.canonical, "clothing") == [2, 3]
+    assert protocol_classes(data.classes, data.canonical, "unseen", withheld=["pants"]) == [3]
+    with pytest.raises(ValueError, match="withheld"):
+        protocol_classes(data.classes, data.canonical, "unseen")
+    body = evaluate(OracleModel(), data, EvalConfig(protocol="body", image_size=64))
+    assert set(body["per_class"]) == {"background", "face"} and body["miou"] == pytest.approx(100.0)
+    person = evaluate(OracleModel(), data, EvalConfig(protocol="person", image_size=64))
+    assert person["miou"] == pytest.approx(100.0)
+    inst = evaluate(OracleModel(), data, EvalConfig(protocol="instance", image_size=64))
+    assert inst["apr"] == pytest.approx(100.0) and inst["num_detections"] == 9
+
+
+def test_outputs_markdown_and_json():
+    result = evaluate(OracleModel(), ColourDataset(1), EvalConfig(image_size=64, limit=1))
+    md = to_markdown(result)
+    assert "| miou |" in md and "| face |" in md
+    parsed = json.loads(to_json({**result, "x": float("nan")}))
+    assert parsed["x"] is None and {"miou", "pixel_acc", "per_class", "num_images"} <= set(parsed)
+    with pytest.raises(ValueError, match="protocol"):
+        EvalConfig(protocol="nope")

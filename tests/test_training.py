@@ -1,0 +1,151 @@
+"""Training end to end on tiny models: train -> checkpoint -> exact resume -> eval; feature cache; configs."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import load_file
+
+from spectrum_parsing.configs import ConfigError
+from spectrum_parsing.training import ExperimentConfig, OffsetSampler, lr_lambda, train
+
+
+def make_lip_dataset(root: Path, n: int = 6) -> Path:
+    """Synthetic single-person scenes in the ``image/`` + ``image-parse/`` (LIP ids) layout."""
+    (root / "image").mkdir(parents=True)
+    (root / "image-parse").mkdir()
+    rng = np.random.default_rng(0)
+    colours = {13: (230, 180, 150), 5: (200, 30, 30), 9: (30, 30, 160), 2: (20, 10, 5)}
+    for i in range(n):
+        sem = np.zeros((64, 48), dtype=np.uint8)
+        x = int(rng.integers(4, 20))
+        sem[6:10, x + 4:x + 16] = 2  # hair
+        sem[10:20, x + 4:x + 16] = 13  # face
+        sem[20:40, x:x + 20] = 5  # upper clothes
+        sem[40:60, x + 2:x + 18] = 9  # pants
+        image = np.full((64, 48, 3), 235, dtype=np.uint8)
+        for cid, colour in colours.items():
+            image[sem == cid] = colour
+        Image.fromarray(image).save(root / "image" / f"{i:06d}_0.jpg", quality=95)
+        Image.fromarray(sem, mode="L").save(root / "image-parse" / f"{i:06d}_0.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def experiment(tiny_models, tmp_path_factory) -> dict:
+    data = make_lip_dataset(tmp_path_factory.mktemp("lip"))
+    return {
+        "model": {
+            "backbone": str(tiny_models["i2tx_config"]),
+            "text_encoder": {"type": "minilm"},
+            "decoder": {"hidden_dim": 32, "mask_dim": 32, "num_queries": 8, "num_heads": 4, "encoder_layers": 1,
+                        "encoder_ffn_dim": 64, "decoder_layers": 3, "decoder_ffn_dim": 64},
+            "loss": {"num_points": 256},
+        },
+        "data": {
+            "train": [{"dataset": f"lip:{data}", "split": "all"}],
+            "image_size": 64,
+            "augment": {"copy_paste": 0.5, "max_people": 3},
+            "targets": {"withheld": ["pants"], "num_negative_phrases": 2},
+        },
+        "train": {"max_steps": 4, "batch_size": 2, "checkpoint_every": 2, "warmup_steps": 1, "log_every": 1,
+                  "lr": 1e-3, "seed": 3},
+    }
+
+
+def test_train_checkpoint_resume_is_exact_then_eval(experiment, tmp_path):
+    from spectrum_parsing.data import open_dataset
+    from spectrum_parsing.evaluation import EvalConfig, evaluate
+    from spectrum_parsing.modeling import SpectrumModel
+
+    config = ExperimentConfig.from_dict({**experiment, "train": {**experiment["train"],
+                                                                  "output_dir": str(tmp_path / "a")}})
+    final = train(config, progress=False)
+    assert (final / "model.safetensors").is_file()
+    checkpoint = tmp_path / "a" / "checkpoints" / "step-2"
+    assert (checkpoint / "model" / "model.safetensors").is_file() and (checkpoint / "trainer.json").is_file()
+    rows = list(csv.DictReader((tmp_path / "a" / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+
+    # Resume from step 2 into another directory: identical final weights, bit for bit.
+    resumed_cfg = dataclasses.replace(config, train=dataclasses.replace(config.train, output_dir=str(tmp_path / "b")))
+    resumed = train(resumed_cfg, resume=str(checkpoint), progress=False)
+    a, b = load_file(str(final / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # ...and different from the step-2 weights (training really continued).
+    mid = load_file(str(checkpoint / "model" / "model.safetensors"))
+    assert any(not torch.equal(a[k], mid[k]) for k in a)
+
+    model = SpectrumModel.from_pretrained(final)
+    assert model.config.withheld == ["pants"]
+    dataset = open_dataset(experiment["data"]["train"][0]["dataset"], split="all")
+    result = evaluate(model, dataset, EvalConfig(image_size=64, limit=2, withheld=model.config.withheld))
+    assert result["num_images"] == 2 and 0 <= result["miou"] <= 100
+    unseen = evaluate(model, dataset, EvalConfig(protocol="unseen", image_size=64, limit=2,
+                                                 withheld=model.config.withheld))
+    assert set(unseen["per_class"]) == {"background", "pants"}
+
+
+def test_feature_cache_training_matches_the_cached_views(experiment, tmp_path):
+    from spectrum_parsing.feature_cache import FeatureCacheDataset, build_feature_cache
+    from spectrum_parsing.training import MixtureDataset, _open_sources, build_model
+
+    config = ExperimentConfig.from_dict(experiment)
+    model = build_model(config)
+    data = config.data
+    mixture = MixtureDataset(_open_sources(data.train), [1.0], 5, data.image_size, data.augment, data.targets, 3)
+    cache_dir = build_feature_cache(model, mixture, 5, tmp_path / "cache", shard_size=2, progress=False)
+    assert sorted(p.name for p in cache_dir.iterdir()) == ["index.json", "shard-00000.safetensors",
+                                                           "shard-00001.safetensors", "shard-00002.safetensors"]
+    cache = FeatureCacheDataset(cache_dir, model.backbone.config, data.targets)
+    _, (feats, example) = cache[3]
+    _, direct = mixture[3]
+    h, w = direct.image.shape[-2:]
+    image = torch.nn.functional.pad(direct.image, (0, (-w) % 32, 0, (-h) % 32))
+    expected = model.extract_features(image[None])
+    for s in (4, 8, 16, 32):
+        assert torch.allclose(feats[s], expected[s][0], atol=2e-2, rtol=1e-2)  # stored in float16
+    assert example.categories == direct.categories and torch.equal(example.masks, direct.masks)
+
+    cached_cfg = ExperimentConfig.from_dict({**experiment, "train": {**experiment["train"], "output_dir": str(
+        tmp_path / "c"), "feature_cache": str(cache_dir), "max_steps": 2, "checkpoint_every": 100}})
+    assert (train(cached_cfg, progress=False) / "model.safetensors").is_file()
+
+    other = dataclasses.replace(model.backbone.config, timestep=10)
+    with pytest.raises(Exception, match="another backbone"):
+        FeatureCacheDataset(cache_dir, other)
+
+
+def test_experiment_config_yaml_and_errors(experiment, tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    config = ExperimentConfig.from_yaml(path)
+    assert config.train.max_steps == 4 and config.data.targets.withheld == ["pants"]
+    assert json.loads(config.to_json_string())["data"]["train"][0]["split"] == "all"
+    with pytest.raises(ConfigError, match="bogus"):
+        ExperimentConfig.from_dict({**experiment, "bogus": {}})
+    with pytest.raises(ConfigError, match="schedule"):
+        ExperimentConfig.from_dict({**experiment, "train": {"schedule": "zigzag"}})
+    with pytest.raises(ConfigError, match="does not exist"):
+        ExperimentConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_lr_schedule_and_sampler():
+    assert lr_lambda(0, 100, 10, "cosine") == pytest.approx(0.1)
+    assert lr_lambda(9, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_lambda(100, 100, 10, "cosine") == pytest.approx(0.0)
+    assert lr_lambda(55, 100, 10, "cosine") == pytest.approx(0.5)
+    assert lr_lambda(100, 100, 0, "poly") == pytest.approx(0.0)
+    assert lr_lambda(50, 100, 0, "constant") == 1.0
+    assert list(OffsetSampler(4, 10)) == [4, 5, 6, 7, 8, 9]
+    shards = [list(OffsetSampler(4, 12, r, 2)) for r in range(2)]
+    assert shards == [[4, 6, 8, 10], [5, 7, 9, 11]]
