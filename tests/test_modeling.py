@@ -215,3 +215,28 @@ def test_parse_rejects_bad_input(model):
         model.parse(torch.rand(3, 32, 32), ["hat"])
     with pytest.raises(ValueError, match="empty"):
         model.parse(torch.rand(1, 3, 32, 32), [""])
+
+
+def test_fine_tuned_backbone_trains_saves_and_loads(tmp_path, minilm):
+    """A trainable backbone (BodyPix) gets gradients, is saved with the decoder, and reloads bit-exactly
+    without reading its initial weights file."""
+    from spectrum_parsing.backbones import load_backbone
+    from spectrum_parsing.backbones.bodypix import BodyPixConfig
+
+    torch.manual_seed(0)
+    backbone = load_backbone(BodyPixConfig(weights=None, trainable=True))
+    config = SpectrumConfig(backbone=BodyPixConfig(weights=str(tmp_path / "initial-weights-gone.safetensors"),
+                                                   trainable=True),
+                            decoder=SMALL_DECODER, loss=LossConfig(num_points=256))
+    model = SpectrumModel.from_config(config, backbone=backbone, text_encoder=minilm)
+    images, masks = synthetic_scene(3)
+    out = model(images[None], ["shirt", "hat"])
+    loss = SpectrumCriterion(model.config.loss)(out, [{"labels": torch.tensor([0, 1]), "masks": masks}])["loss"]
+    loss.backward()
+    assert all(p.grad is not None for p in model.backbone.parameters())
+    directory = model.save_pretrained(tmp_path / "m")
+    saved = load_file(str(directory / "model.safetensors"))
+    assert any(k.startswith("backbone.") for k in saved) and any(k.startswith("decoder.") for k in saved)
+    loaded = SpectrumModel.from_pretrained(directory, text_encoder=minilm)
+    for k, v in model.trainable_state_dict().items():
+        assert torch.equal(v, loaded.trainable_state_dict()[k]), k

@@ -149,3 +149,17 @@ def test_lr_schedule_and_sampler():
     assert list(OffsetSampler(4, 10)) == [4, 5, 6, 7, 8, 9]
     shards = [list(OffsetSampler(4, 12, r, 2)) for r in range(2)]
     assert shards == [[4, 6, 8, 10], [5, 7, 9, 11]]
+
+
+def test_shipped_configs_parse():
+    """Every YAML experiment and backbone JSON under configs/ is valid (catches config rot)."""
+    from spectrum_parsing.configs import backbone_config_from_dict
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    yamls = sorted(root.glob("*.yaml"))
+    assert yamls
+    for path in yamls:
+        config = ExperimentConfig.from_yaml(path)
+        assert config.train.max_steps >= 1 and config.data.train, path
+    for path in sorted((root / "backbones").glob("*.json")):
+        backbone_config_from_dict(json.loads(path.read_text()))

@@ -115,7 +115,7 @@ class SpectrumModel(nn.Module):
         Relative paths in the backbone config are resolved against the model directory. Weight loading is
         strict: missing, unexpected or mis-shaped tensors raise :class:`ModelLoadError` naming them.
         """
-        directory = resolve_dir(str(source), allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.md"])
+        directory = resolve_dir(str(source), allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.md", "*.json"])
         if not (directory / CONFIG_NAME).is_file():
             raise ModelLoadError(f"{source}: no {CONFIG_NAME}")
         if not (directory / WEIGHTS_NAME).is_file():
@@ -124,7 +124,12 @@ class SpectrumModel(nn.Module):
         resolve = getattr(config.backbone, "resolve_paths", None)
         if resolve is not None:
             config = dataclasses.replace(config, backbone=resolve(directory))
-        backbone = backbone if backbone is not None else load_backbone(config.backbone)
+        if backbone is None:
+            backbone_config = config.backbone
+            if getattr(backbone_config, "trainable", False) and getattr(backbone_config, "weights", None):
+                # A fine-tuned backbone's weights are in model.safetensors: do not read the initial weights.
+                backbone_config = dataclasses.replace(backbone_config, weights=None)
+            backbone = load_backbone(backbone_config)
         text_encoder = text_encoder if text_encoder is not None else load_text_encoder(config.text_encoder)
         model = cls(config, backbone, text_encoder)
         model.load_trainable_state_dict(_read_safetensors(directory / WEIGHTS_NAME, map_location))
@@ -141,9 +146,17 @@ class SpectrumModel(nn.Module):
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "library": "spectrum_parsing"})
         return directory
 
+    @property
+    def backbone_trainable(self) -> bool:
+        """True when the backbone is fine-tuned with the decoder (its weights are then saved too)."""
+        return bool(getattr(self.backbone, "trainable", False))
+
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """State of the trainable parts (the decoder), keys prefixed with ``decoder.``."""
-        return {f"decoder.{k}": v for k, v in self.decoder.state_dict().items()}
+        """State of the trainable parts: ``decoder.*``, plus ``backbone.*`` for a fine-tuned backbone."""
+        state = {f"decoder.{k}": v for k, v in self.decoder.state_dict().items()}
+        if self.backbone_trainable:
+            state.update({f"backbone.{k}": v for k, v in self.backbone.state_dict().items()})
+        return state
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Strictly load :meth:`trainable_state_dict` output; errors name missing/unexpected/mis-shaped keys."""
@@ -157,7 +170,11 @@ class SpectrumModel(nn.Module):
         if missing or unexpected or shapes or dtypes:
             raise ModelLoadError(f"weights do not match the model: missing keys {missing}; unexpected keys "
                                  f"{unexpected}; shape mismatches {shapes}; dtype mismatches {dtypes}")
-        self.decoder.load_state_dict({k[len("decoder."):]: v for k, v in state.items()}, strict=True)
+        self.decoder.load_state_dict(
+            {k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")}, strict=True)
+        if self.backbone_trainable:
+            self.backbone.load_state_dict(
+                {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}, strict=True)
 
     # ----------------------------------------------------------------------------------------- forward
     @property
@@ -165,9 +182,12 @@ class SpectrumModel(nn.Module):
         return next(self.decoder.parameters()).device
 
     def extract_features(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
-        """Frozen backbone features of images (B, 3, H, W) in [0, 1], without gradient."""
+        """Backbone features of images (B, 3, H, W) in [0, 1]; with gradient only for a fine-tuned backbone."""
+        images = images.to(self.backbone.device)
+        if self.backbone_trainable and torch.is_grad_enabled():
+            return self.backbone(images)
         with torch.no_grad():
-            return {s: f.detach() for s, f in self.backbone(images.to(self.backbone.device)).items()}
+            return {s: f.detach() for s, f in self.backbone(images).items()}
 
     def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
         """Cached, normalised prompt embeddings (P, E) on the decoder's device."""

@@ -332,6 +332,8 @@ def train(config: ExperimentConfig, resume: str | None = None, progress: bool = 
     if tc.feature_cache:
         from .feature_cache import FeatureCacheDataset
 
+        if model.backbone_trainable:
+            raise ConfigError("train.feature_cache needs a frozen backbone; this one is fine-tuned (trainable)")
         cache = FeatureCacheDataset(tc.feature_cache, model.backbone.config, config.data.targets)
         dataset: Dataset = cache.cycled(tc.max_steps * samples_per_step)
         collator = cache.collate
