@@ -158,8 +158,10 @@ def evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | 
     cm = np.zeros((len(classes), len(classes)), dtype=np.int64)
     coarse = dataset.name == "ccp"
     coarse_cm = np.zeros((len(vocabulary.COARSE_GROUPS),) * 2, dtype=np.int64)
-    coarse_lut = np.array([vocabulary.COARSE_GROUPS.index(vocabulary.coarse_group(canonical[c]) if c else
-                                                          "background") for c in range(len(classes))])
+    coarse_lut = None
+    if coarse:  # CCP's coarse grouping; other datasets may have categories outside the canonical vocabulary
+        groups = [vocabulary.coarse_group(canonical[c]) if c else "background" for c in range(len(classes))]
+        coarse_lut = np.array([vocabulary.COARSE_GROUPS.index(g) for g in groups])
     for i in indices:
         sample = dataset[i]
         logits, masks = predict(model, sample.image, prompts, config.image_size)
