@@ -64,6 +64,57 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    """Files as given; directories searched recursively for images; glob patterns expanded. Order kept."""
+    import glob
+
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif any(ch in item for ch in "*?["):
+            found += sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    """Parse images into per-person parts: label-map PNG, overlay PNG, JSON per image."""
+    from tqdm.auto import tqdm
+
+    from .pipeline import SpectrumPipeline
+
+    inputs = expand_inputs(args.inputs)
+    if not inputs:
+        raise ValueError("no input images found")
+    start = time.perf_counter()
+    pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size)
+    print(f"loaded model {args.model or 'spectrum-bodypix (embedded)'} in {time.perf_counter() - start:.1f}s",
+          file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    for path in tqdm(inputs, desc="parse", unit="img"):
+        try:
+            result = pipe(str(path), prompts=args.prompt or None, threshold=args.threshold, ebp=not args.no_ebp)
+            result.label_map_image().save(out / f"{path.stem}.png")
+            result.overlay(str(path)).save(out / f"{path.stem}_overlay.png")
+            (out / f"{path.stem}.json").write_text(json.dumps(result.to_dict(path.name)))
+        except EXPECTED_ERRORS as err:
+            failures.append(f"{path}: {err}")
+            tqdm.write(f"failed: {path}: {err}", file=sys.stderr)
+    done = len(inputs) - len(failures)
+    print(f"parsed {done} of {len(inputs)} image(s) into {out}" + (f"; {len(failures)} failed" if failures else ""))
+    for line in failures:
+        print(f"  failed: {line}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def cmd_tiny_models(args: argparse.Namespace) -> int:
     """Write tiny random models in the real formats (for smoke tests; their features are meaningless)."""
     from .testing import build_tiny_models
@@ -136,6 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     feats.add_argument("--save-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     feats.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     feats.set_defaults(func=cmd_features)
+
+    parse = sub.add_parser("parse", help="parse images into per-person body parts and clothing")
+    parse.add_argument("inputs", nargs="+", help="image files, directories (recursive) or glob patterns")
+    parse.add_argument("--prompt", action="append", help="a text prompt (repeatable); default: the model's list")
+    parse.add_argument("--model", help="model directory or hub id (default: the embedded spectrum-bodypix)")
+    parse.add_argument("--out", default="outputs", help="output directory (default: outputs)")
+    parse.add_argument("--threshold", type=float, default=0.3, help="minimum instance score")
+    parse.add_argument("--image-size", type=int, default=512, help="longest side fed to the model")
+    parse.add_argument("--no-ebp", action="store_true", help="do not add the expanded body-part prompts")
+    parse.add_argument("--device", default="auto")
+    parse.set_defaults(func=cmd_parse)
 
     tr = sub.add_parser("train", help="train a model from a YAML experiment config")
     tr.add_argument("--config", required=True, help="experiment YAML (see configs/)")

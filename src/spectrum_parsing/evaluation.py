@@ -94,7 +94,7 @@ class EvalConfig:
 def _resize_for_model(image: np.ndarray, size: int) -> torch.Tensor:
     h, w = image.shape[:2]
     scale = size / max(h, w)
-    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255)[None]
+    t = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div(255)[None]
     if scale != 1:
         t = F.interpolate(t, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
                           align_corners=False, antialias=scale < 1)

@@ -43,6 +43,8 @@ class SpectrumConfig(ConfigBase):
     loss: LossConfig = field(default_factory=LossConfig)
     person_prompt: str = "person"
     withheld: list[str] = field(default_factory=list)  # categories kept out of training (zero-shot evaluation)
+    ebp_prompts: list[str] | None = None  # expanded body-part prompts this model knows (None: the full EBP set)
+    default_prompts: list[str] | None = None  # prompts used when the caller gives none (None: a built-in list)
     format_version: int = 1
 
     @classmethod
@@ -62,6 +64,8 @@ class SpectrumConfig(ConfigBase):
             loss=LossConfig.from_dict(data.get("loss", {})),
             person_prompt=data.get("person_prompt", "person"),
             withheld=list(data.get("withheld", [])),
+            ebp_prompts=data.get("ebp_prompts"),
+            default_prompts=data.get("default_prompts"),
             format_version=data.get("format_version", 1),
         )
 

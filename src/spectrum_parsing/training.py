@@ -130,6 +130,8 @@ class ModelSection(ConfigBase):
     decoder: dict[str, Any] = field(default_factory=dict)
     loss: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None
+    ebp_prompts: list[str] | None = None  # recorded in the saved model: body parts it was trained on
+    default_prompts: list[str] | None = None  # recorded in the saved model: prompts used when none are given
 
 
 @dataclass
@@ -175,7 +177,8 @@ class ExperimentConfig(ConfigBase):
             backbone_cfg = backbone_config_from_dict(backbone)
         return SpectrumConfig(backbone=backbone_cfg, text_encoder=TextEncoderConfig.from_dict(self.model.text_encoder),
                               decoder=DecoderConfig.from_dict(self.model.decoder),
-                              loss=LossConfig.from_dict(self.model.loss), withheld=list(self.data.targets.withheld))
+                              loss=LossConfig.from_dict(self.model.loss), withheld=list(self.data.targets.withheld),
+                              ebp_prompts=self.model.ebp_prompts, default_prompts=self.model.default_prompts)
 
 
 # ------------------------------------------------------------------------------------------------ data

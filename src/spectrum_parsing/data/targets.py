@@ -113,8 +113,8 @@ def phrase_for(category: str, rng: np.random.Generator | None = None) -> str:
     return _fill(templates[int(rng.integers(len(templates)))], name)
 
 
-def with_ebp(prompts: Sequence[str]) -> list[str]:
-    """User prompts (first, in order) followed by the EBP prompts they do not already cover.
+def with_ebp(prompts: Sequence[str], ebp: Sequence[str] = EBP_PROMPTS) -> list[str]:
+    """User prompts (first, in order) followed by the EBP prompts (``ebp``) they do not already cover.
 
     User prompts that differ only in case/spacing are kept once (the first spelling). An EBP prompt is
     skipped when a user prompt names the same canonical category (e.g. "Hair" or "head skin" covers "hair",
@@ -125,7 +125,7 @@ def with_ebp(prompts: Sequence[str]) -> list[str]:
         seen.setdefault(" ".join(prompt.lower().split()), prompt)
     out = list(seen.values())
     taken = {vocabulary.canonical_name(p) or key for key, p in seen.items()}
-    out.extend(p for p in EBP_PROMPTS if p not in taken)
+    out.extend(p for p in ebp if p not in taken)
     return out
 
 

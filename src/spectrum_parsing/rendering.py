@@ -1,0 +1,78 @@
+"""Colours, palette label maps, overlays with a legend, and COCO RLE encoding of masks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+
+def palette(n: int) -> np.ndarray:
+    """(n, 3) uint8 colours: 0 is black (background), the rest the PASCAL VOC bit-interleaved colour map."""
+    colours = np.zeros((n, 3), dtype=np.uint8)
+    for i in range(n):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colours[i] = (r, g, b)
+    return colours
+
+
+def label_map_image(label_map: np.ndarray, num_labels: int) -> Image.Image:
+    """A palette ("P") PNG-ready image whose pixel values are the label ids."""
+    if label_map.max(initial=0) > 255:
+        raise ValueError("label maps with more than 255 labels cannot be stored as palette PNG")
+    image = Image.fromarray(label_map.astype(np.uint8), mode="P")
+    colours = palette(max(256, num_labels + 1))[:256]
+    image.putpalette(colours.flatten().tolist())
+    return image
+
+
+def overlay(image: Image.Image, label_map: np.ndarray, labels: Sequence[str], alpha: float = 0.55,
+            boxes: Sequence[tuple[int, tuple[int, int, int, int]]] = ()) -> Image.Image:
+    """The image with coloured labels blended in, person boxes with ids, and a legend of the labels present."""
+    base = np.asarray(image.convert("RGB"), dtype=np.float32)
+    colours = palette(len(labels) + 1).astype(np.float32)
+    fg = label_map > 0
+    blended = base.copy()
+    blended[fg] = (1 - alpha) * base[fg] + alpha * colours[label_map[fg]]
+    out = Image.fromarray(blended.clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default()
+    for person_id, (x0, y0, x1, y1) in boxes:
+        draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=(255, 255, 255), width=2)
+        draw.text((x0 + 3, y0 + 2), f"person {person_id}", fill=(255, 255, 255), font=font)
+    present = [i for i in range(1, len(labels) + 1) if (label_map == i).any()]
+    row = 16
+    legend = Image.new("RGB", (out.width, row * max(1, (len(present) + 2) // 3) + 6), (255, 255, 255))
+    ldraw = ImageDraw.Draw(legend)
+    col_w = max(1, out.width // 3)
+    for k, i in enumerate(present):
+        x, y = (k % 3) * col_w + 4, (k // 3) * row + 3
+        ldraw.rectangle((x, y + 2, x + 10, y + 12), fill=tuple(int(c) for c in colours[i]), outline=(0, 0, 0))
+        ldraw.text((x + 14, y + 1), labels[i - 1], fill=(0, 0, 0), font=font)
+    if not present:
+        ldraw.text((4, 3), "no parts found", fill=(0, 0, 0), font=font)
+    canvas = Image.new("RGB", (out.width, out.height + legend.height), (255, 255, 255))
+    canvas.paste(out, (0, 0))
+    canvas.paste(legend, (0, out.height))
+    return canvas
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """COCO RLE of a bool (H, W) mask, JSON-ready (``counts`` as a str)."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """Inverse of :func:`encode_rle`."""
+    from pycocotools import mask as mask_utils
+
+    return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(bool)

@@ -1,0 +1,131 @@
+"""SpectrumPipeline, the ``spectrum parse`` command and the output formats, read back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from spectrum_parsing import SpectrumConfig, SpectrumModel
+from spectrum_parsing.backbones import load_backbone
+from spectrum_parsing.backbones.bodypix import BodyPixConfig
+from spectrum_parsing.cli import expand_inputs, main
+from spectrum_parsing.configs import DecoderConfig
+from spectrum_parsing.pipeline import DEFAULT_MODEL_DIR, SpectrumPipeline
+from spectrum_parsing.rendering import decode_rle, encode_rle, label_map_image, palette
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, minilm) -> Path:
+    """A small random Spectrum model (random BodyPix + small decoder) saved to disk."""
+    torch.manual_seed(0)
+    config = SpectrumConfig(backbone=BodyPixConfig(weights=None, trainable=True),
+                            decoder=DecoderConfig(hidden_dim=32, mask_dim=32, num_queries=8, num_heads=4,
+                                                  encoder_layers=1, encoder_ffn_dim=64, decoder_layers=2,
+                                                  decoder_ffn_dim=64),
+                            default_prompts=["shirt", "hat"], ebp_prompts=["hair", "face"])
+    model = SpectrumModel.from_config(config, backbone=load_backbone(config.backbone), text_encoder=minilm)
+    # Make every query confident "person"-or-part so grouping has something to group: bias no-object down.
+    with torch.no_grad():
+        model.decoder.transformer_decoder.grounding.no_object.mul_(-1)
+    return model.save_pretrained(tmp_path_factory.mktemp("model") / "m")
+
+
+def test_rle_round_trip_and_palette_png(tmp_path):
+    rng = np.random.default_rng(0)
+    mask = rng.random((37, 51)) > 0.6
+    rle = encode_rle(mask)
+    assert isinstance(rle["counts"], str) and rle["size"] == [37, 51]
+    assert np.array_equal(decode_rle(json.loads(json.dumps(rle))), mask)
+    labels = rng.integers(0, 5, (20, 30))
+    label_map_image(labels, 4).save(tmp_path / "l.png")
+    back = Image.open(tmp_path / "l.png")
+    assert back.mode == "P" and np.array_equal(np.array(back), labels)
+    assert np.array_equal(np.array(back.getpalette()[:15]).reshape(5, 3), palette(5))
+
+
+def test_pipeline_accepts_paths_pil_numpy_and_lists(tiny_model_dir):
+    pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=128)
+    image = Image.open(EXAMPLES / "group.jpg").resize((160, 120))
+    array = np.asarray(image)
+    a = pipe(image, prompts=["shirt"])
+    b = pipe(array, prompts=["shirt"])
+    assert a.label_map.shape == (120, 160) and a.height == 120 and a.width == 160
+    assert np.array_equal(a.label_map, b.label_map)
+    results = pipe([image, array], prompts=["shirt"], ebp=False)
+    assert isinstance(results, list) and len(results) == 2 and results[0].labels == ["shirt"]
+    assert a.labels == ["shirt", "hair", "face"]  # the model's EBP prompts were added
+    assert pipe(image).labels[:2] == ["shirt", "hat"]  # the model's default prompts
+    assert a.prompts[-1] == "person"
+    assert a.label_map.max() <= len(a.labels)
+    with pytest.raises(ValueError, match="HWC"):
+        pipe(np.zeros((4, 4), dtype=np.uint8))
+    with pytest.raises(TypeError):
+        pipe(42)
+    with pytest.raises(ValueError, match="non-empty"):
+        pipe(image, prompts=["  "])
+
+
+def test_label_map_only_covers_detected_persons(tiny_model_dir):
+    pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=128)
+    result = pipe(Image.open(EXAMPLES / "group.jpg").resize((160, 120)), prompts=["shirt"], threshold=0.0)
+    worn = np.zeros(result.label_map.shape, dtype=bool)
+    for person in result.persons:
+        worn |= person.mask.numpy()
+        for part in person.parts:
+            x0, y0, x1, y1 = part.box
+            assert part.mask[y0:y1, x0:x1].sum() == part.mask.sum()  # box encloses the mask
+    assert not result.label_map[~worn].any()
+
+
+def test_parse_command_writes_readable_outputs(tiny_model_dir, tmp_path, capsys):
+    images = tmp_path / "in" / "nested"
+    images.mkdir(parents=True)
+    Image.open(EXAMPLES / "group.jpg").resize((96, 72)).save(images / "a.jpg")
+    Image.open(EXAMPLES / "group.jpg").resize((64, 80)).save(images / "b.png")
+    (images / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    code = main(["parse", str(tmp_path / "in"), "--model", str(tiny_model_dir), "--out", str(out),
+                 "--prompt", "shirt", "--prompt", "hat", "--image-size", "96", "--threshold", "0"])
+    assert code == 1  # one input failed, the others were written
+    captured = capsys.readouterr()
+    assert "parsed 2 of 3" in captured.out and "broken.jpg" in captured.err
+    for stem, size in (("a", (72, 96)), ("b", (80, 64))):
+        label_png = Image.open(out / f"{stem}.png")
+        assert label_png.mode == "P" and label_png.size == size[::-1]
+        overlay = Image.open(out / f"{stem}_overlay.png")
+        assert overlay.width == size[1] and overlay.height > size[0]  # legend below the image
+        data = json.loads((out / f"{stem}.json").read_text())
+        assert data["height"] == size[0] and data["prompts"][:2] == ["shirt", "hat"]
+        ids = np.array(label_png)
+        assert set(np.unique(ids)) <= {0, *map(int, data["labels"])}
+        for person in data["persons"]:
+            mask = decode_rle(person["segmentation"])
+            assert mask.shape == size and mask.sum() > 0
+            for part in person["parts"]:
+                assert part["label"] in data["prompts"] and decode_rle(part["segmentation"]).shape == size
+
+
+def test_expand_inputs(tmp_path):
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    for name in ("d/x.jpg", "d/e/y.PNG", "d/notes.txt", "z.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    found = expand_inputs([str(tmp_path / "d"), str(tmp_path / "*.jpg"), str(tmp_path / "z.jpg")])
+    assert [p.name for p in found] == ["y.PNG", "x.jpg", "z.jpg"]  # sorted by path: d/e/y.PNG < d/x.jpg
+
+
+@pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "model.safetensors").is_file(), reason="embedded model not built yet")
+def test_embedded_default_model_parses_the_group_photo():
+    """The shipped model loads offline and finds several people with parts in the bundled group photo."""
+    pipe = SpectrumPipeline.from_pretrained()
+    result = pipe(EXAMPLES / "group.jpg")
+    assert len(result.persons) >= 3
+    assert sum(len(p.parts) for p in result.persons) >= 6
+    labels = {part.label for p in result.persons for part in p.parts}
+    assert {"face", "hair"} & labels
