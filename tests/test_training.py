@@ -163,3 +163,22 @@ def test_shipped_configs_parse():
         assert config.train.max_steps >= 1 and config.data.train, path
     for path in sorted((root / "backbones").glob("*.json")):
         backbone_config_from_dict(json.loads(path.read_text()))
+
+
+def test_train_and_eval_commands(experiment, tmp_path, capsys):
+    """``spectrum train`` then ``spectrum eval --json`` through the CLI."""
+    from spectrum_parsing.cli import main
+
+    config = {**experiment, "train": {**experiment["train"], "max_steps": 2, "checkpoint_every": 1}}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", "--config", str(path), "--output-dir", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "checkpoints" / "step-1" / "trainer.json").is_file()
+    capsys.readouterr()
+    dataset = experiment["data"]["train"][0]["dataset"]
+    assert main(["eval", "--model", str(tmp_path / "run" / "model"), "--dataset", dataset, "--split", "all",
+                 "--image-size", "64", "--limit", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["num_images"] == 2 and {"miou", "pixel_acc", "per_class"} <= set(result)
+    assert main(["eval", "--model", str(tmp_path / "run" / "model"), "--dataset", "nope:/x"]) == 2
+    assert "unknown dataset format" in capsys.readouterr().err

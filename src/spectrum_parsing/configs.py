@@ -67,13 +67,26 @@ class ConfigBase:
     @classmethod
     def from_json_file(cls: type[T], path: str | os.PathLike[str]) -> T:
         """Read a config from a JSON file."""
+        return cls.from_dict(read_config_file(path))
+
+
+def read_config_file(path: str | os.PathLike[str], yaml_ok: bool = False) -> Any:
+    """Parse a JSON (or, with ``yaml_ok``, YAML) config file; a missing or malformed file is a ConfigError."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    if yaml_ok:
+        import yaml
+
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}: not valid JSON ({err})") from None
-        return cls.from_dict(data)
+            return yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from None
 
 
 DEFAULT_FEATURE_LAYERS: dict[str, list[str]] = {
@@ -166,12 +179,7 @@ def backbone_config_from_dict(data: dict[str, Any]) -> ConfigBase:
 
 def load_backbone_config(path: str | os.PathLike[str]) -> ConfigBase:
     """Read a backbone JSON config and resolve its relative paths against the file's directory."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"backbone config {path} does not exist") from None
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    data = read_config_file(path)
     config = backbone_config_from_dict(data)
     resolve = getattr(config, "resolve_paths", None)
     return resolve(Path(path).resolve().parent) if resolve else config

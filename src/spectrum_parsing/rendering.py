@@ -9,17 +9,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 
 def palette(n: int) -> np.ndarray:
-    """(n, 3) uint8 colours: 0 is black (background), the rest the PASCAL VOC bit-interleaved colour map."""
-    colours = np.zeros((n, 3), dtype=np.uint8)
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colours[i] = (r, g, b)
-    return colours
+    """(n, 3) uint8 colours: the PASCAL VOC colour map (0 is black, the background)."""
+    from .data.formats.pascal import voc_colormap
+
+    return voc_colormap(n)
 
 
 def label_map_image(label_map: np.ndarray, num_labels: int) -> Image.Image:

@@ -25,7 +25,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .configs import ConfigBase, ConfigError, DecoderConfig, TextEncoderConfig, backbone_config_from_dict
+from .configs import (
+    ConfigBase,
+    ConfigError,
+    DecoderConfig,
+    TextEncoderConfig,
+    backbone_config_from_dict,
+    read_config_file,
+)
 from .data import open_dataset
 from .data.sample import Sample
 from .data.targets import TargetConfig, TrainingExample, collate, make_example
@@ -154,15 +161,7 @@ class ExperimentConfig(ConfigBase):
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> ExperimentConfig:
         """Read a YAML (or JSON) training config."""
-        import yaml
-
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"training config {path} does not exist") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from None
-        return cls.from_dict(data or {})
+        return cls.from_dict(read_config_file(path, yaml_ok=True) or {})
 
     def spectrum_config(self) -> SpectrumConfig:
         """The model config this experiment trains (frozen parts named, decoder sizes as given)."""
