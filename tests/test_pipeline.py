@@ -129,3 +129,20 @@ def test_embedded_default_model_parses_the_group_photo():
     assert sum(len(p.parts) for p in result.persons) >= 6
     labels = {part.label for p in result.persons for part in p.parts}
     assert {"face", "hair"} & labels
+
+
+def test_parsing_result_new_fields_default_and_json_has_coco(tiny_model_dir):
+    """Results built the old way still work; the JSON gains label ids and a COCO block without losing keys."""
+    from spectrum_parsing.pipeline import ParsingResult
+
+    old = ParsingResult([], np.zeros((4, 5), dtype=np.int32), ["shirt", "hat"], ["shirt", "hat", "person"], 4, 5)
+    assert old.ids == [1, 2] and old.palette is None and old.preset is None
+    assert old.to_dict()["labels"] == {"1": "shirt", "2": "hat"} and old.label_map_image().mode == "P"
+    pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96)
+    result = pipe(Image.open(EXAMPLES / "group.jpg").resize((96, 72)), prompts=["shirt"], threshold=0.0)
+    data = result.to_dict("g.jpg")
+    assert {"image", "height", "width", "prompts", "labels", "persons"} <= set(data)
+    assert data["coco"]["images"] == [{"id": 1, "file_name": "g.jpg", "height": 72, "width": 96}]
+    n = sum(1 + len(p["parts"]) for p in data["persons"])
+    assert len(data["coco"]["annotations"]) == n > 0
+    assert [c["name"] for c in data["coco"]["categories"]] == [*result.labels, "person"]

@@ -8,10 +8,14 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .configs import ConfigError
 from .hub import ModelLoadError
 from .images import ImageLoadError
+
+if TYPE_CHECKING:
+    from .pipeline import ParsingResult, SpectrumPipeline
 
 EXPECTED_ERRORS = (ConfigError, ModelLoadError, ImageLoadError, FileNotFoundError, ValueError)
 
@@ -68,14 +72,17 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".g
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files as given; directories searched recursively for images; glob patterns expanded. Order kept."""
+    """Files as given; directories searched recursively for images and videos; glob patterns expanded. Order kept."""
     import glob
 
+    from .video import VIDEO_SUFFIXES
+
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
         elif any(ch in item for ch in "*?["):
             found += sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
         else:
@@ -83,33 +90,142 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+PARSE_FORMATS = ("png", "overlay", "json", "masks")
+"""Image outputs of ``spectrum parse --format``: label-map PNG, overlay PNG, JSON (with a COCO block), binary masks."""
+
+
+def _image_options(args: argparse.Namespace) -> dict:
+    """Check ``spectrum parse``'s image options before the model loads: formats, preset, label map, batch size."""
+    from .presets import get_preset, load_label_map
+
+    formats = list(dict.fromkeys(f.strip().lower() for f in args.format.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in PARSE_FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"--format {args.format!r}: give a comma-separated list of {', '.join(PARSE_FORMATS)}")
+    if args.preset and args.prompt:
+        raise ValueError("--prompt and --preset cannot be combined: a preset scores exactly its dataset's classes "
+                         "(use --label-map to merge, rename or drop them)")
+    if args.batch_size < 1:
+        raise ValueError("--batch-size must be >= 1")
+    return {"formats": formats, "batch_size": args.batch_size,
+            "call": {"prompts": args.prompt or None, "threshold": args.threshold, "ebp": not args.no_ebp,
+                     "preset": get_preset(args.preset) if args.preset else None,
+                     "label_map": load_label_map(args.label_map) if args.label_map else None,
+                     "batch_size": args.batch_size}}
+
+
+def slugify(text: str) -> str:
+    """A file-name-safe form of a label: lowercase ASCII letters and digits joined by ``-``."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "label"
+
+
+def write_masks(result: ParsingResult, directory: Path) -> list[Path]:
+    """Binary 0/255 mode-"L" PNGs: ``person<id>.png`` (full body) and ``person<id>_<label>.png`` per part
+    (``_2``, ``_3``... for repeated labels of one person). Returns the paths written."""
+    import numpy as np
+    from PIL import Image
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for person in result.persons:
+        items = [(f"person{person.id}", person.mask)]
+        seen: dict[str, int] = {}
+        for part in person.parts:
+            name = f"person{person.id}_{slugify(part.label)}"
+            seen[name] = seen.get(name, 0) + 1
+            items.append((name if seen[name] == 1 else f"{name}_{seen[name]}", part.mask))
+        for name, mask in items:
+            path = directory / f"{name}.png"
+            Image.fromarray(mask.cpu().numpy().astype(np.uint8) * 255, mode="L").save(path)
+            written.append(path)
+    return written
+
+
+def _parse_images(pipe: SpectrumPipeline, inputs: Sequence[Path], out: Path, options: dict) -> list[str]:
+    """Parse ``inputs`` in groups of ``--batch-size`` and write the chosen formats; returns the failures."""
+    from tqdm.auto import tqdm
+
+    from .images import load_image
+
+    formats, size = options["formats"], options["batch_size"]
+    failures: list[str] = []
+    bar = tqdm(total=len(inputs), desc="parse", unit="img", disable=not inputs)
+    for start in range(0, len(inputs), size):
+        group = []
+        for path in inputs[start:start + size]:
+            try:
+                group.append((path, load_image(path)))
+            except EXPECTED_ERRORS as err:
+                failures.append(f"{path}: {err}")
+                tqdm.write(f"failed: {path}: {err}", file=sys.stderr)
+        try:
+            results = pipe([image for _, image in group], **options["call"]) if group else []
+        except EXPECTED_ERRORS as err:
+            failures += [f"{path}: {err}" for path, _ in group]
+            tqdm.write(f"failed: {', '.join(str(p) for p, _ in group)}: {err}", file=sys.stderr)
+            results = []
+        for (path, image), result in zip(group, results):
+            try:
+                if "png" in formats:
+                    result.label_map_image().save(out / f"{path.stem}.png")
+                if "overlay" in formats:
+                    result.overlay(image).save(out / f"{path.stem}_overlay.png")
+                if "json" in formats:
+                    (out / f"{path.stem}.json").write_text(json.dumps(result.to_dict(path.name)))
+                if "masks" in formats:
+                    write_masks(result, out / path.stem)
+            except (*EXPECTED_ERRORS, OSError) as err:
+                failures.append(f"{path}: {err}")
+                tqdm.write(f"failed: {path}: {err}", file=sys.stderr)
+        bar.update(min(size, len(inputs) - start))
+    bar.close()
+    return failures
+
+
 def cmd_parse(args: argparse.Namespace) -> int:
-    """Parse images into per-person parts: label-map PNG, overlay PNG, JSON per image."""
+    """Parse images (label-map PNG, overlay PNG, JSON per image) and videos (the same per frame, tracked ids)."""
     from tqdm.auto import tqdm
 
     from .pipeline import SpectrumPipeline
+    from .video import VIDEO_FORMATS, is_video, parse_video, require_av
 
+    if args.every < 1 or (args.max_frames is not None and args.max_frames < 1):
+        raise ValueError("--every and --max-frames must be >= 1")
+    options = _image_options(args)
     inputs = expand_inputs(args.inputs)
     if not inputs:
-        raise ValueError("no input images found")
+        raise ValueError("no input images or videos found")
+    videos = [p for p in inputs if is_video(p)]
+    inputs = [p for p in inputs if not is_video(p)]
+    if videos:
+        require_av()
     start = time.perf_counter()
     pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size)
     print(f"loaded model {args.model or 'spectrum-bodypix (embedded)'} in {time.perf_counter() - start:.1f}s",
           file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    failures: list[str] = []
-    for path in tqdm(inputs, desc="parse", unit="img"):
+    failures = _parse_images(pipe, inputs, out, options)
+    done = len(inputs) - len(failures)
+    if inputs:
+        print(f"parsed {done} of {len(inputs)} image(s) into {out}" + (f"; {len(failures)} failed" if failures else ""))
+    video_failures = 0
+    for path in videos:
         try:
-            result = pipe(str(path), prompts=args.prompt or None, threshold=args.threshold, ebp=not args.no_ebp)
-            result.label_map_image().save(out / f"{path.stem}.png")
-            result.overlay(str(path)).save(out / f"{path.stem}_overlay.png")
-            (out / f"{path.stem}.json").write_text(json.dumps(result.to_dict(path.name)))
+            call = {k: v for k, v in options["call"].items() if k != "batch_size"}  # prompts, threshold, preset...
+            formats = [f for f in options["formats"] if f in VIDEO_FORMATS] + ["video"]
+            summary = parse_video(pipe, path, out, every=args.every, max_frames=args.max_frames, formats=formats,
+                                  **call)
+            print(f"parsed {summary['frames']} frame(s) of {path} with {len(summary['tracks'])} person track(s) "
+                  f"into {out / path.stem}")
         except EXPECTED_ERRORS as err:
+            video_failures += 1
             failures.append(f"{path}: {err}")
             tqdm.write(f"failed: {path}: {err}", file=sys.stderr)
-    done = len(inputs) - len(failures)
-    print(f"parsed {done} of {len(inputs)} image(s) into {out}" + (f"; {len(failures)} failed" if failures else ""))
+    if len(videos) > 1 or video_failures:
+        print(f"parsed {len(videos) - video_failures} of {len(videos)} video(s) into {out}")
     for line in failures:
         print(f"  failed: {line}", file=sys.stderr)
     return 1 if failures else 0
@@ -173,6 +289,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the web demo and JSON API (``spectrum_parsing.server``) with uvicorn."""
+    try:
+        import uvicorn
+
+        from .server import ServerSettings, create_app
+    except ImportError as err:
+        print(f"spectrum serve: error: {err.name or err} is missing; install the demo extra: "
+              "pip install 'spectrum-parsing[demo]'", file=sys.stderr)
+        return 2
+    from .pipeline import SpectrumPipeline
+
+    settings = ServerSettings(max_upload_bytes=int(args.max_upload_mb * 2**20), max_concurrency=args.max_concurrency,
+                              max_queue=args.max_queue, request_timeout_s=args.timeout,
+                              model_name=args.model or "spectrum-bodypix (embedded)")
+    start = time.perf_counter()
+    pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size)
+    print(f"loaded model {settings.model_name} in {time.perf_counter() - start:.1f}s; "
+          f"serving on http://{args.host}:{args.port}", file=sys.stderr)
+    uvicorn.run(create_app(pipe, settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``spectrum`` command."""
     parser = argparse.ArgumentParser(prog="spectrum", description="Open-vocabulary multi-person human parsing.")
@@ -189,13 +328,24 @@ def build_parser() -> argparse.ArgumentParser:
     feats.set_defaults(func=cmd_features)
 
     parse = sub.add_parser("parse", help="parse images into per-person body parts and clothing")
-    parse.add_argument("inputs", nargs="+", help="image files, directories (recursive) or glob patterns")
+    parse.add_argument("inputs", nargs="+",
+                       help="image or video (.mp4 .mov .avi .mkv .webm) files, directories (recursive), glob patterns")
     parse.add_argument("--prompt", action="append", help="a text prompt (repeatable); default: the model's list")
     parse.add_argument("--model", help="model directory or hub id (default: the embedded spectrum-bodypix)")
     parse.add_argument("--out", default="outputs", help="output directory (default: outputs)")
     parse.add_argument("--threshold", type=float, default=0.3, help="minimum instance score")
     parse.add_argument("--image-size", type=int, default=512, help="longest side fed to the model")
     parse.add_argument("--no-ebp", action="store_true", help="do not add the expanded body-part prompts")
+    parse.add_argument("--format", default="png,overlay,json",
+                       help="image outputs, comma-separated: png (label ids), overlay, json (persons -> parts, and a "
+                            "COCO block), masks (OUT/STEM/person<id>_<label>.png); default png,overlay,json")
+    parse.add_argument("--preset", help="dataset label scheme and ids: lip, cihp, atr, pascal-person-part or ccp "
+                                        "(not with --prompt)")
+    parse.add_argument("--label-map", metavar="FILE.json",
+                       help="merge / rename / fix the ids of output labels (schema: spectrum_parsing.presets)")
+    parse.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per model batch (default 1)")
+    parse.add_argument("--every", type=int, default=1, metavar="N", help="videos: parse every N-th frame (default 1)")
+    parse.add_argument("--max-frames", type=int, metavar="N", help="videos: parse at most N frames per video")
     parse.add_argument("--device", default="auto")
     parse.set_defaults(func=cmd_parse)
 
@@ -229,6 +379,18 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("directory")
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=cmd_tiny_models)
+
+    serve = sub.add_parser("serve", help="serve the web demo and JSON API (needs the demo extra)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--model", help="model directory or hub id (default: the embedded spectrum-bodypix)")
+    serve.add_argument("--device", default="auto")
+    serve.add_argument("--image-size", type=int, default=512, help="longest side fed to the model")
+    serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted (default 10)")
+    serve.add_argument("--max-concurrency", type=int, default=1, help="model calls run at once (default 1)")
+    serve.add_argument("--max-queue", type=int, default=8, help="requests that may wait; more get 503 (default 8)")
+    serve.add_argument("--timeout", type=float, default=120.0, help="seconds per request before 503/504")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -3,26 +3,31 @@
     pipe = SpectrumPipeline.from_pretrained()          # the embedded default model, offline
     result = pipe("photo.jpg", prompts=["dress", "heels"])
     result.persons[0].parts[0].label, result.label_map, result.to_dict()
+    pipe("photo.jpg", preset="lip")                     # LIP's classes and ids (see presets.py)
+    pipe("photo.jpg", prompts=[...], label_map={"merge": {"t-shirt": "upper clothes"}})
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .data.targets import EBP_PROMPTS, with_ebp
-from .evaluation import predict
+from .evaluation import _resize_for_model, predict
 from .images import load_image
 from .modeling import SpectrumModel
 from .postprocess import PersonInstance, group_instances, semantic_map
-from .rendering import encode_rle, label_map_image, overlay
+from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
+from .rendering import encode_rle, label_map_image, overlay, palette
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "spectrum-bodypix"
 """The embedded default model shipped inside the package (see its README.md model card)."""
@@ -40,8 +45,9 @@ class ParsingResult:
     """The parsing of one image.
 
     ``persons``: each with id, full-body mask, box, score and parts (label, score, mask, box).
-    ``label_map``: (H, W) int32, 0 = background, ``i + 1`` = ``labels[i]``; restricted to detected persons.
-    ``prompts``: every prompt scored (the user's, EBP additions, and the ``person`` prompt).
+    ``label_map``: (H, W) int32, 0 = background, ``ids[i]`` = ``labels[i]`` (``i + 1`` unless a preset or label
+    map set ``label_ids``); restricted to detected persons. ``prompts``: every prompt scored (the user's, EBP
+    additions, and the ``person`` prompt). ``palette``: colours by id (a preset's; None = the VOC colour map).
     """
 
     persons: list[PersonInstance]
@@ -50,29 +56,99 @@ class ParsingResult:
     prompts: list[str]
     height: int
     width: int
+    label_ids: list[int] | None = None
+    palette: np.ndarray | None = None
+    preset: str | None = None
+
+    @property
+    def ids(self) -> list[int]:
+        """The label-map id of each of ``labels``."""
+        return list(self.label_ids) if self.label_ids is not None else list(range(1, len(self.labels) + 1))
+
+    def colours(self) -> np.ndarray:
+        """(256, 3) uint8 colours by id: ``palette`` where given, the VOC colour map elsewhere."""
+        out = palette(256)
+        if self.palette is not None:
+            own = np.asarray(self.palette, dtype=np.uint8)[:256]
+            out[: len(own)] = own
+        return out
 
     def to_dict(self, image_name: str | None = None) -> dict[str, Any]:
-        """JSON-ready dict: persons -> parts with label, score, box [x0, y0, x1, y1) and COCO RLE mask."""
+        """JSON-ready dict: persons -> parts with label, label id, score, box [x0, y0, x1, y1) and COCO RLE mask,
+        plus ``coco``: the same as a COCO instance-segmentation file (see :meth:`coco`)."""
+        rles = _rles(self.persons)
+        ids = dict(zip(self.labels, self.ids))
+
         def part(p: Any) -> dict[str, Any]:
-            return {"label": p.label, "score": round(float(p.score), 4), "box": list(p.box),
-                    "segmentation": encode_rle(p.mask.cpu().numpy())}
+            return {"label": p.label, "label_id": ids.get(p.label, 0), "score": round(float(p.score), 4),
+                    "box": list(p.box), "segmentation": rles[id(p)]}
 
         return {
             "image": image_name, "height": self.height, "width": self.width, "prompts": list(self.prompts),
-            "labels": {str(i + 1): name for i, name in enumerate(self.labels)},
+            "preset": self.preset,
+            "labels": {str(i): name for i, name in zip(self.ids, self.labels)},
             "persons": [{"id": person.id, "score": round(float(person.score), 4), "box": list(person.box),
-                         "segmentation": encode_rle(person.mask.cpu().numpy()),
+                         "segmentation": rles[id(person)],
                          "parts": [part(p) for p in person.parts]} for person in self.persons],
+            "coco": self.coco(image_name, rles=rles),
         }
 
+    def coco(self, image_name: str | None = None, image_id: int = 1,
+             rles: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """A COCO instance-segmentation dict (``images``, ``annotations``, ``categories``) loadable by pycocotools.
+
+        Every person and every part is an annotation with RLE ``segmentation`` (``counts`` a str), ``bbox``
+        [x, y, w, h], ``area``, ``score``, ``category_id`` and ``person_id``. Part categories use the label ids;
+        the ``person`` category has id ``max(label ids) + 1``.
+        """
+        rles = rles if rles is not None else _rles(self.persons)
+        ids = dict(zip(self.labels, self.ids))
+        person_category = max(self.ids, default=0) + 1
+        categories = [{"id": i, "name": name, "supercategory": "person"} for i, name in zip(self.ids, self.labels)]
+        categories.append({"id": person_category, "name": "person", "supercategory": "person"})
+        annotations: list[dict[str, Any]] = []
+
+        def add(item: Any, category_id: int, person_id: int) -> None:
+            x0, y0, x1, y1 = (int(v) for v in item.box)
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category_id,
+                                "segmentation": rles[id(item)], "area": int(item.mask.sum()),
+                                "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0,
+                                "score": round(float(item.score), 4), "person_id": person_id})
+
+        for person in self.persons:
+            add(person, person_category, person.id)
+            for p in person.parts:
+                add(p, ids.get(p.label, 0), person.id)
+        return {"images": [{"id": image_id, "file_name": image_name or "", "height": self.height,
+                            "width": self.width}],
+                "annotations": annotations, "categories": categories}
+
     def label_map_image(self) -> Image.Image:
-        """The label map as a palette PNG image (pixel value = label id)."""
-        return label_map_image(self.label_map, len(self.labels))
+        """The label map as a palette PNG image (pixel value = label id; colours = :meth:`colours`)."""
+        if self.palette is None:
+            return label_map_image(self.label_map, max(self.ids, default=0))
+        if self.label_map.max(initial=0) > 255:
+            raise ValueError("label maps with ids above 255 cannot be stored as palette PNG")
+        image = Image.fromarray(self.label_map.astype(np.uint8), mode="P")
+        image.putpalette(self.colours().flatten().tolist())
+        return image
 
     def overlay(self, image: ImageInput) -> Image.Image:
-        """``image`` with the label map blended in, person boxes, and a legend."""
+        """``image`` with the label map blended in (VOC colours by id), person boxes, and a legend."""
         pil = _as_pil(image)
-        return overlay(pil, self.label_map, self.labels, boxes=[(p.id, p.box) for p in self.persons])
+        by_id = [""] * max(self.ids, default=0)  # rendering.overlay colours value v with labels[v - 1]
+        for i, name in zip(self.ids, self.labels):
+            by_id[i - 1] = name
+        return overlay(pil, self.label_map, by_id, boxes=[(p.id, p.box) for p in self.persons])
+
+
+def _rles(persons: Sequence[PersonInstance]) -> dict[int, dict[str, Any]]:
+    """COCO RLE of every person and part mask, by ``id()`` of the instance (each mask encoded once)."""
+    out: dict[int, dict[str, Any]] = {}
+    for person in persons:
+        for item in (person, *person.parts):
+            out[id(item)] = encode_rle(item.mask.cpu().numpy())
+    return out
 
 
 def _as_pil(image: ImageInput) -> Image.Image:
@@ -134,24 +210,87 @@ class SpectrumPipeline:
     @torch.no_grad()
     def __call__(self, images: ImageInput | Sequence[ImageInput], prompts: Sequence[str] | None = None,
                  threshold: float = 0.3, mask_threshold: float = 0.5, ebp: bool = True,
-                 min_part_overlap: float = 0.5) -> ParsingResult | list[ParsingResult]:
-        """Parse one image (returns a ParsingResult) or a list of images (returns a list)."""
+                 min_part_overlap: float = 0.5, *, preset: str | Preset | None = None,
+                 label_map: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+                 batch_size: int = 1) -> ParsingResult | list[ParsingResult]:
+        """Parse one image (returns a ParsingResult) or a list of images (returns a list).
+
+        ``preset``: a dataset label scheme (``"lip"``, ``"cihp"``, ``"atr"``, ``"pascal-person-part"``, ``"ccp"``
+        or a :class:`Preset`): its prompts are scored (without EBP additions) and the label map holds the dataset's
+        ids; not combinable with ``prompts``. ``label_map``: merge / rename / fixed ids of the output labels (a
+        dict or a JSON file, schema in :mod:`.presets`). ``batch_size``: images run through the model together
+        (those of one batch with the same model input size share a forward pass).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
-        labels = self.resolve_prompts(prompts, ebp)
+        if isinstance(label_map, (str, os.PathLike)):
+            label_map = load_label_map(label_map)
+        preset_obj = get_preset(preset) if preset is not None else None
+        if preset_obj is not None:
+            if prompts is not None:
+                raise ValueError(f"give prompts or a preset, not both: preset {preset_obj.name!r} scores exactly its "
+                                 "dataset's classes (use a label map to merge, rename or drop them)")
+            labels = list(preset_obj.prompts)
+            scheme = apply_label_map(preset_obj.classes[1:], preset_obj.label_ids, label_map, keep_ids=True)
+        else:
+            if prompts is None and label_map is not None:
+                prompts = label_map_prompts(label_map)
+            labels = self.resolve_prompts(prompts, ebp)
+            scheme = apply_label_map(labels, None, label_map)
+        relabel = preset_obj is not None or label_map is not None
+        lut = np.array([0, *scheme.source_ids], dtype=np.int32)
         scored = [*labels, self.model.config.person_prompt]
-        results = []
-        for image in batch:
-            array = np.asarray(_as_pil(image))
-            h, w = array.shape[:2]
-            logits, masks = predict(self.model, array, scored, self.image_size)
-            persons = group_instances(logits, masks, scored, len(labels), score_threshold=threshold,
-                                      mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
-            label_map = semantic_map(logits, masks, exclude=(len(labels),)).numpy().astype(np.int32)
-            if persons:
-                worn = torch.stack([p.mask for p in persons]).any(0).cpu().numpy()
-                label_map[~worn] = 0
-            else:
-                label_map[:] = 0
-            results.append(ParsingResult(persons, label_map, labels, scored, h, w))
+        results: list[ParsingResult] = []
+        for start in range(0, len(batch), batch_size):
+            arrays = [np.asarray(_as_pil(image)) for image in batch[start:start + batch_size]]
+            for array, (logits, masks) in zip(arrays, self._predict(arrays, scored)):
+                h, w = array.shape[:2]
+                persons = group_instances(logits, masks, scored, len(labels), score_threshold=threshold,
+                                          mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
+                semantic = semantic_map(logits, masks, exclude=(len(labels),)).numpy().astype(np.int32)
+                if persons:
+                    worn = torch.stack([p.mask for p in persons]).any(0).cpu().numpy()
+                    semantic[~worn] = 0
+                else:
+                    semantic[:] = 0
+                if relabel:
+                    persons = _relabel(persons, scheme)
+                results.append(ParsingResult(persons, lut[semantic], list(scheme.names), scored, h, w,
+                                             label_ids=list(scheme.ids),
+                                             palette=preset_obj.palette if preset_obj is not None else None,
+                                             preset=preset_obj.name if preset_obj is not None else None))
         return results[0] if single else results
+
+    def _predict(self, arrays: Sequence[np.ndarray], prompts: Sequence[str]) -> Iterator[tuple[torch.Tensor,
+                                                                                             torch.Tensor]]:
+        """Grounding and mask logits of each image, in order; images with equal model input size share a pass."""
+        if len(arrays) == 1:
+            yield predict(self.model, arrays[0], prompts, self.image_size)
+            return
+        inputs = [_resize_for_model(a, self.image_size) for a in arrays]
+        done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for i in range(len(arrays)):
+            if i not in done:
+                group = [j for j in range(i, len(arrays)) if inputs[j].shape == inputs[i].shape]
+                x = torch.cat([inputs[j] for j in group]).to(self.model.device)
+                out = self.model(x, list(prompts))
+                rh, rw = x.shape[-2:]
+                masks = F.interpolate(out["pred_masks"].float(), scale_factor=4, mode="bilinear",
+                                      align_corners=False)[..., :rh, :rw]
+                for k, j in enumerate(group):
+                    h, w = arrays[j].shape[:2]
+                    m = F.interpolate(masks[k:k + 1], size=(h, w), mode="bilinear", align_corners=False)[0]
+                    done[j] = (out["pred_logits"][k].float(), m)
+            yield done.pop(i)
+
+
+def _relabel(persons: list[PersonInstance], scheme: LabelScheme) -> list[PersonInstance]:
+    """Persons whose parts carry the output label names of ``scheme`` (parts of dropped labels removed)."""
+    out = []
+    for person in persons:
+        parts = [dataclasses.replace(p, label=scheme.source_names[p.prompt_index]) for p in person.parts
+                 if p.prompt_index < len(scheme.source_names) and scheme.source_names[p.prompt_index] is not None]
+        out.append(dataclasses.replace(person, parts=parts))
+    return out

@@ -1,0 +1,921 @@
+"""``spectrum serve``: a web demo and JSON API around :class:`~spectrum_parsing.pipeline.SpectrumPipeline`.
+
+    from spectrum_parsing.server import ServerSettings, create_app
+    app = create_app(lambda: SpectrumPipeline.from_pretrained(), ServerSettings(max_concurrency=1))
+    # uvicorn.run(app, host="127.0.0.1", port=7860)
+
+Nothing is loaded at import: a pipeline factory runs once, at application startup (a pipeline object can also be
+given directly, as tests do). Needs the ``demo`` extra (FastAPI, uvicorn, python-multipart).
+
+Endpoints
+---------
+``GET /``
+    A single self-contained HTML page (inline CSS and JS, nothing fetched from elsewhere): upload or drop an
+    image, type prompts or pick a preset, Run; the parsed image is shown with the part and person under the
+    cursor, checkboxes toggle persons and parts, and links download the label-map PNG, the overlay and the JSON.
+``GET /api/health``
+    ``{"status": "ok"}`` once the model is loaded (503 before).
+``GET /api/info``
+    ``{"model": str, "version": str, "default_prompts": [str], "presets": {name: [prompt, ...]},
+    "limits": {"max_upload_bytes", "max_pixels", "max_concurrency", "max_queue", "request_timeout_s",
+    "max_prompts", "max_prompt_chars"}}``. ``presets`` is empty where :mod:`spectrum_parsing.presets` is absent.
+``POST /api/parse``
+    ``multipart/form-data`` with the fields
+
+    - ``image`` (file, required): JPEG, PNG, WebP, BMP, GIF (first frame), TIFF or MPO; sniffed from the bytes,
+      the declared content type and file name are not trusted. EXIF orientation is applied.
+    - ``prompts`` (optional): comma- (or newline-) separated prompts; empty = the model's default prompts.
+    - ``preset`` (optional): a preset name from ``/api/info`` (a dataset label scheme); not combinable with
+      ``prompts`` where the pipeline supports presets natively.
+    - ``threshold`` (optional, default 0.3): minimum instance score in [0, 1].
+    - ``ebp`` (optional, default true): add the expanded body-part prompts (``true``/``false``).
+
+    The answer is :meth:`ParsingResult.to_dict() <spectrum_parsing.pipeline.ParsingResult.to_dict>` plus::
+
+        {
+          "image": str,                 # the uploaded file name
+          "height": int, "width": int,  # of the image after EXIF orientation; every map below has this size
+          "prompts": [str],             # every prompt scored (user's or preset's, EBP additions, "person")
+          "labels": {"<id>": str},      # label id (pixel value of the label map) -> label name
+          "persons": [{"id": int, "score": float, "box": [x0, y0, x1, y1],        # x1, y1 exclusive
+                       "segmentation": {"size": [h, w], "counts": str},          # COCO RLE (pycocotools)
+                       "parts": [{"label": str, "score": float, "box": [...], "segmentation": {...}, ...}]}],
+          ...                           # any further keys of to_dict() (e.g. "preset", "coco")
+          "colors": {"<id>": [r, g, b]},  # colour of each label id in label_map_png ("0": the background)
+          "threshold": float, "model": str, "elapsed_ms": float,               # model call, decode to encode
+          "overlay_png": str,           # base64 PNG: the image with parts blended in, person boxes, a legend
+          "label_map_png": str,         # base64 palette PNG: pixel value = label id (as ``spectrum parse``)
+          "label_ids_png": str,         # base64 8-bit grey PNG: the same ids without a palette (for browsers)
+          "person_map_png": str         # base64 8-bit grey PNG: k = persons[k - 1] (first listed wins), 0 = none
+        }
+
+Errors are ``{"error": "<message>"}`` with: 400 malformed multipart, 408 upload too slow, 413 upload or image
+too large, 415 not a multipart request or not a supported image, 422 missing image or invalid field, 503 busy
+(queue full, or no worker free within the timeout; with ``Retry-After``), 504 the model took longer than the
+timeout, 500 anything else (logged; no traceback is ever sent).
+
+Limits (:class:`ServerSettings`)
+--------------------------------
+Upload size is counted while the body is read (the request is cut off at ``max_upload_bytes`` plus a small
+allowance for the form fields, before it is all received; a larger ``Content-Length`` is refused at once).
+Image dimensions are read from the header before decoding (``max_pixels``; Pillow's decompression-bomb limit is
+set to the same value while the app runs). The model runs in worker threads, at most ``max_concurrency`` at
+once; at most ``max_queue`` further requests wait, more are refused with 503. A request that waits longer than
+``request_timeout_s`` gets 503, one whose model call exceeds it gets 504 (its worker finishes in the background
+and keeps its slot until then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib
+import inspect
+import io
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from PIL import Image, ImageOps, UnidentifiedImageError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from . import __version__
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO")
+"""Pillow formats accepted for uploads (no EPS/PDF or other formats that call out to external programs)."""
+
+FORM_OVERHEAD_BYTES = 64 * 1024
+"""Allowance over ``max_upload_bytes`` for multipart boundaries, headers and the text fields."""
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class ParsingPipeline(Protocol):
+    """What the server needs of a pipeline (:class:`SpectrumPipeline` or a test double)."""
+
+    def __call__(self, images: Any, prompts: Any = None, threshold: float = 0.3, *args: Any, **kwargs: Any) -> Any:
+        ...
+
+    def resolve_prompts(self, prompts: Any, ebp: bool) -> list[str]:
+        ...
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Limits and defaults of the server (see the module docstring)."""
+
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 25_000_000
+    max_concurrency: int = 1
+    max_queue: int = 8
+    request_timeout_s: float = 120.0
+    max_prompts: int = 64
+    max_prompt_chars: int = 100
+    default_threshold: float = 0.3
+    model_name: str = "spectrum"
+    set_pillow_limit: bool = field(default=True, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("max_upload_bytes", "max_pixels", "max_concurrency", "max_prompts", "max_prompt_chars"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ServerSettings.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_queue < 0:
+            raise ValueError(f"ServerSettings.max_queue must be >= 0, got {self.max_queue}")
+        if not self.request_timeout_s > 0:
+            raise ValueError(f"ServerSettings.request_timeout_s must be > 0, got {self.request_timeout_s}")
+        if not 0.0 <= self.default_threshold <= 1.0:
+            raise ValueError(f"ServerSettings.default_threshold must be in [0, 1], got {self.default_threshold}")
+
+    def limits(self) -> dict[str, Any]:
+        """The limits as shown by ``/api/info``."""
+        data = asdict(self)
+        return {k: data[k] for k in ("max_upload_bytes", "max_pixels", "max_concurrency", "max_queue",
+                                     "request_timeout_s", "max_prompts", "max_prompt_chars")}
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": message}`` with an HTTP status."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class _BodyTooLarge(Exception):
+    """Raised from the counting ``receive`` once the request body passes its limit."""
+
+
+# ----------------------------------------------------------------------------------------------------- presets
+def _presets_module() -> Any:
+    """:mod:`spectrum_parsing.presets`, or None where it is absent or fails to import."""
+    try:
+        return importlib.import_module(f"{__package__}.presets")
+    except ImportError:
+        return None
+    except Exception as err:  # a broken presets module must not take the demo down
+        logger.warning("presets unavailable: %s", err)
+        return None
+
+
+def load_presets() -> dict[str, list[str]]:
+    """Preset name -> prompts from :mod:`spectrum_parsing.presets`; empty if that module is absent or unusable."""
+    table = getattr(_presets_module(), "PRESETS", None)
+    if not isinstance(table, Mapping):
+        return {}
+    out: dict[str, list[str]] = {}
+    for name, preset in table.items():
+        prompts = getattr(preset, "prompts", preset)
+        if isinstance(prompts, (list, tuple)) and prompts and all(isinstance(p, str) for p in prompts):
+            out[str(name)] = list(prompts)
+    return out
+
+
+def resolve_preset(name: str, presets: Mapping[str, list[str]]) -> str:
+    """The canonical name of preset ``name`` (exact, case-insensitive, or an alias the presets module knows)."""
+    if not presets:
+        raise ApiError(422, "presets are not available on this server")
+    if name in presets:
+        return name
+    key = name.strip().lower().replace("_", "-")
+    if key in presets:
+        return key
+    get_preset = getattr(_presets_module(), "get_preset", None)
+    if callable(get_preset):
+        try:
+            canonical = str(get_preset(name).name)
+        except Exception:  # any failure means "unknown" below
+            canonical = ""
+        if canonical in presets:
+            return canonical
+    raise ApiError(422, f"unknown preset {name!r}; choose one of: {', '.join(presets)}")
+
+
+# ------------------------------------------------------------------------------------------------ form fields
+def parse_prompts(text: str | None, settings: ServerSettings) -> list[str] | None:
+    """Comma- or newline-separated prompts, stripped and de-duplicated; None when there are none."""
+    if not text:
+        return None
+    prompts = list(dict.fromkeys(p.strip() for p in text.replace("\n", ",").split(",") if p.strip()))
+    if len(prompts) > settings.max_prompts:
+        raise ApiError(422, f"too many prompts ({len(prompts)}); at most {settings.max_prompts}")
+    long = [p for p in prompts if len(p) > settings.max_prompt_chars]
+    if long:
+        raise ApiError(422, f"prompt {long[0][:40]!r}... is longer than {settings.max_prompt_chars} characters")
+    return prompts or None
+
+
+def parse_threshold(text: str | None, default: float) -> float:
+    """The ``threshold`` field: a number in [0, 1]."""
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ApiError(422, f"threshold must be a number in [0, 1], got {text[:40]!r}") from None
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ApiError(422, f"threshold must be in [0, 1], got {text[:40]!r}")
+    return value
+
+
+def parse_bool(text: str | None, name: str, default: bool) -> bool:
+    """A boolean form field (true/false, 1/0, yes/no, on/off)."""
+    if text is None or not text.strip():
+        return default
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ApiError(422, f"{name} must be true or false, got {text[:40]!r}")
+
+
+async def read_form(request: Request, settings: ServerSettings) -> Any:
+    """The multipart form of ``request``, its body counted while it is read (413 past the limit)."""
+    limit = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+    too_large = ApiError(413, f"upload too large: the limit is {settings.max_upload_bytes / 2**20:.1f} MB")
+    length = request.headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        raise too_large
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise ApiError(415, "send multipart/form-data with the image in a file field named 'image'")
+    received = 0
+    receive = request.receive
+
+    async def counting_receive() -> Any:
+        nonlocal received
+        message = await receive()
+        if message.get("type") == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _BodyTooLarge
+        return message
+
+    limited = Request(request.scope, counting_receive)
+    try:
+        return await asyncio.wait_for(limited.form(max_files=1, max_fields=16, max_part_size=64 * 1024),
+                                      settings.request_timeout_s)
+    except _BodyTooLarge:
+        raise too_large from None
+    except asyncio.TimeoutError:
+        raise ApiError(408, f"the upload did not finish within {settings.request_timeout_s:g} s") from None
+    except ClientDisconnect:
+        raise ApiError(400, "the client disconnected during the upload") from None
+
+
+def _text_field(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(422, f"field {name!r} must be text, not a file")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------------ images
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Open (header only) an upload as an image of an allowed format and size; 413/415/422 otherwise."""
+    if not data:
+        raise ApiError(422, "the uploaded image is empty")
+    Image.init()  # registers every plugin (only a few are before the first open), so `formats` can name them
+    try:
+        image = Image.open(io.BytesIO(data), formats=[f for f in ALLOWED_FORMATS if f in Image.OPEN])
+    except Image.DecompressionBombError as err:
+        raise ApiError(413, f"image too large: {err}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError):
+        raise ApiError(415, "the upload is not an image in a supported format "
+                            f"({', '.join(f.lower() for f in ALLOWED_FORMATS)})") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ApiError(422, f"the image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ApiError(413, f"image too large: {width}x{height} is {width * height / 1e6:.1f} megapixels; "
+                            f"the limit is {max_pixels / 1e6:.1f}")
+    return image
+
+
+def decode_image(image: Image.Image) -> Image.Image:
+    """Decode an opened image to RGB with its EXIF orientation applied; 422 if the data is corrupt."""
+    try:
+        image.load()
+        return ImageOps.exif_transpose(image).convert("RGB")
+    except Image.DecompressionBombError as err:
+        raise ApiError(413, f"image too large: {err}") from None
+    except (OSError, SyntaxError, ValueError, MemoryError) as err:
+        raise ApiError(422, f"the image could not be decoded (truncated or corrupt?): {err}") from None
+
+
+def png_base64(image: Image.Image) -> str:
+    """An image as base64 PNG text."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=3)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def person_index_map(result: Any) -> np.ndarray:
+    """(H, W) uint8: ``k`` where ``result.persons[k - 1]`` covers the pixel (the first listed wins), 0 elsewhere."""
+    if len(result.persons) > 255:
+        raise ValueError(f"{len(result.persons)} persons do not fit in an 8-bit person map")
+    out = np.zeros((result.height, result.width), dtype=np.uint8)
+    for k in range(len(result.persons), 0, -1):
+        out[np.asarray(result.persons[k - 1].mask.cpu().numpy(), dtype=bool)] = k
+    return out
+
+
+def build_response(result: Any, image: Image.Image, filename: str | None) -> dict[str, Any]:
+    """``result.to_dict()`` plus label colours and the base64 PNGs (see the module docstring)."""
+    payload = result.to_dict(filename)
+    label_png = result.label_map_image()
+    raw = label_png.getpalette() or []
+    colours = np.zeros((256, 3), dtype=np.uint8)
+    given = np.asarray(raw[:768], dtype=np.uint8).reshape(-1, 3)
+    colours[: len(given)] = given
+    ids = [0, *(int(k) for k in payload.get("labels", {}))]
+    payload["colors"] = {str(i): [int(c) for c in colours[i]] for i in ids if 0 <= i < 256}
+    label_ids = np.asarray(result.label_map)
+    if label_ids.size and (label_ids.min() < 0 or label_ids.max() > 255):
+        raise ValueError("label ids above 255 cannot be sent as 8-bit PNG")
+    payload["overlay_png"] = png_base64(result.overlay(image))
+    payload["label_map_png"] = png_base64(label_png)
+    payload["label_ids_png"] = png_base64(Image.fromarray(label_ids.astype(np.uint8), mode="L"))
+    payload["person_map_png"] = png_base64(Image.fromarray(person_index_map(result), mode="L"))
+    return payload
+
+
+# ---------------------------------------------------------------------------------------- bounded model calls
+class WorkGate:
+    """At most ``concurrency`` calls at once in worker threads, at most ``max_queue`` waiting, with a deadline."""
+
+    def __init__(self, concurrency: int, max_queue: int, timeout_s: float) -> None:
+        self.concurrency = concurrency
+        self.max_queue = max_queue
+        self.timeout_s = timeout_s
+        self.semaphore = asyncio.Semaphore(concurrency)
+        self.executor = ThreadPoolExecutor(concurrency, thread_name_prefix="spectrum-model")
+        self.waiting = 0
+        self.running = 0
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in a worker thread once one is free; 503 if the queue is full or the wait times out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        if self.semaphore.locked() and self.waiting >= self.max_queue:
+            raise ApiError(503, f"server busy: {self.running} request(s) running and {self.waiting} waiting; "
+                                "try again shortly", {"Retry-After": "5"})
+        self.waiting += 1
+        acquire = asyncio.ensure_future(self.semaphore.acquire())
+        try:
+            done, _ = await asyncio.wait({acquire}, timeout=self.timeout_s)
+        finally:
+            self.waiting -= 1
+            if not acquire.done():
+                acquire.cancel()
+        if acquire not in done:
+            try:
+                await acquire  # it may have been granted just as the wait ended
+            except asyncio.CancelledError:
+                pass
+            else:
+                self.semaphore.release()
+            raise ApiError(503, f"server busy: no worker became free within {self.timeout_s:g} s; try again later",
+                           {"Retry-After": "5"})
+        self.running += 1
+        try:
+            future = loop.run_in_executor(self.executor, fn)
+        except BaseException:
+            self.running -= 1
+            self.semaphore.release()
+            raise
+
+        def finished(_: Any) -> None:  # the slot is held until the thread really ends, even after a timeout
+            self.running -= 1
+            self.semaphore.release()
+
+        future.add_done_callback(finished)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())  # silence "never retrieved"
+            raise ApiError(504, f"the model did not finish within {self.timeout_s:g} s") from None
+
+    def close(self) -> None:
+        """Stop accepting work; running calls finish in the background."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class _Runtime:
+    pipeline: Any
+    gate: WorkGate
+    presets: dict[str, list[str]]
+    default_prompts: list[str]
+    native_presets: bool
+
+
+def _accepts_preset(pipeline: Any) -> bool:
+    try:
+        return "preset" in inspect.signature(pipeline).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
+
+
+# --------------------------------------------------------------------------------------------------------- app
+def create_app(pipeline: ParsingPipeline | Callable[[], ParsingPipeline],
+               settings: ServerSettings | None = None) -> FastAPI:
+    """The FastAPI app. ``pipeline``: a pipeline, or a zero-argument factory called once at startup."""
+    settings = settings or ServerSettings()
+    is_pipeline = isinstance(pipeline, ParsingPipeline) and not isinstance(pipeline, type)  # a class is a factory
+    if not is_pipeline and not callable(pipeline):
+        raise TypeError("create_app needs a pipeline or a zero-argument callable returning one")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        previous_limit = Image.MAX_IMAGE_PIXELS
+        if settings.set_pillow_limit:
+            Image.MAX_IMAGE_PIXELS = settings.max_pixels
+        gate = WorkGate(settings.max_concurrency, settings.max_queue, settings.request_timeout_s)
+        try:
+            if is_pipeline:
+                pipe = pipeline
+            else:
+                start = time.perf_counter()
+                pipe = await asyncio.get_running_loop().run_in_executor(gate.executor, pipeline)
+                logger.info("model %s loaded in %.1f s", settings.model_name, time.perf_counter() - start)
+            try:
+                defaults = list(pipe.resolve_prompts(None, ebp=False))
+            except Exception:  # a model without usable default prompts still serves explicit ones
+                defaults = []
+            app.state.runtime = _Runtime(pipe, gate, load_presets(), defaults, _accepts_preset(pipe))
+            yield
+        finally:
+            app.state.runtime = None
+            gate.close()
+            if settings.set_pillow_limit:
+                Image.MAX_IMAGE_PIXELS = previous_limit
+
+    app = FastAPI(title="Spectrum human parsing", version=__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.settings = settings
+    app.state.runtime = None
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        return _error(422, f"invalid request: {details}")
+
+    @app.exception_handler(Exception)
+    async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return _error(500, "internal server error")
+
+    def runtime(request: Request) -> _Runtime:
+        state = request.app.state.runtime
+        if state is None:
+            raise ApiError(503, "the model is not loaded")
+        return state
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(INDEX_HTML, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+
+    @app.get("/api/health")
+    async def health(request: Request) -> dict[str, Any]:
+        """Liveness: 200 once the model is loaded."""
+        runtime(request)
+        return {"status": "ok"}
+
+    @app.get("/api/info")
+    async def info(request: Request) -> dict[str, Any]:
+        """Model name, default prompts, presets and limits."""
+        state = runtime(request)
+        return {"model": settings.model_name, "version": __version__, "default_prompts": state.default_prompts,
+                "presets": state.presets, "limits": settings.limits()}
+
+    form_schema = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["image"], "properties": {
+            "image": {"type": "string", "format": "binary"}, "prompts": {"type": "string"},
+            "preset": {"type": "string"}, "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+            "ebp": {"type": "boolean"}}}}}}}
+
+    @app.post("/api/parse", openapi_extra=form_schema)
+    async def parse(request: Request) -> JSONResponse:
+        """Parse one uploaded image (schema in the module docstring)."""
+        state = runtime(request)
+        form = await read_form(request, settings)
+        try:
+            upload = form.get("image")
+            if not isinstance(upload, UploadFile):
+                raise ApiError(422, "missing the image: send it as a file in the form field 'image'")
+            data = await upload.read(settings.max_upload_bytes + 1)
+            if len(data) > settings.max_upload_bytes:
+                raise ApiError(413, f"upload too large: the limit is {settings.max_upload_bytes / 2**20:.1f} MB")
+            filename = upload.filename
+            prompts = parse_prompts(_text_field(form, "prompts"), settings)
+            threshold = parse_threshold(_text_field(form, "threshold"), settings.default_threshold)
+            ebp = parse_bool(_text_field(form, "ebp"), "ebp", True)
+            preset_name = (_text_field(form, "preset") or "").strip() or None
+        finally:
+            await form.close()
+        preset = resolve_preset(preset_name, state.presets) if preset_name else None
+        kwargs: dict[str, Any] = {"prompts": prompts, "threshold": threshold, "ebp": ebp}
+        if preset is not None:
+            if state.native_presets:
+                kwargs["preset"] = preset
+            else:
+                kwargs["prompts"] = list(dict.fromkeys([*state.presets[preset], *(prompts or [])]))
+        opened = open_image(data, settings.max_pixels)
+        del data
+
+        def work() -> dict[str, Any]:
+            start = time.perf_counter()
+            image = decode_image(opened)
+            result = state.pipeline(image, **kwargs)
+            payload = build_response(result, image, filename)
+            payload.update(threshold=threshold, model=settings.model_name,
+                           elapsed_ms=round(1000 * (time.perf_counter() - start), 1))
+            return payload
+
+        try:
+            payload = await state.gate.run(work)
+        except ApiError:
+            raise
+        except (ValueError, TypeError) as err:  # bad prompts / preset combinations, worded by the pipeline
+            raise ApiError(422, str(err) or type(err).__name__) from None
+        except Exception:
+            logger.exception("parsing %r failed", filename)
+            raise ApiError(500, "internal error while parsing the image") from None
+        return JSONResponse(payload)
+
+    return app
+
+
+INDEX_HTML = r"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Spectrum human parsing</title>
+<style>
+  :root { font-family: system-ui, sans-serif; color: #1d2330; background: #f4f5f8; }
+  body { margin: 0; }
+  header { display: flex; gap: 1rem; align-items: baseline; padding: .7rem 1.2rem; background: #1d2330;
+           color: #fff; }
+  header h1 { font-size: 1.2rem; margin: 0; }
+  header span { opacity: .75; font-size: .9rem; }
+  main { display: grid; grid-template-columns: 300px 1fr; gap: 1.2rem; padding: 1.2rem; }
+  @media (max-width: 800px) { main { grid-template-columns: 1fr; } }
+  .panel { background: #fff; border-radius: 8px; padding: 1rem; box-shadow: 0 1px 3px #0002; }
+  #controls label.field { display: block; margin: .8rem 0 .2rem; font-weight: 600; font-size: .9rem; }
+  #controls input[type=text], #controls input[type=number], #controls select { width: 100%;
+           box-sizing: border-box; padding: .35rem; }
+  #dropzone { border: 2px dashed #8a93a6; border-radius: 8px; padding: 1.2rem .6rem; text-align: center;
+              cursor: pointer; }
+  #dropzone.over { border-color: #2f6fed; background: #eef3ff; }
+  #file-name { font-size: .85rem; margin-top: .4rem; word-break: break-all; }
+  .hint { font-size: .8rem; color: #5a6275; }
+  button { margin-top: 1rem; width: 100%; padding: .6rem; font-size: 1rem; border: 0; border-radius: 6px;
+           background: #2f6fed; color: #fff; cursor: pointer; }
+  button:disabled { background: #9db5e8; cursor: default; }
+  #status { margin-top: .7rem; font-size: .9rem; min-height: 1.2em; }
+  #status.error { color: #b3261e; font-weight: 600; }
+  #stage { position: relative; display: inline-block; max-width: 100%; }
+  #view { display: block; max-width: 100%; height: auto; cursor: crosshair; }
+  #tooltip { position: absolute; pointer-events: none; background: #1d2330e8; color: #fff; padding: .2rem .45rem;
+             border-radius: 4px; font-size: .85rem; white-space: nowrap; }
+  #picked { font-size: .9rem; margin: .4rem 0; min-height: 1.2em; }
+  #toggles { display: flex; flex-wrap: wrap; gap: 1rem; margin: .6rem 0; }
+  fieldset { border: 1px solid #d3d7e0; border-radius: 6px; min-width: 180px; }
+  fieldset label { display: block; font-size: .88rem; }
+  .swatch { display: inline-block; width: .8em; height: .8em; border: 1px solid #0006; margin-right: .3em;
+            vertical-align: -1px; }
+  #downloads a { margin-right: 1rem; }
+  #overlay { max-width: 100%; }
+  figure { margin: 1rem 0 0; }
+  figcaption { font-size: .8rem; color: #5a6275; }
+</style>
+</head>
+<body data-state="idle">
+<header><h1>Spectrum</h1><span>open-vocabulary multi-person human parsing</span><span id="model-name"></span></header>
+<main>
+<section id="controls" class="panel">
+  <div id="dropzone" tabindex="0" role="button" aria-label="choose or drop an image">
+    Drop an image here, or click to choose one
+    <input type="file" id="file" accept="image/*" hidden>
+  </div>
+  <div id="file-name"></div>
+  <label class="field" for="prompts">Prompts (comma-separated)</label>
+  <input type="text" id="prompts" autocomplete="off">
+  <div class="hint">Empty: the model's default prompts.</div>
+  <div id="preset-row">
+    <label class="field" for="preset">or a preset</label>
+    <select id="preset"><option value="">(none)</option></select>
+    <div class="hint" id="preset-hint"></div>
+  </div>
+  <label class="field" for="threshold">Score threshold</label>
+  <input type="number" id="threshold" min="0" max="1" step="0.05" value="0.3">
+  <label class="hint"><input type="checkbox" id="ebp" checked> add expanded body-part prompts</label>
+  <button id="run" disabled>Run</button>
+  <div id="status" role="status" aria-live="polite"></div>
+</section>
+<section id="result" class="panel" hidden>
+  <div id="stage"><canvas id="view"></canvas><div id="tooltip" hidden></div></div>
+  <div id="picked"></div>
+  <div id="toggles">
+    <fieldset id="persons"><legend>Persons</legend><div id="person-list"></div></fieldset>
+    <fieldset id="parts"><legend>Parts</legend><div id="part-list"></div></fieldset>
+  </div>
+  <div id="downloads">
+    <a id="download-labelmap" href="#">label map (PNG)</a>
+    <a id="download-overlay" href="#">overlay (PNG)</a>
+    <a id="download-json" href="#">result (JSON)</a>
+  </div>
+  <figure><img id="overlay" alt="parsed image with legend"><figcaption>Rendered overlay</figcaption></figure>
+</section>
+</main>
+<script>
+"use strict";
+const $ = (id) => document.getElementById(id);
+const S = { file: null, data: null, W: 0, H: 0, base: null, labels: null, persons: null, colors: null,
+            showLabel: new Uint8Array(256), showPerson: new Uint8Array(256), limits: null, jsonUrl: null };
+
+function setStatus(text, isError) {
+  const el = $("status");
+  el.textContent = text;
+  el.className = isError ? "error" : "";
+}
+const megabytes = (n) => (n / 1048576).toFixed(1) + " MB";
+
+async function loadInfo() {
+  try {
+    const resp = await fetch("/api/info");
+    const info = await resp.json();
+    if (!resp.ok) throw new Error(info.error || resp.statusText);
+    S.limits = info.limits;
+    $("model-name").textContent = "model: " + info.model;
+    if (info.default_prompts && info.default_prompts.length) $("prompts").placeholder = info.default_prompts.join(", ");
+    const presets = info.presets || {};
+    for (const [name, prompts] of Object.entries(presets)) {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = name;
+      option.title = prompts.join(", ");
+      $("preset").appendChild(option);
+    }
+    S.presets = presets;
+    $("preset-row").hidden = Object.keys(presets).length === 0;
+  } catch (err) {
+    $("preset-row").hidden = true;
+    setStatus("could not read the server info: " + err.message, true);
+  }
+}
+
+function setFile(file) {
+  if (!file) return;
+  if (S.limits && file.size > S.limits.max_upload_bytes) {
+    setStatus(`${file.name} is ${megabytes(file.size)}; the limit is ${megabytes(S.limits.max_upload_bytes)}`, true);
+    return;
+  }
+  S.file = file;
+  $("file-name").textContent = `${file.name} (${Math.max(1, Math.round(file.size / 1024))} KB)`;
+  $("run").disabled = false;
+  setStatus("");
+}
+
+function b64Blob(b64, type) {
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return new Blob([bytes], { type });
+}
+
+async function rgba(blob, w, h, exact) {
+  const options = exact ? { colorSpaceConversion: "none", premultiplyAlpha: "none" } : {};
+  const bitmap = await createImageBitmap(blob, options);
+  const canvas = document.createElement("canvas");
+  canvas.width = w; canvas.height = h;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  if (exact && (bitmap.width !== w || bitmap.height !== h)) {
+    throw new Error(`map is ${bitmap.width}x${bitmap.height}, expected ${w}x${h}`);
+  }
+  ctx.drawImage(bitmap, 0, 0, bitmap.width, bitmap.height, 0, 0, w, h);
+  bitmap.close();
+  return ctx.getImageData(0, 0, w, h).data;
+}
+
+function firstChannel(data) {
+  const out = new Uint8Array(data.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = data[4 * i];
+  return out;
+}
+
+async function show(data) {
+  const W = data.width, H = data.height;
+  S.data = data; S.W = W; S.H = H;
+  S.labels = firstChannel(await rgba(b64Blob(data.label_ids_png, "image/png"), W, H, true));
+  S.persons = firstChannel(await rgba(b64Blob(data.person_map_png, "image/png"), W, H, true));
+  try {
+    S.base = await rgba(S.file, W, H, false);
+  } catch (err) {  // a format the browser cannot decode: fall back to the top of the rendered overlay
+    S.base = await rgba(b64Blob(data.overlay_png, "image/png"), W, H, false);
+  }
+  S.colors = new Uint8Array(256 * 3);
+  for (const [id, rgb] of Object.entries(data.colors || {})) S.colors.set(rgb, 3 * Number(id));
+  S.showLabel.fill(1); S.showPerson.fill(1);
+  const view = $("view");
+  view.width = W; view.height = H;
+  buildToggles();
+  render();
+  const stem = (S.file.name || "image").replace(/\.[^.]*$/, "") || "image";
+  const links = [["download-labelmap", data.label_map_png, "_labels.png"],
+                 ["download-overlay", data.overlay_png, "_overlay.png"]];
+  for (const [id, b64, suffix] of links) {
+    $(id).href = "data:image/png;base64," + b64;
+    $(id).download = stem + suffix;
+  }
+  const plain = Object.fromEntries(Object.entries(data).filter(([key]) => !key.endsWith("_png")));
+  if (S.jsonUrl) URL.revokeObjectURL(S.jsonUrl);
+  S.jsonUrl = URL.createObjectURL(new Blob([JSON.stringify(plain, null, 1)], { type: "application/json" }));
+  $("download-json").href = S.jsonUrl;
+  $("download-json").download = stem + ".json";
+  const overlay = $("overlay");
+  overlay.src = "data:image/png;base64," + data.overlay_png;
+  await overlay.decode();
+  $("result").hidden = false;
+  $("picked").textContent = "";
+}
+
+function addToggle(container, text, key, rgb, onChange) {
+  const label = document.createElement("label");
+  const box = document.createElement("input");
+  box.type = "checkbox"; box.checked = true; box.dataset.key = key;
+  box.addEventListener("change", () => { onChange(box.checked ? 1 : 0); render(); });
+  label.appendChild(box);
+  if (rgb) {
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
+    label.appendChild(swatch);
+  }
+  label.appendChild(document.createTextNode(text));
+  container.appendChild(label);
+}
+
+function buildToggles() {
+  const personList = $("person-list"), partList = $("part-list");
+  personList.replaceChildren(); partList.replaceChildren();
+  S.data.persons.forEach((person, k) => {
+    const text = ` person ${person.id} (score ${person.score.toFixed(2)}, ${person.parts.length} parts)`;
+    addToggle(personList, text, "person-" + person.id, null, (on) => { S.showPerson[k + 1] = on; });
+  });
+  const counts = new Uint32Array(256);
+  for (let i = 0; i < S.labels.length; i++) counts[S.labels[i]]++;
+  const inParts = new Set(S.data.persons.flatMap((p) => p.parts.map((part) => part.label)));
+  for (const [id, name] of Object.entries(S.data.labels)) {
+    const n = Number(id);
+    if (!counts[n] && !inParts.has(name)) continue;
+    const rgb = S.colors.subarray(3 * n, 3 * n + 3);
+    addToggle(partList, " " + name, "label-" + n, rgb, (on) => { S.showLabel[n] = on; });
+  }
+  if (!personList.children.length) personList.textContent = "no persons found";
+  if (!partList.children.length) partList.textContent = "no parts found";
+}
+
+function render() {
+  const { W, H, base, labels, persons, colors } = S;
+  const ctx = $("view").getContext("2d");
+  const out = ctx.createImageData(W, H);
+  const d = out.data, a = 0.55;
+  for (let i = 0, p = 0; i < W * H; i++, p += 4) {
+    const l = labels[i];
+    if (l && S.showLabel[l] && S.showPerson[persons[i]]) {
+      d[p] = (1 - a) * base[p] + a * colors[3 * l];
+      d[p + 1] = (1 - a) * base[p + 1] + a * colors[3 * l + 1];
+      d[p + 2] = (1 - a) * base[p + 2] + a * colors[3 * l + 2];
+    } else {
+      d[p] = base[p]; d[p + 1] = base[p + 1]; d[p + 2] = base[p + 2];
+    }
+    d[p + 3] = 255;
+  }
+  ctx.putImageData(out, 0, 0);
+  ctx.lineWidth = 2; ctx.strokeStyle = "#fff"; ctx.fillStyle = "#fff"; ctx.font = "12px sans-serif";
+  S.data.persons.forEach((person, k) => {
+    if (!S.showPerson[k + 1]) return;
+    const [x0, y0, x1, y1] = person.box;
+    ctx.strokeRect(x0 + 1, y0 + 1, Math.max(0, x1 - x0 - 2), Math.max(0, y1 - y0 - 2));
+    ctx.fillText("person " + person.id, x0 + 4, y0 + 14);
+  });
+}
+
+function pixelAt(event) {
+  const rect = $("view").getBoundingClientRect();
+  const x = Math.floor((event.clientX - rect.left) * S.W / rect.width);
+  const y = Math.floor((event.clientY - rect.top) * S.H / rect.height);
+  return x >= 0 && y >= 0 && x < S.W && y < S.H ? { x, y } : null;
+}
+
+function describe(x, y) {
+  const i = y * S.W + x, l = S.labels[i], k = S.persons[i];
+  if (!l && !k) return "background";
+  const name = l ? S.data.labels[String(l)] : "no part";
+  return k ? `${name} · person ${S.data.persons[k - 1].id}` : name;
+}
+
+function onHover(event) {
+  const tip = $("tooltip");
+  const at = S.data && pixelAt(event);
+  if (!at) { tip.hidden = true; return; }
+  tip.textContent = describe(at.x, at.y);
+  const stage = $("stage").getBoundingClientRect();
+  tip.style.left = (event.clientX - stage.left + 14) + "px";
+  tip.style.top = (event.clientY - stage.top + 14) + "px";
+  tip.hidden = false;
+}
+
+async function run() {
+  if (!S.file) return;
+  const form = new FormData();
+  form.append("image", S.file, S.file.name || "image");
+  form.append("prompts", $("prompts").value);
+  if ($("preset").value) form.append("preset", $("preset").value);
+  form.append("threshold", $("threshold").value);
+  form.append("ebp", $("ebp").checked ? "true" : "false");
+  $("run").disabled = true;
+  document.body.dataset.state = "running";
+  setStatus("Parsing…");
+  const started = performance.now();
+  try {
+    const resp = await fetch("/api/parse", { method: "POST", body: form });
+    let data;
+    try { data = await resp.json(); } catch (err) { data = { error: `HTTP ${resp.status} ${resp.statusText}` }; }
+    if (!resp.ok) throw new Error(data.error || `HTTP ${resp.status}`);
+    await show(data);
+    const parts = data.persons.reduce((n, p) => n + p.parts.length, 0);
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    setStatus(`${data.persons.length} person(s), ${parts} part(s) in ${seconds} s`);
+    document.body.dataset.state = "done";
+  } catch (err) {
+    setStatus(err.message, true);
+    document.body.dataset.state = "error";
+  } finally {
+    $("run").disabled = false;
+  }
+}
+
+const dropzone = $("dropzone");
+dropzone.addEventListener("click", () => $("file").click());
+dropzone.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file").click(); });
+for (const type of ["dragenter", "dragover"]) {
+  dropzone.addEventListener(type, (e) => { e.preventDefault(); dropzone.classList.add("over"); });
+}
+for (const type of ["dragleave", "drop"]) {
+  dropzone.addEventListener(type, (e) => { e.preventDefault(); dropzone.classList.remove("over"); });
+}
+dropzone.addEventListener("drop", (e) => setFile(e.dataTransfer.files[0]));
+window.addEventListener("dragover", (e) => e.preventDefault());
+window.addEventListener("drop", (e) => e.preventDefault());
+$("file").addEventListener("change", (e) => setFile(e.target.files[0]));
+$("preset").addEventListener("change", () => {
+  const prompts = (S.presets || {})[$("preset").value];
+  $("preset-hint").textContent = prompts ? "scores: " + prompts.join(", ") : "";
+});
+$("prompts").addEventListener("keydown", (e) => { if (e.key === "Enter") run(); });
+$("run").addEventListener("click", run);
+const view = $("view");
+view.addEventListener("mousemove", onHover);
+view.addEventListener("mouseleave", () => { $("tooltip").hidden = true; });
+view.addEventListener("click", (e) => {
+  const at = S.data && pixelAt(e);
+  if (at) $("picked").textContent = `(${at.x}, ${at.y}): ${describe(at.x, at.y)}`;
+});
+loadInfo();
+</script>
+</body>
+</html>
+"""
