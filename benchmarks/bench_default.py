@@ -30,7 +30,7 @@ def main() -> None:
     loads = []
     for _ in range(3):
         start = time.perf_counter()
-        pipe = SpectrumPipeline.from_pretrained(image_size=args.size)
+        pipe = SpectrumPipeline.from_pretrained()
         loads.append(time.perf_counter() - start)
     image = Image.open(args.image).convert("RGB")
     image.thumbnail((args.size, args.size))
@@ -44,7 +44,8 @@ def main() -> None:
                "prompts scored": len(result.prompts), "persons found": len(result.persons)}
     command = "python benchmarks/bench_default.py " + " ".join(sys.argv[1:])
     record("Default model (spectrum-bodypix) on CPU", command.strip(),
-           {"size": args.size, "repeats": args.repeats, "threads": torch.get_num_threads()}, results)
+           {"size": args.size, "model input": pipe.image_size, "repeats": args.repeats,
+            "threads": torch.get_num_threads()}, results)
     for k, v in results.items():
         print(f"{k}: {v}")
 

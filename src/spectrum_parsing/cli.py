@@ -281,7 +281,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     model = SpectrumModel.from_pretrained(args.model).to(_device(args.device)).eval()
     dataset = open_dataset(args.dataset, split=args.split)
-    config = EvalConfig(protocol=args.protocol, image_size=args.image_size, limit=args.limit,
+    config = EvalConfig(protocol=args.protocol, image_size=args.image_size or model.config.input_size, limit=args.limit,
                         withheld=list(model.config.withheld))
     n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     result = evaluate(model, dataset, config, progress=tqdm(range(n), desc="eval", unit="img", disable=args.json))
@@ -334,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--model", help="model directory or hub id (default: the embedded spectrum-bodypix)")
     parse.add_argument("--out", default="outputs", help="output directory (default: outputs)")
     parse.add_argument("--threshold", type=float, default=0.3, help="minimum instance score")
-    parse.add_argument("--image-size", type=int, default=512, help="longest side fed to the model")
+    parse.add_argument("--image-size", type=int, default=None,
+                       help="longest side fed to the model (default: the size it was trained at)")
     parse.add_argument("--no-ebp", action="store_true", help="do not add the expanded body-part prompts")
     parse.add_argument("--format", default="png,overlay,json",
                        help="image outputs, comma-separated: png (label ids), overlay, json (persons -> parts, and a "
@@ -369,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--dataset", required=True, help="FORMAT:PATH, e.g. ccp:../shared/datasets/ccp")
     ev.add_argument("--split", default="val", help="train, val or all (default val)")
     ev.add_argument("--protocol", default="all", choices=["all", "body", "clothing", "unseen", "person", "instance"])
-    ev.add_argument("--image-size", type=int, default=512, help="longest side fed to the model")
+    ev.add_argument("--image-size", type=int, default=None,
+                       help="longest side fed to the model (default: the size it was trained at)")
     ev.add_argument("--limit", type=int, help="evaluate only the first N images")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of Markdown")
     ev.add_argument("--device", default="auto")
@@ -385,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=7860)
     serve.add_argument("--model", help="model directory or hub id (default: the embedded spectrum-bodypix)")
     serve.add_argument("--device", default="auto")
-    serve.add_argument("--image-size", type=int, default=512, help="longest side fed to the model")
+    serve.add_argument("--image-size", type=int, default=None,
+                       help="longest side fed to the model (default: the size it was trained at)")
     serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted (default 10)")
     serve.add_argument("--max-concurrency", type=int, default=1, help="model calls run at once (default 1)")
     serve.add_argument("--max-queue", type=int, default=8, help="requests that may wait; more get 503 (default 8)")

@@ -45,6 +45,7 @@ class SpectrumConfig(ConfigBase):
     withheld: list[str] = field(default_factory=list)  # categories kept out of training (zero-shot evaluation)
     ebp_prompts: list[str] | None = None  # expanded body-part prompts this model knows (None: the full EBP set)
     default_prompts: list[str] | None = None  # prompts used when the caller gives none (None: a built-in list)
+    input_size: int = 512  # longest image side fed to the model by default (the resolution it was trained at)
     format_version: int = 1
 
     @classmethod
@@ -66,6 +67,7 @@ class SpectrumConfig(ConfigBase):
             withheld=list(data.get("withheld", [])),
             ebp_prompts=data.get("ebp_prompts"),
             default_prompts=data.get("default_prompts"),
+            input_size=int(data.get("input_size", 512)),
             format_version=data.get("format_version", 1),
         )
 

@@ -166,13 +166,13 @@ def _as_pil(image: ImageInput) -> Image.Image:
 class SpectrumPipeline:
     """Open-vocabulary, multi-person human parsing around a :class:`SpectrumModel` (no I/O in the constructor)."""
 
-    def __init__(self, model: SpectrumModel, image_size: int = 512) -> None:
+    def __init__(self, model: SpectrumModel, image_size: int | None = None) -> None:
         self.model = model.eval()
-        self.image_size = image_size
+        self.image_size = image_size or model.config.input_size
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, device: str | torch.device | None = None,
-                        image_size: int = 512) -> SpectrumPipeline:
+                        image_size: int | None = None) -> SpectrumPipeline:
         """Load a model directory or hub id; ``None`` loads the embedded default model (offline)."""
         if source is None:
             if not (DEFAULT_MODEL_DIR / "model.safetensors").is_file():

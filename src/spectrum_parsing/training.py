@@ -177,7 +177,8 @@ class ExperimentConfig(ConfigBase):
         return SpectrumConfig(backbone=backbone_cfg, text_encoder=TextEncoderConfig.from_dict(self.model.text_encoder),
                               decoder=DecoderConfig.from_dict(self.model.decoder),
                               loss=LossConfig.from_dict(self.model.loss), withheld=list(self.data.targets.withheld),
-                              ebp_prompts=self.model.ebp_prompts, default_prompts=self.model.default_prompts)
+                              ebp_prompts=self.model.ebp_prompts, default_prompts=self.model.default_prompts,
+                              input_size=self.data.image_size)
 
 
 # ------------------------------------------------------------------------------------------------ data
