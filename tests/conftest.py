@@ -44,3 +44,24 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"../shared not found at {SHARED}: this test needs the shared data")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, minilm) -> Path:
+    """A small random Spectrum model (random BodyPix + small decoder) saved to disk, for pipeline/CLI tests."""
+    from spectrum_parsing import SpectrumConfig, SpectrumModel
+    from spectrum_parsing.backbones import load_backbone
+    from spectrum_parsing.backbones.bodypix import BodyPixConfig
+    from spectrum_parsing.configs import DecoderConfig
+
+    torch.manual_seed(0)
+    config = SpectrumConfig(backbone=BodyPixConfig(weights=None, trainable=True),
+                            decoder=DecoderConfig(hidden_dim=32, mask_dim=32, num_queries=8, num_heads=4,
+                                                  encoder_layers=1, encoder_ffn_dim=64, decoder_layers=2,
+                                                  decoder_ffn_dim=64),
+                            default_prompts=["shirt", "hat"], ebp_prompts=["hair", "face"])
+    model = SpectrumModel.from_config(config, backbone=load_backbone(config.backbone), text_encoder=minilm)
+    # Make every query confident "person"-or-part so grouping has something to group: flip the no-object embedding.
+    with torch.no_grad():
+        model.decoder.transformer_decoder.grounding.no_object.mul_(-1)
+    return model.save_pretrained(tmp_path_factory.mktemp("model") / "m")

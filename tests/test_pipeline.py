@@ -7,34 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from spectrum_parsing import SpectrumConfig, SpectrumModel
-from spectrum_parsing.backbones import load_backbone
-from spectrum_parsing.backbones.bodypix import BodyPixConfig
 from spectrum_parsing.cli import expand_inputs, main
-from spectrum_parsing.configs import DecoderConfig
 from spectrum_parsing.pipeline import DEFAULT_MODEL_DIR, SpectrumPipeline
 from spectrum_parsing.rendering import decode_rle, encode_rle, label_map_image, palette
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, minilm) -> Path:
-    """A small random Spectrum model (random BodyPix + small decoder) saved to disk."""
-    torch.manual_seed(0)
-    config = SpectrumConfig(backbone=BodyPixConfig(weights=None, trainable=True),
-                            decoder=DecoderConfig(hidden_dim=32, mask_dim=32, num_queries=8, num_heads=4,
-                                                  encoder_layers=1, encoder_ffn_dim=64, decoder_layers=2,
-                                                  decoder_ffn_dim=64),
-                            default_prompts=["shirt", "hat"], ebp_prompts=["hair", "face"])
-    model = SpectrumModel.from_config(config, backbone=load_backbone(config.backbone), text_encoder=minilm)
-    # Make every query confident "person"-or-part so grouping has something to group: bias no-object down.
-    with torch.no_grad():
-        model.decoder.transformer_decoder.grounding.no_object.mul_(-1)
-    return model.save_pretrained(tmp_path_factory.mktemp("model") / "m")
 
 
 def test_rle_round_trip_and_palette_png(tmp_path):

@@ -17,17 +17,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="the server tests need the demo extra: pip install -e '.[demo]'")
 pytest.importorskip("multipart", reason="the server tests need python-multipart (the demo extra)")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from spectrum_parsing import SpectrumConfig, SpectrumModel  # noqa: E402
-from spectrum_parsing.backbones import load_backbone  # noqa: E402
-from spectrum_parsing.backbones.bodypix import BodyPixConfig  # noqa: E402
-from spectrum_parsing.configs import DecoderConfig  # noqa: E402
 from spectrum_parsing.pipeline import ParsingResult, SpectrumPipeline  # noqa: E402
 from spectrum_parsing.rendering import decode_rle  # noqa: E402
 from spectrum_parsing.server import ServerSettings, create_app, load_presets  # noqa: E402
@@ -41,19 +36,9 @@ SIZE = (160, 120)  # width, height of the test image
 
 # ------------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def tiny_pipe(tmp_path_factory, minilm) -> SpectrumPipeline:
-    """A small random Spectrum model saved to disk and loaded back, as ``spectrum serve --model`` would."""
-    torch.manual_seed(0)
-    config = SpectrumConfig(backbone=BodyPixConfig(weights=None, trainable=True),
-                            decoder=DecoderConfig(hidden_dim=32, mask_dim=32, num_queries=8, num_heads=4,
-                                                  encoder_layers=1, encoder_ffn_dim=64, decoder_layers=2,
-                                                  decoder_ffn_dim=64),
-                            default_prompts=["shirt", "hat"], ebp_prompts=["hair", "face"])
-    model = SpectrumModel.from_config(config, backbone=load_backbone(config.backbone), text_encoder=minilm)
-    with torch.no_grad():  # every query confident, so that grouping finds persons with parts
-        model.decoder.transformer_decoder.grounding.no_object.mul_(-1)
-    path = model.save_pretrained(tmp_path_factory.mktemp("model") / "m")
-    return SpectrumPipeline.from_pretrained(path, image_size=128)
+def tiny_pipe(tiny_model_dir) -> SpectrumPipeline:
+    """The small random Spectrum model loaded back from disk, as ``spectrum serve --model`` would."""
+    return SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=128)
 
 
 @pytest.fixture(scope="module")
