@@ -15,6 +15,9 @@ from .hub import ModelLoadError
 from .images import ImageLoadError
 
 if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
     from .pipeline import ParsingResult, SpectrumPipeline
 
 EXPECTED_ERRORS = (ConfigError, ModelLoadError, ImageLoadError, FileNotFoundError, ValueError)
@@ -143,6 +146,20 @@ def write_masks(result: ParsingResult, directory: Path) -> list[Path]:
     return written
 
 
+def write_outputs(result: ParsingResult, image: Image.Image | np.ndarray, out: Path, path: Path,
+                  formats: Sequence[str]) -> None:
+    """Write one parsed image's outputs into ``out`` (named after ``path``): ``STEM.png`` (label ids),
+    ``STEM_overlay.png``, ``STEM.json`` and ``STEM/`` masks, as chosen by ``formats``. Shared by every engine."""
+    if "png" in formats:
+        result.label_map_image().save(out / f"{path.stem}.png")
+    if "overlay" in formats:
+        result.overlay(image).save(out / f"{path.stem}_overlay.png")
+    if "json" in formats:
+        (out / f"{path.stem}.json").write_text(json.dumps(result.to_dict(path.name)))
+    if "masks" in formats:
+        write_masks(result, out / path.stem)
+
+
 def _parse_images(pipe: SpectrumPipeline, inputs: Sequence[Path], out: Path, options: dict) -> list[str]:
     """Parse ``inputs`` in groups of ``--batch-size`` and write the chosen formats; returns the failures."""
     from tqdm.auto import tqdm
@@ -168,20 +185,33 @@ def _parse_images(pipe: SpectrumPipeline, inputs: Sequence[Path], out: Path, opt
             results = []
         for (path, image), result in zip(group, results):
             try:
-                if "png" in formats:
-                    result.label_map_image().save(out / f"{path.stem}.png")
-                if "overlay" in formats:
-                    result.overlay(image).save(out / f"{path.stem}_overlay.png")
-                if "json" in formats:
-                    (out / f"{path.stem}.json").write_text(json.dumps(result.to_dict(path.name)))
-                if "masks" in formats:
-                    write_masks(result, out / path.stem)
+                write_outputs(result, image, out, path, formats)
             except (*EXPECTED_ERRORS, OSError) as err:
                 failures.append(f"{path}: {err}")
                 tqdm.write(f"failed: {path}: {err}", file=sys.stderr)
         bar.update(min(size, len(inputs) - start))
     bar.close()
     return failures
+
+
+def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> int:
+    """``spectrum parse --engine ray``: the images parsed by a Ray Data pipeline; same outputs, summary and code."""
+    try:
+        from .distributed import parse_with_ray, require_ray
+
+        require_ray()
+    except ImportError as err:
+        print(f"spectrum parse: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    summary = parse_with_ray(inputs, out, args.model, options["call"], options["formats"],
+                             batch_size=options["batch_size"], device=args.device, ray_address=args.ray_address,
+                             image_size=args.image_size)
+    print(f"parsed {summary['done']} of {summary['total']} image(s) into {out}"
+          + (f"; {summary['failed']} failed" if summary["failed"] else ""))
+    for line in summary["failures"]:
+        print(f"  failed: {line}", file=sys.stderr)
+    return 1 if summary["failures"] else 0
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -197,6 +227,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
     inputs = expand_inputs(args.inputs)
     if not inputs:
         raise ValueError("no input images or videos found")
+    if args.engine == "ray":
+        return _parse_ray(args, options, inputs)
     videos = [p for p in inputs if is_video(p)]
     inputs = [p for p in inputs if not is_video(p)]
     if videos:
@@ -348,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--every", type=int, default=1, metavar="N", help="videos: parse every N-th frame (default 1)")
     parse.add_argument("--max-frames", type=int, metavar="N", help="videos: parse at most N frames per video")
     parse.add_argument("--device", default="auto")
+    parse.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="local (this process, default) or ray (a Ray Data pipeline of model actors; images only; "
+                            "needs the distributed extra)")
+    parse.add_argument("--ray-address", metavar="ADDR",
+                       help="--engine ray: address of an existing Ray cluster (default: start a local instance)")
     parse.set_defaults(func=cmd_parse)
 
     tr = sub.add_parser("train", help="train a model from a YAML experiment config")
