@@ -91,7 +91,8 @@ class EvalConfig:
             raise ValueError(f"unknown protocol {self.protocol!r}; choose one of {PROTOCOLS}")
 
 
-def _resize_for_model(image: np.ndarray, size: int) -> torch.Tensor:
+def resize_for_model(image: np.ndarray, size: int) -> torch.Tensor:
+    """HWC uint8 image -> (1, 3, h, w) float in [0, 1] with its longest side resized to ``size``."""
     h, w = image.shape[:2]
     scale = size / max(h, w)
     t = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div(255)[None]
@@ -102,16 +103,22 @@ def _resize_for_model(image: np.ndarray, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def predict_batch(model: Any, inputs: torch.Tensor, prompts: Sequence[str],
+                  sizes: Sequence[tuple[int, int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per image of a resized batch (B, 3, h, w): grounding logits (Q, P+1) and mask logits at ``sizes[i]``."""
+    out = model(inputs.to(model.device), list(prompts))
+    rh, rw = inputs.shape[-2:]
+    masks = F.interpolate(out["pred_masks"].float(), scale_factor=4, mode="bilinear",
+                          align_corners=False)[..., :rh, :rw]
+    return [(out["pred_logits"][k].float(),
+             F.interpolate(masks[k:k + 1], size=(h, w), mode="bilinear", align_corners=False)[0])
+            for k, (h, w) in enumerate(sizes)]
+
+
 def predict(model: Any, image: np.ndarray, prompts: Sequence[str],
             image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Grounding logits (Q, P+1) and mask logits (Q, H, W) at the image's original size."""
-    h, w = image.shape[:2]
-    x = _resize_for_model(image, image_size).to(model.device)
-    out = model(x, list(prompts))
-    rh, rw = x.shape[-2:]
-    masks = F.interpolate(out["pred_masks"].float(), scale_factor=4, mode="bilinear", align_corners=False)
-    masks = F.interpolate(masks[..., :rh, :rw], size=(h, w), mode="bilinear", align_corners=False)
-    return out["pred_logits"][0].float(), masks[0]
+    return predict_batch(model, resize_for_model(image, image_size), prompts, [image.shape[:2]])[0]
 
 
 def protocol_classes(sample_classes: Sequence[str], canonical: Sequence[str | None], protocol: str,

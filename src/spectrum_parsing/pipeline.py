@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .data.targets import EBP_PROMPTS, with_ebp
-from .evaluation import _resize_for_model, predict
+from .evaluation import predict_batch, resize_for_model
 from .images import load_image
 from .modeling import SpectrumModel
 from .postprocess import PersonInstance, group_instances, semantic_map
@@ -266,23 +265,14 @@ class SpectrumPipeline:
     def _predict(self, arrays: Sequence[np.ndarray], prompts: Sequence[str]) -> Iterator[tuple[torch.Tensor,
                                                                                              torch.Tensor]]:
         """Grounding and mask logits of each image, in order; images with equal model input size share a pass."""
-        if len(arrays) == 1:
-            yield predict(self.model, arrays[0], prompts, self.image_size)
-            return
-        inputs = [_resize_for_model(a, self.image_size) for a in arrays]
+        inputs = [resize_for_model(a, self.image_size) for a in arrays]
         done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         for i in range(len(arrays)):
             if i not in done:
                 group = [j for j in range(i, len(arrays)) if inputs[j].shape == inputs[i].shape]
-                x = torch.cat([inputs[j] for j in group]).to(self.model.device)
-                out = self.model(x, list(prompts))
-                rh, rw = x.shape[-2:]
-                masks = F.interpolate(out["pred_masks"].float(), scale_factor=4, mode="bilinear",
-                                      align_corners=False)[..., :rh, :rw]
-                for k, j in enumerate(group):
-                    h, w = arrays[j].shape[:2]
-                    m = F.interpolate(masks[k:k + 1], size=(h, w), mode="bilinear", align_corners=False)[0]
-                    done[j] = (out["pred_logits"][k].float(), m)
+                outputs = predict_batch(self.model, torch.cat([inputs[j] for j in group]), prompts,
+                                        [arrays[j].shape[:2] for j in group])
+                done.update(zip(group, outputs))
             yield done.pop(i)
 
 

@@ -32,7 +32,6 @@ are never run), and so is the UNet.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -267,7 +266,3 @@ def load_diffusion_backbone(config: DiffusionBackboneConfig) -> DiffusionBackbon
     backbone = DiffusionBackbone(config, vae, unet, context, alphas)
     return backbone.to(DTYPE_MAP[config.dtype])
 
-
-def with_dtype(config: DiffusionBackboneConfig, dtype: str) -> DiffusionBackboneConfig:
-    """A copy of ``config`` with another compute dtype."""
-    return dataclasses.replace(config, dtype=dtype)
