@@ -170,6 +170,27 @@ def test_grounding_loss_weights_no_object_column() -> None:
     torch.testing.assert_close(losses["loss_grounding"], 2.0 * expected)
 
 
+def test_ambiguous_phrases_leave_the_softmax_of_their_target_only() -> None:
+    # One image, 2 queries, P = 3: query 0 predicts the target (label 0); phrase 2 is ambiguous for it.
+    mask = _rect(16, 16, 0, 16, 0, 8)
+    pred_masks = torch.stack([(mask.float() * 2 - 1) * 10, (1 - mask.float() * 2) * 10])[None, :, ::4, ::4]
+    logits = torch.tensor([[[1.0, 0.2, 3.0, -0.5], [0.1, 0.4, 0.9, 0.2]]])
+    target = {"labels": torch.tensor([0]), "masks": mask[None], "ambiguous": torch.tensor([[False, False, True]])}
+    config = LossConfig(num_points=64, no_object_weight=0.5, grounding_weight=1.0)
+    loss = SpectrumCriterion(config)({"pred_logits": logits, "pred_masks": pred_masks.contiguous()}, [target])
+    keep = torch.tensor([0, 1, 3])  # query 0's softmax without the ambiguous column
+    expected = (-logits[0, 0, keep].log_softmax(-1)[0] - 0.5 * logits[0, 1].log_softmax(-1)[3]) / 1.5
+    torch.testing.assert_close(loss["loss_grounding"], expected)
+    # Raising the ambiguous logit of the matched query changes nothing; the unmatched query still pays for it.
+    louder = logits.clone()
+    louder[0, 0, 2] = 9.0
+    again = SpectrumCriterion(config)({"pred_logits": louder, "pred_masks": pred_masks.contiguous()}, [target])
+    torch.testing.assert_close(again["loss_grounding"], loss["loss_grounding"])
+    plain = dict(target, ambiguous=torch.zeros(1, 3, dtype=torch.bool))
+    without = SpectrumCriterion(config)({"pred_logits": logits, "pred_masks": pred_masks.contiguous()}, [plain])
+    assert without["loss_grounding"] > loss["loss_grounding"]
+
+
 def test_backward_reaches_predictions_including_aux() -> None:
     torch.manual_seed(0)
     outputs, targets, _ = _problem()

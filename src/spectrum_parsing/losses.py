@@ -318,15 +318,26 @@ class SpectrumCriterion(nn.Module):
         targets: Sequence[Mapping[str, Tensor]],
         indices: Sequence[tuple[Tensor, Tensor]],
     ) -> Tensor:
-        """Unweighted weighted-mean cross-entropy over the P + 1 grounding columns."""
+        """Weighted-mean cross-entropy over the P + 1 grounding columns.
+
+        A target's optional ``ambiguous`` (bool (T, P)) phrases are left out of its matched query's softmax
+        (neither positive nor negative: e.g. "jeans" for a LIP "pants" segment).
+        """
         logits = pred_logits.float()
         bsz, num_queries, num_cols = logits.shape
         no_object = num_cols - 1
         target_classes = torch.full((bsz, num_queries), no_object, dtype=torch.long, device=logits.device)
+        excluded = torch.zeros_like(logits, dtype=torch.bool)
         for b, (src, tgt) in enumerate(indices):
             if src.numel():
+                src, tgt = src.to(logits.device), tgt.to(logits.device)
                 labels = targets[b]["labels"].to(device=logits.device, dtype=torch.long)
-                target_classes[b, src.to(logits.device)] = labels[tgt.to(logits.device)]
+                target_classes[b, src] = labels[tgt]
+                ambiguous = targets[b].get("ambiguous")
+                if ambiguous is not None and ambiguous.numel():
+                    excluded[b, src, : num_cols - 1] = ambiguous.to(logits.device)[tgt]
+        if bool(excluded.any()):
+            logits = logits.masked_fill(excluded, torch.finfo(logits.dtype).min / 2)
         class_weight = torch.ones(num_cols, dtype=torch.float32, device=logits.device)
         class_weight[no_object] = self.config.no_object_weight
         return F.cross_entropy(logits.transpose(1, 2), target_classes, weight=class_weight)

@@ -13,6 +13,7 @@ from spectrum_parsing.data.targets import (
     EBP_PROMPTS,
     PROMPT_TEMPLATES,
     TargetConfig,
+    ambiguous_phrases,
     caption_for,
     collate,
     make_example,
@@ -208,6 +209,40 @@ def test_collate_templates_and_negatives_never_use_withheld() -> None:
     # Reproducible.
     again = collate(examples, config, np.random.default_rng(1))
     assert again["phrases"] == collate(examples, config, np.random.default_rng(1))["phrases"]
+
+
+def test_ambiguous_phrases_follow_what_each_dataset_annotates() -> None:
+    from spectrum_parsing.data.targets import _label_space
+
+    lip = _label_space(["background", "hat", "hair", "upper-clothes", "pants", "face", "left-arm", "left-shoe",
+                        "right-shoe", "coat"])
+    ccp = _label_space(["null", "t-shirt", "jeans", "pants", "skin", "hair", "sneakers", "shoes", "jacket"])
+    batch = ["pants", "jeans", "t-shirt", "upper clothes", "left arm", "skin", "hair", "sneakers", "left shoe",
+             "right shoe", "person", "coat", "jacket"]
+
+    def amb(category: str, space: list[str] | None) -> set[str]:
+        return {c for c, a in zip(batch, ambiguous_phrases(category, space, batch)) if a}
+
+    # LIP's "pants" may be jeans; its "upper clothes" any top; its "left shoe" a sneaker (and "shoes" its parent).
+    assert amb("pants", lip) == {"jeans"}
+    assert amb("upper clothes", lip) == {"t-shirt"}
+    assert amb("left shoe", lip) == {"sneakers"}  # the right shoe stays a sure negative
+    assert amb("left arm", lip) == {"skin"}
+    assert amb("coat", lip) == {"jacket"}
+    # CCP tells pants from jeans, but not a left arm from skin; "upper clothes" (broad) never competes.
+    assert amb("jeans", ccp) == set()
+    assert amb("t-shirt", ccp) == {"upper clothes"}
+    assert amb("skin", ccp) == {"left arm"}
+    assert amb("sneakers", ccp) == {"left shoe", "right shoe"}
+    assert amb("hair", ccp) == amb("hair", lip) == set()
+    assert amb("pants", None) == set()
+    # collate carries it per target, aligned with the phrases.
+    config = TargetConfig(use_templates=False)
+    examples = [make_example(make_sample(), config)]
+    batch_ = collate(examples, config, np.random.default_rng(0))
+    for target, ex in zip(batch_["targets"], examples):
+        assert target["ambiguous"].shape == (len(ex.categories), len(batch_["categories"]))
+        assert not target["ambiguous"][torch.arange(len(ex.categories)), target["labels"]].any()
 
 
 def test_collated_batch_feeds_the_criterion() -> None:

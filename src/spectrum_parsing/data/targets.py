@@ -33,6 +33,7 @@ __all__ = [
     "TrainingExample",
     "make_example",
     "collate",
+    "ambiguous_phrases",
     "canonical_classes",
     "semantic_to_canonical",
 ]
@@ -296,6 +297,34 @@ def _negative_candidates(present: Sequence[str], examples: Sequence[TrainingExam
     return candidates
 
 
+def ambiguous_phrases(category: str, label_space: Sequence[str] | None, categories: Sequence[str]) -> list[bool]:
+    """Which batch phrases (by canonical ``categories``) a segment of ``category`` may truly be.
+
+    A segment's dataset only rules out what it annotates: LIP's "pants" may be CCP's "jeans", LIP's "upper
+    clothes" a "t-shirt", CCP's "skin" a LIP "left arm". A phrase is *ambiguous* for the segment - neither a
+    positive nor a sure negative - when it is another category of the same coarse group that the segment's
+    dataset does not annotate (``label_space``), a broad category of that group ("upper clothes", "shoes"), a
+    parent or child, or a sided category ("left shoe") for an unsided segment ("sneakers").
+    The grounding loss leaves ambiguous phrases out of the segment's softmax instead of pushing them down.
+    With ``label_space=None`` (unknown) nothing is ambiguous.
+    """
+    if label_space is None:
+        return [False] * len(categories)
+    space = set(label_space)
+    coarse = vocabulary.get(category).coarse
+    lineage = _ancestors(category)
+    out = []
+    for other in categories:
+        if other == category or other == "person" or vocabulary.get(other).coarse != coarse:
+            out.append(False)
+            continue
+        related = other in lineage or category in _ancestors(other)  # parent/child: "shoes" vs "left shoe"
+        # A sided phrase ("left shoe") may name an unsided segment ("sneakers") whatever the dataset annotates.
+        sided = vocabulary.get(other).side is not None and vocabulary.get(category).side is None
+        out.append(related or sided or other not in space or other in _LOOSE_UMBRELLAS)
+    return out
+
+
 def collate(examples: Sequence[TrainingExample], config: TargetConfig,
             rng: np.random.Generator | None = None) -> dict[str, object]:
     """Batch examples: padded images, the batch's phrases and per-image targets for the criterion.
@@ -303,7 +332,9 @@ def collate(examples: Sequence[TrainingExample], config: TargetConfig,
     Returns ``images`` (B, 3, Hp, Wp) zero-padded right/bottom to a multiple of :data:`PAD_MULTIPLE`,
     ``image_sizes`` [(h, w)], ``phrases`` (one per distinct category, first-appearance order, then negatives),
     ``categories`` (canonical name per phrase), ``image_ids`` and ``targets``: per image ``labels`` (long, into
-    phrases), ``masks`` (bool (T, Hp, Wp), padded False) and ``ignore`` (bool (Hp, Wp), padding True).
+    phrases), ``masks`` (bool (T, Hp, Wp), padded False), ``ignore`` (bool (Hp, Wp), padding True) and
+    ``ambiguous`` (bool (T, P): phrases neither positive nor negative for a target, see
+    :func:`ambiguous_phrases`).
     ``rng`` is needed for templates and negatives; without it phrases are canonical names and no negatives.
     """
     if not examples:
@@ -333,7 +364,9 @@ def collate(examples: Sequence[TrainingExample], config: TargetConfig,
         ignore = torch.ones(hp, wp, dtype=torch.bool)
         ignore[:h, :w] = ex.ignore if ex.ignore is not None else False
         labels = torch.tensor([index[c] for c in ex.categories], dtype=torch.long)
-        targets.append({"labels": labels, "masks": masks, "ignore": ignore})
+        ambiguous = torch.tensor([ambiguous_phrases(c, ex.label_space, categories) for c in ex.categories],
+                                 dtype=torch.bool).reshape(len(ex.categories), len(categories))
+        targets.append({"labels": labels, "masks": masks, "ignore": ignore, "ambiguous": ambiguous})
     return {
         "images": images,
         "image_sizes": sizes,
