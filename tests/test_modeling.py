@@ -240,3 +240,61 @@ def test_fine_tuned_backbone_trains_saves_and_loads(tmp_path, minilm):
     loaded = SpectrumModel.from_pretrained(directory, text_encoder=minilm)
     for k, v in model.trainable_state_dict().items():
         assert torch.equal(v, loaded.trainable_state_dict()[k]), k
+
+
+class _Exploit:
+    """Unpickling this runs ``Path(marker).touch()``: proof of code execution if it ever happens."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_model_files_that_are_truncated_pickled_or_mistyped_give_named_errors(model, tmp_path):
+    from pathlib import Path
+
+    from spectrum_parsing.backbones.im2context import load_im2context
+
+    kwargs = {"backbone": model.backbone, "text_encoder": model.text_encoder}
+    directory = model.save_pretrained(tmp_path / "m")
+    weights = directory / "model.safetensors"
+    good = weights.read_bytes()
+    # Truncated download.
+    weights.write_bytes(good[: len(good) // 3])
+    with pytest.raises(ModelLoadError, match="not a readable safetensors file"):
+        SpectrumModel.from_pretrained(directory, **kwargs)
+    # A pickle (with a payload) where safetensors is expected: refused, and the payload never runs.
+    marker = tmp_path / "pwned"
+    torch.save({"decoder.x": _Exploit(str(marker))}, weights)
+    with pytest.raises(ModelLoadError, match="not a readable safetensors file"):
+        SpectrumModel.from_pretrained(directory, **kwargs)
+    pth = tmp_path / "i2t_decoder.pth"
+    torch.save({"proj.weight": _Exploit(str(marker))}, pth)
+    with pytest.raises(ModelLoadError, match="tensors-only"):
+        load_im2context(pth)
+    fake = tmp_path / "i2t.safetensors"
+    fake.write_bytes(pth.read_bytes())
+    with pytest.raises(ModelLoadError, match="not a readable safetensors file"):
+        load_im2context(fake)
+    assert not marker.exists()
+    # Wrong dtype: integer tensors for float parameters are named.
+    state = {k: v.clone() for k, v in model.trainable_state_dict().items()}
+    key = "decoder.transformer_decoder.query_feat.weight"
+    state[key] = state[key].to(torch.int32)
+    save_file(state, str(weights))
+    with pytest.raises(ModelLoadError, match="query_feat"):
+        SpectrumModel.from_pretrained(directory, **kwargs)
+    # Half-precision weights load (cast to the model's dtype).
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in model.trainable_state_dict().items()},
+              str(weights))
+    loaded = SpectrumModel.from_pretrained(directory, **kwargs)
+    assert next(loaded.decoder.parameters()).dtype == torch.float32
+    # Broken config.
+    (directory / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        SpectrumModel.from_pretrained(directory, **kwargs)
+    assert Path(weights).exists()

@@ -81,6 +81,10 @@ class ParseResult:
     prompts: list[str]
 
 
+MIN_MODEL_SIDE = 64
+"""Images fed to the model are padded to at least this many pixels per side (2 pixels at stride 32)."""
+
+
 class SpectrumModel(nn.Module):
     """The Spectrum parser. Build with :meth:`from_config` (new decoder) or :meth:`from_pretrained`.
 
@@ -206,6 +210,11 @@ class SpectrumModel(nn.Module):
         if features is None:
             if images is None:
                 raise ValueError("pass images or precomputed features")
+            h, w = images.shape[-2:]
+            if min(h, w) < MIN_MODEL_SIDE:
+                # Too thin for the coarsest level (stride 32): pad right/bottom with black. Mask outputs keep
+                # their top-left alignment, so callers cropping to (h, w) get exactly the image's area.
+                images = F.pad(images, (0, max(0, MIN_MODEL_SIDE - w), 0, max(0, MIN_MODEL_SIDE - h)))
             features = self.extract_features(images)
         if text_embeds is None:
             if prompts is None:
