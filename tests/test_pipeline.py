@@ -43,11 +43,13 @@ def test_pipeline_accepts_paths_pil_numpy_and_lists(tiny_model_dir):
     assert pipe(image).labels[:2] == ["shirt", "hat"]  # the model's default prompts
     assert a.prompts[-1] == "person"
     assert a.label_map.max() <= len(a.labels)
-    with pytest.raises(ValueError, match="HWC"):
+    with pytest.raises(ValueError, match="too small"):
         pipe(np.zeros((4, 4), dtype=np.uint8))
+    with pytest.raises(ValueError, match="shape"):
+        pipe(np.zeros((16, 16, 2), dtype=np.uint8))
     with pytest.raises(TypeError):
         pipe(42)
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match="empty"):
         pipe(image, prompts=["  "])
 
 
@@ -129,3 +131,58 @@ def test_parsing_result_new_fields_default_and_json_has_coco(tiny_model_dir):
     n = sum(1 + len(p["parts"]) for p in data["persons"])
     assert len(data["coco"]["annotations"]) == n > 0
     assert [c["name"] for c in data["coco"]["categories"]] == [*result.labels, "person"]
+
+
+def test_clean_prompts_handles_or_refuses_every_odd_prompt():
+    from spectrum_parsing.pipeline import MAX_PROMPT_CHARS, clean_prompts
+
+    assert clean_prompts("  left   hand ") == ["left hand"]
+    assert clean_prompts(["Hat", "hat", "HAT ", "hat\tband"]) == ["Hat", "hat band"]  # first spelling kept
+    assert clean_prompts(["साड़ी", "裙子", "écharpe"]) == ["साड़ी", "裙子", "écharpe"]  # any script (NFC)
+    assert clean_prompts(["e\u0301charpe"]) == ["écharpe"]
+    for bad, reason in [([], "at least one prompt"), (["hat", " "], "prompt 2 is empty"),
+                        (["hat\x00"], "control"), (["bell\x07"], "U\\+0007"),
+                        (["x" * (MAX_PROMPT_CHARS + 1)], f"at most {MAX_PROMPT_CHARS}"),
+                        ([f"p{i}" for i in range(300)], "at most 256")]:
+        with pytest.raises(ValueError, match=reason):
+            clean_prompts(bad)
+    with pytest.raises(TypeError):
+        clean_prompts([1, 2])  # type: ignore[list-item]
+
+
+def test_pipeline_prompts_thresholds_and_non_latin_prompts(tiny_model_dir):
+    pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64)
+    image = Image.open(EXAMPLES / "group.jpg").resize((64, 48))
+    result = pipe(image, prompts=["裙子", "shirt", "SHIRT"], ebp=False)
+    assert result.labels == ["裙子", "shirt"] and result.label_map.shape == (48, 64)
+    with pytest.raises(ValueError, match="at least one prompt"):
+        pipe(image, prompts=[])
+    with pytest.raises(ValueError, match="threshold must be a number in"):
+        pipe(image, prompts=["hat"], threshold=1.5)
+
+
+def test_large_images_are_parsed_at_a_working_size_and_scaled_back(tiny_model_dir):
+    image = Image.open(EXAMPLES / "group.jpg").resize((240, 180))
+    full = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64)
+    small = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, work_pixels=60 * 80)
+    a = full(image, prompts=["shirt"], threshold=0.0)
+    b = small(image, prompts=["shirt"], threshold=0.0)
+    assert b.label_map.shape == a.label_map.shape == (180, 240) and (b.height, b.width) == (180, 240)
+    for person in b.persons:
+        assert person.mask.shape == (180, 240)
+        x0, y0, x1, y1 = person.box
+        assert person.mask[y0:y1, x0:x1].sum() == person.mask.sum() > 0
+    # The working-size parse agrees with the full-size one on most pixels (same model input).
+    assert (a.label_map == b.label_map).mean() > 0.9
+    with pytest.raises(ValueError, match="work_pixels"):
+        SpectrumPipeline.from_pretrained(tiny_model_dir, work_pixels=10)
+
+
+def test_thin_images_and_tiny_model_inputs_are_padded_not_crashing(tiny_model_dir):
+    # Found by fuzzing: an 8x2000 strip (or a 32-px model input) left 1x1 maps at stride 32, and a norm layer
+    # raised. The model now pads its input to at least 64 px per side; outputs keep the image's size.
+    pipe = SpectrumPipeline.from_pretrained(tiny_model_dir)
+    strip = np.random.default_rng(0).integers(0, 256, (8, 2000, 3), dtype=np.uint8)
+    assert pipe(strip, prompts=["hat"], threshold=0.0).label_map.shape == (8, 2000)
+    small = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=32)
+    assert small(strip[:, :40], prompts=["hat"]).label_map.shape == (8, 40)

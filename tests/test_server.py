@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from spectrum_parsing.pipeline import ParsingResult, SpectrumPipeline  # noqa: E402
 from spectrum_parsing.rendering import decode_rle  # noqa: E402
-from spectrum_parsing.server import ServerSettings, create_app, load_presets  # noqa: E402
+from spectrum_parsing.server import ServerSettings, create_app, load_presets, safe_filename  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CHROMIUM = "/usr/bin/chromium"
@@ -156,6 +156,27 @@ def test_presets_when_available_and_when_absent(client, small_jpeg, monkeypatch)
     with TestClient(create_app(FakePipeline())) as bare:
         assert bare.get("/api/info").json()["presets"] == {}
         assert_error(bare.post("/api/parse", files=upload(small_jpeg, preset="lip")), 422, "not available")
+
+
+def test_odd_uploads_names_and_modes(client):
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((40, 50), 128 * 257, dtype=np.uint16)).save(buffer, format="PNG")
+    response = client.post("/api/parse", files=upload(buffer.getvalue(), name="../../etc/passwd\x00.png",
+                                                      content_type="image/png", prompts="shirt"))
+    assert response.status_code == 200, response.text
+    name = response.json()["image"]
+    assert name.startswith("passwd") and "/" not in name and ".." not in name and response.json()["width"] == 50
+    assert safe_filename("..\\..\\boot.ini") == "boot.ini" and safe_filename("a/b\x07c.png") == "bc.png"
+    assert safe_filename("..") is None and safe_filename("") is None and len(safe_filename("x" * 999)) == 255
+    buffer = io.BytesIO()
+    Image.new("RGB", (5, 40)).save(buffer, format="PNG")
+    assert_error(client.post("/api/parse", files=upload(buffer.getvalue(), content_type="image/png")), 422,
+                 "too small")
+    frames = [Image.new("RGB", (32, 32), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    response = client.post("/api/parse", files=upload(buffer.getvalue(), name="a.gif", content_type="image/gif"))
+    assert response.status_code == 200 and response.json()["width"] == 32
 
 
 def test_bad_requests_are_json_errors(client, small_jpeg):
@@ -312,6 +333,30 @@ def live_server(tiny_pipe):
     server.should_exit = True
     thread.join(15)
     sock.close()
+
+
+def _bench_server_module() -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_server.py"
+    spec = importlib.util.spec_from_file_location("bench_server", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fifty_concurrent_clients_get_no_5xx_and_memory_stays_flat(live_server, small_jpeg):
+    bench = _bench_server_module()
+    image = small_jpeg.read_bytes()
+    bench.run_load(live_server, image, clients=4, total=12)  # warm-up
+    before = bench.rss_mb(os.getpid())
+    first = bench.run_load(live_server, image, clients=50, total=150, timeout=120)
+    second = bench.run_load(live_server, image, clients=50, total=150, timeout=120)
+    after = bench.rss_mb(os.getpid())
+    for run in (first, second):
+        assert run["statuses"] == {200: 150} and run["client_errors"] == 0, run
+        assert run["p95_s"] < 60
+    assert after - before < 150, f"RSS grew from {before:.0f} to {after:.0f} MiB over 300 requests"
 
 
 def _browser_or_skip() -> Any:

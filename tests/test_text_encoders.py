@@ -135,3 +135,19 @@ def test_clip_dir_without_tokenizer_is_rejected(tiny_clip_dir: Path, tmp_path: P
         shutil.copy(tiny_clip_dir / name, weights_only)
     with pytest.raises(ModelLoadError, match="tokenizer"):
         load_text_encoder(TextEncoderConfig(type="clip", model=str(weights_only)))
+
+
+def test_prompt_cache_is_bounded_lru_and_exact(minilm):
+    minilm.clear_cache()
+    limit = minilm.max_cache_entries
+    try:
+        minilm.max_cache_entries = 3
+        first = minilm.encode(["hat", "dress"])
+        minilm.encode(["scarf", "belt"])  # "hat" is the least recently used: dropped
+        assert minilm.cache_size == 3
+        again = minilm.encode(["dress", "hat"])  # "hat" re-encoded: identical to the first time
+        assert torch.equal(again[1], first[0]) and torch.equal(again[0], first[1])
+        assert minilm.cache_size == 3
+    finally:
+        minilm.max_cache_entries = limit
+        minilm.clear_cache()

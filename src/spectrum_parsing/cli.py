@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 from .configs import ConfigError
 from .hub import ModelLoadError
 from .images import ImageLoadError
+from .outputs import PARSE_FORMATS, output_names, pending_formats, slugify, write_outputs
+
+__all__ = ["EXPECTED_ERRORS", "build_parser", "expand_inputs", "main", "slugify"]
 
 if TYPE_CHECKING:
-    import numpy as np
-    from PIL import Image
-
-    from .pipeline import ParsingResult, SpectrumPipeline
+    from .pipeline import SpectrumPipeline
 
 EXPECTED_ERRORS = (ConfigError, ModelLoadError, ImageLoadError, FileNotFoundError, ValueError)
 
@@ -93,12 +93,9 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-PARSE_FORMATS = ("png", "overlay", "json", "masks")
-"""Image outputs of ``spectrum parse --format``: label-map PNG, overlay PNG, JSON (with a COCO block), binary masks."""
-
-
 def _image_options(args: argparse.Namespace) -> dict:
     """Check ``spectrum parse``'s image options before the model loads: formats, preset, label map, batch size."""
+    from .images import DEFAULT_MAX_PIXELS
     from .presets import get_preset, load_label_map
 
     formats = list(dict.fromkeys(f.strip().lower() for f in args.format.split(",") if f.strip()))
@@ -110,86 +107,65 @@ def _image_options(args: argparse.Namespace) -> dict:
                          "(use --label-map to merge, rename or drop them)")
     if args.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
-    return {"formats": formats, "batch_size": args.batch_size,
+    if args.max_pixels is not None and args.max_pixels < 1:
+        raise ValueError("--max-pixels must be >= 1")
+    return {"formats": formats, "batch_size": args.batch_size, "overwrite": args.overwrite,
+            "max_pixels": args.max_pixels if args.max_pixels is not None else DEFAULT_MAX_PIXELS,
             "call": {"prompts": args.prompt or None, "threshold": args.threshold, "ebp": not args.no_ebp,
                      "preset": get_preset(args.preset) if args.preset else None,
                      "label_map": load_label_map(args.label_map) if args.label_map else None,
                      "batch_size": args.batch_size}}
 
 
-def slugify(text: str) -> str:
-    """A file-name-safe form of a label: lowercase ASCII letters and digits joined by ``-``."""
-    import re
-
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "label"
-
-
-def write_masks(result: ParsingResult, directory: Path) -> list[Path]:
-    """Binary 0/255 mode-"L" PNGs: ``person<id>.png`` (full body) and ``person<id>_<label>.png`` per part
-    (``_2``, ``_3``... for repeated labels of one person). Returns the paths written."""
-    import numpy as np
-    from PIL import Image
-
-    directory.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for person in result.persons:
-        items = [(f"person{person.id}", person.mask)]
-        seen: dict[str, int] = {}
-        for part in person.parts:
-            name = f"person{person.id}_{slugify(part.label)}"
-            seen[name] = seen.get(name, 0) + 1
-            items.append((name if seen[name] == 1 else f"{name}_{seen[name]}", part.mask))
-        for name, mask in items:
-            path = directory / f"{name}.png"
-            Image.fromarray(mask.cpu().numpy().astype(np.uint8) * 255, mode="L").save(path)
-            written.append(path)
-    return written
+def plan_images(inputs: Sequence[Path], out: Path, formats: Sequence[str], overwrite: bool,
+                names: dict[Path, str]) -> tuple[list[tuple[Path, list[str]]], list[Path]]:
+    """Split images into (path, formats still to write) and the finished ones (every output exists)."""
+    todo, finished = [], []
+    for path in inputs:
+        pending = pending_formats(out, names[path], formats, overwrite)
+        if pending:
+            todo.append((path, pending))
+        else:
+            finished.append(path)
+    return todo, finished
 
 
-def write_outputs(result: ParsingResult, image: Image.Image | np.ndarray, out: Path, path: Path,
-                  formats: Sequence[str]) -> None:
-    """Write one parsed image's outputs into ``out`` (named after ``path``): ``STEM.png`` (label ids),
-    ``STEM_overlay.png``, ``STEM.json`` and ``STEM/`` masks, as chosen by ``formats``. Shared by every engine."""
-    if "png" in formats:
-        result.label_map_image().save(out / f"{path.stem}.png")
-    if "overlay" in formats:
-        result.overlay(image).save(out / f"{path.stem}_overlay.png")
-    if "json" in formats:
-        (out / f"{path.stem}.json").write_text(json.dumps(result.to_dict(path.name)))
-    if "masks" in formats:
-        write_masks(result, out / path.stem)
+def _report_skipped(finished: Sequence[Path]) -> None:
+    if finished:
+        print(f"skipping {len(finished)} input(s) whose outputs exist (--overwrite to redo them)", file=sys.stderr)
 
 
-def _parse_images(pipe: SpectrumPipeline, inputs: Sequence[Path], out: Path, options: dict) -> list[str]:
-    """Parse ``inputs`` in groups of ``--batch-size`` and write the chosen formats; returns the failures."""
+def _parse_images(pipe: SpectrumPipeline, todo: Sequence[tuple[Path, list[str]]], out: Path, options: dict,
+                  names: dict[Path, str]) -> list[str]:
+    """Parse ``todo`` (path, formats) in groups of ``--batch-size`` and write the outputs; returns the failures."""
     from tqdm.auto import tqdm
 
     from .images import load_image
 
-    formats, size = options["formats"], options["batch_size"]
+    size = options["batch_size"]
     failures: list[str] = []
-    bar = tqdm(total=len(inputs), desc="parse", unit="img", disable=not inputs)
-    for start in range(0, len(inputs), size):
+    bar = tqdm(total=len(todo), desc="parse", unit="img", disable=not todo)
+    for start in range(0, len(todo), size):
         group = []
-        for path in inputs[start:start + size]:
+        for path, formats in todo[start:start + size]:
             try:
-                group.append((path, load_image(path)))
+                group.append((path, formats, load_image(path, max_pixels=options["max_pixels"])))
             except EXPECTED_ERRORS as err:
-                failures.append(f"{path}: {err}")
-                tqdm.write(f"failed: {path}: {err}", file=sys.stderr)
+                failures.append(str(err) if str(path) in str(err) else f"{path}: {err}")
+                tqdm.write(f"failed: {failures[-1]}", file=sys.stderr)
         try:
-            results = pipe([image for _, image in group], **options["call"]) if group else []
+            results = pipe([image for _, _, image in group], **options["call"]) if group else []
         except EXPECTED_ERRORS as err:
-            failures += [f"{path}: {err}" for path, _ in group]
-            tqdm.write(f"failed: {', '.join(str(p) for p, _ in group)}: {err}", file=sys.stderr)
+            failures += [f"{path}: {err}" for path, _, _ in group]
+            tqdm.write(f"failed: {', '.join(str(p) for p, _, _ in group)}: {err}", file=sys.stderr)
             results = []
-        for (path, image), result in zip(group, results):
+        for (path, formats, image), result in zip(group, results):
             try:
-                write_outputs(result, image, out, path, formats)
+                write_outputs(result, image, out, path, formats, name=names[path])
             except (*EXPECTED_ERRORS, OSError) as err:
                 failures.append(f"{path}: {err}")
                 tqdm.write(f"failed: {path}: {err}", file=sys.stderr)
-        bar.update(min(size, len(inputs) - start))
+        bar.update(min(size, len(todo) - start))
     bar.close()
     return failures
 
@@ -204,11 +180,16 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
         print(f"spectrum parse: error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    summary = parse_with_ray(inputs, out, args.model, options["call"], options["formats"],
+    names = output_names(inputs)
+    todo, finished = plan_images(inputs, out, options["formats"], options["overwrite"], names)
+    _report_skipped(finished)
+    summary = parse_with_ray([p for p, _ in todo], out, args.model, options["call"], options["formats"],
                              batch_size=options["batch_size"], device=args.device, ray_address=args.ray_address,
-                             image_size=args.image_size)
+                             image_size=args.image_size, names=names, pending=dict(todo),
+                             max_pixels=options["max_pixels"])
     print(f"parsed {summary['done']} of {summary['total']} image(s) into {out}"
-          + (f"; {summary['failed']} failed" if summary["failed"] else ""))
+          + (f"; {summary['failed']} failed" if summary["failed"] else "")
+          + (f"; {len(finished)} already done" if finished else ""))
     for line in summary["failures"]:
         print(f"  failed: {line}", file=sys.stderr)
     return 1 if summary["failures"] else 0
@@ -228,30 +209,41 @@ def cmd_parse(args: argparse.Namespace) -> int:
     if not inputs:
         raise ValueError("no input images or videos found")
     if args.engine == "ray":
+        if args.onnx:
+            raise ValueError("--onnx works with --engine local only")
         return _parse_ray(args, options, inputs)
     videos = [p for p in inputs if is_video(p)]
     inputs = [p for p in inputs if not is_video(p)]
     if videos:
         require_av()
-    start = time.perf_counter()
-    pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size)
-    print(f"loaded model {args.model or 'spectrum-bodypix (embedded)'} in {time.perf_counter() - start:.1f}s",
-          file=sys.stderr)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    failures = _parse_images(pipe, inputs, out, options)
-    done = len(inputs) - len(failures)
+    names = output_names([*inputs, *videos])  # unique across images and videos (a video's frames go to OUT/NAME/)
+    todo, finished = plan_images(inputs, out, options["formats"], options["overwrite"], names)
+    videos_done = [p for p in videos if (out / f"{names[p]}.json").exists() and not options["overwrite"]]
+    videos = [p for p in videos if p not in videos_done]
+    _report_skipped([*finished, *videos_done])
+    failures: list[str] = []
+    if todo or videos:
+        start = time.perf_counter()
+        pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
+                                                max_pixels=options["max_pixels"], onnx=args.onnx)
+        print(f"loaded model {args.model or 'spectrum-bodypix (embedded)'} in {time.perf_counter() - start:.1f}s",
+              file=sys.stderr)
+        out.mkdir(parents=True, exist_ok=True)
+        failures = _parse_images(pipe, todo, out, options, names)
     if inputs:
-        print(f"parsed {done} of {len(inputs)} image(s) into {out}" + (f"; {len(failures)} failed" if failures else ""))
+        print(f"parsed {len(todo) - len(failures)} of {len(todo)} image(s) into {out}"
+              + (f"; {len(failures)} failed" if failures else "")
+              + (f"; {len(finished)} already done" if finished else ""))
     video_failures = 0
     for path in videos:
         try:
             call = {k: v for k, v in options["call"].items() if k != "batch_size"}  # prompts, threshold, preset...
             formats = [f for f in options["formats"] if f in VIDEO_FORMATS] + ["video"]
             summary = parse_video(pipe, path, out, every=args.every, max_frames=args.max_frames, formats=formats,
-                                  **call)
+                                  name=names[path], **call)
             print(f"parsed {summary['frames']} frame(s) of {path} with {len(summary['tracks'])} person track(s) "
-                  f"into {out / path.stem}")
+                  f"into {out / names[path]}")
         except EXPECTED_ERRORS as err:
             video_failures += 1
             failures.append(f"{path}: {err}")
@@ -261,6 +253,23 @@ def cmd_parse(args: argparse.Namespace) -> int:
     for line in failures:
         print(f"  failed: {line}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a model's image path to ONNX (checked against PyTorch with onnxruntime)."""
+    from .export import export_onnx
+    from .pipeline import SpectrumPipeline
+
+    if args.format != "onnx":
+        raise ValueError(f"unknown export format {args.format!r}; supported: onnx")
+    pipe = SpectrumPipeline.from_pretrained(args.model)
+    start = time.perf_counter()
+    path = export_onnx(pipe.model, args.out, image_size=args.image_size, check=not args.no_check)
+    size = path.stat().st_size / 2**20
+    print(f"exported {args.model or 'spectrum-bodypix (embedded)'} to {path} ({size:.1f} MiB, "
+          f"{args.image_size or pipe.model.config.input_size} px inputs) in {time.perf_counter() - start:.1f}s"
+          + ("" if args.no_check else "; onnxruntime matches PyTorch"))
+    return 0
 
 
 def cmd_tiny_models(args: argparse.Namespace) -> int:
@@ -335,7 +344,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = ServerSettings(max_upload_bytes=int(args.max_upload_mb * 2**20), max_concurrency=args.max_concurrency,
                               max_queue=args.max_queue, request_timeout_s=args.timeout,
-                              model_name=args.model or "spectrum-bodypix (embedded)")
+                              max_pixels=args.max_pixels, model_name=args.model or "spectrum-bodypix (embedded)")
     start = time.perf_counter()
     pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size)
     print(f"loaded model {settings.model_name} in {time.perf_counter() - start:.1f}s; "
@@ -379,6 +388,15 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per model batch (default 1)")
     parse.add_argument("--every", type=int, default=1, metavar="N", help="videos: parse every N-th frame (default 1)")
     parse.add_argument("--max-frames", type=int, metavar="N", help="videos: parse at most N frames per video")
+    parse.add_argument("--overwrite", action="store_true",
+                       help="replace existing outputs (default: keep them and skip inputs whose outputs all exist, "
+                            "so an interrupted run resumes)")
+    parse.add_argument("--max-pixels", type=int, metavar="N",
+                       help="refuse images with more pixels than this (default 100000000); images above 4 MP are "
+                            "parsed at a reduced size and their masks scaled back")
+    parse.add_argument("--onnx", metavar="FILE.onnx",
+                       help="run the image path with onnxruntime from this export of the same model "
+                            "(spectrum export --format onnx); default: PyTorch")
     parse.add_argument("--device", default="auto")
     parse.add_argument("--engine", choices=["local", "ray"], default="local",
                        help="local (this process, default) or ray (a Ray Data pipeline of model actors; images only; "
@@ -414,6 +432,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.set_defaults(func=cmd_eval)
 
+    export = sub.add_parser("export", help="export a model's image path to ONNX for onnxruntime")
+    export.add_argument("--model", help="model directory or hub id (default: the embedded spectrum-bodypix)")
+    export.add_argument("--format", default="onnx", help="export format (onnx)")
+    export.add_argument("--out", required=True, help="output .onnx file")
+    export.add_argument("--image-size", type=int, default=None,
+                        help="fixed input side of the export, a multiple of 32 (default: the model's input size)")
+    export.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
+    export.set_defaults(func=cmd_export)
+
     tiny = sub.add_parser("tiny-models", help="write tiny random SD/LoRA/CLIP/IM2CONTEXT models for smoke tests")
     tiny.add_argument("directory")
     tiny.add_argument("--seed", type=int, default=0)
@@ -428,8 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="longest side fed to the model (default: the size it was trained at)")
     serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted (default 10)")
     serve.add_argument("--max-concurrency", type=int, default=1, help="model calls run at once (default 1)")
-    serve.add_argument("--max-queue", type=int, default=8, help="requests that may wait; more get 503 (default 8)")
+    serve.add_argument("--max-queue", type=int, default=64, help="requests that may wait; more get 503 (default 64)")
     serve.add_argument("--timeout", type=float, default=120.0, help="seconds per request before 503/504")
+    serve.add_argument("--max-pixels", type=int, default=25_000_000,
+                       help="largest image accepted, in pixels, checked from the header (default 25000000)")
     serve.set_defaults(func=cmd_serve)
     return parser
 

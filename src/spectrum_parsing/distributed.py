@@ -2,7 +2,7 @@
 
 paths -> decode (``images.load_image``; failures kept per row) -> model actors (one
 :class:`~spectrum_parsing.pipeline.SpectrumPipeline` per actor, loaded once; each actor writes its rows' outputs with
-:func:`spectrum_parsing.cli.write_outputs`, the writer of the local engine, so the files are the same).
+:func:`spectrum_parsing.outputs.write_outputs`, the writer of the local engine, so the files are the same).
 
 Needs the ``distributed`` extra (``pip install 'spectrum-parsing[distributed]'``). On a remote cluster every node
 must have ``spectrum_parsing`` installed and see ``out_dir`` (a shared file system).
@@ -11,11 +11,14 @@ must have ``spectrum_parsing`` installed and see ``out_dir`` (a shared file syst
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .images import DEFAULT_MAX_PIXELS
+from .outputs import output_names
 
 RAY_MISSING = ("the ray engine needs Ray Data; install the distributed extra: "
                "pip install 'spectrum-parsing[distributed]'")
@@ -38,10 +41,11 @@ def decode_row(row: dict[str, Any]) -> dict[str, Any]:
 
     path = Path(row["path"])
     try:
-        image, error = np.asarray(load_image(path)), ""
+        image, error = np.asarray(load_image(path, max_pixels=row.get("max_pixels"))), ""
     except Exception as err:  # a broken file must not stop the job
         image, error = _PLACEHOLDER, f"{path}: {err}"
-    return {"index": row["index"], "path": row["path"], "image": image, "error": error}
+    return {"index": row["index"], "path": row["path"], "name": row["name"], "formats": row["formats"],
+            "image": image, "error": error}
 
 
 class ParseActor:
@@ -61,10 +65,12 @@ class ParseActor:
         self.out = Path(out_dir)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .cli import write_outputs
+        from .outputs import write_outputs
 
         errors = [str(e) for e in batch["error"]]
         paths = [Path(str(p)) for p in batch["path"]]
+        names = [str(n) for n in batch["name"]]
+        formats = [str(f).split(",") for f in batch["formats"]]
         good = [i for i, e in enumerate(errors) if not e]
         images = [np.asarray(batch["image"][i], dtype=np.uint8) for i in good]
         try:
@@ -75,7 +81,7 @@ class ParseActor:
             results = []
         for i, image, result in zip(good, images, results):
             try:
-                write_outputs(result, image, self.out, paths[i], self.formats)
+                write_outputs(result, image, self.out, paths[i], formats[i], name=names[i])
             except Exception as err:
                 errors[i] = f"{paths[i]}: {err}"
         return {"index": np.asarray(batch["index"]), "path": np.asarray([str(p) for p in paths]),
@@ -90,13 +96,18 @@ def _wants_gpu(ray: Any, device: str) -> bool:
 
 def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | None, call_kwargs: dict[str, Any],
                    formats: Sequence[str], num_actors: int | None = None, batch_size: int = 1, device: str = "auto",
-                   ray_address: str | None = None, image_size: int | None = None) -> dict[str, Any]:
+                   ray_address: str | None = None, image_size: int | None = None,
+                   names: Mapping[Path, str] | None = None, pending: Mapping[Path, Sequence[str]] | None = None,
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
     """Parse image files on Ray and write ``formats`` into ``out_dir`` exactly as the local engine does.
 
     ``call_kwargs``: keyword arguments of :meth:`SpectrumPipeline.__call__` (prompts, threshold, preset...).
     ``num_actors``: model actors (default: the cluster's GPUs when on CUDA, else its CPUs); each takes one GPU on
     CUDA. ``ray_address``: connect to that cluster; otherwise the running Ray instance, or a new local one (shut
-    down at the end only if started here). Returns ``{"total", "done", "failed", "failures"}`` in input order.
+    down at the end only if started here). ``names``: output name per input (default: unique stems, see
+    :func:`~spectrum_parsing.outputs.output_names`); ``pending``: the formats still to write per input (default
+    ``formats``). ``max_pixels``: larger images fail (see :mod:`~spectrum_parsing.images`).
+    Returns ``{"total", "done", "failed", "failures"}`` in input order.
     """
     from .video import is_video
 
@@ -123,7 +134,9 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
             resources = ray.cluster_resources()
             num_actors = int(resources.get("GPU", 1) if gpu else resources.get("CPU", 1))
         num_actors = max(1, min(num_actors, len(paths)))
-        items = [{"index": i, "path": str(p.resolve())} for i, p in enumerate(paths)]
+        names = dict(names) if names is not None else output_names(paths)
+        items = [{"index": i, "path": str(p.resolve()), "name": names[p], "max_pixels": max_pixels,
+                  "formats": ",".join(pending[p] if pending is not None else formats)} for i, p in enumerate(paths)]
         actor_args = (model, "cuda" if gpu and device == "auto" else device, image_size, dict(call_kwargs),
                       list(formats), str(out.resolve()))
         dataset = (ray.data.from_items(items, override_num_blocks=min(len(items), 4 * num_actors))

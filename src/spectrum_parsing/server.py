@@ -85,12 +85,13 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from . import __version__
+from .images import MIN_IMAGE_SIDE, to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class ServerSettings:
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 25_000_000
     max_concurrency: int = 1
-    max_queue: int = 8
+    max_queue: int = 64
     request_timeout_s: float = 120.0
     max_prompts: int = 64
     max_prompt_chars: int = 100
@@ -301,8 +302,9 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         raise ApiError(415, "the upload is not an image in a supported format "
                             f"({', '.join(f.lower() for f in ALLOWED_FORMATS)})") from None
     width, height = image.size
-    if width < 1 or height < 1:
-        raise ApiError(422, f"the image has no pixels ({width}x{height})")
+    if width < MIN_IMAGE_SIDE or height < MIN_IMAGE_SIDE:
+        raise ApiError(422, f"the image is too small ({width}x{height}); each side must be at least "
+                            f"{MIN_IMAGE_SIDE} pixels")
     if width * height > max_pixels:
         raise ApiError(413, f"image too large: {width}x{height} is {width * height / 1e6:.1f} megapixels; "
                             f"the limit is {max_pixels / 1e6:.1f}")
@@ -312,12 +314,25 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
 def decode_image(image: Image.Image) -> Image.Image:
     """Decode an opened image to RGB with its EXIF orientation applied; 422 if the data is corrupt."""
     try:
+        image.seek(0)  # animated GIF/WebP/PNG: the first frame
         image.load()
-        return ImageOps.exif_transpose(image).convert("RGB")
+        return to_rgb(image)  # EXIF orientation, alpha over white, 16-bit scaled (see images.py)
     except Image.DecompressionBombError as err:
         raise ApiError(413, f"image too large: {err}") from None
     except (OSError, SyntaxError, ValueError, MemoryError) as err:
         raise ApiError(422, f"the image could not be decoded (truncated or corrupt?): {err}") from None
+
+
+def safe_filename(name: str | None) -> str | None:
+    """An upload's file name reduced to a display-safe base name (only echoed back, never used as a path):
+    directories (``/`` and ``\\``) dropped, control characters removed, at most 255 characters."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(c for c in base if c.isprintable()).strip()
+    if base in ("", ".", ".."):
+        return None
+    return base[:255]
 
 
 def png_base64(image: Image.Image) -> str:
@@ -536,7 +551,7 @@ def create_app(pipeline: ParsingPipeline | Callable[[], ParsingPipeline],
             data = await upload.read(settings.max_upload_bytes + 1)
             if len(data) > settings.max_upload_bytes:
                 raise ApiError(413, f"upload too large: the limit is {settings.max_upload_bytes / 2**20:.1f} MB")
-            filename = upload.filename
+            filename = safe_filename(upload.filename)
             prompts = parse_prompts(_text_field(form, "prompts"), settings)
             threshold = parse_threshold(_text_field(form, "threshold"), settings.default_threshold)
             ebp = parse_bool(_text_field(form, "ebp"), "ebp", True)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -15,6 +16,11 @@ from torch import nn
 
 from .configs import TextEncoderConfig
 from .hub import ModelLoadError, check_tokenizer, load_transformers_strict
+
+
+MAX_CACHE_ENTRIES = 10_000
+"""Prompt embeddings kept per encoder (least recently used dropped first): bounded memory for a server that
+sees arbitrary prompts (about 15 MB for MiniLM's 384-d embeddings)."""
 
 
 class TextEncoder(nn.Module):
@@ -26,7 +32,8 @@ class TextEncoder(nn.Module):
         self.model = model
         self.tokenizer = tokenizer
         self.dim = dim
-        self._cache: dict[str, torch.Tensor] = {}
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.max_cache_entries = MAX_CACHE_ENTRIES
         self.model.eval()
         self.model.requires_grad_(False)
 
@@ -54,14 +61,20 @@ class TextEncoder(nn.Module):
                 raise TypeError(f"prompt {i} is a {type(p).__name__}, not a string")
             if not p.strip():
                 raise ValueError(f"prompt {i} is empty")
-        new = list(dict.fromkeys(p for p in prompts if p not in self._cache))
+        found = {p: self._cache[p] for p in dict.fromkeys(prompts) if p in self._cache}
+        for p in found:
+            self._cache.move_to_end(p)  # least recently used goes first when the cache is full
+        new = [p for p in dict.fromkeys(prompts) if p not in found]
         for start in range(0, len(new), batch_size):
             chunk = new[start:start + batch_size]
             embeds = nn.functional.normalize(self._embed(chunk).float(), dim=-1).cpu()
+            found.update(zip(chunk, embeds))
             self._cache.update(zip(chunk, embeds))
+        while len(self._cache) > self.max_cache_entries:
+            self._cache.popitem(last=False)
         if not prompts:
             return torch.zeros(0, self.dim, device=self.device)
-        return torch.stack([self._cache[p] for p in prompts]).to(self.device)
+        return torch.stack([found[p] for p in prompts]).to(self.device)
 
     def clear_cache(self) -> None:
         """Forget cached prompt embeddings."""

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .outputs import atomic_save_image, atomic_write_text
 from .postprocess import PersonInstance, _pairwise_intersections
 
 if TYPE_CHECKING:
@@ -305,7 +306,9 @@ class _VideoWriter:
         self.codec = _pick_encoder(av)
         self.width, self.height = width + width % 2, height + height % 2
         self.frames = 0
-        self._container = av.open(str(path), "w")
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.part")  # renamed to ``path`` by close(): never half-written
+        self._container = av.open(str(self._tmp), "w", format="mp4")
         self._stream = self._container.add_stream(self.codec, rate=fps)
         self._stream.width, self._stream.height, self._stream.pix_fmt = self.width, self.height, "yuv420p"
 
@@ -324,6 +327,7 @@ class _VideoWriter:
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
+        os.replace(self._tmp, self.path)
 
 
 def _labels(result: ParsingResult) -> dict[str, str]:
@@ -335,17 +339,19 @@ def _labels(result: ParsingResult) -> dict[str, str]:
 def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                 prompts: Sequence[str] | None = None, every: int = 1, max_frames: int | None = None,
                 formats: Collection[str] = VIDEO_FORMATS, threshold: float = 0.3, ebp: bool = True,
-                tracker: PersonTracker | None = None, progress: bool = True, **pipeline_kwargs: Any) -> dict[str, Any]:
+                tracker: PersonTracker | None = None, progress: bool = True, name: str | None = None,
+                **pipeline_kwargs: Any) -> dict[str, Any]:
     """Parse every ``every``-th frame of a video with tracked person ids; returns the summary dict.
 
     ``pipeline_kwargs`` (e.g. ``preset``, ``label_map``, ``mask_threshold``) go to each ``pipeline(...)`` call.
 
-    Writes, for ``OUT = out_dir`` and ``STEM`` the video's file stem:
+    Writes, for ``OUT = out_dir`` and ``STEM = name`` (default: the video's file stem), every file atomically:
 
     * ``OUT/STEM/frame_000123.png`` (label map), ``frame_000123_overlay.png`` and ``frame_000123.json``
       (the image JSON plus ``video``, ``frame`` and ``time_s``; person ``id`` = track id), per ``formats``;
     * ``OUT/STEM_overlay.mp4``: the overlays (without legend, source size) at ``fps / every`` (``"video"``);
-    * ``OUT/STEM.json``: the summary (frames, fps, tracks with first/last frame), always.
+    * ``OUT/STEM.json``: the summary (frames, fps, tracks with first/last frame), always, and last: its presence
+      marks the video as finished (``spectrum parse`` skips it unless ``--overwrite``).
     """
     from tqdm.auto import tqdm
 
@@ -357,8 +363,9 @@ def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_di
     path = Path(path)
     info = probe_video(path)
     out = Path(out_dir)
-    frames_dir = out / path.stem
-    video_path = out / f"{path.stem}_overlay.mp4"
+    name = name or path.stem
+    frames_dir = out / name
+    video_path = out / f"{name}_overlay.mp4"
     per_frame = bool({"png", "overlay", "json"} & set(formats))
     if per_frame:
         frames_dir.mkdir(parents=True, exist_ok=True)
@@ -378,11 +385,11 @@ def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_di
             result = last = tracker.update(parsed, frame=index, time_s=time_s)
             stem = frames_dir / f"frame_{index:06d}"
             if "png" in formats:
-                result.label_map_image().save(stem.with_suffix(".png"))
+                atomic_save_image(result.label_map_image(), stem.with_suffix(".png"))
             if "overlay" in formats or "video" in formats:
                 overlay = result.overlay(rgb)
                 if "overlay" in formats:
-                    overlay.save(f"{stem}_overlay.png")
+                    atomic_save_image(overlay, Path(f"{stem}_overlay.png"))
                 if "video" in formats:
                     if writer is None:
                         writer = _VideoWriter(video_path, info.fps / every, rgb.shape[1], rgb.shape[0])
@@ -390,7 +397,7 @@ def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_di
             if "json" in formats:
                 data = result.to_dict(path.name)
                 data.update(video=path.name, frame=index, time_s=round(time_s, 6))
-                stem.with_suffix(".json").write_text(json.dumps(data))
+                atomic_write_text(stem.with_suffix(".json"), json.dumps(data))
             processed.append(index)
             bar.update(1)
     finally:
@@ -414,5 +421,5 @@ def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_di
         "overlay_video": video_path.name if writer is not None else None,
         "video_codec": writer.codec if writer is not None else None,
     }
-    (out / f"{path.stem}.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out / f"{name}.json", json.dumps(summary, indent=2))
     return summary

@@ -94,7 +94,10 @@ def load_im2context(path: str | os.PathLike[str], num_heads: int | None = None) 
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except Exception as err:  # SafetensorError, truncated or foreign files
+            raise ModelLoadError(f"{path}: not a readable safetensors file ({err})") from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,106 @@
+"""Outputs: atomic writes, unique names, no overwrite without --overwrite, and resuming an interrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from spectrum_parsing.cli import main
+from spectrum_parsing.outputs import atomic_write, atomic_write_text, output_names, pending_formats
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "sub" / "x.json"
+    atomic_write_text(target, "old")
+
+    def broken(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of a write
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, broken)
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["x.json"]  # no temporary file left
+
+
+def test_output_names_are_unique_and_stable():
+    paths = [Path("a/x.jpg"), Path("b/x.png"), Path("c/X.jpg"), Path("d/y.jpg"), Path("e/x__2.jpg")]
+    names = output_names(paths)
+    assert [names[p] for p in paths] == ["x", "x__2", "X__3", "y", "x__2__2"]
+    assert len(set(n.lower() for n in names.values())) == len(paths)
+    assert output_names(paths) == names
+
+
+def test_pending_formats(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"")
+    assert pending_formats(tmp_path, "x", ["png", "json"]) == ["json"]
+    assert pending_formats(tmp_path, "x", ["png", "json"], overwrite=True) == ["png", "json"]
+
+
+def _mtimes(out: Path) -> dict[str, int]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_parse_resumes_skips_finished_inputs_and_only_overwrites_when_asked(tiny_model_dir, tmp_path, capsys):
+    images = tmp_path / "in"
+    (images / "one").mkdir(parents=True)
+    (images / "two").mkdir()
+    photo = Image.open(EXAMPLES / "group.jpg")
+    photo.resize((96, 72)).save(images / "one" / "p.jpg")
+    photo.resize((64, 80)).save(images / "two" / "p.jpg")  # same stem: must not clobber the first one
+    photo.resize((80, 64)).save(images / "q.jpg")
+    out = tmp_path / "out"
+    args = ["parse", str(images), "--model", str(tiny_model_dir), "--out", str(out), "--prompt", "shirt",
+            "--image-size", "96", "--threshold", "0", "--format", "png,json,masks"]
+    assert main(args) == 0
+    first = _mtimes(out)
+    assert {"p.json", "p__2.json", "q.json", "p.png", "p__2.png", "q.png"} <= set(first)
+    assert json.loads((out / "p__2.json").read_text())["height"] == 80  # two/p.jpg, not one/p.jpg
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files left
+    capsys.readouterr()
+
+    # Everything done: nothing is parsed again, nothing is touched (not even the model is loaded).
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "skipping 3 input(s)" in captured.err and "loaded model" not in captured.err
+    assert _mtimes(out) == first
+
+    # An interrupted run: q's JSON and p__2's label map are missing. Only those are written.
+    (out / "q.json").unlink()
+    (out / "p__2.png").unlink()
+    os.utime(out / "q.png", ns=(1, 1))  # marks a file that must not be rewritten
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "parsed 2 of 2" in captured.out and "1 already done" in captured.out
+    now = _mtimes(out)
+    assert now["q.png"] == 1 and (out / "q.json").is_file() and (out / "p__2.png").is_file()
+    assert {k: v for k, v in now.items() if k not in ("q.json", "p__2.png")} == \
+        {k: v for k, v in first.items() if k not in ("q.json", "p__2.png", "q.png")} | {"q.png": 1}
+
+    # --overwrite redoes everything.
+    assert main([*args, "--overwrite"]) == 0
+    assert "parsed 3 of 3" in capsys.readouterr().out
+    assert _mtimes(out)["q.png"] != 1
+
+
+def test_parse_refuses_images_above_max_pixels_and_reports_them(tiny_model_dir, tmp_path, capsys):
+    Image.open(EXAMPLES / "group.jpg").resize((120, 90)).save(tmp_path / "big.jpg")
+    Image.open(EXAMPLES / "group.jpg").resize((40, 30)).save(tmp_path / "small.jpg")
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    code = main(["parse", str(tmp_path / "big.jpg"), str(tmp_path / "small.jpg"), str(tmp_path / "zero.jpg"),
+                 "--model", str(tiny_model_dir), "--out", str(tmp_path / "out"), "--max-pixels", "5000",
+                 "--prompt", "shirt", "--image-size", "64"])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "parsed 1 of 3 image(s)" in captured.out and "2 failed" in captured.out
+    failed = [line for line in captured.err.splitlines() if line.startswith("  failed:")]
+    assert len(failed) == 2
+    assert "big.jpg: 120x90 is 0.0 megapixels, above the limit" in failed[0]
+    assert "zero.jpg: empty file" in failed[1]
+    assert "Traceback" not in captured.err
