@@ -1,8 +1,10 @@
-"""The embedded default model on this machine: load time and per-image latency of SpectrumPipeline.
+"""The embedded default model on this machine: load time, per-image latency and batched throughput of
+SpectrumPipeline, with PyTorch and with the ONNX export run by onnxruntime.
 
 Times the whole call a user makes (image decode excluded; resize, backbone, decoder, grounding, grouping,
 label map) on the bundled group photo resized to --size pixels on its longest side, with the model's default
-prompts plus EBP.
+prompts plus EBP. Throughput: 8 copies of the photo per call, at batch sizes 1, 4 and 8. ONNX: the model
+exported at its input size (``spectrum export``), the square-padded input run by onnxruntime.
 
     python benchmarks/bench_default.py --size 512 --repeats 5
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,11 +40,34 @@ def main() -> None:
     with torch.inference_mode():
         latency, runs = median_time(lambda: pipe(image), args.repeats, warmup=2)
         result = pipe(image)
+        throughput = {}
+        for batch in (1, 4, 8):
+            seconds, _ = median_time(lambda b=batch: pipe([image] * 8, batch_size=b), max(1, args.repeats // 2))
+            throughput[f"batch {batch}"] = round(8 / seconds, 2)
+    from spectrum_parsing.export import export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_file = export_onnx(pipe.model, Path(tmp) / "model.onnx")
+        onnx_pipe = SpectrumPipeline(pipe.model, onnx=onnx_file)
+        with torch.inference_mode():
+            onnx_latency, onnx_runs = median_time(lambda: onnx_pipe(image), args.repeats, warmup=2)
+            onnx_throughput = {}
+            for batch in (1, 8):
+                seconds, _ = median_time(lambda b=batch: onnx_pipe([image] * 8, batch_size=b),
+                                         max(1, args.repeats // 2))
+                onnx_throughput[f"batch {batch}"] = round(8 / seconds, 2)
+            # ONNX pads to a square, PyTorch runs the unpadded input: how often do the label maps agree?
+            agree = float((onnx_pipe(image).label_map == pipe(image).label_map).mean())
     results = {"model load (s, median of 3 in one process)": round(sorted(loads)[1], 3),
                "first load incl. imports (s)": round(loads[0], 3),
                "latency per image (s)": round(latency, 3), "runs (s)": [round(t, 3) for t in runs],
                "image": f"{Path(args.image).name} {image.width}x{image.height}",
-               "prompts scored": len(result.prompts), "persons found": len(result.persons)}
+               "prompts scored": len(result.prompts), "persons found": len(result.persons),
+               "PyTorch throughput (images/s)": throughput,
+               "ONNX Runtime latency per image (s)": round(onnx_latency, 3),
+               "ONNX Runtime runs (s)": [round(t, 3) for t in onnx_runs],
+               "ONNX Runtime throughput (images/s)": onnx_throughput,
+               "ONNX (square-padded) vs PyTorch label-map agreement": f"{100 * agree:.2f}%"}
     command = "python benchmarks/bench_default.py " + " ".join(sys.argv[1:])
     record("Default model (spectrum-bodypix) on CPU", command.strip(),
            {"size": args.size, "model input": pipe.image_size, "repeats": args.repeats,

@@ -108,11 +108,17 @@ def predict_batch(model: Any, inputs: torch.Tensor, prompts: Sequence[str],
     """Per image of a resized batch (B, 3, h, w): grounding logits (Q, P+1) and mask logits at ``sizes[i]``."""
     out = model(inputs.to(model.device), list(prompts))
     rh, rw = inputs.shape[-2:]
-    masks = F.interpolate(out["pred_masks"].float(), scale_factor=4, mode="bilinear",
-                          align_corners=False)[..., :rh, :rw]
-    return [(out["pred_logits"][k].float(),
-             F.interpolate(masks[k:k + 1], size=(h, w), mode="bilinear", align_corners=False)[0])
-            for k, (h, w) in enumerate(sizes)]
+    return [outputs_at_size(out["pred_logits"][k], out["pred_masks"][k], (rh, rw), size)
+            for k, size in enumerate(sizes)]
+
+
+def outputs_at_size(logits: torch.Tensor, masks: torch.Tensor, input_size: tuple[int, int],
+                    size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One image's decoder outputs: logits (Q, P+1) as float, and mask logits (Q, h/4, w/4) of a model input
+    whose image content is the top-left ``input_size`` upsampled x4, cropped to it and resized to ``size``."""
+    rh, rw = input_size
+    up = F.interpolate(masks[None].float(), scale_factor=4, mode="bilinear", align_corners=False)[..., :rh, :rw]
+    return logits.float(), F.interpolate(up, size=size, mode="bilinear", align_corners=False)[0]
 
 
 def predict(model: Any, image: np.ndarray, prompts: Sequence[str],

@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +23,9 @@ import torch
 from PIL import Image
 
 from .data.targets import EBP_PROMPTS, with_ebp
-from .evaluation import predict_batch, resize_for_model
-from .images import load_image
+from .evaluation import outputs_at_size, predict_batch, resize_for_model
+from .export import OnnxRunner, pad_square
+from .images import DEFAULT_MAX_PIXELS, ImageLoadError, array_to_rgb, check_image_size, load_image, to_rgb
 from .modeling import SpectrumModel
 from .postprocess import PersonInstance, group_instances, semantic_map
 from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
@@ -37,6 +40,44 @@ BUILTIN_DEFAULT_PROMPTS = [
 ]
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
+
+MAX_PROMPTS = 256
+"""Most prompts scored in one call (each is a grounding column; the text encoder runs once per new prompt)."""
+MAX_PROMPT_CHARS = 200
+"""Longest prompt accepted, in characters (the text encoder would silently truncate longer text)."""
+DEFAULT_WORK_PIXELS = 4_000_000
+"""Images above this many pixels are parsed at a downscaled working size; masks are scaled back (nearest)."""
+
+
+def clean_prompts(prompts: str | Sequence[str], max_prompts: int = MAX_PROMPTS,
+                  max_chars: int = MAX_PROMPT_CHARS) -> list[str]:
+    """Validate and normalise prompts: NFC, whitespace collapsed, case-insensitive duplicates dropped (first kept).
+
+    Refused with a ValueError naming the prompt: an empty list, empty or whitespace-only prompts, control
+    characters, prompts longer than ``max_chars`` and more than ``max_prompts`` prompts. Any script is accepted
+    (the default MiniLM text encoder is English-trained: other languages parse poorly).
+    """
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not isinstance(prompts, Sequence) or not all(isinstance(p, str) for p in prompts):
+        raise TypeError("prompts must be a string or a list of strings")
+    if not prompts:
+        raise ValueError("give at least one prompt (or prompts=None for the model's default list)")
+    out: dict[str, str] = {}
+    for i, raw in enumerate(prompts):
+        text = " ".join(unicodedata.normalize("NFC", raw).split())
+        if not text:
+            raise ValueError(f"prompt {i + 1} is empty")
+        bad = [c for c in text if unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn")]
+        if bad:
+            raise ValueError(f"prompt {i + 1} {text[:40]!r} contains a control or unassigned character "
+                             f"(U+{ord(bad[0]):04X})")
+        if len(text) > max_chars:
+            raise ValueError(f"prompt {i + 1} {text[:40]!r}... has {len(text)} characters; at most {max_chars}")
+        out.setdefault(text.casefold(), text)
+    if len(out) > max_prompts:
+        raise ValueError(f"{len(out)} prompts given; at most {max_prompts}")
+    return list(out.values())
 
 
 @dataclass
@@ -150,34 +191,86 @@ def _rles(persons: Sequence[PersonInstance]) -> dict[int, dict[str, Any]]:
     return out
 
 
-def _as_pil(image: ImageInput) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"numpy images must be HWC RGB uint8, got shape {image.shape} dtype {image.dtype}")
-        return Image.fromarray(image)
+def _as_pil(image: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Any accepted input as an RGB PIL image (rules in :mod:`.images`); ImageLoadError when unusable."""
     if isinstance(image, (str, os.PathLike)):
-        return load_image(image)
-    raise TypeError(f"unsupported image type {type(image).__name__}: give a path, a PIL image or an HWC uint8 array")
+        return load_image(image, max_pixels=max_pixels)
+    if isinstance(image, Image.Image):
+        check_image_size(*image.size, max_pixels=max_pixels)
+        try:
+            return to_rgb(image)
+        except (OSError, ValueError) as err:
+            raise ImageLoadError(f"image: could not be converted to RGB ({err})") from None
+    if isinstance(image, np.ndarray):
+        if image.ndim >= 2:
+            check_image_size(image.shape[1], image.shape[0], max_pixels=max_pixels, name="image array")
+        return array_to_rgb(image)
+    raise TypeError(f"unsupported image type {type(image).__name__}: give a path, a PIL image or an image array")
+
+
+def _downscaled(image: Image.Image, max_pixels: int) -> Image.Image:
+    """``image`` shrunk (aspect kept) to at most ``max_pixels`` pixels; unchanged when already small enough."""
+    w, h = image.size
+    if w * h <= max_pixels:
+        return image
+    scale = math.sqrt(max_pixels / (w * h))
+    return image.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BILINEAR,
+                        reducing_gap=2.0)
+
+
+def _upscaled(result: ParsingResult, height: int, width: int) -> ParsingResult:
+    """A result computed at a working size with its label map and masks scaled (nearest) to ``height x width``."""
+    from .postprocess import mask_box
+
+    def grow(mask: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(mask[None, None].to(torch.uint8), size=(height, width),
+                                               mode="nearest")[0, 0].bool()
+
+    persons = []
+    for person in result.persons:
+        parts = []
+        for part in person.parts:
+            mask = grow(part.mask)
+            parts.append(dataclasses.replace(part, mask=mask, box=mask_box(mask)))
+        mask = grow(person.mask)
+        persons.append(dataclasses.replace(person, mask=mask, box=mask_box(mask), parts=parts))
+    label_map = np.asarray(Image.fromarray(result.label_map.astype(np.int32), mode="I").resize(
+        (width, height), Image.Resampling.NEAREST)).astype(np.int32)
+    return dataclasses.replace(result, persons=persons, label_map=label_map, height=height, width=width)
 
 
 class SpectrumPipeline:
     """Open-vocabulary, multi-person human parsing around a :class:`SpectrumModel` (no I/O in the constructor)."""
 
-    def __init__(self, model: SpectrumModel, image_size: int | None = None) -> None:
+    def __init__(self, model: SpectrumModel, image_size: int | None = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS, work_pixels: int = DEFAULT_WORK_PIXELS,
+                 onnx: str | os.PathLike[str] | OnnxRunner | None = None) -> None:
+        """``max_pixels``: larger images are refused (None: no limit). ``work_pixels``: larger images are parsed
+        at a downscaled size and their masks scaled back, which bounds memory (masks are full-size).
+        ``onnx``: run the image path with onnxruntime from this export (:mod:`.export`; prompts are still
+        embedded by ``model``'s text encoder); its fixed size replaces ``image_size``."""
+        if work_pixels < 64 * 64:
+            raise ValueError(f"work_pixels must be at least {64 * 64}, got {work_pixels}")
         self.model = model.eval()
-        self.image_size = image_size or model.config.input_size
+        self.onnx = OnnxRunner(onnx) if isinstance(onnx, (str, os.PathLike)) else onnx
+        if self.onnx is not None and image_size is not None and image_size != self.onnx.image_size:
+            raise ValueError(f"the ONNX export takes {self.onnx.image_size}-px inputs; image_size={image_size} "
+                             "cannot change that (export again with --image-size)")
+        self.image_size = self.onnx.image_size if self.onnx is not None else image_size or model.config.input_size
+        self.max_pixels = max_pixels
+        self.work_pixels = work_pixels
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, device: str | torch.device | None = None,
-                        image_size: int | None = None) -> SpectrumPipeline:
-        """Load a model directory or hub id; ``None`` loads the embedded default model (offline)."""
+                        image_size: int | None = None, **kwargs: Any) -> SpectrumPipeline:
+        """Load a model directory or hub id; ``None`` loads the embedded default model (offline).
+
+        ``kwargs``: ``max_pixels`` and ``work_pixels`` (see the constructor)."""
         if source is None:
             if not (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
                 raise FileNotFoundError(f"the embedded default model is missing from {DEFAULT_MODEL_DIR}")
             source = DEFAULT_MODEL_DIR
-        pipe = cls(SpectrumModel.from_pretrained(source), image_size=image_size)
+        pipe = cls(SpectrumModel.from_pretrained(source), image_size=image_size, **kwargs)
         return pipe.to(device) if device is not None else pipe
 
     def to(self, device: str | torch.device) -> SpectrumPipeline:
@@ -194,11 +287,7 @@ class SpectrumPipeline:
         config = self.model.config
         if prompts is None:
             prompts = config.default_prompts or BUILTIN_DEFAULT_PROMPTS
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        prompts = [p.strip() for p in prompts]
-        if any(not p for p in prompts):
-            raise ValueError("prompts must be non-empty strings")
+        prompts = clean_prompts(prompts)
         if ebp:
             prompts = with_ebp(prompts, config.ebp_prompts if config.ebp_prompts is not None else EBP_PROMPTS)
         prompts = list(dict.fromkeys(p for p in prompts if p != config.person_prompt))
@@ -222,6 +311,10 @@ class SpectrumPipeline:
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        for name, value in (("threshold", threshold), ("mask_threshold", mask_threshold),
+                            ("min_part_overlap", min_part_overlap)):
+            if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
         if isinstance(label_map, (str, os.PathLike)):
@@ -243,8 +336,9 @@ class SpectrumPipeline:
         scored = [*labels, self.model.config.person_prompt]
         results: list[ParsingResult] = []
         for start in range(0, len(batch), batch_size):
-            arrays = [np.asarray(_as_pil(image)) for image in batch[start:start + batch_size]]
-            for array, (logits, masks) in zip(arrays, self._predict(arrays, scored)):
+            pils = [_as_pil(image, self.max_pixels) for image in batch[start:start + batch_size]]
+            arrays = [np.asarray(_downscaled(pil, self.work_pixels)) for pil in pils]
+            for pil, array, (logits, masks) in zip(pils, arrays, self._predict(arrays, scored)):
                 h, w = array.shape[:2]
                 persons = group_instances(logits, masks, scored, len(labels), score_threshold=threshold,
                                           mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
@@ -256,16 +350,25 @@ class SpectrumPipeline:
                     semantic[:] = 0
                 if relabel:
                     persons = _relabel(persons, scheme)
-                results.append(ParsingResult(persons, lut[semantic], list(scheme.names), scored, h, w,
-                                             label_ids=list(scheme.ids),
-                                             palette=preset_obj.palette if preset_obj is not None else None,
-                                             preset=preset_obj.name if preset_obj is not None else None))
+                result = ParsingResult(persons, lut[semantic], list(scheme.names), scored, h, w,
+                                       label_ids=list(scheme.ids),
+                                       palette=preset_obj.palette if preset_obj is not None else None,
+                                       preset=preset_obj.name if preset_obj is not None else None)
+                if (pil.height, pil.width) != (h, w):
+                    result = _upscaled(result, pil.height, pil.width)
+                results.append(result)
         return results[0] if single else results
 
     def _predict(self, arrays: Sequence[np.ndarray], prompts: Sequence[str]) -> Iterator[tuple[torch.Tensor,
                                                                                              torch.Tensor]]:
         """Grounding and mask logits of each image, in order; images with equal model input size share a pass."""
         inputs = [resize_for_model(a, self.image_size) for a in arrays]
+        if self.onnx is not None:  # one square batch: pad each input, crop each output
+            embeds = self.model.encode_prompts(list(prompts))
+            logits, masks = self.onnx(torch.cat([pad_square(t, self.image_size) for t in inputs]), embeds)
+            for k, (t, a) in enumerate(zip(inputs, arrays)):
+                yield outputs_at_size(logits[k], masks[k], tuple(t.shape[-2:]), a.shape[:2])
+            return
         done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         for i in range(len(arrays)):
             if i not in done:

@@ -85,7 +85,7 @@ class TransformerDecoder(nn.Module):
         with torch.no_grad():
             small = F.interpolate(masks.float(), size=target_size, mode="bilinear", align_corners=False)
             allowed = small.flatten(2).sigmoid() >= 0.5  # (B, Q, HW), True = may attend
-            allowed[~allowed.any(-1)] = True  # a query with an empty mask attends everywhere
+            allowed = allowed | ~allowed.any(-1, keepdim=True)  # a query with an empty mask attends everywhere
             attn_mask = allowed[:, None].expand(-1, self.heads, -1, -1)
         return {"pred_logits": logits, "pred_masks": masks, "pred_embeds": embeds}, attn_mask
 

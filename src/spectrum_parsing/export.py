@@ -1,0 +1,128 @@
+"""ONNX export of a Spectrum model's image path, and an onnxruntime runner for it.
+
+The exported graph is everything after the text encoder: backbone, pixel decoder, transformer decoder and
+grounding, from ``images`` (B, 3, S, S) float in [0, 1] and ``text_embeds`` (P, D) to ``pred_logits``
+(B, Q, P + 1) and ``pred_masks`` (B, Q, S/4, S/4). Batch and prompt count are dynamic; the image side ``S``
+is fixed at export (the traced graph bakes in the level shapes), so inputs are resized to a longest side of
+``S`` and zero-padded right/bottom to ``S x S`` (:func:`pad_square`); masks are cropped back. Prompts are
+still embedded by the PyTorch text encoder (cached), which is cheap next to the image path.
+
+    spectrum export --format onnx --out model.onnx           # the embedded default model
+    spectrum parse photo.jpg --backend onnx --onnx model.onnx
+
+The file carries ``image_size``, ``text_dim`` and the exporting package version as ONNX metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import __version__
+from .hub import ModelLoadError
+
+__all__ = ["ONNX_OPSET", "OnnxRunner", "export_onnx", "pad_square"]
+
+ONNX_OPSET = 17
+
+
+class _ImagePath(nn.Module):
+    """``SpectrumModel`` from (images, text_embeds) to (pred_logits, pred_masks), for tracing."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor, text_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(images, text_embeds=text_embeds)
+        return out["pred_logits"], out["pred_masks"]
+
+
+def pad_square(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad (B, 3, h, w) right/bottom to (B, 3, size, size); h and w must not exceed ``size``."""
+    h, w = images.shape[-2:]
+    if h > size or w > size:
+        raise ValueError(f"images of {h}x{w} do not fit the exported {size}x{size} input")
+    return F.pad(images, (0, size - w, 0, size - h))
+
+
+def export_onnx(model: Any, path: str | os.PathLike[str], image_size: int | None = None,
+                opset: int = ONNX_OPSET, check: bool = True) -> Path:
+    """Trace ``model`` (a :class:`~spectrum_parsing.modeling.SpectrumModel`) at ``image_size`` (default: the
+    model's ``input_size``) into a self-contained ONNX file; with ``check``, compare onnxruntime with PyTorch
+    on a random input (max abs difference of the logits and masks must be < 1e-3)."""
+    import onnx
+
+    size = int(image_size or model.config.input_size)
+    if size % 32:
+        raise ValueError(f"the export size must be a multiple of 32, got {size}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = _ImagePath(model).eval()
+    images = torch.rand(1, 3, size, size, device=model.device)
+    text = model.encode_prompts(["person", "hair"]).to(model.device)
+    with torch.no_grad(), torch.autocast(device_type=model.device.type, enabled=False):
+        torch.onnx.export(wrapper, (images, text), str(path), dynamo=False, opset_version=opset,
+                          input_names=["images", "text_embeds"], output_names=["pred_logits", "pred_masks"],
+                          dynamic_axes={"images": {0: "batch"}, "text_embeds": {0: "prompts"},
+                                        "pred_logits": {0: "batch", 2: "prompts_plus_1"},
+                                        "pred_masks": {0: "batch"}})
+    proto = onnx.load(str(path))
+    for key, value in {"image_size": str(size), "text_dim": str(int(text.shape[-1])),
+                       "spectrum_parsing": __version__}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+    if check:
+        runner = OnnxRunner(path)
+        probe = torch.rand(2, 3, size, size)
+        prompts = model.encode_prompts(["person", "hat", "left hand"]).cpu()
+        with torch.no_grad():
+            want = wrapper.cpu()(probe, prompts) if model.device.type == "cpu" else None
+        if want is not None:
+            got = runner(probe, prompts)
+            worst = max(float((a - b).abs().max()) for a, b in zip(want, got))
+            if worst > 1e-3:
+                raise RuntimeError(f"the ONNX export differs from PyTorch by {worst:.2e} (limit 1e-3)")
+    return path
+
+
+class OnnxRunner:
+    """An onnxruntime session of an exported Spectrum image path (see :func:`export_onnx`)."""
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
+                 providers: list[str] | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelLoadError(f"{path}: no such ONNX file (create it with `spectrum export --format onnx`)")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        except Exception as err:  # InvalidProtobuf, NotImplemented...
+            raise ModelLoadError(f"{path}: not a loadable ONNX model ({type(err).__name__}: {err})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "image_size" not in meta:
+            raise ModelLoadError(f"{path}: not a Spectrum export (no image_size metadata)")
+        self.image_size = int(meta["image_size"])
+        self.text_dim = int(meta.get("text_dim", 0))
+        self.path = path
+
+    def __call__(self, images: torch.Tensor, text_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, S, S) images and (P, D) prompt embeddings -> (pred_logits, pred_masks) as CPU tensors."""
+        if tuple(images.shape[-2:]) != (self.image_size, self.image_size):
+            raise ValueError(f"the ONNX model takes {self.image_size}x{self.image_size} images, got "
+                             f"{tuple(images.shape[-2:])}: pad with pad_square()")
+        if self.text_dim and text_embeds.shape[-1] != self.text_dim:
+            raise ValueError(f"the ONNX model takes {self.text_dim}-d prompt embeddings, got {text_embeds.shape[-1]}")
+        logits, masks = self.session.run(None, {"images": images.detach().float().cpu().contiguous().numpy(),
+                                                "text_embeds": text_embeds.detach().float().cpu().numpy()})
+        return torch.from_numpy(logits), torch.from_numpy(masks)
