@@ -148,10 +148,11 @@ Per-category IoU:
 ## Known limits
 
 - **Below the project's quality aims on CCP** (aims: coarse mIoU >= 65, fine mIoU >= 35): a small backbone at
-  stride 16 and one hour of CPU training. Most fine CCP garments (t-shirt, jeans, jacket, sweater) score near
-  zero. A likely cause besides capacity: LIP and CCP label the same garments differently (LIP "pants" vs CCP
-  "jeans", LIP "upper clothes" vs CCP "t-shirt"/"shirt"/"blouse"), so the two datasets pull the same queries
-  towards different phrases; a hierarchical target (parent category as a positive) would fix that.
+  stride 16 and about an hour of CPU training. Most fine CCP garments (t-shirt, jeans, jacket, sweater) score
+  near zero. Training already keeps LIP's broad labels from fighting CCP's fine ones (a phrase that a segment's
+  dataset does not annotate, e.g. "jeans" for a LIP "pants" segment, is left out of that segment's grounding
+  loss); that moved coarse and unseen-category mIoU up a little but not the fine categories, so the remaining
+  gap is capacity and training time (CCP has about 700 training photos for 58 labels).
 - **Multi-person grouping is weak**: trained on single-person photos plus copy-paste composites, its person
   masks on group photos often merge neighbours, so few parts are attributed per person. Larger inputs help
   (`--image-size 512` on the group photo finds more parts than the default 320).
