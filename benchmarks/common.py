@@ -80,7 +80,11 @@ def render() -> None:
     lines = ["# Benchmarks", "",
              "Every figure here was produced by a script in `benchmarks/`; the command is given with each result.",
              "Times are medians over the stated number of runs, after warm-up. The machine line names the hardware.",
-             "Regenerate this file from `benchmarks/history.jsonl` with `python benchmarks/common.py`.", ""]
+             "Regenerate this file from `benchmarks/history.jsonl` with `python benchmarks/common.py`.", "",
+             "GPU figures (latency, throughput and peak memory of the full model in fp32/fp16/bf16, eager, "
+             "channels_last and torch.compile, batch 1 and 8) come from `python benchmarks/bench_gpu.py` on a CUDA "
+             "machine; a section appears below once it has been run. No GPU was available where the results below "
+             "were taken.", ""]
     for e in sorted(latest.values(), key=lambda e: (e["benchmark"], e["date"])):
         lines += [f"## {e['benchmark']}", "", f"- command: `{e['command']}`", f"- machine: {e['machine']}",
                   f"- date: {e['date']}, commit {e['commit']}",

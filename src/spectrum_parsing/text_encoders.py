@@ -17,7 +17,6 @@ from torch import nn
 from .configs import TextEncoderConfig
 from .hub import ModelLoadError, check_tokenizer, load_transformers_strict
 
-
 MAX_CACHE_ENTRIES = 10_000
 """Prompt embeddings kept per encoder (least recently used dropped first): bounded memory for a server that
 sees arbitrary prompts (about 15 MB for MiniLM's 384-d embeddings)."""
