@@ -231,7 +231,9 @@ def cmd_parse(args: argparse.Namespace) -> int:
               file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
         failures = _parse_images(pipe, todo, out, options, names)
-    if inputs:
+    if inputs and not todo:
+        print(f"nothing to do: the outputs of all {len(finished)} image(s) exist in {out} (--overwrite to redo them)")
+    elif inputs:
         print(f"parsed {len(todo) - len(failures)} of {len(todo)} image(s) into {out}"
               + (f"; {len(failures)} failed" if failures else "")
               + (f"; {len(finished)} already done" if finished else ""))
