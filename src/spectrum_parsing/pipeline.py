@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from .images import DEFAULT_MAX_PIXELS, ImageLoadError, array_to_rgb, check_imag
 from .modeling import SpectrumModel
 from .postprocess import PersonInstance, group_instances, semantic_map
 from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
+from .prompts import clean_prompts
 from .rendering import encode_rle, label_map_image, overlay, palette
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "spectrum-bodypix"
@@ -41,43 +41,8 @@ BUILTIN_DEFAULT_PROMPTS = [
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
-MAX_PROMPTS = 256
-"""Most prompts scored in one call (each is a grounding column; the text encoder runs once per new prompt)."""
-MAX_PROMPT_CHARS = 200
-"""Longest prompt accepted, in characters (the text encoder would silently truncate longer text)."""
 DEFAULT_WORK_PIXELS = 4_000_000
 """Images above this many pixels are parsed at a downscaled working size; masks are scaled back (nearest)."""
-
-
-def clean_prompts(prompts: str | Sequence[str], max_prompts: int = MAX_PROMPTS,
-                  max_chars: int = MAX_PROMPT_CHARS) -> list[str]:
-    """Validate and normalise prompts: NFC, whitespace collapsed, case-insensitive duplicates dropped (first kept).
-
-    Refused with a ValueError naming the prompt: an empty list, empty or whitespace-only prompts, control
-    characters, prompts longer than ``max_chars`` and more than ``max_prompts`` prompts. Any script is accepted
-    (the default MiniLM text encoder is English-trained: other languages parse poorly).
-    """
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    if not isinstance(prompts, Sequence) or not all(isinstance(p, str) for p in prompts):
-        raise TypeError("prompts must be a string or a list of strings")
-    if not prompts:
-        raise ValueError("give at least one prompt (or prompts=None for the model's default list)")
-    out: dict[str, str] = {}
-    for i, raw in enumerate(prompts):
-        text = " ".join(unicodedata.normalize("NFC", raw).split())
-        if not text:
-            raise ValueError(f"prompt {i + 1} is empty")
-        bad = [c for c in text if unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn")]
-        if bad:
-            raise ValueError(f"prompt {i + 1} {text[:40]!r} contains a control or unassigned character "
-                             f"(U+{ord(bad[0]):04X})")
-        if len(text) > max_chars:
-            raise ValueError(f"prompt {i + 1} {text[:40]!r}... has {len(text)} characters; at most {max_chars}")
-        out.setdefault(text.casefold(), text)
-    if len(out) > max_prompts:
-        raise ValueError(f"{len(out)} prompts given; at most {max_prompts}")
-    return list(out.values())
 
 
 @dataclass

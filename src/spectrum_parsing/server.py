@@ -92,6 +92,7 @@ from starlette.requests import ClientDisconnect
 
 from . import __version__
 from .images import MIN_IMAGE_SIDE, to_rgb
+from .prompts import clean_prompts
 
 logger = logging.getLogger(__name__)
 
@@ -209,16 +210,15 @@ def resolve_preset(name: str, presets: Mapping[str, list[str]]) -> str:
 
 # ------------------------------------------------------------------------------------------------ form fields
 def parse_prompts(text: str | None, settings: ServerSettings) -> list[str] | None:
-    """Comma- or newline-separated prompts, stripped and de-duplicated; None when there are none."""
-    if not text:
+    """Comma- or newline-separated prompts, cleaned by :func:`~spectrum_parsing.prompts.clean_prompts` with the
+    server's limits (422 naming the prompt otherwise); None when there are none."""
+    prompts = [p for p in (text or "").replace("\n", ",").split(",") if p.strip()]
+    if not prompts:
         return None
-    prompts = list(dict.fromkeys(p.strip() for p in text.replace("\n", ",").split(",") if p.strip()))
-    if len(prompts) > settings.max_prompts:
-        raise ApiError(422, f"too many prompts ({len(prompts)}); at most {settings.max_prompts}")
-    long = [p for p in prompts if len(p) > settings.max_prompt_chars]
-    if long:
-        raise ApiError(422, f"prompt {long[0][:40]!r}... is longer than {settings.max_prompt_chars} characters")
-    return prompts or None
+    try:
+        return clean_prompts(prompts, settings.max_prompts, settings.max_prompt_chars)
+    except ValueError as err:
+        raise ApiError(422, str(err)) from None
 
 
 def parse_threshold(text: str | None, default: float) -> float:
