@@ -17,16 +17,12 @@ import time
 import torch
 from torch.nn import functional as F
 
-from common import median_time, record
+from common import PROMPTS, median_time, record
 from spectrum_parsing.configs import DecoderConfig, TextEncoderConfig
 from spectrum_parsing.decoder import SpectrumDecoder
 from spectrum_parsing.postprocess import group_instances, semantic_map
 from spectrum_parsing.testing import build_full_size_backbone
 from spectrum_parsing.text_encoders import load_text_encoder
-
-PROMPTS = ["person", "hair", "face", "left arm", "right arm", "left hand", "right hand", "left leg", "right leg",
-           "left shoe", "right shoe", "t-shirt", "shirt", "jacket", "coat", "dress", "skirt", "pants", "jeans",
-           "shorts", "hat", "glasses", "bag", "scarf"]
 
 
 def main() -> None:

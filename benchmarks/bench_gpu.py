@@ -25,14 +25,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from common import median_time, record
+from common import PROMPTS, median_time, record
 from spectrum_parsing.configs import DecoderConfig, TextEncoderConfig
 from spectrum_parsing.decoder import SpectrumDecoder
 from spectrum_parsing.text_encoders import load_text_encoder
 
-PROMPTS = ["person", "hair", "face", "left arm", "right arm", "left hand", "right hand", "left leg", "right leg",
-           "left shoe", "right shoe", "t-shirt", "shirt", "jacket", "coat", "dress", "skirt", "pants", "jeans",
-           "shorts", "hat", "glasses", "bag", "scarf"]
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 

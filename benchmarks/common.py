@@ -17,6 +17,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 HISTORY = ROOT / "benchmarks" / "history.jsonl"
 REPORT = ROOT / "BENCHMARKS.md"
+# The vocabulary the full-model benchmarks score (24 prompts: body parts and common garments).
+PROMPTS = ["person", "hair", "face", "left arm", "right arm", "left hand", "right hand", "left leg", "right leg",
+           "left shoe", "right shoe", "t-shirt", "shirt", "jacket", "coat", "dress", "skirt", "pants", "jeans",
+           "shorts", "hat", "glasses", "bag", "scarf"]
 
 
 def machine() -> str:
