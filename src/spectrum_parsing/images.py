@@ -31,6 +31,8 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "MIN_IMAGE_SIDE",
     "ImageLoadError",
+    "ImageTooLargeError",
+    "decode_image",
     "check_image_size",
     "load_image",
     "open_image_bytes",
@@ -46,12 +48,16 @@ DEFAULT_MAX_PIXELS = 100_000_000
 MIN_IMAGE_SIDE = 8
 """Smallest width or height accepted: below this there is nothing a parser can see."""
 
-_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, EOFError,
-                  MemoryError, IndexError, KeyError, ZeroDivisionError, struct.error)
+_DECODE_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, TypeError,
+                  EOFError, MemoryError, IndexError, KeyError, ZeroDivisionError, struct.error)
 
 
 class ImageLoadError(ValueError):
     """An input could not be used as an image (unreadable, corrupt, too large or too small)."""
+
+
+class ImageTooLargeError(ImageLoadError):
+    """An image above the pixel limit, or refused by Pillow's decompression-bomb guard."""
 
 
 def check_image_size(width: int, height: int, max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -61,32 +67,53 @@ def check_image_size(width: int, height: int, max_pixels: int | None = DEFAULT_M
         raise ImageLoadError(f"{name}: {width}x{height} is too small (each side must be at least "
                              f"{MIN_IMAGE_SIDE} pixels)")
     if max_pixels is not None and width * height > max_pixels:
-        raise ImageLoadError(f"{name}: {width}x{height} is {width * height / 1e6:.1f} megapixels, above the limit of "
-                             f"{max_pixels / 1e6:.1f} (raise it with --max-pixels / max_pixels=)")
+        raise ImageTooLargeError(f"{name}: {width}x{height} is {width * height / 1e6:.1f} megapixels, above the "
+                                 f"limit of {max_pixels / 1e6:.1f} (raise it with --max-pixels / max_pixels=)")
+
+
+def _load_error(err: BaseException, name: str) -> ImageLoadError:
+    """The one-line ImageLoadError (naming ``name``) for any failure to open or decode an image."""
+    if isinstance(err, ImageLoadError):
+        message = str(err)
+        return type(err)(message if message.startswith(f"{name}:") else f"{name}: {message}")
+    if isinstance(err, UnidentifiedImageError):
+        return ImageLoadError(f"{name}: not a readable image (no known image format)")
+    if isinstance(err, Image.DecompressionBombError):
+        return ImageTooLargeError(f"{name}: refused as a decompression bomb ({err})")
+    reason = str(err).strip() or type(err).__name__
+    return ImageLoadError(f"{name}: could not be decoded, truncated or corrupt ({reason})")
+
+
+def decode_image(img: Image.Image, name: str = "image") -> Image.Image:
+    """Decode an opened image's first frame to RGB (:func:`to_rgb`); any decoding failure is one ImageLoadError
+    naming ``name`` (:class:`ImageTooLargeError` for a decompression bomb)."""
+    try:
+        with warnings.catch_warnings():
+            _ignore_pillow_notes()
+            img.seek(0)
+            img.load()
+            return to_rgb(img)
+    except (ImageLoadError, *_DECODE_ERRORS) as err:
+        raise _load_error(err, name) from None
+
+
+def _ignore_pillow_notes() -> None:
+    """Inside ``warnings.catch_warnings()``: silence Pillow's decompression-bomb warning (our size check replaces
+    it; its hard error still applies) and its notes on damaged metadata."""
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
 def _open(source: str | Path | io.BytesIO, name: str, max_pixels: int | None) -> Image.Image:
     """Decode the first frame of ``source`` to RGB after checking its header size."""
     try:
         with warnings.catch_warnings():
-            # Our own size check replaces Pillow's decompression-bomb warning (its hard error still applies).
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")  # damaged metadata notes
+            _ignore_pillow_notes()
             with Image.open(source) as img:
                 check_image_size(*img.size, max_pixels=max_pixels, name=name)
-                img.seek(0)
-                img.load()
-                return to_rgb(img)
-    except ImageLoadError as err:
-        message = str(err)
-        raise ImageLoadError(message if message.startswith(f"{name}:") else f"{name}: {message}") from None
-    except UnidentifiedImageError:
-        raise ImageLoadError(f"{name}: not a readable image (no known image format)") from None
-    except Image.DecompressionBombError as err:
-        raise ImageLoadError(f"{name}: refused as a decompression bomb ({err})") from None
-    except _DECODE_ERRORS as err:
-        reason = str(err).strip() or type(err).__name__
-        raise ImageLoadError(f"{name}: could not be decoded, truncated or corrupt ({reason})") from None
+                return decode_image(img, name)
+    except (ImageLoadError, *_DECODE_ERRORS) as err:
+        raise _load_error(err, name) from None
 
 
 def load_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:

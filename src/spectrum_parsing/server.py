@@ -91,7 +91,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from . import __version__
-from .images import MIN_IMAGE_SIDE, to_rgb
+from .images import ImageLoadError, ImageTooLargeError, check_image_size
+from .images import decode_image as decode_images_rgb
 from .prompts import clean_prompts
 
 logger = logging.getLogger(__name__)
@@ -301,26 +302,27 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError):
         raise ApiError(415, "the upload is not an image in a supported format "
                             f"({', '.join(f.lower() for f in ALLOWED_FORMATS)})") from None
-    width, height = image.size
-    if width < MIN_IMAGE_SIDE or height < MIN_IMAGE_SIDE:
-        raise ApiError(422, f"the image is too small ({width}x{height}); each side must be at least "
-                            f"{MIN_IMAGE_SIDE} pixels")
-    if width * height > max_pixels:
-        raise ApiError(413, f"image too large: {width}x{height} is {width * height / 1e6:.1f} megapixels; "
-                            f"the limit is {max_pixels / 1e6:.1f}")
+    try:
+        check_image_size(*image.size, max_pixels=max_pixels, name="the image")
+    except ImageLoadError as err:
+        raise _image_error(err) from None
     return image
 
 
 def decode_image(image: Image.Image) -> Image.Image:
-    """Decode an opened image to RGB with its EXIF orientation applied; 422 if the data is corrupt."""
+    """Decode an opened upload to RGB by the CLI's rules (:func:`spectrum_parsing.images.decode_image`: first
+    frame, EXIF orientation, alpha over white, 16-bit scaled); 413 for a decompression bomb, 422 if corrupt."""
     try:
-        image.seek(0)  # animated GIF/WebP/PNG: the first frame
-        image.load()
-        return to_rgb(image)  # EXIF orientation, alpha over white, 16-bit scaled (see images.py)
-    except Image.DecompressionBombError as err:
-        raise ApiError(413, f"image too large: {err}") from None
-    except (OSError, SyntaxError, ValueError, MemoryError) as err:
-        raise ApiError(422, f"the image could not be decoded (truncated or corrupt?): {err}") from None
+        return decode_images_rgb(image, "the image")
+    except ImageLoadError as err:
+        raise _image_error(err) from None
+
+
+def _image_error(err: ImageLoadError) -> ApiError:
+    """413 for an image above the limits (or a decompression bomb), 422 for any other unusable image."""
+    if isinstance(err, ImageTooLargeError):
+        return ApiError(413, f"image too large: {err}")
+    return ApiError(422, str(err))
 
 
 def safe_filename(name: str | None) -> str | None:
