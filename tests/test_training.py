@@ -95,6 +95,35 @@ def test_train_checkpoint_resume_is_exact_then_eval(experiment, tmp_path):
     assert set(unseen["per_class"]) == {"background", "pants"}
 
 
+def test_init_from_continues_a_saved_model_and_records_only_still_unseen_categories(experiment, tmp_path):
+    """A second stage (``model.init_from``) starts from the saved weights, and a category it trains on is no
+    longer recorded as withheld (unseen) in the model it saves."""
+    from spectrum_parsing.modeling import SpectrumModel
+
+    first = train(ExperimentConfig.from_dict({**experiment, "train": {**experiment["train"], "max_steps": 2,
+                                                                       "output_dir": str(tmp_path / "s1")}}),
+                  progress=False)
+    assert SpectrumModel.from_pretrained(first).config.withheld == ["pants"]
+
+    def stage2(name: str, lr: float, withheld: list[str]) -> Path:
+        return train(ExperimentConfig.from_dict({
+            "model": {"init_from": str(first)},
+            "data": {**experiment["data"], "targets": {**experiment["data"]["targets"], "withheld": withheld}},
+            "train": {**experiment["train"], "max_steps": 1, "lr": lr, "backbone_lr": lr,
+                      "output_dir": str(tmp_path / name)}}), progress=False)
+
+    before = load_file(str(first / "model.safetensors"))
+    frozen = stage2("s2-lr0", 0.0, ["pants"])  # lr 0: the weights must come back exactly as loaded
+    after = load_file(str(frozen / "model.safetensors"))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert SpectrumModel.from_pretrained(frozen).config.withheld == ["pants"]
+
+    moved = stage2("s2", 1e-3, [])  # trains on pants now: it is no longer unseen
+    trained = load_file(str(moved / "model.safetensors"))
+    assert any(not torch.equal(before[k], trained[k]) for k in before)
+    assert SpectrumModel.from_pretrained(moved).config.withheld == []
+
+
 def test_feature_cache_training_matches_the_cached_views(experiment, tmp_path):
     from spectrum_parsing.feature_cache import FeatureCacheDataset, build_feature_cache
     from spectrum_parsing.training import MixtureDataset, _open_sources, build_model

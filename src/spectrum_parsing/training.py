@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import logging
 import math
 import os
 import shutil
@@ -39,6 +40,8 @@ from .data.targets import TargetConfig, TrainingExample, collate, make_example
 from .data.transforms import ColorJitter, CopyPasteComposite, RandomHFlip, RandomScaleCrop, ResizeLongestSide
 from .losses import LossConfig, SpectrumCriterion
 from .modeling import SpectrumConfig, SpectrumModel
+
+logger = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------------ configs
@@ -274,6 +277,20 @@ def build_model(config: ExperimentConfig) -> SpectrumModel:
     return SpectrumModel.from_config(config.spectrum_config())
 
 
+def withheld_after(config: ExperimentConfig, before: Sequence[str]) -> list[str]:
+    """Categories still never trained on after this run: those this run withholds, and - for a model that
+    continues from ``init_from`` - only those its earlier training withheld too (``before``)."""
+    now = list(config.data.targets.withheld)
+    if not config.model.init_from:
+        return now
+    kept = [c for c in before if c in set(now)]
+    dropped = sorted(set(before) - set(kept))
+    if dropped:
+        logger.warning("init_from model had withheld %s; this run trains on them, so they are no longer unseen",
+                       dropped)
+    return kept
+
+
 def _open_sources(entries: Sequence[DatasetEntry]) -> list[Any]:
     return [open_dataset(e.dataset, split=e.split, **e.options) for e in entries]
 
@@ -327,8 +344,7 @@ def train(config: ExperimentConfig, resume: str | None = None, progress: bool = 
         (output_dir / "experiment.json").write_text(config.to_json_string())
 
     model = build_model(config)
-    if config.data.targets.withheld and not model.config.withheld:
-        model.config = dataclasses.replace(model.config, withheld=list(config.data.targets.withheld))
+    model.config = dataclasses.replace(model.config, withheld=withheld_after(config, model.config.withheld))
     criterion = SpectrumCriterion(model.config.loss)
     samples_per_step = tc.batch_size * tc.grad_accum * accelerator.num_processes
     cache = None
