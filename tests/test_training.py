@@ -209,5 +209,13 @@ def test_train_and_eval_commands(experiment, tmp_path, capsys):
                  "--image-size", "64", "--limit", "2", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["num_images"] == 2 and {"miou", "pixel_acc", "per_class"} <= set(result)
+    # --background-threshold 1: no prompt score reaches it, so every pixel is background.
+    assert main(["eval", "--model", str(tmp_path / "run" / "model"), "--dataset", dataset, "--split", "all",
+                 "--image-size", "64", "--limit", "2", "--json", "--background-threshold", "1"]) == 0
+    empty = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert all(not v for k, v in empty["per_class"].items() if k != "background")
+    assert main(["eval", "--model", str(tmp_path / "run" / "model"), "--dataset", dataset,
+                 "--background-threshold", "1.5"]) == 2
+    assert "background_threshold must be in [0, 1]" in capsys.readouterr().err
     assert main(["eval", "--model", str(tmp_path / "run" / "model"), "--dataset", "nope:/x"]) == 2
     assert "unknown dataset format" in capsys.readouterr().err

@@ -325,7 +325,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = SpectrumModel.from_pretrained(args.model).to(_device(args.device)).eval()
     dataset = open_dataset(args.dataset, split=args.split)
     config = EvalConfig(protocol=args.protocol, image_size=args.image_size or model.config.input_size, limit=args.limit,
-                        withheld=list(model.config.withheld))
+                        withheld=list(model.config.withheld), background_threshold=args.background_threshold)
     n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     result = evaluate(model, dataset, config, progress=tqdm(range(n), desc="eval", unit="img", disable=args.json))
     print(to_json(result) if args.json else to_markdown(result))
@@ -430,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--image-size", type=int, default=None,
                        help="longest side fed to the model (default: the size it was trained at)")
     ev.add_argument("--limit", type=int, help="evaluate only the first N images")
+    ev.add_argument("--background-threshold", type=float, default=0.5,
+                    help="pixels whose best prompt score is below this are background (default 0.5)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of Markdown")
     ev.add_argument("--device", default="auto")
     ev.set_defaults(func=cmd_eval)

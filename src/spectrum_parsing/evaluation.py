@@ -89,6 +89,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}; choose one of {PROTOCOLS}")
+        if not 0.0 <= self.background_threshold <= 1.0:
+            raise ValueError(f"background_threshold must be in [0, 1], got {self.background_threshold}")
 
 
 def resize_for_model(image: np.ndarray, size: int) -> torch.Tensor:
