@@ -169,3 +169,16 @@ def test_thin_images_and_tiny_model_inputs_are_padded_not_crashing(tiny_model_di
     assert pipe(strip, prompts=["hat"], threshold=0.0).label_map.shape == (8, 2000)
     small = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=32)
     assert small(strip[:, :40], prompts=["hat"]).label_map.shape == (8, 40)
+
+
+def test_top_level_exports_the_pipeline():
+    """``from spectrum_parsing import SpectrumPipeline`` works, as the README's API section shows."""
+    import spectrum_parsing
+    from spectrum_parsing import ParsingResult, SpectrumPipeline
+    from spectrum_parsing.pipeline import ParsingResult as Result
+    from spectrum_parsing.pipeline import SpectrumPipeline as Pipeline
+
+    assert SpectrumPipeline is Pipeline and ParsingResult is Result
+    assert {"SpectrumPipeline", "ParsingResult"} <= set(spectrum_parsing.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        spectrum_parsing.Nope  # noqa: B018
