@@ -124,6 +124,32 @@ def test_init_from_continues_a_saved_model_and_records_only_still_unseen_categor
     assert SpectrumModel.from_pretrained(moved).config.withheld == []
 
 
+def test_init_from_experiment_trains_the_earlier_stage_once_in_one_command(experiment, tmp_path):
+    """``model.init_from_experiment``: one ``train`` of stage 2 trains stage 1 first, reuses it when it exists,
+    and refuses an output directory that holds a run of another config."""
+    stage1 = {**experiment, "train": {**experiment["train"], "max_steps": 1, "output_dir": str(tmp_path / "s1")}}
+    (tmp_path / "stage1.yaml").write_text(yaml.safe_dump(stage1))
+    stage2 = {"model": {"init_from_experiment": str(tmp_path / "stage1.yaml")}, "data": experiment["data"],
+              "train": {**experiment["train"], "max_steps": 1, "output_dir": str(tmp_path / "s2")}}
+    (tmp_path / "stage2.yaml").write_text(yaml.safe_dump(stage2))
+
+    final = train(ExperimentConfig.from_yaml(tmp_path / "stage2.yaml"), progress=False)
+    first = tmp_path / "s1" / "model" / "model.safetensors"
+    assert first.is_file() and (final / "model.safetensors").is_file()
+    a, b = load_file(str(first)), load_file(str(final / "model.safetensors"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # stage 2 trained on from stage 1's weights
+    stamp = first.stat().st_mtime_ns
+    again = {**stage2, "train": {**stage2["train"], "output_dir": str(tmp_path / "s2b")}}
+    train(ExperimentConfig.from_dict(again), progress=False)
+    assert first.stat().st_mtime_ns == stamp  # stage 1 was not trained again
+
+    (tmp_path / "stage1.yaml").write_text(yaml.safe_dump({**stage1, "train": {**stage1["train"], "lr": 5e-4}}))
+    with pytest.raises(ConfigError, match="holds a run of another config"):
+        train(ExperimentConfig.from_dict(again), progress=False)
+    with pytest.raises(ConfigError, match="exclusive"):
+        ExperimentConfig.from_dict({**stage2, "model": {**stage2["model"], "init_from": str(final)}})
+
+
 def test_feature_cache_training_matches_the_cached_views(experiment, tmp_path):
     from spectrum_parsing.feature_cache import FeatureCacheDataset, build_feature_cache
     from spectrum_parsing.training import MixtureDataset, _open_sources, build_model

@@ -140,6 +140,9 @@ class ModelSection(ConfigBase):
     decoder: dict[str, Any] = field(default_factory=dict)
     loss: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None
+    # A training config (YAML) whose final model this run continues from; `train` runs that earlier stage
+    # first (resuming it if interrupted) when its model does not exist yet. Exclusive with ``init_from``.
+    init_from_experiment: str | None = None
     ebp_prompts: list[str] | None = None  # recorded in the saved model: body parts it was trained on
     default_prompts: list[str] | None = None  # recorded in the saved model: prompts used when none are given
 
@@ -157,6 +160,9 @@ class ExperimentConfig(ConfigBase):
         unknown = sorted(set(data) - {"model", "data", "train"})
         if unknown:
             raise ConfigError(f"training config: unknown section(s) {unknown}; allowed: model, data, train")
+        model = data.get("model", {}) or {}
+        if model.get("init_from") and model.get("init_from_experiment"):
+            raise ConfigError("model.init_from and model.init_from_experiment are exclusive: give one")
         return cls(model=ModelSection.from_dict(data.get("model", {})),
                    data=DataConfig.from_dict(data.get("data", {})),
                    train=TrainConfig.from_dict(data.get("train", {})))
@@ -270,8 +276,30 @@ def lr_lambda(step: int, total: int, warmup: int, schedule: str, power: float = 
 
 
 # ------------------------------------------------------------------------------------------------ training
+def continue_after(config: ExperimentConfig, progress: bool = True) -> ExperimentConfig:
+    """``config`` with ``init_from`` set to the final model of its ``init_from_experiment``, training that earlier
+    stage first (resuming its newest checkpoint) if its model does not exist yet."""
+    earlier = ExperimentConfig.from_yaml(config.model.init_from_experiment)
+    out = Path(earlier.train.output_dir)
+    final = out / "model"
+    recorded = out / "experiment.json"
+    if recorded.is_file():
+        previous = ExperimentConfig.from_dict(json.loads(recorded.read_text()))
+        if previous.model.init_from_experiment:  # recorded after its own earlier stage was resolved
+            previous = dataclasses.replace(previous, model=dataclasses.replace(previous.model, init_from=None))
+        if previous.to_json_string() != earlier.to_json_string():
+            raise ConfigError(f"{out} holds a run of another config than {config.model.init_from_experiment}; "
+                              "move it away or change that config's train.output_dir")
+    if not (final / "model.safetensors").is_file():
+        logger.warning("training the earlier stage %s first (into %s)", config.model.init_from_experiment, out)
+        train(earlier, resume="auto", progress=progress)
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, init_from=str(final)))
+
+
 def build_model(config: ExperimentConfig) -> SpectrumModel:
     """The model to train: ``init_from`` a saved model, else fresh from the config (loads frozen parts)."""
+    if config.model.init_from_experiment and not config.model.init_from:
+        raise ConfigError("model.init_from_experiment is resolved by train(); call continue_after(config) first")
     if config.model.init_from:
         return SpectrumModel.from_pretrained(config.model.init_from)
     return SpectrumModel.from_config(config.spectrum_config())
@@ -333,6 +361,8 @@ def train(config: ExperimentConfig, resume: str | None = None, progress: bool = 
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
+    if config.model.init_from_experiment and not config.model.init_from:
+        config = continue_after(config, progress)
     tc = config.train
     output_dir = Path(tc.output_dir)
     cpu = tc.device == "cpu" or (tc.device == "auto" and not torch.cuda.is_available())
