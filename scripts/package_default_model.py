@@ -1,7 +1,7 @@
 """Package a trained run as the embedded default model, evaluate it, and write its model card.
 
     python scripts/package_default_model.py --run runs/default-bodypix-stage2 \
-        --config configs/default-bodypix.yaml --config configs/default-bodypix-stage2.yaml
+        --config configs/default-bodypix-stage2.yaml
 
 Copies ``RUN/model`` to ``src/spectrum_parsing/weights/spectrum-bodypix``, evaluates it on the held-out
 validation splits of ``../shared/datasets`` with ``spectrum eval``'s code (CCP: all categories with coarse
@@ -43,21 +43,21 @@ EVALS = [  # (name, dataset spec, protocol)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="runs/default-bodypix-stage2", help="training output directory")
-    parser.add_argument("--config", action="append", default=None,
-                        help="the training config of each stage, in order (repeat; default: the two stages of "
-                             "configs/default-bodypix*.yaml)")
+    parser.add_argument("--config", default="configs/default-bodypix-stage2.yaml",
+                        help="the training config of the run (earlier stages follow model.init_from_experiment)")
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
     parser.add_argument("--image-size", type=int, default=None, help="default: the model's input_size")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only N images per split")
     args = parser.parse_args()
-    args.config = args.config or ["configs/default-bodypix.yaml", "configs/default-bodypix-stage2.yaml"]
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     source = Path(args.run) / "model"
     TARGET.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "model.safetensors"):
         shutil.copy2(source / name, TARGET / name)
-    stages = [ExperimentConfig.from_yaml(path) for path in args.config]
+    stages = [ExperimentConfig.from_yaml(args.config)]
+    while stages[0].model.init_from_experiment:
+        stages.insert(0, ExperimentConfig.from_yaml(stages[0].model.init_from_experiment))
     first, experiment = stages[0], stages[-1]
     # Record the prompt lists of the first stage's YAML in the shipped config (later stages start from a saved
     # model and do not repeat them; older runs may predate these fields).
@@ -106,7 +106,8 @@ def _stage_lines(stages: list[ExperimentConfig], logs: list[list[str]]) -> list[
         minutes = sum(float(r["seconds_per_step"]) for r in table) * every / 60 if table else float("nan")
         loss = f"{float(table[-1]['loss']):.2f}" if table else "n/a"
         mix = ", ".join(f"{e.dataset.split(':')[0].upper()} x{e.weight:g}" for e in stage.data.train)
-        start = f"from `{stage.model.init_from}`" if stage.model.init_from else "from BodyPix + a fresh decoder"
+        start = (f"from the final model of `{stage.model.init_from_experiment}`" if stage.model.init_from_experiment
+                 else f"from `{stage.model.init_from}`" if stage.model.init_from else "from BodyPix + a fresh decoder")
         lines.append(
             f"- Stage {n} ({start}): {stage.train.max_steps} steps of batch {stage.train.batch_size} at "
             f"{stage.data.image_size} px, sampling {mix}, copy-paste probability {stage.data.augment.copy_paste}, "
@@ -152,8 +153,6 @@ def write_card(stages: list[ExperimentConfig], results: list[dict], logs: list[l
         if r["protocol"] in ("all", "unseen"):
             cells = ", ".join(f"{k} {v:.1f}" if v is not None else f"{k} –" for k, v in r["per_class"].items())
             per_class.append(f"- **{r['name']}**: {cells}")
-    commands = "\n".join(f"spectrum train --config {c}" for c in args.config)
-    package = " \\\n    ".join(f"--config {c}" for c in args.config)
     card = f"""# spectrum-bodypix — Spectrum's embedded default model
 
 A small, CPU-friendly Spectrum parser that `spectrum parse` and `SpectrumPipeline.from_pretrained()` use when no
@@ -169,9 +168,8 @@ model is named. It is the Spectrum decoder and text grounding on a **BodyPix Mob
 ## Training
 
 ```bash
-{commands}
-python scripts/package_default_model.py --run {args.run} \\
-    {package}
+spectrum train --config {args.config}  # trains the earlier stage(s) first, unless their model exists
+python scripts/package_default_model.py --run {args.run} --config {args.config}
 ```
 
 {chr(10).join(_stage_lines(stages, logs))}
