@@ -160,10 +160,10 @@ class ExperimentConfig(ConfigBase):
         unknown = sorted(set(data) - {"model", "data", "train"})
         if unknown:
             raise ConfigError(f"training config: unknown section(s) {unknown}; allowed: model, data, train")
-        model = data.get("model", {}) or {}
-        if model.get("init_from") and model.get("init_from_experiment"):
+        model = data.get("model", {})
+        if isinstance(model, dict) and model.get("init_from") and model.get("init_from_experiment"):
             raise ConfigError("model.init_from and model.init_from_experiment are exclusive: give one")
-        return cls(model=ModelSection.from_dict(data.get("model", {})),
+        return cls(model=ModelSection.from_dict(model),
                    data=DataConfig.from_dict(data.get("data", {})),
                    train=TrainConfig.from_dict(data.get("train", {})))
 
@@ -311,7 +311,8 @@ def withheld_after(config: ExperimentConfig, before: Sequence[str]) -> list[str]
     now = list(config.data.targets.withheld)
     if not config.model.init_from:
         return now
-    kept = [c for c in before if c in set(now)]
+    still = set(now)
+    kept = [c for c in before if c in still]
     dropped = sorted(set(before) - set(kept))
     if dropped:
         logger.warning("init_from model had withheld %s; this run trains on them, so they are no longer unseen",
