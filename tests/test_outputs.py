@@ -62,7 +62,7 @@ def test_parse_resumes_skips_finished_inputs_and_only_overwrites_when_asked(tiny
     first = _mtimes(out)
     assert {"p.json", "p__2.json", "q.json", "p.png", "p__2.png", "q.png"} <= set(first)
     assert json.loads((out / "p__2.json").read_text())["height"] == 80  # two/p.jpg, not one/p.jpg
-    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files left
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.name != ".spectrum-output"]  # no temp files
     capsys.readouterr()
 
     # Everything done: nothing is parsed again, nothing is touched (not even the model is loaded).
@@ -104,3 +104,88 @@ def test_parse_refuses_images_above_max_pixels_and_reports_them(tiny_model_dir, 
     assert "big.jpg: 120x90 is 0.0 megapixels, above the limit" in failed[0]
     assert "zero.jpg: empty file" in failed[1]
     assert "Traceback" not in captured.err
+
+
+# --- Nothing lost, nothing outside --out ------------------------------------------------------------------
+
+def test_safe_name_cannot_leave_or_hide_in_the_folder():
+    from spectrum_parsing.outputs import safe_name
+
+    assert safe_name("..") == "image" and safe_name("...") == "image" and safe_name(".") == "image"
+    assert safe_name(".hidden") == "hidden" and safe_name("a/b\\c") == "a_b_c"
+    assert safe_name("x\x00y\x1b") == "x_y_" and safe_name("dé jà") == "dé jà"
+    assert len(safe_name("é" * 200).encode()) <= 120
+    names = output_names([Path("in/...jpg"), Path("in/..jpg"), Path("in/.x.jpg")])
+    assert list(names.values()) == ["image", "image__2", "x"]
+
+
+def test_output_paths_stay_inside_out(tmp_path):
+    from spectrum_parsing.outputs import OutputConflictError, inside, output_paths
+
+    with pytest.raises(OutputConflictError):
+        output_paths(tmp_path, "..", ["masks"])
+    with pytest.raises(OutputConflictError):
+        inside(tmp_path, tmp_path / ".." / "x.png")
+    with pytest.raises(OutputConflictError):
+        inside(tmp_path, tmp_path)
+
+
+def _sentinel_tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("filename", ["...jpg", "..jpg", "data.jpg"])
+def test_parse_with_masks_and_overwrite_never_deletes_user_folders(tiny_model_dir, tmp_path, filename, capsys):
+    """An input named ``...jpg`` used to rmtree ``OUT/..``; ``data.jpg`` an unrelated user folder ``OUT/data``."""
+    project = tmp_path / "project"
+    out = project / "out"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "mine.txt").write_text("user data")
+    (project / "notes.txt").write_text("keep me")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.open(EXAMPLES / "group.jpg").resize((64, 48)).save(inputs / filename, format="JPEG")
+    before = _sentinel_tree(project)
+    args = ["parse", str(inputs / filename), "--model", str(tiny_model_dir), "--out", str(out),
+            "--format", "masks,json", "--prompt", "shirt", "--image-size", "64", "--threshold", "0", "--overwrite"]
+    code = main(args)
+    captured = capsys.readouterr()
+    after = _sentinel_tree(project)
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing of the user's changed or vanished
+    assert not [p for p in project.rglob("*") if p.name.endswith(".part")]
+    if filename == "data.jpg":  # the user's folder blocks the masks: one clear failure line, nothing replaced
+        assert code == 1 and "not made by spectrum" in captured.err
+    else:  # the name is sanitised: masks land in OUT/image/, marked as the tool's own
+        assert code == 0, captured.err
+        assert (out / "image" / ".spectrum-output").is_file() and (out / "image.json").is_file()
+        assert main(args) == 0  # and a rerun with --overwrite may replace the tool's own folder
+        assert (out / "image" / ".spectrum-output").is_file()
+
+
+def test_outputs_respect_the_umask(tiny_model_dir, tmp_path):
+    old = os.umask(0o022)
+    try:
+        Image.open(EXAMPLES / "group.jpg").resize((64, 48)).save(tmp_path / "x.jpg")
+        assert main(["parse", str(tmp_path / "x.jpg"), "--model", str(tiny_model_dir), "--out",
+                     str(tmp_path / "out"), "--format", "png,json,masks", "--prompt", "shirt", "--image-size", "64",
+                     "--threshold", "0"]) == 0
+    finally:
+        os.umask(old)
+    out = tmp_path / "out"
+    assert (out / "x.png").stat().st_mode & 0o777 == 0o644
+    assert (out / "x.json").stat().st_mode & 0o777 == 0o644
+    assert (out / "x").stat().st_mode & 0o777 == 0o755
+
+
+def test_parse_never_reads_its_own_outputs_and_refuses_a_file_as_out(tiny_model_dir, tmp_path, capsys):
+    Image.open(EXAMPLES / "group.jpg").resize((64, 48)).save(tmp_path / "x.jpg")
+    args = ["parse", str(tmp_path), "--model", str(tiny_model_dir), "--out", str(tmp_path / "out"),
+            "--prompt", "shirt", "--image-size", "64"]
+    assert main(args) == 0
+    assert main(args) == 0  # the second run must not parse out/x.png and out/x_overlay.png as new inputs
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.json", "x.png", "x_overlay.png"]
+    capsys.readouterr()
+    (tmp_path / "file").write_text("")
+    assert main(["parse", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "file")]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "Traceback" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 import time
@@ -195,6 +196,21 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
     return 1 if summary["failures"] else 0
 
 
+def _under(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies inside ``folder`` (both resolved)."""
+    root = folder.resolve()
+    return root in path.resolve().parents
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an unusable ``--out`` before the model loads: a file, or a folder that cannot be written."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out}: is a file, not a folder")
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {out}: {existing} is not writable")
+
+
 def cmd_parse(args: argparse.Namespace) -> int:
     """Parse images (label-map PNG, overlay PNG, JSON per image) and videos (the same per frame, tracked ids)."""
     from tqdm.auto import tqdm
@@ -205,9 +221,11 @@ def cmd_parse(args: argparse.Namespace) -> int:
     if args.every < 1 or (args.max_frames is not None and args.max_frames < 1):
         raise ValueError("--every and --max-frames must be >= 1")
     options = _image_options(args)
-    inputs = expand_inputs(args.inputs)
+    out = Path(args.out)
+    _check_out(out)
+    inputs = [p for p in expand_inputs(args.inputs) if not _under(p, out)]  # never parse our own outputs
     if not inputs:
-        raise ValueError("no input images or videos found")
+        raise ValueError(f"no input images or videos found (files under --out {out} are never inputs)")
     if args.engine == "ray":
         if args.onnx:
             raise ValueError("--onnx works with --engine local only")
@@ -216,7 +234,6 @@ def cmd_parse(args: argparse.Namespace) -> int:
     inputs = [p for p in inputs if not is_video(p)]
     if videos:
         require_av()
-    out = Path(args.out)
     names = output_names([*inputs, *videos])  # unique across images and videos (a video's frames go to OUT/NAME/)
     todo, finished = plan_images(inputs, out, options["formats"], options["overwrite"], names)
     videos_done = [p for p in videos if (out / f"{names[p]}.json").exists() and not options["overwrite"]]
@@ -472,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except EXPECTED_ERRORS as err:
+    except (*EXPECTED_ERRORS, OSError) as err:  # permissions, a file where a folder is needed, output conflicts
         print(f"spectrum {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from . import __version__
 from .hub import ModelLoadError
+from .outputs import process_umask
 
 __all__ = ["ONNX_OPSET", "OnnxRunner", "export_onnx", "pad_square"]
 
@@ -62,7 +63,24 @@ def export_onnx(model: Any, path: str | os.PathLike[str], image_size: int | None
     if size % 32:
         raise ValueError(f"the export size must be a multiple of 32, got {size}")
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; give the ONNX file to write (e.g. {path / 'model.onnx'})")
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Built under a temporary name beside the target and renamed only once it is complete and checked: an
+    # interrupted or failed export never leaves a broken file under the final name.
+    tmp = path.with_name(f".{path.name[:60]}.{os.getpid()}.part")
+    try:
+        _export_to(model, tmp, size, opset, check)
+        os.chmod(tmp, 0o666 & ~process_umask())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _export_to(model: torch.nn.Module, path: Path, size: int, opset: int, check: bool) -> None:
+    import onnx
+
     wrapper = _ImagePath(model).eval()
     images = torch.rand(1, 3, size, size, device=model.device)
     text = model.encode_prompts(["person", "hair"]).to(model.device)
@@ -87,7 +105,6 @@ def export_onnx(model: Any, path: str | os.PathLike[str], image_size: int | None
         worst = max(float((a - b).abs().max()) for a, b in zip(want, got))
         if worst > 1e-3:
             raise RuntimeError(f"the ONNX export differs from PyTorch by {worst:.2e} (limit 1e-3)")
-    return path
 
 
 class OnnxRunner:

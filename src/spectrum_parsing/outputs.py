@@ -6,8 +6,14 @@ masks folder is assembled under a temporary name and renamed the same way. A bat
 which of its outputs are missing (:func:`pending_formats`): finished inputs are skipped, so rerunning an
 interrupted command resumes it, and existing files are only replaced with ``overwrite=True``.
 
-Output names are the input file stems, made unique within one run (:func:`output_names`): ``a/x.jpg`` and
-``b/x.jpg`` become ``x`` and ``x__2`` (in input order, which is sorted for directories and globs).
+Output names are the input file stems, made safe (:func:`safe_name`: no path separators, no leading dots, no
+control characters, at most 120 bytes) and unique within one run (:func:`output_names`): ``a/x.jpg`` and
+``b/x.jpg`` become ``x`` and ``x__2`` (in input order, which is sorted for directories and globs). Every
+output path is checked to stay inside the output folder (:func:`inside`), and a folder is only ever replaced
+if the tool made it: masks and video-frame folders carry a marker file (:data:`MARKER`); a user's folder of
+the same name is never deleted, with or without ``--overwrite`` (:class:`OutputConflictError`). Files and
+folders get the permissions the process umask allows (like ``open``/``mkdir``), not the 0600/0700 of
+temporary files.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,13 +35,18 @@ if TYPE_CHECKING:
     from .pipeline import ParsingResult
 
 __all__ = [
+    "MARKER",
     "PARSE_FORMATS",
+    "OutputConflictError",
     "atomic_write",
     "atomic_write_text",
     "atomic_save_image",
     "output_names",
     "output_paths",
+    "inside",
+    "make_tool_folder",
     "pending_formats",
+    "safe_name",
     "slugify",
     "write_masks",
     "write_outputs",
@@ -44,14 +56,38 @@ PARSE_FORMATS = ("png", "overlay", "json", "masks")
 """Image outputs of ``spectrum parse --format``: label-map PNG, overlay PNG, JSON (with a COCO block), binary masks."""
 
 
+MARKER = ".spectrum-output"
+"""File placed in every folder the tool makes (masks, video frames): only such folders are ever replaced."""
+
+MAX_NAME_BYTES = 120
+"""Longest output name (UTF-8 bytes): with suffixes and temporary prefixes it stays under the 255-byte limit."""
+
+
+class OutputConflictError(OSError):
+    """An output would replace something the tool did not make, or land outside the output folder."""
+
+
+def process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _tmp_prefix(name: str) -> str:
+    return "." + name.encode("utf-8")[:40].decode("utf-8", "ignore") + "."
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path`` (atomic on POSIX)."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path`` (atomic on POSIX).
+
+    The file ends with the permissions a plain ``open`` would give (0666 less the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=".part", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~process_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -74,12 +110,48 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "label"
 
 
+def safe_name(stem: str) -> str:
+    """A file name that cannot leave its folder or hide: path separators and control characters become ``_``,
+    leading dots and spaces are dropped (``...jpg`` and ``..jpg`` give ``image``), at most 120 UTF-8 bytes."""
+    text = unicodedata.normalize("NFC", stem)
+    text = "".join("_" if ch in "/\\" or unicodedata.category(ch)[0] == "C" else ch for ch in text)
+    text = text.lstrip(". ").rstrip(" ")
+    text = text.encode("utf-8")[:MAX_NAME_BYTES].decode("utf-8", "ignore").rstrip(" ")
+    return text if text.strip(". ") else "image"
+
+
+def inside(out: Path, path: Path) -> Path:
+    """``path`` if it resolves inside ``out`` (and is not ``out`` itself), else :class:`OutputConflictError`."""
+    root, target = Path(out).resolve(), Path(path).resolve()
+    if target == root or root not in target.parents:
+        raise OutputConflictError(f"{path}: refusing to write outside the output folder {out}")
+    return Path(path)
+
+
+def make_tool_folder(directory: Path, out: Path | None = None) -> Path:
+    """Create ``directory`` (marked with :data:`MARKER`) or reuse one the tool made; a folder of the same name
+    that the tool did not make is refused with :class:`OutputConflictError` (it is never written into)."""
+    if out is not None:
+        inside(out, directory)
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        raise OutputConflictError(f"{directory}: exists and is not a folder made by spectrum; refusing to use it")
+    if directory.is_dir():
+        if not (directory / MARKER).is_file():
+            raise OutputConflictError(f"{directory}: a folder not made by spectrum (no {MARKER} marker); "
+                                      "refusing to write into or replace it (move it, or choose another --out)")
+        return directory
+    directory.mkdir(parents=True)
+    (directory / MARKER).write_text("made by spectrum parse; this folder may be replaced by its reruns\n")
+    return directory
+
+
 def output_names(inputs: Sequence[Path]) -> dict[Path, str]:
-    """A unique output name per input: its stem, with ``__2``, ``__3``... for later inputs of the same stem."""
+    """A unique, safe output name per input: its stem through :func:`safe_name`, with ``__2``, ``__3``... for
+    later inputs of the same name."""
     names: dict[Path, str] = {}
     used: set[str] = set()
     for path in inputs:
-        base = path.stem or "image"
+        base = safe_name(path.stem)
         name, n = base, 1
         while name.lower() in used:
             n += 1
@@ -90,30 +162,40 @@ def output_names(inputs: Sequence[Path]) -> dict[Path, str]:
 
 
 def output_paths(out: Path, name: str, formats: Sequence[str]) -> dict[str, Path]:
-    """Where each format of one image goes: ``NAME.png``, ``NAME_overlay.png``, ``NAME.json``, ``NAME/``."""
+    """Where each format of one image goes: ``NAME.png``, ``NAME_overlay.png``, ``NAME.json``, ``NAME/``;
+    each checked to stay inside ``out`` (``name`` must already be safe)."""
+    if name != safe_name(name):
+        raise OutputConflictError(f"unsafe output name {name!r}")
     where = {"png": out / f"{name}.png", "overlay": out / f"{name}_overlay.png", "json": out / f"{name}.json",
              "masks": out / name}
-    return {f: where[f] for f in formats}
+    return {f: inside(out, where[f]) for f in formats}
 
 
 def pending_formats(out: Path, name: str, formats: Sequence[str], overwrite: bool = False) -> list[str]:
     """The formats of one image still to write: all with ``overwrite``, else those whose output is missing."""
+    paths = output_paths(out, name, formats)
     if overwrite:
         return list(formats)
-    return [f for f, p in output_paths(out, name, formats).items() if not p.exists()]
+    return [f for f, p in paths.items() if not ((p / MARKER).is_file() if f == "masks" else p.exists())]
 
 
 def write_masks(result: ParsingResult, directory: Path) -> list[Path]:
     """Binary 0/255 mode-"L" PNGs: ``person<id>.png`` (full body) and ``person<id>_<label>.png`` per part
     (``_2``, ``_3``... for repeated labels of one person), assembled in a temporary folder renamed to
-    ``directory`` (an existing ``directory`` is replaced). Returns the final paths."""
+    ``directory``. An existing ``directory`` is replaced only if the tool made it (it holds :data:`MARKER`);
+    anything else there raises :class:`OutputConflictError` and is left untouched. Returns the final paths."""
     import numpy as np
     from PIL import Image
 
+    if directory.is_symlink() or (directory.exists() and not (directory.is_dir() and (directory / MARKER).is_file())):
+        raise OutputConflictError(f"{directory}: exists and was not made by spectrum (no {MARKER} marker); "
+                                  "refusing to replace it (move it, or choose another --out)")
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".part", dir=directory.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(directory.name), suffix=".part", dir=directory.parent))
+    os.chmod(tmp, 0o777 & ~process_umask())
     names: list[str] = []
     try:
+        (tmp / MARKER).write_text("made by spectrum parse; this folder may be replaced by its reruns\n")
         for person in result.persons:
             items = [(f"person{person.id}", person.mask)]
             seen: dict[str, int] = {}
@@ -138,7 +220,7 @@ def write_outputs(result: ParsingResult, image: Image.Image | np.ndarray, out: P
     """Write one parsed image's outputs into ``out`` atomically, named ``name`` (default: the stem of ``path``):
     ``NAME.png`` (label ids), ``NAME_overlay.png``, ``NAME.json`` and ``NAME/`` masks, as chosen by ``formats``.
     Shared by every engine. Returns the paths written."""
-    name = name or path.stem
+    name = name or safe_name(path.stem)
     targets = output_paths(out, name, formats)
     written = []
     if "png" in targets:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .outputs import atomic_save_image, atomic_write_text
+from .outputs import atomic_save_image, atomic_write_text, inside, make_tool_folder, safe_name
 from .postprocess import PersonInstance, _pairwise_intersections
 
 if TYPE_CHECKING:
@@ -363,13 +363,13 @@ def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_di
     path = Path(path)
     info = probe_video(path)
     out = Path(out_dir)
-    name = name or path.stem
-    frames_dir = out / name
-    video_path = out / f"{name}_overlay.mp4"
+    name = safe_name(name or path.stem)
+    frames_dir = inside(out, out / name)
+    video_path = inside(out, out / f"{name}_overlay.mp4")
     per_frame = bool({"png", "overlay", "json"} & set(formats))
-    if per_frame:
-        frames_dir.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    if per_frame:
+        make_tool_folder(frames_dir, out)  # never writes into a folder of the user's that has the same name
     tracker = tracker if tracker is not None else PersonTracker()
     total = math.ceil(info.frames / every) if info.frames else None
     if max_frames is not None:
