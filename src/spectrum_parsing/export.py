@@ -57,7 +57,6 @@ def export_onnx(model: Any, path: str | os.PathLike[str], image_size: int | None
     """Trace ``model`` (a :class:`~spectrum_parsing.modeling.SpectrumModel`) at ``image_size`` (default: the
     model's ``input_size``) into a self-contained ONNX file; with ``check`` (and the model on the CPU), compare
     onnxruntime with PyTorch on a random input (max abs difference of the logits and masks must be < 1e-3)."""
-    import onnx
 
     size = int(image_size or model.config.input_size)
     if size % 32:
