@@ -144,10 +144,11 @@ def test_pipeline_prompts_thresholds_and_non_latin_prompts(tiny_model_dir):
         pipe(image, prompts=["hat"], threshold=1.5)
 
 
-def test_large_images_are_parsed_at_a_working_size_and_scaled_back(tiny_model_dir):
+@pytest.mark.parametrize("mode", ["bottom-up", "top-down"])
+def test_large_images_are_parsed_at_a_working_size_and_scaled_back(tiny_model_dir, mode):
     image = Image.open(EXAMPLES / "group.jpg").resize((240, 180))
-    full = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64)
-    small = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, work_pixels=60 * 80)
+    full = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, mode=mode)
+    small = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, work_pixels=60 * 80, mode=mode)
     a = full(image, prompts=["shirt"], threshold=0.0)
     b = small(image, prompts=["shirt"], threshold=0.0)
     assert b.label_map.shape == a.label_map.shape == (180, 240) and (b.height, b.width) == (180, 240)
@@ -155,8 +156,12 @@ def test_large_images_are_parsed_at_a_working_size_and_scaled_back(tiny_model_di
         assert person.mask.shape == (180, 240)
         x0, y0, x1, y1 = person.box
         assert person.mask[y0:y1, x0:x1].sum() == person.mask.sum() > 0
-    # The working-size parse agrees with the full-size one on most pixels (same model input).
-    assert (a.label_map == b.label_map).mean() > 0.9
+        if person.keypoints is not None:  # keypoints scaled back with the masks
+            assert person.keypoints[:, 0].max() <= 240 * 1.2 and person.keypoints[:, 1].max() <= 180 * 1.2
+    if mode == "bottom-up":  # the working-size parse agrees with the full-size one (same model input)
+        assert (a.label_map == b.label_map).mean() > 0.9
+    else:  # top-down: the detector sees an 80x60 image (4 of the 5 people found there), so crops differ
+        assert len(a.persons) == 5 and 3 <= len(b.persons) <= 5
     with pytest.raises(ValueError, match="work_pixels"):
         SpectrumPipeline.from_pretrained(tiny_model_dir, work_pixels=10)
 

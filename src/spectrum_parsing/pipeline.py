@@ -26,10 +26,12 @@ from .evaluation import outputs_at_size, predict_batch, resize_for_model
 from .export import OnnxRunner, pad_square
 from .images import DEFAULT_MAX_PIXELS, ImageLoadError, array_to_rgb, check_image_size, load_image, to_rgb
 from .modeling import SpectrumModel
+from .persons import BlazePoseSegmenter, PersonDetector
 from .postprocess import PersonInstance, group_instances, semantic_map
 from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
 from .prompts import clean_prompts
 from .rendering import encode_rle, label_map_image, overlay, palette
+from .topdown import TopDownConfig, parse_top_down
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "spectrum-bodypix"
 """The embedded default model shipped inside the package (see its README.md model card)."""
@@ -40,6 +42,11 @@ BUILTIN_DEFAULT_PROMPTS = [
 ]
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
+
+MODES = ("top-down", "bottom-up")
+"""``top-down``: people found by a person detector, each parsed in its own crop (:mod:`.topdown`);
+``bottom-up``: the whole image parsed once and parts grouped under the parser's own person masks."""
+DEFAULT_MODE = "top-down"
 
 DEFAULT_WORK_PIXELS = 4_000_000
 """Images above this many pixels are parsed at a downscaled working size; masks are scaled back (nearest)."""
@@ -94,6 +101,8 @@ class ParsingResult:
             "labels": {str(i): name for i, name in zip(self.ids, self.labels)},
             "persons": [{"id": person.id, "score": round(float(person.score), 4), "box": list(person.box),
                          "segmentation": rles[id(person)],
+                         **({"keypoints": np.round(person.keypoints, 2).tolist()}
+                            if person.keypoints is not None else {}),
                          "parts": [part(p) for p in person.parts]} for person in self.persons],
             "coco": self.coco(image_name, rles=rles),
         }
@@ -198,7 +207,10 @@ def _upscaled(result: ParsingResult, height: int, width: int) -> ParsingResult:
             mask = grow(part.mask)
             parts.append(dataclasses.replace(part, mask=mask, box=mask_box(mask)))
         mask = grow(person.mask)
-        persons.append(dataclasses.replace(person, mask=mask, box=mask_box(mask), parts=parts))
+        keypoints = person.keypoints
+        if keypoints is not None:
+            keypoints = np.asarray(keypoints) * np.array([width / result.width, height / result.height, 1.0])
+        persons.append(dataclasses.replace(person, mask=mask, box=mask_box(mask), parts=parts, keypoints=keypoints))
     label_map = np.asarray(Image.fromarray(result.label_map.astype(np.int32), mode="I").resize(
         (width, height), Image.Resampling.NEAREST)).astype(np.int32)
     return dataclasses.replace(result, persons=persons, label_map=label_map, height=height, width=width)
@@ -209,13 +221,32 @@ class SpectrumPipeline:
 
     def __init__(self, model: SpectrumModel, image_size: int | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS, work_pixels: int = DEFAULT_WORK_PIXELS,
-                 onnx: str | os.PathLike[str] | OnnxRunner | None = None) -> None:
+                 onnx: str | os.PathLike[str] | OnnxRunner | None = None, *, mode: str | None = None,
+                 person_detector: PersonDetector | None = None, person_segmenter: BlazePoseSegmenter | None = None,
+                 top_down: TopDownConfig | None = None) -> None:
         """``max_pixels``: larger images are refused (None: no limit). ``work_pixels``: larger images are parsed
         at a downscaled size and their masks scaled back, which bounds memory (masks are full-size).
         ``onnx``: run the image path with onnxruntime from this export (:mod:`.export`; prompts are still
-        embedded by ``model``'s text encoder); its fixed size replaces ``image_size``."""
+        embedded by ``model``'s text encoder); its fixed size replaces ``image_size``.
+
+        ``mode``: ``"top-down"`` (needs ``person_detector``, and ``person_segmenter`` when
+        ``top_down.person_masks`` is ``"blazepose"``) or ``"bottom-up"``; default: top-down when a detector is
+        given. :meth:`from_pretrained` loads the embedded MoveNet-MultiPose and BlazePose."""
         if work_pixels < 64 * 64:
             raise ValueError(f"work_pixels must be at least {64 * 64}, got {work_pixels}")
+        mode = mode or ("top-down" if person_detector is not None else "bottom-up")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.top_down = top_down or TopDownConfig()
+        if mode == "top-down":
+            if person_detector is None:
+                raise ValueError("top-down parsing needs a person_detector (SpectrumPipeline.from_pretrained loads "
+                                 "MoveNet-MultiPose), or use mode='bottom-up'")
+            if self.top_down.person_masks == "blazepose" and person_segmenter is None:
+                raise ValueError("person_masks='blazepose' needs a person_segmenter (BlazePoseSegmenter)")
+        self.mode = mode
+        self.person_detector = person_detector
+        self.person_segmenter = person_segmenter
         self.model = model.eval()
         self.onnx = OnnxRunner(onnx) if isinstance(onnx, (str, os.PathLike)) else onnx
         if self.onnx is not None and image_size is not None and image_size != self.onnx.image_size:
@@ -227,20 +258,38 @@ class SpectrumPipeline:
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, device: str | torch.device | None = None,
-                        image_size: int | None = None, **kwargs: Any) -> SpectrumPipeline:
+                        image_size: int | None = None, mode: str = DEFAULT_MODE,
+                        person_masks: str | None = None, **kwargs: Any) -> SpectrumPipeline:
         """Load a model directory or hub id; ``None`` loads the embedded default model (offline).
 
-        ``kwargs``: ``max_pixels`` and ``work_pixels`` (see the constructor)."""
+        ``mode="top-down"`` (default) also loads the embedded MoveNet-MultiPose person detector and, for
+        ``person_masks="blazepose"`` (default), BlazePose's segmentation. ``kwargs``: ``max_pixels``,
+        ``work_pixels``, ``onnx``, ``person_detector``, ``top_down`` (see the constructor)."""
+        from .persons import BlazePoseSegmenter, MoveNetDetector
+
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if source is None:
             if not (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
                 raise FileNotFoundError(f"the embedded default model is missing from {DEFAULT_MODEL_DIR}")
             source = DEFAULT_MODEL_DIR
-        pipe = cls(SpectrumModel.from_pretrained(source), image_size=image_size, **kwargs)
+        top_down = kwargs.pop("top_down", None) or TopDownConfig()
+        if person_masks is not None:
+            top_down = dataclasses.replace(top_down, person_masks=person_masks)
+        if mode == "top-down":
+            kwargs.setdefault("person_detector", MoveNetDetector.from_pretrained())
+            if top_down.person_masks == "blazepose":
+                kwargs.setdefault("person_segmenter", BlazePoseSegmenter.from_pretrained())
+        pipe = cls(SpectrumModel.from_pretrained(source), image_size=image_size, mode=mode, top_down=top_down,
+                   **kwargs)
         return pipe.to(device) if device is not None else pipe
 
     def to(self, device: str | torch.device) -> SpectrumPipeline:
-        """Move the model to ``device``; returns self."""
+        """Move the model (and the person detector / segmenter) to ``device``; returns self."""
         self.model.to(device)
+        for part in (self.person_detector, self.person_segmenter):
+            if hasattr(part, "to"):
+                part.to(device)
         return self
 
     @property
@@ -303,16 +352,14 @@ class SpectrumPipeline:
         for start in range(0, len(batch), batch_size):
             pils = [_as_pil(image, self.max_pixels) for image in batch[start:start + batch_size]]
             arrays = [np.asarray(_downscaled(pil, self.work_pixels)) for pil in pils]
-            for pil, array, (logits, masks) in zip(pils, arrays, self._predict(arrays, scored)):
+            predictions = self._predict(arrays, scored) if self.mode == "bottom-up" else None
+            for pil, array in zip(pils, arrays):
                 h, w = array.shape[:2]
-                persons = group_instances(logits, masks, scored, len(labels), score_threshold=threshold,
-                                          mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
-                semantic = semantic_map(logits, masks, exclude=(len(labels),)).numpy().astype(np.int32)
-                if persons:
-                    worn = torch.stack([p.mask for p in persons]).any(0).cpu().numpy()
-                    semantic[~worn] = 0
+                if predictions is None:
+                    persons, semantic = self._parse_top_down(array, scored, len(labels), threshold, mask_threshold)
                 else:
-                    semantic[:] = 0
+                    persons, semantic = self._parse_bottom_up(next(predictions), scored, len(labels), threshold,
+                                                              mask_threshold, min_part_overlap)
                 if relabel:
                     persons = _relabel(persons, scheme)
                 result = ParsingResult(persons, lut[semantic], list(scheme.names), scored, h, w,
@@ -323,6 +370,53 @@ class SpectrumPipeline:
                     result = _upscaled(result, pil.height, pil.width)
                 results.append(result)
         return results[0] if single else results
+
+    def _parse_top_down(self, array: np.ndarray, scored: Sequence[str], person_index: int, threshold: float,
+                        mask_threshold: float) -> tuple[list[PersonInstance], np.ndarray]:
+        """Persons and semantic map of one working-size image, people first (:mod:`.topdown`)."""
+        assert self.person_detector is not None
+        detections = self.person_detector(array)
+        probs = None
+        if self.top_down.person_masks == "blazepose" and len(detections):
+            assert self.person_segmenter is not None
+            probs = self.person_segmenter(array, detections.boxes)
+        return parse_top_down(array, detections, lambda crops: list(self._predict_scores(crops, scored)), scored,
+                              person_index, self.top_down, person_probs=probs, threshold=threshold,
+                              background_threshold=mask_threshold)
+
+    def _predict_scores(self, arrays: Sequence[np.ndarray], prompts: Sequence[str]) -> Iterator[torch.Tensor]:
+        """Per-prompt pixel scores (P, H, W) of each image (Mask2Former semantic inference), computed at the
+        model's mask resolution and resized to the image: P maps are resized instead of Q masks."""
+        inputs = [resize_for_model(a, self.image_size) for a in arrays]
+        embeds = self.model.encode_prompts(list(prompts))
+        for t, a in zip(inputs, arrays):
+            rh, rw = t.shape[-2:]
+            if self.onnx is not None:
+                logits, masks = self.onnx(pad_square(t, self.image_size), embeds)
+            else:
+                out = self.model(t.to(self.model.device), text_embeds=embeds)
+                logits, masks = out["pred_logits"], out["pred_masks"]
+            probs = logits[0].float().softmax(-1)[:, :-1]
+            low = torch.einsum("qp,qhw->phw", probs, masks[0].float().sigmoid())
+            up = torch.nn.functional.interpolate(low[None], scale_factor=4, mode="bilinear",
+                                                 align_corners=False)[..., :rh, :rw]
+            yield torch.nn.functional.interpolate(up, size=a.shape[:2], mode="bilinear",
+                                                  align_corners=False)[0].cpu()
+
+    def _parse_bottom_up(self, prediction: tuple[torch.Tensor, torch.Tensor], scored: Sequence[str],
+                         person_index: int, threshold: float, mask_threshold: float,
+                         min_part_overlap: float) -> tuple[list[PersonInstance], np.ndarray]:
+        """Persons and semantic map from one whole-image prediction (parts grouped under person masks)."""
+        logits, masks = prediction
+        persons = group_instances(logits, masks, scored, person_index, score_threshold=threshold,
+                                  mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
+        semantic = semantic_map(logits, masks, exclude=(person_index,)).numpy().astype(np.int32)
+        if persons:
+            worn = torch.stack([p.mask for p in persons]).any(0).cpu().numpy()
+            semantic[~worn] = 0
+        else:
+            semantic[:] = 0
+        return persons, semantic
 
     def _predict(self, arrays: Sequence[np.ndarray], prompts: Sequence[str]) -> Iterator[tuple[torch.Tensor,
                                                                                              torch.Tensor]]:

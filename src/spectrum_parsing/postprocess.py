@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -45,6 +46,7 @@ class PersonInstance:
     mask: Tensor  # bool (H, W)
     box: tuple[int, int, int, int]
     parts: list[PartInstance] = field(default_factory=list)
+    keypoints: Any = None  # (17, 3) x, y, score in pixels (COCO order) when a pose detector found the person
 
 
 def mask_box(mask: Tensor) -> tuple[int, int, int, int]:

@@ -1,0 +1,256 @@
+"""Person instances: who is in the photo, where, and which pixels are theirs.
+
+One small interface, :class:`PersonDetector`: an RGB image (H, W, 3) uint8 in, :class:`PersonDetections` out
+(boxes, scores, 17 COCO keypoints when the detector has them). Implementations:
+
+* :class:`MoveNetDetector` (default): MoveNet-MultiPose, up to 6 people per pass; when a pass is full (6 people
+  above the threshold) the image is also run as overlapping tiles and the detections are merged, so crowds of
+  more than 6 are found.
+* :class:`BoxDetector`: fixed boxes (ground truth, or another detector's output), for evaluation.
+
+:class:`BlazePoseSegmenter` turns detections into per-person masks: each person's square crop goes through
+BlazePose's landmark model, whose segmentation head gives a person probability map for the centred person.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .tfgraph import TFGraphModule, load_graph_model
+
+__all__ = [
+    "BlazePoseSegmenter",
+    "BoxDetector",
+    "KEYPOINT_NAMES",
+    "MoveNetDetector",
+    "PersonDetections",
+    "PersonDetector",
+    "box_iou",
+]
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+KEYPOINT_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+                  "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+                  "right_knee", "left_ankle", "right_ankle")
+
+
+@dataclass
+class PersonDetections:
+    """People found in one image, by descending score. ``boxes``: (N, 4) float ``x0, y0, x1, y1`` in pixels;
+    ``scores``: (N,); ``keypoints``: (N, 17, 3) ``x, y, score`` in pixels (COCO order) or None."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    keypoints: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if len(self.boxes) != len(self.scores):
+            raise ValueError(f"{len(self.boxes)} boxes but {len(self.scores)} scores")
+        if self.keypoints is not None:
+            kps = np.asarray(self.keypoints, dtype=np.float32)
+            count = kps.shape[1] if kps.ndim == 3 else len(KEYPOINT_NAMES)
+            self.keypoints = kps.reshape(len(self.boxes), count, 3)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def select(self, index: Sequence[int] | np.ndarray) -> PersonDetections:
+        """The detections at ``index`` (in that order)."""
+        index = np.asarray(index, dtype=np.int64)
+        return PersonDetections(self.boxes[index], self.scores[index],
+                                None if self.keypoints is None else self.keypoints[index])
+
+    @classmethod
+    def empty(cls) -> PersonDetections:
+        return cls(np.zeros((0, 4)), np.zeros(0))
+
+
+@runtime_checkable
+class PersonDetector(Protocol):
+    """Anything that finds people: ``detector(image) -> PersonDetections`` for an (H, W, 3) uint8 RGB array."""
+
+    def __call__(self, image: np.ndarray) -> PersonDetections: ...
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4), ``x0, y0, x1, y1``."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+class BoxDetector:
+    """Fixed person boxes (e.g. ground truth), each with score 1 unless given."""
+
+    def __init__(self, boxes: np.ndarray | Sequence[Sequence[float]], scores: Sequence[float] | None = None) -> None:
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        self.detections = PersonDetections(boxes, np.ones(len(boxes)) if scores is None else scores)
+
+    def __call__(self, image: np.ndarray) -> PersonDetections:
+        return self.detections
+
+
+def _nms(dets: PersonDetections, iou: float) -> PersonDetections:
+    order = np.argsort(-dets.scores, kind="stable")
+    keep: list[int] = []
+    overlaps = box_iou(dets.boxes, dets.boxes)
+    for i in order:
+        if all(overlaps[i, j] <= iou for j in keep):
+            keep.append(int(i))
+    return dets.select(keep)
+
+
+class MoveNetDetector:
+    """MoveNet-MultiPose as a :class:`PersonDetector` (no I/O in the constructor: give it the ported graph, or
+    use :meth:`from_pretrained`).
+
+    ``input_size``: the long side the image is resized to (a multiple of 32; 256 is MoveNet's native size).
+    ``score_threshold``: the person score a detection needs (MoveNet's scores are low: 0.3-0.55 for clearly
+    visible people, < 0.05 for its empty slots on the bundled photos). ``tile``: when a pass is full (6
+    people), also run 2x2 overlapping tiles and merge by box IoU (``nms_iou``), so more than 6 are found.
+    """
+
+    MAX_PEOPLE = 6
+
+    def __init__(self, graph: TFGraphModule, input_size: int = 256, score_threshold: float = 0.2,
+                 tile: bool = True, nms_iou: float = 0.5) -> None:
+        if input_size < 64 or input_size % 32:
+            raise ValueError(f"input_size must be a multiple of 32 and >= 64, got {input_size}")
+        if not 0.0 <= score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        self.graph = graph.eval()
+        self.input_size = input_size
+        self.score_threshold = score_threshold
+        self.tile = tile
+        self.nms_iou = nms_iou
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike[str] | None = None, **kwargs: object) -> MoveNetDetector:
+        """Load the ported graph (default: the copy shipped in the package)."""
+        return cls(load_graph_model(source or WEIGHTS_DIR / "movenet-multipose"), **kwargs)  # type: ignore[arg-type]
+
+    def to(self, device: str | torch.device) -> MoveNetDetector:
+        self.graph.to(device)
+        return self
+
+    @torch.no_grad()
+    def _single_pass(self, image: np.ndarray) -> PersonDetections:
+        h, w = image.shape[:2]
+        scale = self.input_size / max(h, w)
+        th = max(32, int(round(h * scale / 32)) * 32)
+        tw = max(32, int(round(w * scale / 32)) * 32)
+        device = next(iter(self.graph.buffers())).device
+        x = torch.from_numpy(np.array(image, dtype=np.uint8)).to(device).permute(2, 0, 1)[None].float()
+        x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False, antialias=True)
+        x = x.round().clamp(0, 255).to(torch.int32).permute(0, 2, 3, 1).contiguous()
+        out = self.graph(x)[self.graph.spec.outputs.get("output_0", "Identity")][0].float().cpu().numpy()
+        keep = out[:, 55] >= self.score_threshold
+        out = out[keep]
+        kpts = out[:, :51].reshape(-1, 17, 3)
+        keypoints = np.stack([kpts[..., 1] * w, kpts[..., 0] * h, kpts[..., 2]], axis=-1)
+        boxes = np.stack([out[:, 52] * w, out[:, 51] * h, out[:, 54] * w, out[:, 53] * h], axis=-1)
+        order = np.argsort(-out[:, 55], kind="stable")
+        return PersonDetections(boxes, out[:, 55], keypoints).select(order)
+
+    def __call__(self, image: np.ndarray) -> PersonDetections:
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
+        found = self._single_pass(image)
+        if not self.tile or len(found) < self.MAX_PEOPLE:
+            return found
+        h, w = image.shape[:2]
+        parts = [found]
+        th, tw = math.ceil(h * 0.6), math.ceil(w * 0.6)
+        for y0 in (0, h - th):
+            for x0 in (0, w - tw):
+                tile = self._single_pass(image[y0:y0 + th, x0:x0 + tw])
+                tile.boxes += np.array([x0, y0, x0, y0], dtype=np.float32)
+                if tile.keypoints is not None:
+                    tile.keypoints[..., :2] += np.array([x0, y0], dtype=np.float32)
+                parts.append(tile)
+        merged = PersonDetections(np.concatenate([p.boxes for p in parts]),
+                                  np.concatenate([p.scores for p in parts]),
+                                  np.concatenate([p.keypoints for p in parts]))
+        return _nms(merged, self.nms_iou)
+
+
+class BlazePoseSegmenter:
+    """Per-person masks from BlazePose's segmentation head: each detection's box is squared (side =
+    ``scale`` x its longer side, centred), cropped (zero outside the image), resized to 256x256, and its person
+    probability map pasted back at full resolution. No I/O in the constructor (:meth:`from_pretrained`)."""
+
+    INPUT = 256
+
+    def __init__(self, graph: TFGraphModule, scale: float = 1.25, batch_size: int = 8) -> None:
+        if scale < 1.0:
+            raise ValueError(f"scale must be >= 1, got {scale}")
+        self.graph = graph.eval()
+        self.scale = scale
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike[str] | None = None, **kwargs: object) -> BlazePoseSegmenter:
+        return cls(load_graph_model(source or WEIGHTS_DIR / "blazepose-full"), **kwargs)  # type: ignore[arg-type]
+
+    def to(self, device: str | torch.device) -> BlazePoseSegmenter:
+        self.graph.to(device)
+        return self
+
+    def squares(self, boxes: np.ndarray) -> np.ndarray:
+        """The square crop (x0, y0, x1, y1), in pixels, used for each box."""
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).clip(min=8) * self.scale
+        return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], axis=-1)
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
+        """(N, H, W) float person probabilities, one map per box (0 outside its crop)."""
+        h, w = image.shape[:2]
+        squares = np.round(self.squares(boxes)).astype(np.int64)
+        device = next(iter(self.graph.buffers())).device
+        out = torch.zeros(len(squares), h, w)
+        if not len(squares):
+            return out
+        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).to(device).permute(2, 0, 1).float() / 255.0
+        crops = []
+        for x0, y0, x1, y1 in squares:
+            canvas = torch.zeros(3, y1 - y0, x1 - x0, device=device)  # zero outside the image, as BlazePose pads
+            ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+            if ix1 > ix0 and iy1 > iy0:
+                canvas[:, iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = pixels[:, iy0:iy1, ix0:ix1]
+            crops.append(F.interpolate(canvas[None], size=(self.INPUT, self.INPUT), mode="bilinear",
+                                       align_corners=False, antialias=True))
+        batch = torch.cat(crops).permute(0, 2, 3, 1).contiguous()
+        probs = []
+        for start in range(0, len(batch), self.batch_size):
+            result = self.graph(batch[start:start + self.batch_size], outputs=["Identity_1"])["Identity_1"]
+            probs.append(result[..., 0].float())
+        seg = torch.cat(probs)  # (N, 256, 256)
+        for k, (x0, y0, x1, y1) in enumerate(squares):
+            ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+            if ix1 <= ix0 or iy1 <= iy0:
+                continue
+            back = F.interpolate(seg[k][None, None], size=(int(y1 - y0), int(x1 - x0)), mode="bilinear",
+                                 align_corners=False)[0, 0]
+            out[k, iy0:iy1, ix0:ix1] = back[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0].cpu()
+        return out

@@ -1,0 +1,139 @@
+"""Top-down multi-person parsing: find the people first, parse each one in its own crop, paste back.
+
+1. A :class:`~spectrum_parsing.persons.PersonDetector` (MoveNet-MultiPose by default) gives a box per person.
+2. Each person's box, widened by ``margin`` (and stretched to cover its confident keypoints: raised hands),
+   is cropped and parsed at the model's input size, so a small person gets as many model pixels as a selfie.
+3. Who owns each pixel: a person probability map per detection — BlazePose's segmentation of a square crop
+   around the person (``person_masks="blazepose"``, default) or the parser's own ``person`` score inside the
+   widened box (``"parser"``) — and each pixel goes to the person with the highest probability, if > 0.5.
+   People never share a pixel.
+4. Each person's parts are the parser's semantic labels of its crop on the pixels that person owns; parts with
+   no pixel (or a mean score below the threshold) are dropped. The label map is rendered from those parts,
+   so the label map, the persons and the JSON always agree. Garments and objects that belong to no person
+   (nobody detected there) get no label at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .persons import PersonDetections
+from .postprocess import PartInstance, PersonInstance, mask_box
+
+__all__ = ["PERSON_MASK_SOURCES", "TopDownConfig", "crop_regions", "parse_top_down"]
+
+PERSON_MASK_SOURCES = ("blazepose", "parser")
+
+
+@dataclass
+class TopDownConfig:
+    """Options of top-down parsing (see the module docstring)."""
+
+    margin: float = 0.15  # each side, as a fraction of the box's side
+    person_masks: str = "blazepose"
+    keypoint_threshold: float = 0.3  # keypoints this confident widen the crop
+    min_part_pixels: int = 16
+    min_person_pixels: int = 64
+
+    def __post_init__(self) -> None:
+        if self.person_masks not in PERSON_MASK_SOURCES:
+            raise ValueError(f"person_masks must be one of {PERSON_MASK_SOURCES}, got {self.person_masks!r}")
+        if not 0.0 <= self.margin <= 2.0:
+            raise ValueError(f"margin must be in [0, 2], got {self.margin}")
+
+
+def crop_regions(detections: PersonDetections, height: int, width: int, margin: float,
+                 keypoint_threshold: float = 0.3) -> np.ndarray:
+    """Integer crop (x0, y0, x1, y1) per detection: its box grown to its confident keypoints, widened by
+    ``margin`` of its size on each side, clipped to the image (at least 8 px a side)."""
+    boxes = detections.boxes.astype(np.float64).copy()
+    if detections.keypoints is not None:
+        for k, kps in enumerate(detections.keypoints):
+            good = kps[kps[:, 2] >= keypoint_threshold]
+            if len(good):
+                boxes[k, 0] = min(boxes[k, 0], good[:, 0].min())
+                boxes[k, 1] = min(boxes[k, 1], good[:, 1].min())
+                boxes[k, 2] = max(boxes[k, 2], good[:, 0].max())
+                boxes[k, 3] = max(boxes[k, 3], good[:, 1].max())
+    bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    out = np.stack([boxes[:, 0] - margin * bw, boxes[:, 1] - margin * bh,
+                    boxes[:, 2] + margin * bw, boxes[:, 3] + margin * bh], axis=-1)
+    out = np.round(out).astype(np.int64)
+    out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
+    out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
+    for k in range(len(out)):  # keep at least 8 px a side
+        for lo, hi, size in ((0, 2, width), (1, 3, height)):
+            if out[k, hi] - out[k, lo] < 8:
+                centre = (out[k, lo] + out[k, hi]) // 2
+                out[k, lo] = max(0, min(size - 8, centre - 4))
+                out[k, hi] = min(size, out[k, lo] + 8)
+    return out
+
+
+CropPredictor = Callable[[Sequence[np.ndarray]], Sequence[torch.Tensor]]
+"""Parses crops: (H, W, 3) uint8 arrays -> per crop, per-prompt pixel scores (P, H, W) in [0, 1]
+(Mask2Former semantic inference: softmax(grounding logits) x sigmoid(mask logits), summed over queries)."""
+
+
+@torch.no_grad()
+def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: CropPredictor,
+                   prompts: Sequence[str], person_index: int, config: TopDownConfig,
+                   person_probs: torch.Tensor | None = None, threshold: float = 0.3,
+                   background_threshold: float = 0.5) -> tuple[list[PersonInstance], np.ndarray]:
+    """Persons with their parts, and the (H, W) semantic map (0 = background, else 1 + prompt index),
+    rendered from the parts. ``person_probs``: (N, H, W) person probabilities per detection (BlazePose);
+    None uses the parser's own person scores inside each crop."""
+    h, w = image.shape[:2]
+    semantic = np.zeros((h, w), dtype=np.int32)
+    if len(detections) == 0:
+        return [], semantic
+    regions = crop_regions(detections, h, w, config.margin, config.keypoint_threshold)
+    crops = [np.ascontiguousarray(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in regions]
+    outputs = predict(crops)
+    n = len(detections)
+    probs = torch.zeros(n, h, w) if person_probs is None else person_probs.float().cpu().clone()
+    labels = torch.zeros(n, h, w, dtype=torch.long)  # 0 = no label, else 1 + prompt index
+    label_scores = torch.zeros(n, h, w)
+    inside = torch.zeros(n, h, w, dtype=torch.bool)
+    part_cols = [p for p in range(len(prompts)) if p != person_index]
+    cols = torch.tensor(part_cols, dtype=torch.long)
+    for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
+        best, arg = scores[cols].max(0)
+        crop_labels = cols[arg] + 1
+        crop_labels[best < background_threshold] = 0
+        labels[k, y0:y1, x0:x1] = crop_labels
+        label_scores[k, y0:y1, x0:x1] = best
+        inside[k, y0:y1, x0:x1] = True
+        if person_probs is None:
+            probs[k, y0:y1, x0:x1] = scores[person_index]
+    probs = probs * inside  # a person owns pixels of its own crop only
+    top, owner = probs.max(0)
+    owned = top > 0.5
+    persons: list[PersonInstance] = []
+    for k in range(n):
+        mask = owned & (owner == k)
+        if int(mask.sum()) < config.min_person_pixels:
+            continue
+        parts = []
+        for label in torch.unique(labels[k][mask]).tolist():
+            if label == 0:
+                continue
+            part = mask & (labels[k] == label)
+            area = int(part.sum())
+            score = float(label_scores[k][part].mean()) if area else 0.0
+            if area < config.min_part_pixels or score < threshold:
+                continue
+            parts.append(PartInstance(label=prompts[label - 1], prompt_index=label - 1, score=score, mask=part,
+                                      box=mask_box(part)))
+        parts.sort(key=lambda p: -p.score)
+        persons.append(PersonInstance(id=len(persons), score=float(detections.scores[k]), mask=mask,
+                                      box=mask_box(mask), parts=parts,
+                                      keypoints=None if detections.keypoints is None else detections.keypoints[k]))
+    for person in persons:
+        for part in person.parts:
+            semantic[part.mask.numpy()] = part.prompt_index + 1
+    return persons, semantic
