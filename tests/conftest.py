@@ -10,7 +10,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+torch.set_num_threads(1)  # one thread per test process: no spin-waiting fights on a shared 2-core machine
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -239,7 +239,7 @@ def test_batch_consistency(i2tx_backbone, images, i2tx_features) -> None:
     for i in range(images.shape[0]):
         alone = i2tx_backbone(images[i:i + 1])
         for s in STRIDES:
-            torch.testing.assert_close(alone[s][0], i2tx_features[s][i], atol=1e-5, rtol=0)
+            torch.testing.assert_close(alone[s][0], i2tx_features[s][i], atol=1e-5, rtol=1e-4)
 
 
 def test_deterministic(i2tx_backbone, images, i2tx_features) -> None:

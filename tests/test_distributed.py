@@ -45,6 +45,7 @@ def inputs(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_ray_engine_writes_what_the_local_engine_writes(local_ray, tiny_model_dir, inputs, tmp_path, capsys):
     common = [str(inputs), "--model", str(tiny_model_dir), "--image-size", "96", "--device", "cpu", "--threshold", "0"]
     start = time.perf_counter()

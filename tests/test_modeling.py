@@ -54,6 +54,7 @@ def grounded_ious(model: SpectrumModel, features, text, masks: list[torch.Tensor
     return ious
 
 
+@pytest.mark.slow
 def test_overfits_three_images_with_two_prompts(model):
     """The whole model (frozen tiny I2Tx + frozen MiniLM + decoder) overfits: grounded mask IoU > 0.9."""
     torch.manual_seed(0)
@@ -162,6 +163,7 @@ def test_from_config_fills_channels_from_backbone(model):
     assert model.config.decoder.text_dim == 384
 
 
+@pytest.mark.slow
 def test_parse_groups_parts_by_person(model):
     """Train person + shirt on two people per image, then ``parse`` returns persons each with a shirt."""
     torch.manual_seed(0)
