@@ -108,30 +108,57 @@ class BoxDetector:
         return self.detections
 
 
-def _nms(dets: PersonDetections, iou: float) -> PersonDetections:
+def _nms(dets: PersonDetections, iou: float, containment: float = 0.8) -> PersonDetections:
+    """Greedy NMS by score: a box is dropped when its IoU with a kept box exceeds ``iou`` or when one of the two
+    lies mostly (``containment`` of its area) inside the other (a tile's half person inside a whole one)."""
     order = np.argsort(-dets.scores, kind="stable")
+    b = dets.boxes.astype(np.float64)
+    area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
+    overlaps = box_iou(b, b)
+    inter = overlaps * (area[:, None] + area[None, :]) / (1 + overlaps)
+    contained = inter / np.minimum(area[:, None], area[None, :])
     keep: list[int] = []
-    overlaps = box_iou(dets.boxes, dets.boxes)
     for i in order:
-        if all(overlaps[i, j] <= iou for j in keep):
+        if all(overlaps[i, j] <= iou and contained[i, j] <= containment for j in keep):
             keep.append(int(i))
     return dets.select(keep)
+
+
+def _tiles(height: int, width: int, full: bool) -> list[tuple[int, int, int, int]]:
+    """Overlapping tiles (x0, y0, x1, y1): along the long side of a very elongated image (each tile about
+    1.25x as long as the short side, 25% overlap), and 2x2 tiles of 60% of each side when a pass was full."""
+    tiles = []
+    long_side, short_side = max(height, width), min(height, width)
+    if long_side > 2 * short_side:
+        size = min(long_side, int(1.25 * short_side))
+        count = math.ceil((long_side - size) / (0.75 * size)) + 1
+        starts = np.linspace(0, long_side - size, count).round().astype(int)
+        for s in starts:
+            tiles.append((int(s), 0, int(s) + size, height) if width >= height else (0, int(s), width, int(s) + size))
+    if full:
+        th, tw = math.ceil(height * 0.6), math.ceil(width * 0.6)
+        tiles += [(x0, y0, x0 + tw, y0 + th) for y0 in (0, height - th) for x0 in (0, width - tw)]
+    return tiles
 
 
 class MoveNetDetector:
     """MoveNet-MultiPose as a :class:`PersonDetector` (no I/O in the constructor: give it the ported graph, or
     use :meth:`from_pretrained`).
 
-    ``input_size``: the long side the image is resized to (a multiple of 32; 256 is MoveNet's native size).
-    ``score_threshold``: the person score a detection needs (MoveNet's scores are low: 0.3-0.55 for clearly
-    visible people, < 0.05 for its empty slots on the bundled photos). ``tile``: when a pass is full (6
-    people), also run 2x2 overlapping tiles and merge by box IoU (``nms_iou``), so more than 6 are found.
+    ``input_size``: the long side the image is resized to (a multiple of 32; 256 is MoveNet's native size and
+    measured best: 320-448 found fewer of the right counts). A detection needs a person score of at least
+    ``score_threshold`` *and* at least ``min_keypoints`` keypoints scored >= ``keypoint_threshold``: MoveNet
+    gives garments lying on a bed person scores up to 0.34 but never more than 6 confident keypoints, while
+    people score 0.24-0.56 with 5-16 (``benchmarks/bench_persons.py``). ``tile``: when a pass is full (6 people)
+    or the image is more than twice as long as it is wide, overlapping tiles are run too and the detections
+    merged (:func:`_nms`), so crowds of more than 6 and wide panoramas are found.
     """
 
     MAX_PEOPLE = 6
 
-    def __init__(self, graph: TFGraphModule, input_size: int = 256, score_threshold: float = 0.2,
-                 tile: bool = True, nms_iou: float = 0.5) -> None:
+    def __init__(self, graph: TFGraphModule, input_size: int = 256, score_threshold: float = 0.15,
+                 min_keypoints: int = 7, keypoint_threshold: float = 0.3, tile: bool = True,
+                 nms_iou: float = 0.5) -> None:
         if input_size < 64 or input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32 and >= 64, got {input_size}")
         if not 0.0 <= score_threshold <= 1.0:
@@ -139,6 +166,8 @@ class MoveNetDetector:
         self.graph = graph.eval()
         self.input_size = input_size
         self.score_threshold = score_threshold
+        self.min_keypoints = min_keypoints
+        self.keypoint_threshold = keypoint_threshold
         self.tile = tile
         self.nms_iou = nms_iou
 
@@ -162,7 +191,8 @@ class MoveNetDetector:
         x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False, antialias=True)
         x = x.round().clamp(0, 255).to(torch.int32).permute(0, 2, 3, 1).contiguous()
         out = self.graph(x)[self.graph.spec.outputs.get("output_0", "Identity")][0].float().cpu().numpy()
-        keep = out[:, 55] >= self.score_threshold
+        confident = (out[:, 2:51:3] >= self.keypoint_threshold).sum(1)
+        keep = (out[:, 55] >= self.score_threshold) & (confident >= self.min_keypoints)
         out = out[keep]
         kpts = out[:, :51].reshape(-1, 17, 3)
         keypoints = np.stack([kpts[..., 1] * w, kpts[..., 0] * h, kpts[..., 2]], axis=-1)
@@ -175,18 +205,17 @@ class MoveNetDetector:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
         found = self._single_pass(image)
-        if not self.tile or len(found) < self.MAX_PEOPLE:
-            return found
         h, w = image.shape[:2]
+        tiles = _tiles(h, w, full=len(found) >= self.MAX_PEOPLE) if self.tile else []
+        if not tiles:
+            return found
         parts = [found]
-        th, tw = math.ceil(h * 0.6), math.ceil(w * 0.6)
-        for y0 in (0, h - th):
-            for x0 in (0, w - tw):
-                tile = self._single_pass(image[y0:y0 + th, x0:x0 + tw])
-                tile.boxes += np.array([x0, y0, x0, y0], dtype=np.float32)
-                if tile.keypoints is not None:
-                    tile.keypoints[..., :2] += np.array([x0, y0], dtype=np.float32)
-                parts.append(tile)
+        for x0, y0, x1, y1 in tiles:
+            tile = self._single_pass(image[y0:y1, x0:x1])
+            tile.boxes += np.array([x0, y0, x0, y0], dtype=np.float32)
+            if tile.keypoints is not None:
+                tile.keypoints[..., :2] += np.array([x0, y0], dtype=np.float32)
+            parts.append(tile)
         merged = PersonDetections(np.concatenate([p.boxes for p in parts]),
                                   np.concatenate([p.scores for p in parts]),
                                   np.concatenate([p.keypoints for p in parts]))

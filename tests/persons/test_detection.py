@@ -1,0 +1,94 @@
+"""Person instances: MoveNet finds the people of real photos (and more than 6 by tiling), reports nobody on
+garments nobody wears, and BlazePose keeps each person's pixels apart."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from spectrum_parsing.persons import (
+    BlazePoseSegmenter,
+    BoxDetector,
+    MoveNetDetector,
+    PersonDetections,
+    PersonDetector,
+    box_iou,
+)
+from spectrum_parsing.persons.detection import _nms, _tiles
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="module")
+def detector() -> MoveNetDetector:
+    return MoveNetDetector.from_pretrained()
+
+
+def _photo(name: str) -> np.ndarray:
+    return np.asarray(Image.open(EXAMPLES / name).convert("RGB"))
+
+
+@pytest.mark.parametrize("name,people", [("group.jpg", 5), ("two-dancers.jpg", 2), ("selfie.jpg", 1)])
+def test_movenet_counts_the_people_of_the_bundled_photos(detector, name, people):
+    found = detector(_photo(name))
+    assert isinstance(detector, PersonDetector) and len(found) == people
+    assert found.keypoints.shape == (people, 17, 3) and (np.diff(found.scores) <= 0).all()
+    h, w = _photo(name).shape[:2]
+    assert (found.boxes[:, 0] >= -1).all() and (found.boxes[:, 2] <= w + 1).all()
+    assert box_iou(found.boxes, found.boxes)[~np.eye(people, dtype=bool)].max(initial=0) < 0.5
+
+
+def test_a_crowd_of_twelve_is_found_by_tiling(detector):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_persons import composite_12
+
+    crowd = composite_12()
+    assert len(detector._single_pass(crowd)) == 6  # one pass is full ...
+    assert len(detector(crowd)) == 12  # ... tiles find everyone, merged without duplicates
+
+
+def test_tiles_and_nms():
+    assert _tiles(100, 100, full=False) == []
+    assert len(_tiles(100, 100, full=True)) == 4
+    wide = _tiles(100, 500, full=False)
+    assert wide[0][0] == 0 and wide[-1][2] == 500 and all(y1 - y0 == 100 for _, y0, _, y1 in wide)
+    dets = PersonDetections([[0, 0, 10, 20], [1, 1, 10, 20], [0, 0, 10, 10], [50, 0, 60, 20]], [0.9, 0.8, 0.7, 0.6])
+    assert _nms(dets, 0.5).scores.tolist() == pytest.approx([0.9, 0.6])  # duplicate and half-person dropped
+
+
+def test_garments_nobody_wears_give_no_person(detector, shared_dir):
+    root = shared_dir / "datasets" / "garments_unworn"
+    with (root / "images.csv").open() as f:
+        rows = list(csv.DictReader(f))[::8]
+    found = [len(detector(np.asarray(Image.open(root / "images" / f"{r['image']}.jpg").convert("RGB"))))
+             for r in rows]
+    assert sum(n == 0 for n in found) >= 0.95 * len(rows), found
+
+
+def test_blazepose_masks_keep_people_apart(detector):
+    photo = _photo("group.jpg")
+    found = detector(photo)
+    probs = BlazePoseSegmenter.from_pretrained()(photo, found.boxes)
+    assert probs.shape == (5, *photo.shape[:2])
+    masks = probs > 0.5
+    for k, (x0, y0, x1, y1) in enumerate(found.boxes.round().astype(int)):
+        assert masks[k, y0:y1, x0:x1].float().mean() > 0.25  # a person fills a good part of its own box
+    owner = probs.argmax(0)[probs.max(0).values > 0.5]
+    shares = np.bincount(owner.numpy(), minlength=5) / owner.numel()
+    assert (shares > 0.1).all(), shares  # every person owns a real share of the foreground
+
+
+def test_box_detector_and_bad_input():
+    boxes = BoxDetector([[0, 0, 10, 10]])(np.zeros((20, 20, 3), np.uint8))
+    assert len(boxes) == 1 and boxes.scores[0] == 1 and boxes.keypoints is None
+    with pytest.raises(ValueError, match="RGB"):
+        MoveNetDetector.from_pretrained()(np.zeros((20, 20), np.uint8))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        MoveNetDetector(None, input_size=100)  # type: ignore[arg-type]
+    assert len(PersonDetections.empty()) == 0
