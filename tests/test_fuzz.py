@@ -87,6 +87,11 @@ def test_fuzz_image_bytes_decode_or_fail_clearly(data: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def fuzz_pipe(tiny_model_dir) -> SpectrumPipeline:
+    return SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=32, work_pixels=64 * 64, mode="bottom-up")
+
+
+@pytest.fixture(scope="module")
+def fuzz_top_down(tiny_model_dir) -> SpectrumPipeline:
     return SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=32, work_pixels=64 * 64)
 
 
@@ -123,6 +128,22 @@ def test_fuzz_pipeline_inputs(fuzz_pipe: SpectrumPipeline, array: np.ndarray, pr
     for person in result.persons:
         assert person.mask.shape == array.shape[:2]
     _count("api", "parsed")
+
+
+@settings(max_examples=int(100 * SCALE), **COMMON)
+@given(array=ARRAYS, prompts=PROMPTS, threshold=st.sampled_from([0.0, 0.3, 1.0]) | st.floats(0, 1))
+def test_fuzz_top_down_inputs(fuzz_top_down: SpectrumPipeline, array: np.ndarray, prompts: list[str] | None,
+                              threshold: float) -> None:
+    """The same inputs through the top-down path (person detector, BlazePose, crops): a result or one line."""
+    try:
+        result = fuzz_top_down(array, prompts=prompts, threshold=threshold)
+    except EXPECTED as err:
+        assert str(err) and "\n" not in str(err)
+        _count("api top-down", f"refused ({type(err).__name__})")
+        return
+    assert result.label_map.shape == array.shape[:2]
+    assert all(p.mask.shape == array.shape[:2] for p in result.persons)
+    _count("api top-down", "parsed")
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from spectrum_parsing.cli import expand_inputs, main
@@ -187,3 +188,65 @@ def test_top_level_exports_the_pipeline():
     assert {"SpectrumPipeline", "ParsingResult"} <= set(spectrum_parsing.__all__)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         spectrum_parsing.Nope  # noqa: B018
+
+
+# --- Top-down parsing: people kept apart, one truth per result -------------------------------------------
+
+@pytest.fixture(scope="module")
+def default_top_down() -> SpectrumPipeline:
+    return SpectrumPipeline.from_pretrained()  # the embedded model, top-down with MoveNet + BlazePose
+
+
+def _small(name: str) -> np.ndarray:
+    """A bundled photo at 512x384 (keeps the default suite fast; people are still 150-350 px tall)."""
+    return np.asarray(Image.open(EXAMPLES / name).convert("RGB").resize((512, 384), Image.BILINEAR))
+
+
+def test_top_down_finds_each_person_of_the_group_photo_once(default_top_down):
+    result = default_top_down(_small("group.jpg"))
+    assert default_top_down.mode == "top-down" and len(result.persons) == 5
+    masks = torch.stack([p.mask for p in result.persons])
+    assert int(masks.sum(0).max()) == 1  # no pixel belongs to two people
+    assert all(p.keypoints is not None and p.keypoints.shape == (17, 3) for p in result.persons)
+    assert "keypoints" in result.to_dict()["persons"][0]
+
+
+def test_top_down_label_map_and_json_agree_pixel_for_pixel(default_top_down):
+    from pycocotools import mask as mask_utils
+
+    for name in ("group.jpg", "two-dancers.jpg", "selfie.jpg"):
+        result = default_top_down(_small(name), prompts=["heels", "scarf", "saree"])
+        data = result.to_dict(name)
+        ids = {v: int(k) for k, v in data["labels"].items()}
+        rendered = np.zeros_like(result.label_map)
+        for person in data["persons"]:
+            for part in person["parts"]:
+                mask = mask_utils.decode({"size": part["segmentation"]["size"],
+                                          "counts": part["segmentation"]["counts"].encode()}).astype(bool)
+                assert mask.any(), f"{name}: a part with no pixel ({part['label']})"
+                assert (rendered[mask] == 0).all()  # parts never overlap
+                rendered[mask] = ids[part["label"]]
+        assert np.array_equal(rendered, result.label_map), name
+
+
+def test_top_down_persons_do_not_depend_on_the_prompts(default_top_down):
+    prompt_lists = [None, ["heels"], ["saree", "scarf", "hat"], ["t-shirt", "jeans", "left hand", "bag"],
+                    ["dress", "skirt", "shorts", "sunglasses", "coat", "jacket", "sweater", "boots", "gloves"]]
+    photo = _small("group.jpg")
+    persons = [default_top_down(photo, prompts=p).persons for p in prompt_lists]
+    for other in persons[1:]:
+        assert len(other) == len(persons[0]) == 5
+        for a, b in zip(persons[0], other):
+            assert a.box == b.box and torch.equal(a.mask, b.mask)
+
+
+def test_top_down_needs_a_detector_and_reports_nobody_on_an_empty_scene(tiny_model_dir):
+    model = SpectrumPipeline.from_pretrained(tiny_model_dir, mode="bottom-up").model
+    with pytest.raises(ValueError, match="person_detector"):
+        SpectrumPipeline(model, mode="top-down")
+    with pytest.raises(ValueError, match="mode must be"):
+        SpectrumPipeline.from_pretrained(tiny_model_dir, mode="sideways")
+    pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64)
+    wall = np.full((120, 160, 3), 200, dtype=np.uint8)
+    result = pipe(wall, prompts=["shirt"], threshold=0.0)
+    assert result.persons == [] and not result.label_map.any()

@@ -37,8 +37,10 @@ SIZE = (160, 120)  # width, height of the test image
 # ------------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def tiny_pipe(tiny_model_dir) -> SpectrumPipeline:
-    """The small random Spectrum model loaded back from disk, as ``spectrum serve --model`` would."""
-    return SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=128)
+    """The small random Spectrum model loaded back from disk, as ``spectrum serve --model`` would; bottom-up, so
+    the HTTP, queue and load tests spend their time on the server, not on person detection (the top-down path
+    is tested in test_pipeline.py and through the server in test_serve_top_down_default)."""
+    return SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=128, mode="bottom-up")
 
 
 @pytest.fixture(scope="module")
@@ -467,3 +469,14 @@ def test_browser_upload_run_hover_toggle_download(live_server, small_jpeg, tmp_p
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_serve_top_down_default(tiny_model_dir, small_jpeg):
+    """The server runs whatever pipeline it is given: the top-down default finds the 5 people of the photo."""
+    pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64)
+    assert pipe.mode == "top-down"
+    with TestClient(create_app(pipe, ServerSettings(model_name="tiny-random"))) as client:
+        response = client.post("/api/parse", files={"image": ("g.jpg", small_jpeg.read_bytes(), "image/jpeg")},
+                               data={"prompts": "shirt"})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["persons"]) == 5

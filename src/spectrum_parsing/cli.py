@@ -187,7 +187,7 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
     summary = parse_with_ray([p for p, _ in todo], out, args.model, options["call"], options["formats"],
                              batch_size=options["batch_size"], device=args.device, ray_address=args.ray_address,
                              image_size=args.image_size, names=names, pending=dict(todo),
-                             max_pixels=options["max_pixels"])
+                             max_pixels=options["max_pixels"], mode=args.mode, person_masks=args.person_masks)
     print(f"parsed {summary['done']} of {summary['total']} image(s) into {out}"
           + (f"; {summary['failed']} failed" if summary["failed"] else "")
           + (f"; {len(finished)} already done" if finished else ""))
@@ -243,7 +243,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
     if todo or videos:
         start = time.perf_counter()
         pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
-                                                max_pixels=options["max_pixels"], onnx=args.onnx)
+                                                max_pixels=options["max_pixels"], onnx=args.onnx, mode=args.mode,
+                                                person_masks=args.person_masks)
         print(f"loaded model {args.model or 'spectrum-bodypix (embedded)'} in {time.perf_counter() - start:.1f}s",
               file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
@@ -339,12 +340,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import EvalConfig, evaluate, to_json, to_markdown
     from .modeling import SpectrumModel
 
-    model = SpectrumModel.from_pretrained(args.model).to(_device(args.device)).eval()
+    if args.model in ("spectrum-bodypix", "spectrum-bodypix (embedded)"):
+        args.model = None  # the names this tool prints for its embedded model
+    if args.model is None:
+        from .pipeline import DEFAULT_MODEL_DIR
+
+        args.model = str(DEFAULT_MODEL_DIR)
+    pipe = None
+    if args.protocol == "instance" and args.mode == "top-down":
+        from .pipeline import SpectrumPipeline
+
+        pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
+                                                mode="top-down", person_masks=args.person_masks)
+        model = pipe.model
+    else:
+        model = SpectrumModel.from_pretrained(args.model).to(_device(args.device)).eval()
     dataset = open_dataset(args.dataset, split=args.split)
     config = EvalConfig(protocol=args.protocol, image_size=args.image_size or model.config.input_size, limit=args.limit,
                         withheld=list(model.config.withheld), background_threshold=args.background_threshold)
     n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
-    result = evaluate(model, dataset, config, progress=tqdm(range(n), desc="eval", unit="img", disable=args.json))
+    result = evaluate(model, dataset, config, progress=tqdm(range(n), desc="eval", unit="img", disable=args.json),
+                      pipeline=pipe)
+    if args.protocol == "instance":
+        result["mode"] = args.mode
     print(to_json(result) if args.json else to_markdown(result))
     return 0
 
@@ -365,11 +383,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
                               max_queue=args.max_queue, request_timeout_s=args.timeout,
                               max_pixels=args.max_pixels, model_name=args.model or "spectrum-bodypix (embedded)")
     start = time.perf_counter()
-    pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size)
+    pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
+                                            mode=args.mode, person_masks=args.person_masks)
     print(f"loaded model {settings.model_name} in {time.perf_counter() - start:.1f}s; "
           f"serving on http://{args.host}:{args.port}", file=sys.stderr)
     uvicorn.run(create_app(pipe, settings), host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _add_person_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=["top-down", "bottom-up"], default="top-down",
+                        help="top-down (default): people found by MoveNet-MultiPose, each parsed in its own crop; "
+                             "bottom-up: the whole image parsed once, parts grouped under the parser's person masks")
+    parser.add_argument("--person-masks", choices=["blazepose", "parser"], default=None,
+                        help="top-down: whose masks decide which pixels are each person's (default blazepose)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -397,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--image-size", type=int, default=None,
                        help="longest side fed to the model (default: the size it was trained at)")
     parse.add_argument("--no-ebp", action="store_true", help="do not add the expanded body-part prompts")
+    _add_person_options(parse)
     parse.add_argument("--format", default="png,overlay,json",
                        help="image outputs, comma-separated: png (label ids), overlay, json (persons -> parts, and a "
                             "COCO block), masks (OUT/STEM/person<id>_<label>.png); default png,overlay,json")
@@ -440,7 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
     cache.set_defaults(func=cmd_cache_features)
 
     ev = sub.add_parser("eval", help="evaluate a model on a dataset (prompt-based)")
-    ev.add_argument("--model", required=True, help="model directory or hub id")
+    ev.add_argument("--model", help="model directory or hub id (default: the embedded spectrum-bodypix)")
+    ev.add_argument("--mode", choices=["top-down", "bottom-up"], default="top-down",
+                    help="instance protocol: score top-down persons (default) or the bottom-up grouping")
+    ev.add_argument("--person-masks", choices=["blazepose", "parser"], default=None,
+                    help="instance protocol, top-down: whose masks decide each person's pixels (default blazepose)")
     ev.add_argument("--dataset", required=True, help="FORMAT:PATH, e.g. ccp:../shared/datasets/ccp")
     ev.add_argument("--split", default="val", help="train, val or all (default val)")
     ev.add_argument("--protocol", default="all", choices=["all", "body", "clothing", "unseen", "person", "instance"])
@@ -471,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860)
     serve.add_argument("--model", help="model directory or hub id (default: the embedded spectrum-bodypix)")
+    _add_person_options(serve)
     serve.add_argument("--device", default="auto")
     serve.add_argument("--image-size", type=int, default=None,
                        help="longest side fed to the model (default: the size it was trained at)")

@@ -51,7 +51,7 @@ def decode_row(row: dict[str, Any]) -> dict[str, Any]:
 class ParseActor:
     """A Ray Data actor: loads the model once, parses batches of decoded rows and writes each row's outputs."""
 
-    def __init__(self, model: str | None, device: str, image_size: int | None, call_kwargs: dict[str, Any],
+    def __init__(self, model: str | None, device: str, load_kwargs: dict[str, Any], call_kwargs: dict[str, Any],
                  formats: Sequence[str], out_dir: str) -> None:
         import torch
 
@@ -59,7 +59,7 @@ class ParseActor:
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.pipe = SpectrumPipeline.from_pretrained(model, device=device, image_size=image_size)
+        self.pipe = SpectrumPipeline.from_pretrained(model, device=device, **load_kwargs)
         self.call_kwargs = dict(call_kwargs)
         self.formats = list(formats)
         self.out = Path(out_dir)
@@ -98,7 +98,8 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
                    formats: Sequence[str], num_actors: int | None = None, batch_size: int = 1, device: str = "auto",
                    ray_address: str | None = None, image_size: int | None = None,
                    names: Mapping[Path, str] | None = None, pending: Mapping[Path, Sequence[str]] | None = None,
-                   max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS, mode: str | None = None,
+                   person_masks: str | None = None) -> dict[str, Any]:
     """Parse image files on Ray and write ``formats`` into ``out_dir`` exactly as the local engine does.
 
     ``call_kwargs``: keyword arguments of :meth:`SpectrumPipeline.__call__` (prompts, threshold, preset...).
@@ -106,7 +107,8 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
     CUDA. ``ray_address``: connect to that cluster; otherwise the running Ray instance, or a new local one (shut
     down at the end only if started here). ``names``: output name per input (default: unique stems, see
     :func:`~spectrum_parsing.outputs.output_names`); ``pending``: the formats still to write per input (default
-    ``formats``). ``max_pixels``: larger images fail (see :mod:`~spectrum_parsing.images`).
+    ``formats``). ``max_pixels``: larger images fail (see :mod:`~spectrum_parsing.images`). ``mode``,
+    ``person_masks``: as in :meth:`SpectrumPipeline.from_pretrained` (default: its defaults).
     Returns ``{"total", "done", "failed", "failures"}`` in input order.
     """
     from .video import is_video
@@ -137,7 +139,9 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
         names = dict(names) if names is not None else output_names(paths)
         items = [{"index": i, "path": str(p.resolve()), "name": names[p], "max_pixels": max_pixels,
                   "formats": ",".join(pending[p] if pending is not None else formats)} for i, p in enumerate(paths)]
-        actor_args = (model, "cuda" if gpu and device == "auto" else device, image_size, dict(call_kwargs),
+        load_kwargs = {"image_size": image_size, **({"mode": mode} if mode else {}),
+                       **({"person_masks": person_masks} if person_masks else {})}
+        actor_args = (model, "cuda" if gpu and device == "auto" else device, load_kwargs, dict(call_kwargs),
                       list(formats), str(out.resolve()))
         dataset = (ray.data.from_items(items, override_num_blocks=min(len(items), 4 * num_actors))
                    .map(decode_row)

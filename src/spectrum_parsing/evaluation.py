@@ -147,10 +147,12 @@ def protocol_classes(sample_classes: Sequence[str], canonical: Sequence[str | No
     return chosen
 
 
-def evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | None = None) -> dict[str, Any]:
-    """Evaluate ``model`` on a ``ParsingDataset`` under ``config.protocol``; returns the metrics dict."""
+def evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | None = None,
+             pipeline: Any = None) -> dict[str, Any]:
+    """Evaluate ``model`` on a ``ParsingDataset`` under ``config.protocol``; returns the metrics dict.
+    ``pipeline`` (instance protocol): score its persons instead of ``model``'s bottom-up grouping."""
     if config.protocol == "instance":
-        return evaluate_instances(model, dataset, config, progress)
+        return evaluate_instances(model, dataset, config, progress, pipeline=pipeline)
     classes, canonical = list(dataset.classes), list(dataset.canonical)
     n = len(dataset) if config.limit is None else min(config.limit, len(dataset))
     indices = progress if progress is not None else range(n)
@@ -197,8 +199,31 @@ def evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | 
     return result
 
 
-def evaluate_instances(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | None = None) -> dict:
-    """AP^r (IoU 0.5:0.95) and AP^r_50 of per-person part instances, with pycocotools' COCOeval."""
+def _person_ious(gt: list[np.ndarray], pred: list[np.ndarray]) -> list[float]:
+    """Per ground-truth person, the IoU of its one-to-one match among ``pred`` (Hungarian on IoU; 0 unmatched)."""
+    from scipy.optimize import linear_sum_assignment
+
+    if not gt or not pred:
+        return [0.0] * len(gt)
+    g = np.stack(gt).reshape(len(gt), -1).astype(np.float32)
+    q = np.stack(pred).reshape(len(pred), -1).astype(np.float32)
+    inter = g @ q.T
+    union = g.sum(1)[:, None] + q.sum(1)[None, :] - inter
+    iou = inter / np.maximum(union, 1)
+    rows, cols = linear_sum_assignment(-iou)
+    out = [0.0] * len(gt)
+    for r, c in zip(rows, cols):
+        out[r] = float(iou[r, c])
+    return out
+
+
+def evaluate_instances(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | None = None,
+                       pipeline: Any = None) -> dict:
+    """AP^r (IoU 0.5:0.95) and AP^r_50 of per-person part instances, with pycocotools' COCOeval; plus the share
+    of images with the right person count and the mean person-mask IoU (GT persons matched one to one).
+
+    ``pipeline``: a :class:`~spectrum_parsing.pipeline.SpectrumPipeline` whose persons are scored (top-down or
+    bottom-up, as it was made); without it, ``model``'s whole-image (bottom-up) grouping is scored."""
     from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -209,6 +234,7 @@ def evaluate_instances(model: Any, dataset: Any, config: EvalConfig, progress: I
     images, gts, dts = [], [], []
     prompts_seen: set[str] = set()
     used_instances = False
+    right_count, person_ious = 0, []
     for i in (progress if progress is not None else range(n)):
         sample = dataset[i]
         used_instances |= sample.has_instances
@@ -222,11 +248,18 @@ def evaluate_instances(model: Any, dataset: Any, config: EvalConfig, progress: I
                         "bbox": list(mask_utils.toBbox(rle))})
         prompts = sorted({s.category for s in parts})
         prompts_seen.update(prompts)
+        gt_persons = [s.mask for s in sample.segments if s.category == "person"]
         if not prompts:
+            right_count += not gt_persons
             continue
-        logits, masks = predict(model, sample.image, [*prompts, "person"], config.image_size)
-        persons = group_instances(logits, masks, [*prompts, "person"], len(prompts),
-                                  score_threshold=config.score_threshold)
+        if pipeline is not None:
+            persons = pipeline(sample.image, prompts=prompts, ebp=False, threshold=config.score_threshold).persons
+        else:
+            logits, masks = predict(model, sample.image, [*prompts, "person"], config.image_size)
+            persons = group_instances(logits, masks, [*prompts, "person"], len(prompts),
+                                      score_threshold=config.score_threshold)
+        right_count += len(persons) == len(gt_persons)
+        person_ious += _person_ious(gt_persons, [p.mask.cpu().numpy() for p in persons])
         for person in persons:
             for part in person.parts:
                 rle = mask_utils.encode(np.asfortranarray(part.mask.cpu().numpy().astype(np.uint8)))
@@ -241,21 +274,24 @@ def evaluate_instances(model: Any, dataset: Any, config: EvalConfig, progress: I
     with contextlib.redirect_stdout(io.StringIO()):
         gt_api.createIndex()
         dt_api = gt_api.loadRes(dts) if dts else COCO()
+        counts = {"right_person_count": round(100.0 * right_count / max(n, 1), 1),
+                  "person_iou": round(100.0 * float(np.mean(person_ious)), 2) if person_ious else 0.0}
         if not dts:
             return {"apr": 0.0, "apr50": 0.0, "num_images": n, "protocol": "instance", "dataset": dataset.name,
-                    "num_detections": 0}
+                    "num_detections": 0, **counts}
         evaluator = COCOeval(gt_api, dt_api, iouType="segm")
         evaluator.params.catIds = sorted(cat_ids[p] for p in prompts_seen)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
     return {"apr": round(100.0 * float(evaluator.stats[0]), 2), "apr50": round(100.0 * float(evaluator.stats[1]), 2),
-            "num_images": n, "protocol": "instance", "dataset": dataset.name, "num_detections": len(dts)}
+            "num_images": n, "protocol": "instance", "dataset": dataset.name, "num_detections": len(dts), **counts}
 
 
 def to_markdown(result: dict[str, Any]) -> str:
     """A Markdown table of one evaluation result (headline metrics, then per-class IoU)."""
-    head = [k for k in ("miou", "coarse_miou", "pixel_acc", "apr", "apr50", "num_images") if k in result]
+    head = [k for k in ("miou", "coarse_miou", "pixel_acc", "apr", "apr50", "right_person_count", "person_iou",
+                        "num_images") if k in result]
     lines = [f"**{result.get('dataset', '?')}**, protocol `{result.get('protocol', '?')}`", "",
              "| " + " | ".join(head) + " |", "|" + " --- |" * len(head),
              "| " + " | ".join(_fmt(result[k]) for k in head) + " |"]

@@ -129,8 +129,8 @@ def _tiles(height: int, width: int, full: bool) -> list[tuple[int, int, int, int
     1.25x as long as the short side, 25% overlap), and 2x2 tiles of 60% of each side when a pass was full."""
     tiles = []
     long_side, short_side = max(height, width), min(height, width)
-    if long_side > 2 * short_side:
-        size = min(long_side, int(1.25 * short_side))
+    if long_side > 2 * short_side and short_side >= 64:  # a strip thinner than 64 px holds no findable person
+        size = max(min(long_side, int(1.25 * short_side)), long_side // 8)  # at most about 10 tiles
         count = math.ceil((long_side - size) / (0.75 * size)) + 1
         starts = np.linspace(0, long_side - size, count).round().astype(int)
         for s in starts:
