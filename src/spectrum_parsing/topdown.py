@@ -94,42 +94,45 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     regions = crop_regions(detections, h, w, config.margin, config.keypoint_threshold)
     crops = [np.ascontiguousarray(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in regions]
     outputs = predict(crops)
-    n = len(detections)
-    probs = torch.zeros(n, h, w) if person_probs is None else person_probs.float().cpu().clone()
-    labels = torch.zeros(n, h, w, dtype=torch.long)  # 0 = no label, else 1 + prompt index
-    label_scores = torch.zeros(n, h, w)
-    inside = torch.zeros(n, h, w, dtype=torch.bool)
-    part_cols = [p for p in range(len(prompts)) if p != person_index]
-    cols = torch.tensor(part_cols, dtype=torch.long)
+    cols = torch.tensor([p for p in range(len(prompts)) if p != person_index], dtype=torch.long)
+    # Everything per person is computed in its crop; only ownership is decided on the whole image.
+    local_labels, local_scores, local_probs = [], [], []
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
         best, arg = scores[cols].max(0)
-        crop_labels = cols[arg] + 1
-        crop_labels[best < background_threshold] = 0
-        labels[k, y0:y1, x0:x1] = crop_labels
-        label_scores[k, y0:y1, x0:x1] = best
-        inside[k, y0:y1, x0:x1] = True
-        if person_probs is None:
-            probs[k, y0:y1, x0:x1] = scores[person_index]
-    probs = probs * inside  # a person owns pixels of its own crop only
-    top, owner = probs.max(0)
-    owned = top > 0.5
+        labels = cols[arg] + 1  # 1 + prompt index, 0 = no label
+        labels[best < background_threshold] = 0
+        local_labels.append(labels)
+        local_scores.append(best)
+        local_probs.append(scores[person_index] if person_probs is None
+                           else person_probs[k, y0:y1, x0:x1].float().cpu())
+    top = torch.zeros(h, w)
+    owner = torch.full((h, w), -1, dtype=torch.long)
+    for k, (x0, y0, x1, y1) in enumerate(regions):  # by descending detection score: ties go to the first
+        better = local_probs[k] > top[y0:y1, x0:x1]
+        top[y0:y1, x0:x1][better] = local_probs[k][better]
+        owner[y0:y1, x0:x1][better] = k
+    owner[top <= 0.5] = -1
     persons: list[PersonInstance] = []
-    for k in range(n):
-        mask = owned & (owner == k)
-        if int(mask.sum()) < config.min_person_pixels:
+    for k, (x0, y0, x1, y1) in enumerate(regions):
+        local = owner[y0:y1, x0:x1] == k
+        if int(local.sum()) < config.min_person_pixels:
             continue
         parts = []
-        for label in torch.unique(labels[k][mask]).tolist():
+        for label in torch.unique(local_labels[k][local]).tolist():
             if label == 0:
                 continue
-            part = mask & (labels[k] == label)
+            part = local & (local_labels[k] == label)
             area = int(part.sum())
-            score = float(label_scores[k][part].mean()) if area else 0.0
+            score = float(local_scores[k][part].mean()) if area else 0.0
             if area < config.min_part_pixels or score < threshold:
                 continue
-            parts.append(PartInstance(label=prompts[label - 1], prompt_index=label - 1, score=score, mask=part,
-                                      box=mask_box(part)))
+            full = torch.zeros(h, w, dtype=torch.bool)
+            full[y0:y1, x0:x1] = part
+            parts.append(PartInstance(label=prompts[label - 1], prompt_index=label - 1, score=score, mask=full,
+                                      box=mask_box(full)))
         parts.sort(key=lambda p: -p.score)
+        mask = torch.zeros(h, w, dtype=torch.bool)
+        mask[y0:y1, x0:x1] = local
         persons.append(PersonInstance(id=len(persons), score=float(detections.scores[k]), mask=mask,
                                       box=mask_box(mask), parts=parts,
                                       keypoints=None if detections.keypoints is None else detections.keypoints[k]))
