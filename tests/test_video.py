@@ -125,6 +125,26 @@ def test_tracker_keeps_ids_while_people_move_and_swap_order():
     assert {r.id: (r.first_frame, r.last_frame, r.frames) for r in tracker.tracks()} == {0: (0, 5, 6), 1: (0, 5, 6)}
 
 
+def test_tracker_follows_fast_people_by_their_keypoints():
+    """Two people who jump further than their own width between processed frames: their masks no longer
+    overlap, so mask IoU alone would give new ids; their poses (keypoints) keep the ids."""
+    def pose(x: float) -> np.ndarray:
+        return np.array([[x + dx, 10 + 4 * k, 0.9] for k, dx in enumerate([0, 2, -2, 4, -4] * 3 + [1, -1])])
+
+    def person(x0: int, x: float) -> PersonInstance:
+        p = _person((x0, 0, x0 + 6, 40), size=(48, 120))
+        p.keypoints = pose(x)
+        return p
+
+    tracker = PersonTracker()
+    assert [p.id for p in tracker.update_persons([person(10, 13), person(60, 63)])] == [0, 1]
+    moved = tracker.update_persons([person(68, 63 + 8), person(18, 13 + 8)])  # moved 8 px, more than 6 px width
+    assert [p.id for p in moved] == [1, 0]
+    plain = PersonTracker()
+    plain.update_persons([_person((10, 0, 16, 40), (48, 120)), _person((60, 0, 66, 40), (48, 120))])
+    assert [p.id for p in plain.update_persons([_person((18, 0, 24, 40), (48, 120))])] == [2]  # masks alone: new id
+
+
 def test_tracker_reappearance_within_and_after_max_missed():
     tracker = PersonTracker(min_iou=0.3, max_missed=2)
     a, b = (5, 5, 30, 60), (60, 5, 90, 60)

@@ -190,13 +190,34 @@ class _Track:
     id: int
     mask: torch.Tensor
     missed: int = 0
+    keypoints: np.ndarray | None = None
+
+
+def keypoint_similarity(a: np.ndarray | None, b: np.ndarray | None, min_score: float = 0.3,
+                        sigma: float = 0.25) -> float:
+    """OKS-like similarity of two poses (17, 3) ``x, y, score``: the mean over keypoints confident in both of
+    ``exp(-d^2 / (2 (sigma * scale)^2))``, ``scale`` = the diagonal of ``a``'s confident keypoints (a move of
+    20% of a person's height scores 0.73, 40% scores 0.28); 0 when fewer than 3 are confident in both."""
+    if a is None or b is None:
+        return 0.0
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    valid = (a[:, 2] >= min_score) & (b[:, 2] >= min_score)
+    if valid.sum() < 3:
+        return 0.0
+    scale = float(np.linalg.norm(a[valid, :2].max(0) - a[valid, :2].min(0)))
+    if scale <= 0:
+        return 0.0
+    d2 = ((a[valid, :2] - b[valid, :2]) ** 2).sum(1)
+    return float(np.exp(-d2 / (2 * (sigma * scale) ** 2)).mean())
 
 
 class PersonTracker:
-    """Keeps person ids stable across frames by matching person masks to the previous tracks.
+    """Keeps person ids stable across frames by matching persons to the previous tracks.
 
-    On each update the current persons are matched to the live tracks (their last seen masks) by
-    mask IoU with the Hungarian algorithm; pairs below ``min_iou`` are not matched. Unmatched
+    On each update the current persons are matched to the live tracks (their last seen masks and, when the
+    person detector gave them, keypoints) with the Hungarian algorithm on the larger of mask IoU and keypoint
+    similarity (:func:`keypoint_similarity`: a fast-moving person whose masks barely overlap between two
+    processed frames keeps its id by its pose); pairs below ``min_iou`` are not matched. Unmatched
     persons start new tracks with fresh ids (never reused); a track missing on more than
     ``max_missed`` consecutive updates expires. ``max_missed`` counts updates, i.e. processed
     frames (with ``every=2`` it spans twice as many source frames).
@@ -226,11 +247,13 @@ class PersonTracker:
         self.history = {}
 
     def assign(self, masks: Sequence[torch.Tensor | np.ndarray], frame: int | None = None,
-               time_s: float | None = None) -> list[int]:
+               time_s: float | None = None, keypoints: Sequence[np.ndarray | None] | None = None) -> list[int]:
         """Track ids for one frame's person masks (bool (H, W) each), in the order given.
 
-        ``frame`` (default: the update count) and ``time_s`` are only recorded in :attr:`history`.
+        ``keypoints``: per person (17, 3) ``x, y, score`` or None. ``frame`` (default: the update count) and
+        ``time_s`` are only recorded in :attr:`history`.
         """
+        poses = list(keypoints) if keypoints is not None else [None] * len(masks)
         frame = self._updates if frame is None else int(frame)
         self._updates += 1
         ids: list[int] = [-1] * len(masks)
@@ -246,11 +269,14 @@ class PersonTracker:
             from scipy.optimize import linear_sum_assignment
 
             iou = _iou(current, previous)
+            for r in range(len(poses)):
+                for c, track in enumerate(self._tracks):
+                    iou[r, c] = max(iou[r, c], keypoint_similarity(poses[r], track.keypoints))
             gated = np.where(iou >= self.min_iou, iou, 0.0)
             for r, c in zip(*linear_sum_assignment(gated, maximize=True)):
                 if gated[r, c] > 0:
                     track = self._tracks[c]
-                    track.mask, track.missed = current[r], 0
+                    track.mask, track.missed, track.keypoints = current[r], 0, poses[r]
                     ids[r] = track.id
                     matched.add(int(c))
         self._age(matched)
@@ -258,7 +284,7 @@ class PersonTracker:
             if ids[r] < 0:
                 ids[r] = self._next_id
                 self._next_id += 1
-                self._tracks.append(_Track(ids[r], current[r]))
+                self._tracks.append(_Track(ids[r], current[r], keypoints=poses[r]))
                 self.history[ids[r]] = TrackRecord(ids[r], frame, frame, time_s, time_s, 0)
             record = self.history[ids[r]]
             record.last_frame, record.last_time_s = frame, time_s
@@ -275,7 +301,8 @@ class PersonTracker:
     def update_persons(self, persons: Sequence[PersonInstance], frame: int | None = None,
                        time_s: float | None = None) -> list[PersonInstance]:
         """Copies of ``persons`` (same order, masks and parts shared) whose ``id`` is their track id."""
-        ids = self.assign([p.mask for p in persons], frame=frame, time_s=time_s)
+        ids = self.assign([p.mask for p in persons], frame=frame, time_s=time_s,
+                          keypoints=[p.keypoints for p in persons])
         return [dataclasses.replace(p, id=i) for p, i in zip(persons, ids)]
 
     def update(self, result: ParsingResult, frame: int | None = None, time_s: float | None = None) -> ParsingResult:
