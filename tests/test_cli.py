@@ -65,3 +65,16 @@ def test_tiny_models_command(tmp_path, capsys):
     assert main(["tiny-models", str(tmp_path / "t")]) == 0
     assert (tmp_path / "t" / "i2tx.json").is_file()
     assert (tmp_path / "t" / "texdreamer" / "unet" / "adapter_config.json").is_file()
+
+
+def test_help_does_not_import_torch():
+    """``spectrum --help`` took 35 s on a loaded machine: the CLI imports torch only in commands that need it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\nfrom spectrum_parsing.cli import main\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n    main(['--help'])\n"
+            "import spectrum_parsing\nassert 'torch' not in sys.modules, 'torch imported'\n"
+            "assert 'scipy' not in sys.modules, 'scipy imported'\nprint(spectrum_parsing.__version__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

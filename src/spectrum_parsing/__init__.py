@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from .configs import DecoderConfig, DiffusionBackboneConfig, TextEncoderConfig
-from .losses import LossConfig, SpectrumCriterion
-from .modeling import ParseResult, SpectrumConfig, SpectrumModel
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_LAZY = {"SpectrumPipeline": "pipeline", "ParsingResult": "pipeline"}
+_LAZY = {"SpectrumPipeline": "pipeline", "ParsingResult": "pipeline", "DecoderConfig": "configs",
+         "DiffusionBackboneConfig": "configs", "TextEncoderConfig": "configs", "LossConfig": "losses",
+         "SpectrumCriterion": "losses", "ParseResult": "modeling", "SpectrumConfig": "modeling",
+         "SpectrumModel": "modeling"}
+
+if TYPE_CHECKING:
+    from .configs import DecoderConfig, DiffusionBackboneConfig, TextEncoderConfig
+    from .losses import LossConfig, SpectrumCriterion
+    from .modeling import ParseResult, SpectrumConfig, SpectrumModel
+    from .pipeline import ParsingResult, SpectrumPipeline
 
 
 def __getattr__(name: str) -> object:
-    """``from spectrum_parsing import SpectrumPipeline``, imported on first use (keeps ``import`` light)."""
+    """Public names, imported on first use: ``import spectrum_parsing`` and ``spectrum --help`` stay light
+    (torch, diffusers and scipy load only in the commands that need them)."""
     if name in _LAZY:
         import importlib
 

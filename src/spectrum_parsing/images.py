@@ -22,10 +22,13 @@ import os
 import struct
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -208,4 +211,6 @@ def to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
     array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
         raise ValueError(f"expected an HWC RGB uint8 image, got shape {array.shape} dtype {array.dtype}")
+    import torch
+
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
