@@ -44,7 +44,8 @@ def test_pending_formats(tmp_path):
 
 
 def _mtimes(out: Path) -> dict[str, int]:
-    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in sorted(out.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != ".spectrum-manifest.json"}  # the manifest is rewritten after each batch
 
 
 def test_parse_resumes_skips_finished_inputs_and_only_overwrites_when_asked(tiny_model_dir, tmp_path, capsys):
@@ -62,7 +63,8 @@ def test_parse_resumes_skips_finished_inputs_and_only_overwrites_when_asked(tiny
     first = _mtimes(out)
     assert {"p.json", "p__2.json", "q.json", "p.png", "p__2.png", "q.png"} <= set(first)
     assert json.loads((out / "p__2.json").read_text())["height"] == 80  # two/p.jpg, not one/p.jpg
-    assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.name != ".spectrum-output"]  # no temp files
+    tool_files = {".spectrum-output", ".spectrum-manifest.json"}
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.name not in tool_files]  # no temp files
     capsys.readouterr()
 
     # Everything done: nothing is parsed again, nothing is touched (not even the model is loaded).
@@ -183,9 +185,51 @@ def test_parse_never_reads_its_own_outputs_and_refuses_a_file_as_out(tiny_model_
             "--prompt", "shirt", "--image-size", "64"]
     assert main(args) == 0
     assert main(args) == 0  # the second run must not parse out/x.png and out/x_overlay.png as new inputs
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.json", "x.png", "x_overlay.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".spectrum-manifest.json", "x.json", "x.png",
+                                                                   "x_overlay.png"]
     capsys.readouterr()
     (tmp_path / "file").write_text("")
     assert main(["parse", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "file")]) == 2
     err = capsys.readouterr().err
     assert "is a file, not a folder" in err and "Traceback" not in err
+
+
+# --- Resume by manifest -----------------------------------------------------------------------------------
+
+def test_resume_uses_a_manifest_not_file_names(tiny_model_dir, tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    photo = Image.open(EXAMPLES / "group.jpg")
+    photo.resize((64, 48)).save(a / "x.jpg")
+    photo.resize((48, 64)).save(b / "x.jpg")
+    out = tmp_path / "out"
+    base = ["--model", str(tiny_model_dir), "--out", str(out), "--image-size", "64", "--threshold", "0",
+            "--format", "png,json"]
+    assert main(["parse", str(b / "x.jpg"), "--prompt", "hat", *base]) == 0
+    # A run on a/x.jpg b/x.jpg used to skip a/x.jpg as done (b's outputs had its name): now b keeps "x" and
+    # a gets a name of its own.
+    assert main(["parse", str(a / "x.jpg"), str(b / "x.jpg"), "--prompt", "hat", *base]) == 0
+    assert json.loads((out / "x.json").read_text())["height"] == 64  # still b's
+    assert json.loads((out / "x__2.json").read_text())["height"] == 48  # a's
+    capsys.readouterr()
+    # New prompts: the old outputs are not passed off as done, and not silently replaced either.
+    assert main(["parse", str(b / "x.jpg"), "--prompt", "scarf", *base]) == 1
+    captured = capsys.readouterr()
+    assert "other settings" in captured.err and "--overwrite" in captured.err
+    assert json.loads((out / "x.json").read_text())["prompts"][0] == "hat"
+    assert main(["parse", str(b / "x.jpg"), "--prompt", "scarf", *base, "--overwrite"]) == 0
+    assert json.loads((out / "x.json").read_text())["prompts"][0] == "scarf"
+    # A changed input file is not "done" either.
+    photo.resize((40, 64)).save(b / "x.jpg")
+    assert main(["parse", str(b / "x.jpg"), "--prompt", "scarf", *base]) == 1
+    # Outputs with no record (made by hand or an older version) are kept, with a clear line.
+    (tmp_path / "c").mkdir()
+    photo.resize((64, 48)).save(tmp_path / "c" / "y.jpg")
+    (out / "y.png").write_bytes(b"mine")
+    capsys.readouterr()
+    assert main(["parse", str(tmp_path / "c" / "y.jpg"), "--prompt", "scarf", *base]) == 1
+    assert "no record of what made them" in capsys.readouterr().err and (out / "y.png").read_bytes() == b"mine"
+    (out / ".spectrum-manifest.json").write_text("{broken")
+    assert main(["parse", str(b / "x.jpg"), "--prompt", "scarf", *base]) == 2
+    assert "damaged manifest" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .configs import ConfigError
 from .hub import ModelLoadError
 from .images import ImageLoadError
-from .outputs import PARSE_FORMATS, output_names, pending_formats, slugify, write_outputs
+from .outputs import PARSE_FORMATS, Manifest, pending_formats, slugify, write_outputs
 
 __all__ = ["EXPECTED_ERRORS", "build_parser", "expand_inputs", "main", "slugify"]
 
@@ -119,16 +119,27 @@ def _image_options(args: argparse.Namespace) -> dict:
 
 
 def plan_images(inputs: Sequence[Path], out: Path, formats: Sequence[str], overwrite: bool,
-                names: dict[Path, str]) -> tuple[list[tuple[Path, list[str]]], list[Path]]:
-    """Split images into (path, formats still to write) and the finished ones (every output exists)."""
-    todo, finished = [], []
+                names: dict[Path, str], manifest: Manifest | None = None, settings: dict | None = None,
+                ) -> tuple[list[tuple[Path, list[str]]], list[Path], list[str]]:
+    """Split images into (path, formats still to write), the finished ones (every output exists and the manifest
+    says they were made from this input, unchanged, with these settings) and refusals (one line each: outputs
+    of another input or other settings, kept unless ``overwrite``)."""
+    todo, finished, refused = [], [], []
     for path in inputs:
-        pending = pending_formats(out, names[path], formats, overwrite)
+        name = names[path]
+        same = manifest.matches(name, path, settings or {}) if manifest is not None else True
+        existing = [f for f in formats if f not in pending_formats(out, name, formats)]
+        if not overwrite and same is not True and existing:
+            why = ("were made from another input or with other settings (model, mode, prompts, thresholds...)"
+                   if same is False else "exist but this tool has no record of what made them")
+            refused.append(f"{path}: its outputs {out / name}.* {why}; --overwrite to replace them")
+            continue
+        pending = pending_formats(out, name, formats, overwrite or same is False)
         if pending:
             todo.append((path, pending))
         else:
             finished.append(path)
-    return todo, finished
+    return todo, finished, refused
 
 
 def _report_skipped(finished: Sequence[Path]) -> None:
@@ -137,7 +148,8 @@ def _report_skipped(finished: Sequence[Path]) -> None:
 
 
 def _parse_images(pipe: SpectrumPipeline, todo: Sequence[tuple[Path, list[str]]], out: Path, options: dict,
-                  names: dict[Path, str]) -> list[str]:
+                  names: dict[Path, str], manifest: Manifest | None = None, settings: dict | None = None,
+                  ) -> list[str]:
     """Parse ``todo`` (path, formats) in groups of ``--batch-size`` and write the outputs; returns the failures."""
     from tqdm.auto import tqdm
 
@@ -163,9 +175,13 @@ def _parse_images(pipe: SpectrumPipeline, todo: Sequence[tuple[Path, list[str]]]
         for (path, formats, image), result in zip(group, results):
             try:
                 write_outputs(result, image, out, path, formats, name=names[path])
+                if manifest is not None:
+                    manifest.record(names[path], path, settings or {})
             except (*EXPECTED_ERRORS, OSError) as err:
                 failures.append(f"{path}: {err}")
                 tqdm.write(f"failed: {path}: {err}", file=sys.stderr)
+        if manifest is not None and group:
+            manifest.save()
         bar.update(min(size, len(todo) - start))
     bar.close()
     return failures
@@ -181,19 +197,37 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
         print(f"spectrum parse: error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    names = output_names(inputs)
-    todo, finished = plan_images(inputs, out, options["formats"], options["overwrite"], names)
+    manifest = Manifest.load(out)
+    names = manifest.names(inputs)
+    settings = _settings(args, options)
+    todo, finished, refused = plan_images(inputs, out, options["formats"], options["overwrite"], names, manifest,
+                                          settings)
     _report_skipped(finished)
     summary = parse_with_ray([p for p, _ in todo], out, args.model, options["call"], options["formats"],
                              batch_size=options["batch_size"], device=args.device, ray_address=args.ray_address,
                              image_size=args.image_size, names=names, pending=dict(todo),
                              max_pixels=options["max_pixels"], mode=args.mode, person_masks=args.person_masks)
+    failed_paths = {line.split(": ", 1)[0] for line in summary["failures"]}
+    for path, _ in todo:
+        if str(path) not in failed_paths:
+            manifest.record(names[path], path, settings)
+    if todo:
+        manifest.save()
     print(f"parsed {summary['done']} of {summary['total']} image(s) into {out}"
           + (f"; {summary['failed']} failed" if summary["failed"] else "")
           + (f"; {len(finished)} already done" if finished else ""))
-    for line in summary["failures"]:
+    for line in [*refused, *summary["failures"]]:
         print(f"  failed: {line}", file=sys.stderr)
-    return 1 if summary["failures"] else 0
+    return 1 if summary["failures"] or refused else 0
+
+
+def _settings(args: argparse.Namespace, options: dict) -> dict:
+    """What decides an image's outputs besides the image: recorded in the manifest, compared on reruns."""
+    call = options["call"]
+    return {"model": str(Path(args.model).resolve()) if args.model and Path(args.model).exists() else args.model,
+            "onnx": args.onnx, "mode": args.mode, "person_masks": args.person_masks, "image_size": args.image_size,
+            "prompts": call["prompts"], "preset": args.preset, "label_map": call["label_map"],
+            "threshold": call["threshold"], "ebp": call["ebp"], "max_pixels": options["max_pixels"]}
 
 
 def _under(path: Path, folder: Path) -> bool:
@@ -234,8 +268,11 @@ def cmd_parse(args: argparse.Namespace) -> int:
     inputs = [p for p in inputs if not is_video(p)]
     if videos:
         require_av()
-    names = output_names([*inputs, *videos])  # unique across images and videos (a video's frames go to OUT/NAME/)
-    todo, finished = plan_images(inputs, out, options["formats"], options["overwrite"], names)
+    manifest = Manifest.load(out)
+    names = manifest.names([*inputs, *videos])  # unique across images and videos (a video's frames go to OUT/NAME/)
+    settings = _settings(args, options)
+    todo, finished, refused = plan_images(inputs, out, options["formats"], options["overwrite"], names, manifest,
+                                          settings)
     videos_done = [p for p in videos if (out / f"{names[p]}.json").exists() and not options["overwrite"]]
     videos = [p for p in videos if p not in videos_done]
     _report_skipped([*finished, *videos_done])
@@ -248,13 +285,16 @@ def cmd_parse(args: argparse.Namespace) -> int:
         print(f"loaded model {args.model or 'spectrum-bodypix (embedded)'} in {time.perf_counter() - start:.1f}s",
               file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
-        failures = _parse_images(pipe, todo, out, options, names)
-    if inputs and not todo:
-        print(f"nothing to do: the outputs of all {len(finished)} image(s) exist in {out} (--overwrite to redo them)")
+        failures = _parse_images(pipe, todo, out, options, names, manifest, settings)
+    if inputs and not todo and not refused:
+        print(f"nothing to do: the outputs of all {len(finished)} image(s) exist in {out}, made from the same "
+              "inputs with the same settings (--overwrite to redo them)")
     elif inputs:
         print(f"parsed {len(todo) - len(failures)} of {len(todo)} image(s) into {out}"
               + (f"; {len(failures)} failed" if failures else "")
-              + (f"; {len(finished)} already done" if finished else ""))
+              + (f"; {len(finished)} already done" if finished else "")
+              + (f"; {len(refused)} refused (outputs of other inputs or settings)" if refused else ""))
+    failures = [*refused, *failures]
     video_failures = 0
     for path in videos:
         try:

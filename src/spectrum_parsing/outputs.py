@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from .pipeline import ParsingResult
 
 __all__ = [
+    "MANIFEST",
     "MARKER",
+    "Manifest",
     "PARSE_FORMATS",
     "OutputConflictError",
     "atomic_write",
@@ -234,3 +236,79 @@ def write_outputs(result: ParsingResult, image: Image.Image | np.ndarray, out: P
         data: dict[str, Any] = result.to_dict(path.name)
         written.append(atomic_write_text(targets["json"], json.dumps(data)))
     return written
+
+
+MANIFEST = ".spectrum-manifest.json"
+"""What produced each output of a ``spectrum parse`` folder: input file (resolved path, size, mtime) and
+settings (model, mode, prompts, preset, thresholds...), by output name."""
+
+
+class Manifest:
+    """The record of what produced each output name in an output folder (:data:`MANIFEST`).
+
+    A rerun skips an input only when the name's entry matches exactly (same input file, unchanged, same
+    settings) and its outputs exist; a name whose outputs came from another input or other settings is redone
+    with ``--overwrite`` and otherwise refused with one line, never silently kept. Inputs keep the names the
+    manifest gave them, so adding ``a/x.jpg`` to a folder made from ``b/x.jpg`` gives ``a/x.jpg`` a new name.
+    """
+
+    def __init__(self, out: Path, entries: dict[str, dict[str, Any]] | None = None) -> None:
+        self.out = Path(out)
+        self.entries: dict[str, dict[str, Any]] = dict(entries or {})
+
+    @classmethod
+    def load(cls, out: Path) -> Manifest:
+        """The manifest of ``out`` (empty when there is none); a damaged one is an error naming the file."""
+        path = Path(out) / MANIFEST
+        if not path.is_file():
+            return cls(out)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            entries = data["entries"]
+            if not isinstance(entries, dict):
+                raise TypeError("entries is not an object")
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}: damaged manifest ({err}); move it away to start the folder afresh") from None
+        return cls(out, entries)
+
+    def save(self) -> None:
+        """Write the manifest atomically."""
+        atomic_write_text(self.out / MANIFEST, json.dumps({"version": 1, "entries": self.entries}, indent=1))
+
+    @staticmethod
+    def describe(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+        """The entry for ``path`` parsed with ``settings``."""
+        stat = Path(path).stat()
+        return {"input": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                "settings": json.loads(json.dumps(settings, sort_keys=True, default=str))}
+
+    def names(self, inputs: Sequence[Path]) -> dict[Path, str]:
+        """Output names: an input recorded in the manifest keeps its name; the others get fresh unique names
+        (:func:`output_names` rules) that no recorded input uses."""
+        recorded = {entry["input"]: name for name, entry in self.entries.items()}
+        names: dict[Path, str] = {}
+        used = {name.lower() for name in self.entries}
+        for path in inputs:
+            known = recorded.get(str(Path(path).resolve()))
+            if known is not None:
+                names[path] = known
+                continue
+            base = safe_name(path.stem)
+            name, n = base, 1
+            while name.lower() in used:
+                n += 1
+                name = f"{base}__{n}"
+            used.add(name.lower())
+            names[path] = name
+        return names
+
+    def matches(self, name: str, path: Path, settings: dict[str, Any]) -> bool | None:
+        """True when ``name`` was made from ``path`` as it is now with ``settings``; False when made otherwise;
+        None when the manifest does not know ``name``."""
+        entry = self.entries.get(name)
+        if entry is None:
+            return None
+        return entry == self.describe(path, settings)
+
+    def record(self, name: str, path: Path, settings: dict[str, Any]) -> None:
+        self.entries[name] = self.describe(path, settings)
