@@ -181,6 +181,17 @@ def eval_unworn(pipe, root: Path, limit: int | None) -> dict:
             "mean labelled share (%)": round(100 * statistics.mean(labelled), 2)}
 
 
+def flatten(results: dict[str, dict]) -> dict[str, str]:
+    """{mode: {measure: value or {sub: value}}} -> {measure: "mode: value · mode: value"} (one table row each)."""
+    rows: dict[str, list[str]] = {}
+    for mode, row in results.items():
+        for key, value in row.items():
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for sub, v in items:
+                rows.setdefault(key if sub is None else f"{key}: {sub}", []).append(f"{mode}: {v}")
+    return {k: " · ".join(v) for k, v in rows.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--unworn-limit", type=int, default=None, help="unworn-garment photos to use (default all)")
@@ -188,6 +199,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="only the bundled photos and the timings (rerun on a quiet machine: timings are noisy)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -197,7 +210,8 @@ def main() -> int:
     timing_images = {"1 person (selfie, 1024x768)": str(EXAMPLES / "selfie.jpg"),
                      "5 people (group, 1024x768)": str(EXAMPLES / "group.jpg"),
                      "12 people (composite, 1024x768)": composite}
-    composites = ccp_composites(args.composites) if (SHARED / "datasets" / "ccp").is_dir() else None
+    composites = (ccp_composites(args.composites)
+                  if (SHARED / "datasets" / "ccp").is_dir() and not args.timing_only else None)
     results: dict[str, dict] = {}
     for name, options in MODES.items():
         pipe = SpectrumPipeline.from_pretrained(**options)
@@ -213,11 +227,11 @@ def main() -> int:
                 pipe(image)
                 times.append(time.perf_counter() - start)
             row[f"time (s): {label}"] = round(statistics.median(times), 3)
-        if (SHARED / "datasets" / "cihp_dev").is_dir():
+        if (SHARED / "datasets" / "cihp_dev").is_dir() and not args.timing_only:
             row["cihp_dev"] = eval_cihp(pipe, SHARED / "datasets" / "cihp_dev")
         if composites is not None:
             row["CCP val composites"] = eval_composites(pipe, composites)
-        if (SHARED / "datasets" / "garments_unworn").is_dir():
+        if (SHARED / "datasets" / "garments_unworn").is_dir() and not args.timing_only:
             row["garments_unworn"] = eval_unworn(pipe, SHARED / "datasets" / "garments_unworn", args.unworn_limit)
         results[name] = row
         print(f"## {name}")
@@ -225,9 +239,13 @@ def main() -> int:
             print(f"- {key}: {value}")
     if not args.no_record:
         command = "python benchmarks/bench_persons.py" + (
-            f" --unworn-limit {args.unworn_limit}" if args.unworn_limit else "")
-        record("persons", command, {"threads": args.threads, "repeats": args.repeats, "composites": args.composites,
-                                    "unworn_limit": args.unworn_limit}, results)
+            f" --unworn-limit {args.unworn_limit}" if args.unworn_limit else "") + (
+            " --timing-only" if args.timing_only else "")
+        title = ("People: time per image, top-down vs bottom-up (CPU)" if args.timing_only
+                 else "People: top-down vs bottom-up on real photos (CPU)")
+        params = {"threads": args.threads, "repeats": args.repeats, "composites": args.composites,
+                  "unworn_limit": args.unworn_limit}
+        record(title, command, params, flatten(results))
     return 0
 
 

@@ -92,7 +92,8 @@ def render() -> None:
     for e in sorted(latest.values(), key=lambda e: (e["benchmark"], e["date"])):
         lines += [f"## {e['benchmark']}", "", f"- command: `{e['command']}`", f"- machine: {e['machine']}",
                   f"- date: {e['date']}, commit {e['commit']}",
-                  f"- parameters: {', '.join(f'{k}={v}' for k, v in e['params'].items())}", "",
+                  f"- parameters: {', '.join(f'{k}={v}' for k, v in e['params'].items())}",
+                  *([f"- note: {e['note']}"] if e.get("note") else []), "",
                   "| measure | value |", "| --- | --- |"]
         lines += [f"| {k} | {v} |" for k, v in e["results"].items()]
         lines.append("")
