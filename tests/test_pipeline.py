@@ -250,3 +250,16 @@ def test_top_down_needs_a_detector_and_reports_nobody_on_an_empty_scene(tiny_mod
     wall = np.full((120, 160, 3), 200, dtype=np.uint8)
     result = pipe(wall, prompts=["shirt"], threshold=0.0)
     assert result.persons == [] and not result.label_map.any()
+
+
+def test_id_to_label_names_every_pixel_and_palette_neighbours_are_distinct(tiny_model_dir):
+    from spectrum_parsing.rendering import palette
+
+    pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, mode="bottom-up")
+    result = pipe(_small("group.jpg"), prompts=["shirt", "hat"], threshold=0.0)
+    names = result.id_to_label
+    assert names[0] == "background" and set(np.unique(result.label_map)) <= set(names)
+    assert {int(k): v for k, v in result.to_dict()["labels"].items()} == {k: v for k, v in names.items() if k}
+    colours = palette(41).astype(int)
+    assert min(np.abs(colours[i] - colours[i + 1]).sum() for i in range(1, 40)) >= 150  # neighbours: far apart
+    assert min(np.abs(colours[i] - colours[j]).sum() for i in range(1, 20) for j in range(i + 1, 20)) >= 40

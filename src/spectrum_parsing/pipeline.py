@@ -77,6 +77,12 @@ class ParsingResult:
         """The label-map id of each of ``labels``."""
         return list(self.label_ids) if self.label_ids is not None else list(range(1, len(self.labels) + 1))
 
+    @property
+    def id_to_label(self) -> dict[int, str]:
+        """Label-map id -> label name, with ``0: "background"`` (the JSON's ``labels`` block, with int keys):
+        ``result.id_to_label[result.label_map[y, x]]`` names any pixel."""
+        return {0: "background", **dict(zip(self.ids, self.labels))}
+
     def colours(self) -> np.ndarray:
         """(256, 3) uint8 colours by id: ``palette`` where given, the VOC colour map elsewhere."""
         out = palette(256)

@@ -9,10 +9,19 @@ from PIL import Image, ImageDraw, ImageFont
 
 
 def palette(n: int) -> np.ndarray:
-    """(n, 3) uint8 colours: the PASCAL VOC colour map (0 is black, the background)."""
-    from .data.formats.pascal import voc_colormap
+    """(n, 3) uint8 colours by label id, 0 black (the background): hues stepped by the golden angle (so
+    neighbouring ids are ~137 degrees apart) with alternating saturation and brightness, so labels next to each
+    other in a prompt list never share a shade (the VOC map gave face, upper clothes, dress and pants near-identical
+    greens). Dataset presets keep their own palettes."""
+    import colorsys
 
-    return voc_colormap(n)
+    out = np.zeros((n, 3), dtype=np.uint8)
+    for i in range(1, n):
+        hue = ((i - 1) * 0.381966) % 1.0
+        sat = (0.95, 0.6, 0.8)[(i - 1) % 3]
+        val = (0.95, 0.8, 0.6)[((i - 1) // 3) % 3]
+        out[i] = np.round(np.array(colorsys.hsv_to_rgb(hue, sat, val)) * 255)
+    return out
 
 
 def label_map_image(label_map: np.ndarray, num_labels: int) -> Image.Image:
