@@ -78,3 +78,14 @@ def test_help_does_not_import_torch():
             "assert 'scipy' not in sys.modules, 'scipy imported'\nprint(spectrum_parsing.__version__)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_too_many_labels_for_a_png_are_refused_before_parsing(tiny_model_dir, tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
+    prompts = [arg for k in range(256) for arg in ("--prompt", f"garment {k}")]
+    code = main(["parse", str(tmp_path / "x.png"), "--model", str(tiny_model_dir), "--out", str(tmp_path / "o"),
+                 *prompts])
+    err = capsys.readouterr().err
+    assert code == 2 and "ids up to 255" in err and not (tmp_path / "o" / "x.json").exists()

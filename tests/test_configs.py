@@ -201,3 +201,17 @@ def test_decoder_config_validation(kwargs: dict, match: str) -> None:
 def test_empty_dict_gives_defaults() -> None:
     assert DecoderConfig.from_dict({}) == DecoderConfig()
     assert TextEncoderConfig.from_dict({}) == TextEncoderConfig()
+
+
+@pytest.mark.parametrize("key,value,match", [("ebp_prompts", "hair", "list of non-empty strings"),
+                                             ("default_prompts", [1, 2], "list of non-empty strings"),
+                                             ("withheld", None, "list of non-empty strings"),
+                                             ("input_size", 0, r"\[32, 4096\]"), ("input_size", 100000, "4096"),
+                                             ("input_size", "320", "integer"), ("person_prompt", "", "non-empty")])
+def test_spectrum_config_fields_are_type_checked(key, value, match):
+    """``ebp_prompts: "hair"`` used to be scored as the prompts h, a, i, r; sizes were never bounded."""
+    from spectrum_parsing.modeling import SpectrumConfig
+
+    data = {"backbone": {"type": "bodypix", "weights": None}, key: value}
+    with pytest.raises(ConfigError, match=match):
+        SpectrumConfig.from_dict(data)

@@ -146,3 +146,13 @@ def test_arrays_and_pil_modes_in_memory():
     assert to_rgb(Image.new("I;16", (9, 9))).mode == "RGB"
     assert to_rgb(Image.new("F", (9, 9), 1.0)).getpixel((0, 0)) == (255, 255, 255)
     assert to_rgb(Image.new("HSV", (9, 9))).mode == "RGB"
+
+
+def test_integer_arrays_are_read_by_value_range():
+    """An int64 array of 0..255 (what numpy arithmetic gives) used to be divided by 257 and parsed nearly black."""
+    from spectrum_parsing.images import array_to_rgb
+
+    ramp = np.tile(np.arange(0, 256, 16, dtype=np.int64), (8, 1))
+    assert np.array_equal(np.asarray(array_to_rgb(ramp))[..., 0], ramp.astype(np.uint8))
+    assert np.asarray(array_to_rgb(ramp.astype(np.int32) * 257))[0, -1, 0] == 240  # 16-bit range: scaled
+    assert np.asarray(array_to_rgb(np.full((8, 8), 255, np.uint16)))[0, 0, 0] == 1  # uint16 is 16-bit by type

@@ -284,6 +284,12 @@ def cmd_parse(args: argparse.Namespace) -> int:
                                                 person_masks=args.person_masks)
         print(f"loaded model {args.model or 'spectrum-bodypix (embedded)'} in {time.perf_counter() - start:.1f}s",
               file=sys.stderr)
+        call = options["call"]
+        if "png" in options["formats"] and call["preset"] is None and call["label_map"] is None:
+            count = len(pipe.resolve_prompts(call["prompts"], call["ebp"]))
+            if count > 255:  # checked before parsing: the palette PNG holds ids up to 255
+                raise ValueError(f"{count} labels (your prompts plus the expanded body parts) do not fit the label-map "
+                                 "PNG (ids up to 255): give fewer prompts, --no-ebp, or leave png out of --format")
         out.mkdir(parents=True, exist_ok=True)
         failures = _parse_images(pipe, todo, out, options, names, manifest, settings)
     if inputs and not todo and not refused:

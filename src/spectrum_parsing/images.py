@@ -175,8 +175,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def array_to_rgb(array: np.ndarray) -> Image.Image:
-    """An image array as RGB: (H, W) or (H, W, 1/3/4) of uint8, uint16 (scaled /257), int32 (16-bit range) or
-    float in [0, 1]; a 4th channel is alpha, composited over white. Anything else is refused clearly."""
+    """An image array as RGB: (H, W) or (H, W, 1/3/4) of uint8, uint16 (scaled /257), other integer types (by
+    value range: 0-255 as 8-bit, up to 65535 scaled /257) or float in [0, 1]; a 4th channel is alpha, composited
+    over white. Anything else is refused clearly."""
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
@@ -189,7 +190,10 @@ def array_to_rgb(array: np.ndarray) -> Image.Image:
     elif array.dtype.kind in "ui":
         if array.min(initial=0) < 0 or array.max(initial=0) > 65535:
             raise ImageLoadError(f"integer image values must lie in [0, 65535], got [{array.min()}, {array.max()}]")
-        array = np.round(array.astype(np.float64) / 257.0).astype(np.uint8)
+        if array.dtype != np.uint16 and array.max(initial=0) <= 255:  # int64 0..255 (e.g. from np.array math)
+            array = array.astype(np.uint8)
+        else:
+            array = np.round(array.astype(np.float64) / 257.0).astype(np.uint8)
     elif array.dtype.kind == "f":
         if not np.isfinite(array).all():
             raise ImageLoadError("float image arrays must be finite")

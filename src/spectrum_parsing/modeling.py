@@ -58,16 +58,32 @@ class SpectrumConfig(ConfigBase):
             raise ConfigError(f"SpectrumConfig: unknown key(s) {unknown}; allowed: {sorted(names)}")
         if "backbone" not in data:
             raise ConfigError("SpectrumConfig: 'backbone' is required")
+
+        def strings(key: str, optional: bool) -> list[str] | None:
+            value = data.get(key, None if optional else [])
+            if value is None and optional:
+                return None
+            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+                raise ConfigError(f"SpectrumConfig.{key}: expected a list of non-empty strings"
+                                  + (" or null" if optional else "") + f", got {value!r:.80}")
+            return list(value)
+
+        size = data.get("input_size", 512)
+        if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= 4096:
+            raise ConfigError(f"SpectrumConfig.input_size: expected an integer in [32, 4096], got {size!r:.40}")
+        person = data.get("person_prompt", "person")
+        if not isinstance(person, str) or not person.strip():
+            raise ConfigError(f"SpectrumConfig.person_prompt: expected a non-empty string, got {person!r:.40}")
         return cls(
             backbone=backbone_config_from_dict(data["backbone"]),
             text_encoder=TextEncoderConfig.from_dict(data.get("text_encoder", {})),
             decoder=DecoderConfig.from_dict(data.get("decoder", {})),
             loss=LossConfig.from_dict(data.get("loss", {})),
-            person_prompt=data.get("person_prompt", "person"),
-            withheld=list(data.get("withheld", [])),
-            ebp_prompts=data.get("ebp_prompts"),
-            default_prompts=data.get("default_prompts"),
-            input_size=int(data.get("input_size", 512)),
+            person_prompt=person,
+            withheld=strings("withheld", optional=False),
+            ebp_prompts=strings("ebp_prompts", optional=True),
+            default_prompts=strings("default_prompts", optional=True),
+            input_size=size,
             format_version=data.get("format_version", 1),
         )
 
