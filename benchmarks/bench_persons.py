@@ -54,26 +54,6 @@ def composite_12() -> np.ndarray:
     return np.asarray(canvas)
 
 
-def _match_iou(gt: list[np.ndarray], pred: list[np.ndarray]) -> list[float]:
-    """Per GT person, the IoU of its one-to-one matched prediction (Hungarian on IoU; unmatched: 0)."""
-    from scipy.optimize import linear_sum_assignment
-
-    if not gt:
-        return []
-    if not pred:
-        return [0.0] * len(gt)
-    iou = np.zeros((len(gt), len(pred)))
-    for i, g in enumerate(gt):
-        for j, p in enumerate(pred):
-            inter = np.logical_and(g, p).sum()
-            iou[i, j] = inter / max(np.logical_or(g, p).sum(), 1)
-    rows, cols = linear_sum_assignment(-iou)
-    out = [0.0] * len(gt)
-    for r, c in zip(rows, cols):
-        out[r] = float(iou[r, c])
-    return out
-
-
 def eval_cihp(pipe, root: Path) -> dict:
     """Person count, person IoU and part AP^r of ``pipe`` on a CIHP-layout folder."""
     from pycocotools import mask as mask_utils
@@ -81,6 +61,7 @@ def eval_cihp(pipe, root: Path) -> dict:
     from pycocotools.cocoeval import COCOeval
 
     from spectrum_parsing.data.formats.cihp import CIHPDataset
+    from spectrum_parsing.evaluation import match_person_ious
 
     data = CIHPDataset(root, split="all")
     prompts = sorted({c for c in data.canonical[1:] if c})
@@ -101,7 +82,7 @@ def eval_cihp(pipe, root: Path) -> dict:
         pred_persons = [p.mask.cpu().numpy() for p in result.persons]
         right += len(pred_persons) == len(gt_persons)
         errors.append(len(pred_persons) - len(gt_persons))
-        ious += _match_iou(gt_persons, pred_persons)
+        ious += match_person_ious(gt_persons, pred_persons)
         for person in result.persons:
             for part in person.parts:
                 rle = mask_utils.encode(np.asfortranarray(part.mask.cpu().numpy().astype(np.uint8)))

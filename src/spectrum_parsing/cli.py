@@ -128,13 +128,13 @@ def plan_images(inputs: Sequence[Path], out: Path, formats: Sequence[str], overw
     for path in inputs:
         name = names[path]
         same = manifest.matches(name, path, settings or {}) if manifest is not None else True
-        existing = [f for f in formats if f not in pending_formats(out, name, formats)]
-        if not overwrite and same is not True and existing:
+        missing = pending_formats(out, name, formats)
+        if not overwrite and same is not True and len(missing) < len(formats):  # some of its outputs exist
             why = ("were made from another input or with other settings (model, mode, prompts, thresholds...)"
                    if same is False else "exist but this tool has no record of what made them")
             refused.append(f"{path}: its outputs {out / name}.* {why}; --overwrite to replace them")
             continue
-        pending = pending_formats(out, name, formats, overwrite or same is False)
+        pending = list(formats) if overwrite or same is False else missing
         if pending:
             todo.append((path, pending))
         else:

@@ -199,7 +199,7 @@ def evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | 
     return result
 
 
-def _person_ious(gt: list[np.ndarray], pred: list[np.ndarray]) -> list[float]:
+def match_person_ious(gt: list[np.ndarray], pred: list[np.ndarray]) -> list[float]:
     """Per ground-truth person, the IoU of its one-to-one match among ``pred`` (Hungarian on IoU; 0 unmatched)."""
     from scipy.optimize import linear_sum_assignment
 
@@ -259,7 +259,7 @@ def evaluate_instances(model: Any, dataset: Any, config: EvalConfig, progress: I
             persons = group_instances(logits, masks, [*prompts, "person"], len(prompts),
                                       score_threshold=config.score_threshold)
         right_count += len(persons) == len(gt_persons)
-        person_ious += _person_ious(gt_persons, [p.mask.cpu().numpy() for p in persons])
+        person_ious += match_person_ious(gt_persons, [p.mask.cpu().numpy() for p in persons])
         for person in persons:
             for part in person.parts:
                 rle = mask_utils.encode(np.asfortranarray(part.mask.cpu().numpy().astype(np.uint8)))

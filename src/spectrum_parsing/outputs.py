@@ -24,7 +24,7 @@ import re
 import shutil
 import tempfile
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,28 +130,39 @@ def inside(out: Path, path: Path) -> Path:
     return Path(path)
 
 
+def _is_tool_folder(directory: Path) -> bool:
+    """Whether ``directory`` is a real folder (not a link) that the tool made: it holds :data:`MARKER`."""
+    return directory.is_dir() and not directory.is_symlink() and (directory / MARKER).is_file()
+
+
+def _mark(directory: Path) -> None:
+    (directory / MARKER).write_text("made by spectrum parse; this folder may be replaced by its reruns\n")
+
+
+def _refuse_foreign(directory: Path) -> None:
+    """:class:`OutputConflictError` if something the tool did not make stands at ``directory``."""
+    if (directory.exists() or directory.is_symlink()) and not _is_tool_folder(directory):
+        raise OutputConflictError(f"{directory}: exists and was not made by spectrum (no {MARKER} marker); "
+                                  "refusing to write into or replace it (move it, or choose another --out)")
+
+
 def make_tool_folder(directory: Path, out: Path | None = None) -> Path:
     """Create ``directory`` (marked with :data:`MARKER`) or reuse one the tool made; a folder of the same name
     that the tool did not make is refused with :class:`OutputConflictError` (it is never written into)."""
     if out is not None:
         inside(out, directory)
-    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
-        raise OutputConflictError(f"{directory}: exists and is not a folder made by spectrum; refusing to use it")
-    if directory.is_dir():
-        if not (directory / MARKER).is_file():
-            raise OutputConflictError(f"{directory}: a folder not made by spectrum (no {MARKER} marker); "
-                                      "refusing to write into or replace it (move it, or choose another --out)")
-        return directory
-    directory.mkdir(parents=True)
-    (directory / MARKER).write_text("made by spectrum parse; this folder may be replaced by its reruns\n")
+    _refuse_foreign(directory)
+    if not directory.is_dir():
+        directory.mkdir(parents=True)
+        _mark(directory)
     return directory
 
 
-def output_names(inputs: Sequence[Path]) -> dict[Path, str]:
+def output_names(inputs: Sequence[Path], reserved: Collection[str] = ()) -> dict[Path, str]:
     """A unique, safe output name per input: its stem through :func:`safe_name`, with ``__2``, ``__3``... for
-    later inputs of the same name."""
+    later inputs of the same name; names in ``reserved`` are never given (compared without case)."""
     names: dict[Path, str] = {}
-    used: set[str] = set()
+    used = {name.lower() for name in reserved}
     for path in inputs:
         base = safe_name(path.stem)
         name, n = base, 1
@@ -178,7 +189,7 @@ def pending_formats(out: Path, name: str, formats: Sequence[str], overwrite: boo
     paths = output_paths(out, name, formats)
     if overwrite:
         return list(formats)
-    return [f for f, p in paths.items() if not ((p / MARKER).is_file() if f == "masks" else p.exists())]
+    return [f for f, p in paths.items() if not (_is_tool_folder(p) if f == "masks" else p.exists())]
 
 
 def write_masks(result: ParsingResult, directory: Path) -> list[Path]:
@@ -189,15 +200,13 @@ def write_masks(result: ParsingResult, directory: Path) -> list[Path]:
     import numpy as np
     from PIL import Image
 
-    if directory.is_symlink() or (directory.exists() and not (directory.is_dir() and (directory / MARKER).is_file())):
-        raise OutputConflictError(f"{directory}: exists and was not made by spectrum (no {MARKER} marker); "
-                                  "refusing to replace it (move it, or choose another --out)")
+    _refuse_foreign(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(directory.name), suffix=".part", dir=directory.parent))
     os.chmod(tmp, 0o777 & ~process_umask())
     names: list[str] = []
     try:
-        (tmp / MARKER).write_text("made by spectrum parse; this folder may be replaced by its reruns\n")
+        _mark(tmp)
         for person in result.persons:
             items = [(f"person{person.id}", person.mask)]
             seen: dict[str, int] = {}
@@ -286,21 +295,9 @@ class Manifest:
         """Output names: an input recorded in the manifest keeps its name; the others get fresh unique names
         (:func:`output_names` rules) that no recorded input uses."""
         recorded = {entry["input"]: name for name, entry in self.entries.items()}
-        names: dict[Path, str] = {}
-        used = {name.lower() for name in self.entries}
-        for path in inputs:
-            known = recorded.get(str(Path(path).resolve()))
-            if known is not None:
-                names[path] = known
-                continue
-            base = safe_name(path.stem)
-            name, n = base, 1
-            while name.lower() in used:
-                n += 1
-                name = f"{base}__{n}"
-            used.add(name.lower())
-            names[path] = name
-        return names
+        known = {path: recorded.get(str(Path(path).resolve())) for path in inputs}
+        fresh = output_names([p for p, name in known.items() if name is None], reserved=self.entries)
+        return {path: name if name is not None else fresh[path] for path, name in known.items()}
 
     def matches(self, name: str, path: Path, settings: dict[str, Any]) -> bool | None:
         """True when ``name`` was made from ``path`` as it is now with ``settings``; False when made otherwise;

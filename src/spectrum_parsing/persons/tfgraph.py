@@ -392,6 +392,7 @@ class TFGraphModule(nn.Module):
         if unknown:
             raise NotImplementedError(f"TF ops not supported by the torch port: {unknown}")
         self.spec = spec
+        self._needed_cache: dict[tuple[str, ...], set[str]] = {}
         self._const_names = {name: _key(name) for name in const_shapes}
         for name, (shape, dtype) in const_shapes.items():
             self.register_buffer(_key(name), torch.zeros(shape, dtype=dtype))
@@ -423,9 +424,8 @@ class TFGraphModule(nn.Module):
         return {name: get(name) for name in wanted}
 
     def _needed(self, wanted: Sequence[str]) -> set[str]:
-        cache = getattr(self, "_needed_cache", {})
         key = tuple(wanted)
-        if key not in cache:
+        if key not in self._needed_cache:
             by_name = {n["name"]: n for n in self.spec.nodes}
             needed, stack = set(), [w.split(":")[0] for w in wanted]
             while stack:
@@ -434,9 +434,8 @@ class TFGraphModule(nn.Module):
                     continue
                 needed.add(name)
                 stack += [i.split(":")[0] for i in by_name[name]["inputs"]]
-            cache[key] = needed
-            self._needed_cache = cache
-        return cache[key]
+            self._needed_cache[key] = needed
+        return self._needed_cache[key]
 
 
 GRAPH_FILE = "graph.json"
