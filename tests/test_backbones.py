@@ -311,7 +311,7 @@ def test_activation_collector_names_bad_layer() -> None:
 
 
 def test_bad_feature_layer_in_config_is_named(i2tx_config) -> None:
-    config = dataclasses.replace(i2tx_config, feature_layers={**i2tx_config.feature_layers, "unet": ["up_blocks.9"]})
+    config = dataclasses.replace(i2tx_config, feature_layers={"unet": ["up_blocks.9"]})
     with pytest.raises(ValueError, match="up_blocks.9"):
         load_backbone(config)
 
@@ -482,3 +482,36 @@ def test_tiny_lora_can_be_rebuilt_in_place(tiny_models, tmp_path):
     for _ in range(2):
         build_tiny_texture_lora(tmp_path / "lora", tiny_models["sd"])
     assert (tmp_path / "lora" / "unet" / "adapter_config.json").is_file()
+
+
+@pytest.mark.parametrize("levels", [2, 3, 4])
+def test_default_taps_follow_the_unet_block_structure(tiny_models, tmp_path: Path, levels: int) -> None:
+    """A UNet with 2 levels (diffusers' own test size) or 3 (SDXL's shape) works without hand-written
+    feature_layers: the taps are found by position, every stride gets features, and the 4-level SD shape keeps
+    exactly the documented SD 2.1 taps."""
+    from diffusers import UNet2DConditionModel
+
+    from spectrum_parsing.configs import DEFAULT_FEATURE_LAYERS
+    from spectrum_parsing.testing import TINY_CONTEXT_DIM
+
+    sd = tmp_path / "sd"
+    shutil.copytree(tiny_models["sd"], sd)
+    shutil.rmtree(sd / "unet")
+    torch.manual_seed(0)
+    UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, norm_num_groups=8,
+        down_block_types=("CrossAttnDownBlock2D",) * (levels - 1) + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (levels - 1),
+        block_out_channels=(16, 32, 32, 32)[:levels], attention_head_dim=4,
+        cross_attention_dim=TINY_CONTEXT_DIM, use_linear_projection=True,
+    ).save_pretrained(sd / "unet")
+    backbone = load_backbone(DiffusionBackboneConfig(type="t2i", base_model=str(sd)))
+    feats = backbone(_images(1, 3, 70, 100))
+    assert sorted(feats) == list(STRIDES)
+    for s, f in feats.items():
+        assert f.shape[-2:] == (math.ceil(70 / 32) * 32 // s, math.ceil(100 / 32) * 32 // s)
+        assert torch.isfinite(f).all()
+    if levels == 4:
+        assert backbone.feature_layers == DEFAULT_FEATURE_LAYERS
+    else:
+        assert backbone.feature_layers["unet"][0].startswith("up_blocks.0.")  # the pre-upsampler state

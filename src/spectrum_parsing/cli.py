@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .configs import ConfigError
+from .embedded import DEFAULT_MODEL_NAME, EMBEDDED_MODELS, model_display_name
 from .hub import ModelLoadError
 from .images import ImageLoadError
 from .outputs import PARSE_FORMATS, Manifest, pending_formats, slugify, write_outputs
@@ -21,6 +22,8 @@ __all__ = ["EXPECTED_ERRORS", "build_parser", "expand_inputs", "main", "slugify"
 if TYPE_CHECKING:
     from .pipeline import SpectrumPipeline
 
+MODEL_HELP = (f"model directory, hub id, or an embedded model ({', '.join(EMBEDDED_MODELS)}; "
+              f"default: {DEFAULT_MODEL_NAME})")
 EXPECTED_ERRORS = (ConfigError, ModelLoadError, ImageLoadError, FileNotFoundError, ValueError)
 
 
@@ -282,7 +285,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
         pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
                                                 max_pixels=options["max_pixels"], onnx=args.onnx, mode=args.mode,
                                                 person_masks=args.person_masks)
-        print(f"loaded model {args.model or 'spectrum-bodypix (embedded)'} in {time.perf_counter() - start:.1f}s",
+        print(f"loaded model {model_display_name(args.model)} in {time.perf_counter() - start:.1f}s",
               file=sys.stderr)
         call = options["call"]
         if "png" in options["formats"] and call["preset"] is None and call["label_map"] is None:
@@ -332,7 +335,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     path = export_onnx(pipe.model, args.out, image_size=args.image_size, check=not args.no_check)
     size = path.stat().st_size / 2**20
-    print(f"exported {args.model or 'spectrum-bodypix (embedded)'} to {path} ({size:.1f} MiB, "
+    print(f"exported {model_display_name(args.model)} to {path} ({size:.1f} MiB, "
           f"{args.image_size or pipe.model.config.input_size} px inputs) in {time.perf_counter() - start:.1f}s"
           + ("" if args.no_check else "; onnxruntime matches PyTorch"))
     return 0
@@ -383,15 +386,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from .data import open_dataset
+    from .embedded import embedded_model_dir
     from .evaluation import EvalConfig, evaluate, to_json, to_markdown
     from .modeling import SpectrumModel
 
-    if args.model in ("spectrum-bodypix", "spectrum-bodypix (embedded)"):
-        args.model = None  # the names this tool prints for its embedded model
-    if args.model is None:
-        from .pipeline import DEFAULT_MODEL_DIR
-
-        args.model = str(DEFAULT_MODEL_DIR)
+    embedded = embedded_model_dir(args.model)  # None, or a name this tool prints for an embedded model
+    if embedded is not None:
+        args.model = str(embedded)
     pipe = None
     if args.protocol == "instance" and args.mode == "top-down":
         from .pipeline import SpectrumPipeline
@@ -427,7 +428,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = ServerSettings(max_upload_bytes=int(args.max_upload_mb * 2**20), max_concurrency=args.max_concurrency,
                               max_queue=args.max_queue, request_timeout_s=args.timeout,
-                              max_pixels=args.max_pixels, model_name=args.model or "spectrum-bodypix (embedded)")
+                              max_pixels=args.max_pixels, model_name=model_display_name(args.model))
     start = time.perf_counter()
     pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
                                             mode=args.mode, person_masks=args.person_masks)
@@ -464,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("inputs", nargs="+",
                        help="image or video (.mp4 .mov .avi .mkv .webm) files, directories (recursive), glob patterns")
     parse.add_argument("--prompt", action="append", help="a text prompt (repeatable); default: the model's list")
-    parse.add_argument("--model", help="model directory or hub id (default: the embedded spectrum-bodypix)")
+    parse.add_argument("--model", help=MODEL_HELP)
     parse.add_argument("--out", default="outputs", help="output directory (default: outputs)")
     parse.add_argument("--threshold", type=float, default=0.3, help="minimum instance score")
     parse.add_argument("--image-size", type=int, default=None,
@@ -514,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache.set_defaults(func=cmd_cache_features)
 
     ev = sub.add_parser("eval", help="evaluate a model on a dataset (prompt-based)")
-    ev.add_argument("--model", help="model directory or hub id (default: the embedded spectrum-bodypix)")
+    ev.add_argument("--model", help=MODEL_HELP)
     ev.add_argument("--mode", choices=["top-down", "bottom-up"], default="top-down",
                     help="instance protocol: score top-down persons (default) or the bottom-up grouping")
     ev.add_argument("--person-masks", choices=["blazepose", "parser"], default=None,
@@ -532,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     export = sub.add_parser("export", help="export a model's image path to ONNX for onnxruntime")
-    export.add_argument("--model", help="model directory or hub id (default: the embedded spectrum-bodypix)")
+    export.add_argument("--model", help=MODEL_HELP)
     export.add_argument("--format", default="onnx", help="export format (onnx)")
     export.add_argument("--out", required=True, help="output .onnx file")
     export.add_argument("--image-size", type=int, default=None,
@@ -548,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the web demo and JSON API (needs the demo extra)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860)
-    serve.add_argument("--model", help="model directory or hub id (default: the embedded spectrum-bodypix)")
+    serve.add_argument("--model", help=MODEL_HELP)
     _add_person_options(serve)
     serve.add_argument("--device", default="auto")
     serve.add_argument("--image-size", type=int, default=None,

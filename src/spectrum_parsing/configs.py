@@ -122,9 +122,9 @@ class DiffusionBackboneConfig(ConfigBase):
     lora_scale: float = 1.0
     dtype: str = "float32"
     revision: str | None = None
-    feature_layers: dict[str, list[str]] = field(default_factory=lambda: {
-        k: list(v) for k, v in DEFAULT_FEATURE_LAYERS.items()
-    })
+    # None: derived from the loaded networks' block structure (backbones.diffusion.derive_feature_layers), which
+    # is DEFAULT_FEATURE_LAYERS for SD 1.x/2.x-shaped models and also fits 2- or 3-level UNets (tiny, SDXL).
+    feature_layers: dict[str, list[str]] | None = None
 
     TYPES: ClassVar[tuple[str, ...]] = ("i2tx", "t2i")
 
@@ -140,7 +140,7 @@ class DiffusionBackboneConfig(ConfigBase):
             raise ConfigError(f"dtype {self.dtype!r} is not one of {sorted(DTYPES)}")
         if not 0 <= self.timestep < 1000:
             raise ConfigError(f"timestep must be in [0, 1000), got {self.timestep}")
-        unknown = sorted(set(self.feature_layers) - set(DEFAULT_FEATURE_LAYERS))
+        unknown = sorted(set(self.feature_layers or {}) - set(DEFAULT_FEATURE_LAYERS))
         if unknown:
             raise ConfigError(f"feature_layers: unknown part(s) {unknown}; "
                               f"allowed: {sorted(DEFAULT_FEATURE_LAYERS)}")

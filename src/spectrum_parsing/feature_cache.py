@@ -63,7 +63,8 @@ def build_feature_cache(model: Any, dataset: Dataset, num_entries: int, director
         ignore = example.ignore if example.ignore is not None else torch.zeros(example.image.shape[-2:], dtype=bool)
         tensors[f"{j}.ignore"] = ignore.to(torch.uint8).contiguous()
         entries.append({"image_id": example.image_id, "categories": list(example.categories),
-                        "size": list(example.image.shape[-2:]), "label_space": example.label_space})
+                        "size": list(example.image.shape[-2:]), "label_space": example.label_space,
+                        "absent": list(example.absent)})
         if len(entries) == shard_size:
             flush()
     if entries:
@@ -107,7 +108,8 @@ class FeatureCacheDataset(Dataset):
             ignore = f.get_tensor(f"{j}.ignore").bool()
         h, w = meta["size"]
         example = TrainingExample(image=torch.zeros(3, h, w), masks=masks, categories=meta["categories"],
-                                  ignore=ignore, image_id=meta["image_id"], label_space=meta.get("label_space"))
+                                  ignore=ignore, image_id=meta["image_id"], label_space=meta.get("label_space"),
+                                  absent=list(meta.get("absent", [])))
         return i, (feats, example)
 
     def cycled(self, length: int) -> _Cycled:

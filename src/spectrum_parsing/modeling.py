@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .backbones import FeatureBackbone, load_backbone
+from .backbones import FeatureBackbone, load_backbone, without_initial_weights
 from .backbones.base import check_images
 from .configs import (
     ConfigBase,
@@ -150,15 +150,16 @@ class SpectrumModel(nn.Module):
         resolve = getattr(config.backbone, "resolve_paths", None)
         if resolve is not None:
             config = dataclasses.replace(config, backbone=resolve(directory))
+        state = _read_safetensors(directory / WEIGHTS_NAME, map_location)
         if backbone is None:
             backbone_config = config.backbone
-            if getattr(backbone_config, "trainable", False) and getattr(backbone_config, "weights", None):
-                # A fine-tuned backbone's weights are in model.safetensors: do not read the initial weights.
-                backbone_config = dataclasses.replace(backbone_config, weights=None)
+            if any(k.startswith("backbone.") for k in state):
+                # The checkpoint carries the backbone (fine-tuned, or small and bundled): read no initial weights.
+                backbone_config = without_initial_weights(backbone_config)
             backbone = load_backbone(backbone_config)
         text_encoder = text_encoder if text_encoder is not None else load_text_encoder(config.text_encoder)
         model = cls(config, backbone, text_encoder)
-        model.load_trainable_state_dict(_read_safetensors(directory / WEIGHTS_NAME, map_location))
+        model.load_trainable_state_dict(state)
         return model
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
@@ -177,10 +178,15 @@ class SpectrumModel(nn.Module):
         """True when the backbone is fine-tuned with the decoder (its weights are then saved too)."""
         return bool(getattr(self.backbone, "trainable", False))
 
+    @property
+    def backbone_saved(self) -> bool:
+        """True when ``model.safetensors`` carries the backbone: fine-tuned, or small enough to bundle."""
+        return self.backbone_trainable or bool(getattr(self.backbone, "saved_with_model", False))
+
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """State of the trainable parts: ``decoder.*``, plus ``backbone.*`` for a fine-tuned backbone."""
+        """What ``model.safetensors`` holds: ``decoder.*``, plus ``backbone.*`` when :attr:`backbone_saved`."""
         state = {f"decoder.{k}": v for k, v in self.decoder.state_dict().items()}
-        if self.backbone_trainable:
+        if self.backbone_saved:
             state.update({f"backbone.{k}": v for k, v in self.backbone.state_dict().items()})
         return state
 
@@ -198,7 +204,7 @@ class SpectrumModel(nn.Module):
                                  f"{unexpected}; shape mismatches {shapes}; dtype mismatches {dtypes}")
         self.decoder.load_state_dict(
             {k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")}, strict=True)
-        if self.backbone_trainable:
+        if self.backbone_saved:
             self.backbone.load_state_dict(
                 {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}, strict=True)
 

@@ -14,7 +14,6 @@ import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,9 @@ import torch
 from PIL import Image
 
 from .data.targets import EBP_PROMPTS, with_ebp
+from .embedded import (  # noqa: E402  (re-exported: the embedded models' names and folders)
+    embedded_model_dir,
+)
 from .evaluation import outputs_at_size, predict_batch, resize_for_model
 from .export import OnnxRunner, pad_square
 from .images import DEFAULT_MAX_PIXELS, ImageLoadError, array_to_rgb, check_image_size, load_image, to_rgb
@@ -32,9 +34,6 @@ from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map
 from .prompts import clean_prompts
 from .rendering import encode_rle, label_map_image, overlay, palette
 from .topdown import TopDownConfig, parse_top_down
-
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "spectrum-bodypix"
-"""The embedded default model shipped inside the package (see its README.md model card)."""
 
 BUILTIN_DEFAULT_PROMPTS = [
     "hair", "face", "left arm", "right arm", "left leg", "right leg", "hat", "sunglasses", "scarf",
@@ -275,10 +274,11 @@ class SpectrumPipeline:
 
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if source is None:
-            if not (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
-                raise FileNotFoundError(f"the embedded default model is missing from {DEFAULT_MODEL_DIR}")
-            source = DEFAULT_MODEL_DIR
+        embedded = embedded_model_dir(source)
+        if embedded is not None:
+            if not (embedded / "model.safetensors").is_file():
+                raise FileNotFoundError(f"the embedded model {embedded.name} is missing from {embedded}")
+            source = embedded
         top_down = kwargs.pop("top_down", None) or TopDownConfig()
         if person_masks is not None:
             top_down = dataclasses.replace(top_down, person_masks=person_masks)

@@ -37,7 +37,14 @@ from .configs import (
 from .data import open_dataset
 from .data.sample import Sample
 from .data.targets import TargetConfig, TrainingExample, collate, make_example
-from .data.transforms import ColorJitter, CopyPasteComposite, RandomHFlip, RandomScaleCrop, ResizeLongestSide
+from .data.transforms import (
+    ColorJitter,
+    CopyPasteComposite,
+    RandomHFlip,
+    RandomScaleCrop,
+    RealPhotoLook,
+    ResizeLongestSide,
+)
 from .losses import LossConfig, SpectrumCriterion
 from .modeling import SpectrumConfig, SpectrumModel
 
@@ -64,6 +71,21 @@ class AugmentConfig(ConfigBase):
     color_jitter: float = 0.2
     copy_paste: float = 0.5  # probability that a training image is a multi-person composite
     max_people: int = 4
+    # Real-photo look (data.transforms.RealPhotoLook), each a probability; 0 turns a step off.
+    rotate: float = 0.0
+    max_degrees: float = 15.0
+    background: float = 0.0  # paste the people onto a person-free photo from `backgrounds`
+    occlude: float = 0.0
+    blur: float = 0.0
+    backgrounds: str | None = None  # FORMAT:PATH of person-free photos (its train split), e.g. no-person:...
+
+    def __post_init__(self) -> None:
+        for name in ("hflip", "color_jitter", "copy_paste", "rotate", "background", "occlude", "blur"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ConfigError(f"augment.{name} must be a probability in [0, 1], got {value!r}")
+        if self.background > 0 and not self.backgrounds:
+            raise ConfigError("augment.background > 0 needs augment.backgrounds (FORMAT:PATH of person-free photos)")
 
 
 @dataclass
@@ -145,6 +167,9 @@ class ModelSection(ConfigBase):
     init_from_experiment: str | None = None
     ebp_prompts: list[str] | None = None  # recorded in the saved model: body parts it was trained on
     default_prompts: list[str] | None = None  # recorded in the saved model: prompts used when none are given
+    # Warm start of a fresh model's decoder: a saved Spectrum model whose decoder tensors of the same name and
+    # shape are copied (e.g. all but the input projections when the backbone changed); the rest stays fresh.
+    init_decoder_from: str | None = None
 
 
 @dataclass
@@ -213,6 +238,10 @@ class MixtureDataset(Dataset):
         self.jitter = ColorJitter(augment.color_jitter, augment.color_jitter, augment.color_jitter,
                                   augment.color_jitter / 4)
         self.composite = CopyPasteComposite(num_people=(2, max(2, augment.max_people)))
+        backgrounds = open_dataset(augment.backgrounds, split="train") if augment.backgrounds else None
+        self.look = RealPhotoLook(rotate=augment.rotate, max_degrees=augment.max_degrees,
+                                  background=augment.background, occlude=augment.occlude, blur=augment.blur,
+                                  backgrounds=backgrounds, canvas=image_size)
 
     def __len__(self) -> int:
         return self.length
@@ -222,14 +251,17 @@ class MixtureDataset(Dataset):
         rng = np.random.default_rng([self.seed, index])
         source = self.sources[int(rng.choice(len(self.sources), p=self.probs))]
         sample = source[int(rng.integers(len(source)))]
-        if self.train and self.augment.copy_paste > 0 and rng.random() < self.augment.copy_paste:
+        people = bool(sample.segments)  # person-free photos (negatives) are neither composited nor pasted
+        if people and self.train and self.augment.copy_paste > 0 and rng.random() < self.augment.copy_paste:
             extra = int(rng.integers(1, max(2, self.augment.max_people)))
             partners = [source[int(rng.integers(len(source)))] for _ in range(extra)]
             sample = self.composite([self.resize(sample, rng), *(self.resize(p, rng) for p in partners)], rng)
         sample = self.resize(sample, rng)
         if self.train:
-            sample = self.crop(self.flip(sample, rng), rng)
-            sample = self.jitter(sample, rng)
+            sample = self.flip(sample, rng)
+            if people:
+                sample = self.look(sample, rng)
+            sample = self.jitter(self.crop(sample, rng), rng)
         return sample
 
     def __getitem__(self, index: int) -> tuple[int, TrainingExample]:
@@ -301,8 +333,63 @@ def build_model(config: ExperimentConfig) -> SpectrumModel:
     if config.model.init_from_experiment and not config.model.init_from:
         raise ConfigError("model.init_from_experiment is resolved by train(); call continue_after(config) first")
     if config.model.init_from:
+        if config.model.init_decoder_from:
+            raise ConfigError("model.init_decoder_from is for fresh models; init_from already loads a decoder")
         return SpectrumModel.from_pretrained(config.model.init_from)
-    return SpectrumModel.from_config(config.spectrum_config())
+    model = SpectrumModel.from_config(config.spectrum_config())
+    if config.model.init_decoder_from:
+        copied, fresh = warm_start_decoder(model, config.model.init_decoder_from)
+        logger.warning("decoder warm start from %s: %d tensors copied, %d fresh (%s)", config.model.init_decoder_from,
+                       len(copied), len(fresh), ", ".join(fresh[:6]) + (" ..." if len(fresh) > 6 else ""))
+    return model
+
+
+def warm_start_decoder(model: SpectrumModel, source: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """Copy the decoder tensors of the saved model ``source`` whose name and shape match ``model``'s decoder.
+
+    When ``model``'s backbone is a fusion with a member whose channels per stride equal the source model's
+    backbone, the source's input projections are copied into that member's input channels and the other
+    members' weights start at zero: the warm-started model begins as the source model (up to the member's own
+    weights) and learns what the added members bring.
+
+    Returns (copied names, names left freshly initialised). A source sharing no tensor is an error.
+    """
+    from safetensors.torch import load_file
+
+    from .backbones import FusionBackbone
+    from .hub import resolve_dir
+    from .modeling import SpectrumConfig
+
+    directory = resolve_dir(str(source), allow_patterns=["config.json", "model.safetensors"])
+    state = load_file(str(directory / "model.safetensors"))
+    src_channels = SpectrumConfig.from_json_file(directory / "config.json").decoder.in_channels
+    offsets: dict[tuple[int, int], int] = {}  # (source channels, own channels) -> offset of the matching member
+    if isinstance(model.backbone, FusionBackbone):
+        per_member = [m.feature_channels() for m in model.backbone.members]
+        for j, channels in enumerate(per_member):
+            if all(channels[s] == int(src_channels.get(str(s), -1)) for s in channels):
+                for s in channels:
+                    before = sum(p[s] for p in per_member[:j])
+                    offsets[(channels[s], sum(p[s] for p in per_member))] = before
+                break
+    own = model.decoder.state_dict()
+    take: dict[str, torch.Tensor] = {}
+    for k, v in own.items():
+        src = state.get(f"decoder.{k}")
+        if src is None:
+            continue
+        if src.shape == v.shape:
+            take[k] = src
+        elif (src.ndim == 4 and src.shape[0] == v.shape[0] and src.shape[2:] == v.shape[2:]
+              and (src.shape[1], v.shape[1]) in offsets):
+            off = offsets[(src.shape[1], v.shape[1])]
+            embedded = torch.zeros_like(v)
+            embedded[:, off:off + src.shape[1]] = src
+            take[k] = embedded
+    if not take:
+        raise ConfigError(f"model.init_decoder_from {source}: no decoder tensor matches this model's decoder")
+    model.decoder.load_state_dict({**own, **take}, strict=True)
+    return sorted(take), sorted(set(own) - set(take))
 
 
 def withheld_after(config: ExperimentConfig, before: Sequence[str]) -> list[str]:

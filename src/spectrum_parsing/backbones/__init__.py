@@ -1,4 +1,5 @@
-"""Feature backbones: the frozen I2Tx diffusion model (Spectrum), the T2I baseline and BodyPix MobileNetV1."""
+"""Feature backbones: the frozen I2Tx diffusion model (Spectrum), the T2I baseline, BodyPix MobileNetV1,
+ImageNet EfficientNet-Lite, and fusions of them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from ..configs import ConfigBase, DiffusionBackboneConfig
 from .base import FeatureBackbone
 from .bodypix import BodyPixBackbone, BodyPixConfig, BodyPixMobileNet, load_bodypix
 from .diffusion import DiffusionBackbone, load_diffusion_backbone
+from .efficientnet_lite import EfficientNetLiteBackbone, EfficientNetLiteConfig, load_efficientnet_lite
+from .fusion import FusionBackbone, FusionConfig
 from .im2context import Image2Token, load_im2context
 
 __all__ = [
@@ -13,12 +16,18 @@ __all__ = [
     "BodyPixConfig",
     "BodyPixMobileNet",
     "DiffusionBackbone",
+    "EfficientNetLiteBackbone",
+    "EfficientNetLiteConfig",
+    "FusionBackbone",
+    "FusionConfig",
     "FeatureBackbone",
     "Image2Token",
     "load_backbone",
     "load_bodypix",
     "load_diffusion_backbone",
+    "load_efficientnet_lite",
     "load_im2context",
+    "without_initial_weights",
 ]
 
 
@@ -28,4 +37,20 @@ def load_backbone(config: ConfigBase) -> FeatureBackbone:
         return load_diffusion_backbone(config)
     if isinstance(config, BodyPixConfig):
         return load_bodypix(config)
+    if isinstance(config, EfficientNetLiteConfig):
+        return load_efficientnet_lite(config)
+    if isinstance(config, FusionConfig):
+        return FusionBackbone(config, [load_backbone(m) for m in config.members])
     raise TypeError(f"no backbone loader for {type(config).__name__}")
+
+
+def without_initial_weights(config: ConfigBase) -> ConfigBase:
+    """The config with its initial ``weights`` unset (member-wise for a fusion): for backbones whose trained
+    weights a Spectrum checkpoint carries, so loading it reads no other file."""
+    import dataclasses
+
+    if isinstance(config, FusionConfig):
+        return config.without_weights()
+    if getattr(config, "weights", None) is not None:
+        return dataclasses.replace(config, weights=None)
+    return config

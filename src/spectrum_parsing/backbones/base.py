@@ -22,6 +22,9 @@ class FeatureBackbone(nn.Module):
     """
 
     config: object
+    saved_with_model: bool = False
+    """True for small backbones whose weights a saved Spectrum model carries in its ``model.safetensors`` (so a
+    fresh machine needs no other file); False for large ones named by source (Stable Diffusion)."""
 
     def freeze(self) -> FeatureBackbone:
         """Put the backbone in eval mode and disable gradients for all its parameters."""
@@ -125,9 +128,14 @@ class ActivationCollector:
 
 
 def group_by_stride(
-    activations: Sequence[torch.Tensor], padded_size: tuple[int, int], image_size: tuple[int, int]
+    activations: Sequence[torch.Tensor], padded_size: tuple[int, int], image_size: tuple[int, int],
+    fill_missing: bool = False,
 ) -> dict[int, torch.Tensor]:
-    """Concatenate activations by output stride and crop them to the image rounded up to 32."""
+    """Concatenate activations by output stride and crop them to the image rounded up to 32.
+
+    ``fill_missing``: a stride no activation lands at is made by 2x2 max-pooling the next finer level (as
+    detectron2's ``LastLevelMaxPool``), e.g. stride 32 for a UNet with only two levels; else it is an error.
+    """
     groups: dict[int, list[torch.Tensor]] = {s: [] for s in STRIDES}
     for act in activations:
         stride = padded_size[0] // act.shape[-2]
@@ -139,6 +147,14 @@ def group_by_stride(
         hc, wc = crop_size(image_size[0], stride), crop_size(image_size[1], stride)
         groups[stride].append(act[..., :hc, :wc])
     empty = [s for s, g in groups.items() if not g]
+    if empty and fill_missing and groups[STRIDES[0]]:
+        for finer, s in zip(STRIDES, STRIDES[1:]):
+            if not groups[s] and groups[finer]:
+                base = torch.cat(groups[finer], dim=1)
+                pooled = nn.functional.max_pool2d(base, kernel_size=2, stride=2, ceil_mode=True)
+                hc, wc = crop_size(image_size[0], s), crop_size(image_size[1], s)
+                groups[s] = [pooled[..., :hc, :wc]]
+        empty = [s for s, g in groups.items() if not g]
     if empty:
         raise ValueError(f"no feature layer lands at stride(s) {empty}")
     return {s: torch.cat(g, dim=1) for s, g in groups.items()}

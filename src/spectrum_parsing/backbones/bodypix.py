@@ -264,6 +264,8 @@ class BodyPixBackbone(FeatureBackbone):
     ``i * s + (s - 1) / 2``: a (s - 1) / 2 pixel shift that fine-tuning absorbs.
     """
 
+    saved_with_model = True
+
     def __init__(self, config: BodyPixConfig, net: BodyPixMobileNet) -> None:
         super().__init__()
         if net.output_stride != config.output_stride:

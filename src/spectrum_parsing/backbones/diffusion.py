@@ -106,7 +106,9 @@ class DiffusionBackbone(FeatureBackbone):
         if config.timestep > 0 and alphas_cumprod is None:
             raise ValueError("a timestep > 0 needs the scheduler's alphas_cumprod to noise the latent")
         self.register_buffer("alphas_cumprod", alphas_cumprod, persistent=False)
-        layers = config.feature_layers
+        self._derived = config.feature_layers is None
+        layers = derive_feature_layers(vae, unet) if self._derived else config.feature_layers
+        self.feature_layers = {k: list(v) for k, v in layers.items()}
         self._enc = ActivationCollector(vae.encoder, layers.get("vae_encoder", []))
         self._unet = ActivationCollector(unet, layers.get("unet", []), stop_early=True)
         self._dec = ActivationCollector(vae.decoder, layers.get("vae_decoder", []), stop_early=True)
@@ -146,7 +148,7 @@ class DiffusionBackbone(FeatureBackbone):
             with self._dec.capture() as dec_out:
                 self.vae.decode(latent / scaling)
             acts += [dec_out[n] for n in self._dec.names]
-        return group_by_stride(acts, (padded.shape[-2], padded.shape[-1]), size)
+        return group_by_stride(acts, (padded.shape[-2], padded.shape[-1]), size, fill_missing=self._derived)
 
     def _add_noise(self, latent: torch.Tensor) -> torch.Tensor:
         """Forward-diffuse the latent to ``config.timestep`` with seeded noise (identity at t = 0)."""
@@ -157,6 +159,32 @@ class DiffusionBackbone(FeatureBackbone):
         noise = torch.randn(latent.shape, generator=gen).to(latent.device, latent.dtype)
         a = self.alphas_cumprod[t].to(latent.dtype)
         return a.sqrt() * latent + (1 - a).sqrt() * noise
+
+
+def derive_feature_layers(vae: nn.Module, unet: nn.Module) -> dict[str, list[str]]:
+    """Default taps found by position in the networks' block structure, not by SD 2.1's names.
+
+    * VAE encoder: its second down block (the first after a downsampler: stride 4) and its mid block;
+    * UNet: every up block's output; with fewer than four levels (a 2-level test UNet, SDXL's three) also the
+      first up block's state before its upsampler, so the coarse strides keep a UNet view (a stride still
+      missing is max-pooled from the next finer one);
+    * VAE decoder: its mid block and first up block.
+
+    For SD 1.x/2.x-shaped models this is exactly ``configs.DEFAULT_FEATURE_LAYERS``.
+    """
+    enc_blocks = len(getattr(vae.encoder, "down_blocks", []))
+    ups = list(getattr(unet, "up_blocks", []))
+    if not ups or not enc_blocks:
+        raise ValueError("cannot derive feature layers: the VAE encoder has no down_blocks or the UNet no up_blocks")
+    unet_taps = [f"up_blocks.{i}" for i in range(len(ups))]
+    first = ups[0]
+    if len(ups) < 4 and getattr(first, "upsamplers", None):
+        attentions = getattr(first, "attentions", None)
+        inner = (f"attentions.{len(attentions) - 1}" if attentions is not None and len(attentions)
+                 else f"resnets.{len(first.resnets) - 1}")
+        unet_taps.insert(0, f"up_blocks.0.{inner}")
+    return {"vae_encoder": [f"down_blocks.{min(1, enc_blocks - 1)}", "mid_block"], "unet": unet_taps,
+            "vae_decoder": ["mid_block", "up_blocks.0"]}
 
 
 def _scheduler_alphas(base: str, revision: str | None) -> torch.Tensor:

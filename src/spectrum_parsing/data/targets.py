@@ -223,6 +223,7 @@ class TrainingExample:
     image_id: str
     persons: list[int] = field(default_factory=list)  # person id per mask
     label_space: list[str] | None = None  # canonical categories the source dataset annotates (None: unknown)
+    absent: list[str] = field(default_factory=list)  # categories shown but surely not worn: offered as negatives
 
 
 def canonical_classes(classes: Sequence[str]) -> list[str | None]:
@@ -264,6 +265,9 @@ def make_example(sample: Sample, config: TargetConfig) -> TrainingExample:
         image_id=sample.image_id,
         persons=persons,
         label_space=space or None,
+        # A person-free photo's tags name the garment it shows, which nobody wears: the phrase most likely to be
+        # matched wrongly, so it is always offered (as a negative) with this image.
+        absent=[t for t in sample.tags if t not in withheld] if sample.dataset == "no-person" else [],
     )
 
 
@@ -345,8 +349,11 @@ def collate(examples: Sequence[TrainingExample], config: TargetConfig,
 
     present = list(dict.fromkeys(c for ex in examples for c in ex.categories))
     categories = list(present)
+    withheld = config.withheld_set()
+    categories += list(dict.fromkeys(c for ex in examples for c in ex.absent
+                                     if c not in present and c not in withheld and c in vocabulary.BY_NAME))
     if rng is not None and config.num_negative_phrases > 0:
-        pool = _negative_candidates(present, examples, config.withheld_set())
+        pool = [c for c in _negative_candidates(present, examples, withheld) if c not in categories]
         take = min(config.num_negative_phrases, len(pool))
         categories += [pool[i] for i in rng.choice(len(pool), size=take, replace=False)] if take else []
     phrases: list[str] = []

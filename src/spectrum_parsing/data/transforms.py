@@ -33,6 +33,9 @@ __all__ = [
     "ResizeLongestSide",
     "CopyPasteComposite",
     "resize_sample",
+    "RealPhotoLook",
+    "paste_on_background",
+    "rotate_sample",
 ]
 
 Transform = Callable[[Sample, np.random.Generator], Sample]
@@ -590,3 +593,164 @@ class CopyPasteComposite:
             image_id="+".join(image_ids),
             dataset=canvas.dataset, ignore=ignore, tags=tags, has_instances=True,
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Real-photo look: people on person-free backgrounds, rotation, blur, occluders
+# --------------------------------------------------------------------------------------------
+
+
+def _person_region(sample: Sample) -> np.ndarray:
+    """Union of every person's full-body mask (False everywhere when the sample has no person)."""
+    masks = _person_masks(sample)
+    return np.logical_or.reduce(masks) if masks else np.zeros(sample.size, dtype=bool)
+
+
+def _cover(background: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A random window of ``background``, scaled to cover ``size`` = (h, w) (up to 1.5x more), as (h, w, 3)."""
+    h, w = size
+    bh, bw = background.shape[:2]
+    scale = max(h / bh, w / bw) * float(rng.uniform(1.0, 1.5))
+    sh, sw = max(h, round(bh * scale)), max(w, round(bw * scale))
+    big = _resize_image(background, (sh, sw))
+    y0, x0 = int(rng.integers(0, sh - h + 1)), int(rng.integers(0, sw - w + 1))
+    return big[y0:y0 + h, x0:x0 + w]
+
+
+def _place_on_canvas(sample: Sample, size: tuple[int, int], rng: np.random.Generator) -> Sample:
+    """Pad the sample to at least ``size`` at a random offset; the new pixels are background (0), not ignored."""
+    h, w = sample.size
+    ph, pw = max(size[0] - h, 0), max(size[1] - w, 0)
+    if ph == 0 and pw == 0:
+        return sample
+    top, left = int(rng.integers(0, ph + 1)), int(rng.integers(0, pw + 1))
+    pad = ((top, ph - top), (left, pw - left))
+    return _replace(
+        sample,
+        image=np.pad(sample.image, (*pad, (0, 0))),
+        semantic=np.pad(sample.semantic, pad),
+        ignore=None if sample.ignore is None else np.pad(sample.ignore, pad),
+        segments=[Segment(s.category, np.pad(s.mask, pad), s.person) for s in sample.segments],
+    )
+
+
+def paste_on_background(sample: Sample, background: np.ndarray, rng: np.random.Generator,
+                        feather: float = 1.0, canvas: tuple[int, int] | None = None) -> Sample:
+    """Put the sample's people onto a person-free photo: every pixel outside them becomes that photo.
+
+    Labels outside the people become background (0) and known (not ignored): the new background holds no person,
+    so whatever it shows (garments on a bed, a door) is what the model must learn to leave unlabelled. The
+    image is blended through the person mask blurred by ``feather`` pixels so the seam is not a hard cut-out edge.
+    ``canvas``: first place the sample at a random position on a canvas of at least this (h, w).
+    """
+    from PIL import ImageFilter
+
+    region = _person_region(sample)
+    if not region.any():
+        return _replace(sample)
+    if canvas is not None:
+        sample = _place_on_canvas(sample, canvas, rng)
+        region = _person_region(sample)
+    back = _cover(background, sample.size, rng).astype(np.float32)
+    alpha = Image.fromarray(region.astype(np.uint8) * 255)
+    if feather > 0:
+        alpha = alpha.filter(ImageFilter.GaussianBlur(feather))
+    a = np.asarray(alpha, dtype=np.float32)[..., None] / 255.0
+    image = np.rint(sample.image.astype(np.float32) * a + back * (1 - a)).astype(np.uint8)
+    semantic = np.where(region, sample.semantic, 0).astype(sample.semantic.dtype)
+    ignore = None if sample.ignore is None else sample.ignore & region
+    return _replace(sample, image=image, semantic=semantic, ignore=ignore)
+
+
+def rotate_sample(sample: Sample, degrees: float) -> Sample:
+    """Rotate about the centre by ``degrees`` (counter-clockwise), same size; corners outside the source are
+    black and ignored (a later :func:`paste_on_background` makes them known background)."""
+    if degrees == 0:
+        return _replace(sample)
+
+    def rot(array: np.ndarray, resample: Image.Resampling, fill: int) -> np.ndarray:
+        return np.asarray(Image.fromarray(array).rotate(degrees, resample=resample, fillcolor=fill))
+
+    h, w = sample.size
+    inside = rot(np.ones((h, w), np.uint8), Image.Resampling.NEAREST, 0).astype(bool)
+    ignore = ~inside if sample.ignore is None else rot(sample.ignore.astype(np.uint8), Image.Resampling.NEAREST,
+                                                       1).astype(bool) | ~inside
+    semantic = sample.semantic.astype(np.int32)
+    sem = rot(semantic, Image.Resampling.NEAREST, IGNORE_ID).astype(sample.semantic.dtype)
+    segments = []
+    for seg in sample.segments:
+        mask = rot(seg.mask.astype(np.uint8), Image.Resampling.NEAREST, 0).astype(bool)
+        if mask.any():
+            segments.append(Segment(seg.category, mask, seg.person))
+    image = np.asarray(Image.fromarray(sample.image).rotate(degrees, resample=Image.Resampling.BILINEAR))
+    return _replace(sample, image=image.copy(), semantic=sem, ignore=ignore, segments=segments)
+
+
+@dataclass
+class RealPhotoLook:
+    """Make studio photos look like users' photos (each step with its own probability).
+
+    * ``rotate``: rotation by up to ``max_degrees``;
+    * ``background``: people pasted onto a random person-free photo from ``backgrounds`` (a sequence of
+      Samples, e.g. the ``no-person`` reader on photos of garments nobody wears);
+    * ``occlude``: a rectangle cut from a background photo (or a flat colour) hides up to a third of a person;
+      what it hides is labelled background;
+    * ``blur``: Gaussian blur of radius 0.5-2 px (focus, motion, low resolution).
+    """
+
+    rotate: float = 0.3
+    max_degrees: float = 15.0
+    background: float = 0.5
+    occlude: float = 0.2
+    blur: float = 0.2
+    backgrounds: Sequence[Sample] | None = None
+    canvas: int | None = None  # pasted people land on a square canvas of this side (x 1-1.3) when set
+
+    def _background(self, rng: np.random.Generator) -> np.ndarray | None:
+        if not self.backgrounds:
+            return None
+        return self.backgrounds[int(rng.integers(len(self.backgrounds)))].image
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        from PIL import ImageFilter
+
+        if self.rotate > 0 and rng.random() < self.rotate:
+            sample = rotate_sample(sample, float(rng.uniform(-self.max_degrees, self.max_degrees)))
+        if self.background > 0 and rng.random() < self.background:
+            back = self._background(rng)
+            if back is not None:
+                side = None if self.canvas is None else round(self.canvas * float(rng.uniform(1.0, 1.3)))
+                canvas = None if side is None else (max(side, sample.size[0]), max(side, sample.size[1]))
+                sample = paste_on_background(sample, back, rng, canvas=canvas)
+        if self.occlude > 0 and rng.random() < self.occlude:
+            sample = self._occlude(sample, rng)
+        if self.blur > 0 and rng.random() < self.blur:
+            image = Image.fromarray(sample.image).filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2.0))))
+            sample = _replace(sample, image=np.asarray(image).copy())
+        return sample
+
+    def _occlude(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        box = _bbox(_person_region(sample))
+        if box is None:
+            return _replace(sample)
+        y0, y1, x0, x1 = box
+        ph, pw = y1 - y0, x1 - x0
+        oh = max(1, round(ph * float(rng.uniform(0.15, 0.5))))
+        ow = max(1, round(pw * float(rng.uniform(0.3, 0.8))))
+        oh, ow = min(oh, sample.size[0]), min(ow, sample.size[1])
+        # Half of the occluders come up from the bottom of the person box (a table, a counter, the frame).
+        oy = max(y0, y1 - oh) if rng.random() < 0.5 else int(rng.integers(y0, max(y0 + 1, y1 - oh + 1)))
+        ox = int(rng.integers(x0, max(x0 + 1, x1 - ow + 1)))
+        back = self._background(rng)
+        patch = (_cover(back, (oh, ow), rng) if back is not None
+                 else np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (oh, ow, 3)))
+        image = sample.image.copy()
+        image[oy:oy + oh, ox:ox + ow] = patch
+        hidden = np.zeros(sample.size, dtype=bool)
+        hidden[oy:oy + oh, ox:ox + ow] = True
+        semantic = sample.semantic.copy()
+        semantic[hidden] = 0
+        ignore = None if sample.ignore is None else sample.ignore & ~hidden
+        segments = [Segment(s.category, s.mask & ~hidden, s.person) for s in sample.segments]
+        return _replace(sample, image=image, semantic=semantic, ignore=ignore,
+                        segments=[s for s in segments if s.mask.any()])

@@ -8,6 +8,7 @@ from .ccp import CCP_LABELS, CCPDataset, read_ccp_labels
 from .cihp import CIHP_LABELS, CIHPDataset
 from .coco import PERSON_KEYS, COCODataset, decode_segmentation
 from .lip import LIP_LABELS, LIPDataset
+from .nopeople import NoPersonDataset
 from .pascal import PASCAL_PERSON_PART_LABELS, PascalPersonPartDataset, voc_colormap
 
 FORMATS: dict[str, type[ParsingDataset]] = {
@@ -17,6 +18,7 @@ FORMATS: dict[str, type[ParsingDataset]] = {
     "pascal-person-part": PascalPersonPartDataset,
     "atr": ATRDataset,
     "coco": COCODataset,
+    "no-person": NoPersonDataset,
 }
 """Format name (the FORMAT of a ``FORMAT:PATH`` spec) -> reader class."""
 
@@ -33,6 +35,7 @@ __all__ = [
     "CIHPDataset",
     "COCODataset",
     "LIPDataset",
+    "NoPersonDataset",
     "PascalPersonPartDataset",
     "decode_segmentation",
     "read_ccp_labels",
