@@ -215,3 +215,36 @@ def test_spectrum_config_fields_are_type_checked(key, value, match):
     data = {"backbone": {"type": "bodypix", "weights": None}, key: value}
     with pytest.raises(ConfigError, match=match):
         SpectrumConfig.from_dict(data)
+
+
+@pytest.mark.parametrize(("section", "field", "value"), [
+    ("decoder", "hidden_dim", 10**9), ("decoder", "num_queries", 3 * 10**7), ("decoder", "decoder_layers", 10**5),
+    ("decoder", "encoder_layers", -1), ("decoder", "num_heads", 0), ("decoder", "dropout", 1.5),
+    ("decoder", "hidden_dim", True), ("loss", "num_points", 10**9), ("text_encoder", "max_length", 10**7),
+])
+def test_sizes_from_a_config_are_bounded_before_anything_is_built(section, field, value):
+    """A config asking for 10^9 hidden units or 10^5 layers is refused with the field named, not allocated."""
+    from spectrum_parsing import SpectrumConfig
+
+    data = {"backbone": {"type": "bodypix"}, section: {field: value}}
+    with pytest.raises(ConfigError, match=rf"{section}\.{field}"):
+        SpectrumConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("size", ["0", "-5", "100000", "big"])
+def test_image_size_flag_out_of_range_is_refused(size, capsys):
+    from spectrum_parsing.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["parse", "x.jpg", "--image-size", size])
+    assert exit_info.value.code == 2
+    assert "--image-size" in capsys.readouterr().err
+
+
+def test_training_image_size_and_batch_are_bounded():
+    from spectrum_parsing.training import ExperimentConfig
+
+    with pytest.raises(ConfigError, match=r"data\.image_size"):
+        ExperimentConfig.from_dict({"data": {"image_size": 0}})
+    with pytest.raises(ConfigError, match=r"train\.batch_size"):
+        ExperimentConfig.from_dict({"train": {"batch_size": 10**6}})

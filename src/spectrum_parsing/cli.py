@@ -27,6 +27,19 @@ MODEL_HELP = (f"model directory, hub id, or an embedded model ({', '.join(EMBEDD
 EXPECTED_ERRORS = (ConfigError, ModelLoadError, ImageLoadError, FileNotFoundError, ValueError)
 
 
+def _image_side(text: str) -> int:
+    """argparse type of --image-size: an integer side in [32, 4096] (0, negative or huge sizes are refused)."""
+    from .configs import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not MIN_IMAGE_SIDE <= value <= MAX_IMAGE_SIDE:
+        raise argparse.ArgumentTypeError(f"must be in [{MIN_IMAGE_SIDE}, {MAX_IMAGE_SIDE}] pixels, got {value}")
+    return value
+
+
 def _device(name: str) -> str:
     import torch
 
@@ -468,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--model", help=MODEL_HELP)
     parse.add_argument("--out", default="outputs", help="output directory (default: outputs)")
     parse.add_argument("--threshold", type=float, default=0.3, help="minimum instance score")
-    parse.add_argument("--image-size", type=int, default=None,
+    parse.add_argument("--image-size", type=_image_side, default=None,
                        help="longest side fed to the model (default: the size it was trained at)")
     parse.add_argument("--no-ebp", action="store_true", help="do not add the expanded body-part prompts")
     _add_person_options(parse)
@@ -523,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--dataset", required=True, help="FORMAT:PATH, e.g. ccp:../shared/datasets/ccp")
     ev.add_argument("--split", default="val", help="train, val or all (default val)")
     ev.add_argument("--protocol", default="all", choices=["all", "body", "clothing", "unseen", "person", "instance"])
-    ev.add_argument("--image-size", type=int, default=None,
+    ev.add_argument("--image-size", type=_image_side, default=None,
                        help="longest side fed to the model (default: the size it was trained at)")
     ev.add_argument("--limit", type=int, help="evaluate only the first N images")
     ev.add_argument("--background-threshold", type=float, default=0.5,
@@ -536,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", help=MODEL_HELP)
     export.add_argument("--format", default="onnx", help="export format (onnx)")
     export.add_argument("--out", required=True, help="output .onnx file")
-    export.add_argument("--image-size", type=int, default=None,
+    export.add_argument("--image-size", type=_image_side, default=None,
                         help="fixed input side of the export, a multiple of 32 (default: the model's input size)")
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
     export.set_defaults(func=cmd_export)
@@ -552,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", help=MODEL_HELP)
     _add_person_options(serve)
     serve.add_argument("--device", default="auto")
-    serve.add_argument("--image-size", type=int, default=None,
+    serve.add_argument("--image-size", type=_image_side, default=None,
                        help="longest side fed to the model (default: the size it was trained at)")
     serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted (default 10)")
     serve.add_argument("--max-concurrency", type=int, default=1, help="model calls run at once (default 1)")

@@ -24,6 +24,19 @@ class ConfigError(ValueError):
     """A config is malformed: unknown or missing keys, or bad values."""
 
 
+MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 32, 4096
+"""Bounds of every model input side (``input_size``, ``--image-size``, training ``image_size``)."""
+
+
+def check_range(owner: str, name: str, value: Any, low: float, high: float, integer: bool = True) -> None:
+    """Raise :class:`ConfigError` naming ``owner.name`` unless ``value`` is a number (an integer when ``integer``)
+    in ``[low, high]``: sizes from a config file are bounded before anything is allocated."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{owner}.{name} must be {kind} in [{low:g}, {high:g}], got {value!r:.40}")
+
+
 @dataclass
 class ConfigBase:
     """Shared dict/JSON round-trip logic with strict key checking."""
@@ -140,6 +153,8 @@ class DiffusionBackboneConfig(ConfigBase):
             raise ConfigError(f"dtype {self.dtype!r} is not one of {sorted(DTYPES)}")
         if not 0 <= self.timestep < 1000:
             raise ConfigError(f"timestep must be in [0, 1000), got {self.timestep}")
+        if self.im2context_heads is not None:
+            check_range("backbone", "im2context_heads", self.im2context_heads, 1, 64)
         unknown = sorted(set(self.feature_layers or {}) - set(DEFAULT_FEATURE_LAYERS))
         if unknown:
             raise ConfigError(f"feature_layers: unknown part(s) {unknown}; "
@@ -205,6 +220,7 @@ class TextEncoderConfig(ConfigBase):
             raise ConfigError(f"text encoder type {self.type!r} is not one of {self.TYPES}")
         if self.type == "clip" and not self.model:
             raise ConfigError("a 'clip' text encoder needs 'model' (a local directory or hub id)")
+        check_range("text_encoder", "max_length", self.max_length, 1, 4096)
 
 
 @dataclass
@@ -225,7 +241,22 @@ class DecoderConfig(ConfigBase):
     dropout: float = 0.0
     grounding_temperature: float = 0.07
 
+    BOUNDS: ClassVar[dict[str, tuple[int, int]]] = {
+        "text_dim": (1, 8192), "hidden_dim": (8, 4096), "mask_dim": (8, 4096), "num_queries": (1, 1000),
+        "num_heads": (1, 64), "encoder_layers": (0, 24), "encoder_ffn_dim": (1, 32768), "encoder_points": (1, 64),
+        "decoder_layers": (1, 24), "decoder_ffn_dim": (1, 32768),
+    }
+
     def __post_init__(self) -> None:
+        for name, (low, high) in self.BOUNDS.items():
+            check_range("decoder", name, getattr(self, name), low, high)
+        check_range("decoder", "dropout", self.dropout, 0.0, 0.9, integer=False)
+        check_range("decoder", "grounding_temperature", self.grounding_temperature, 1e-4, 10.0, integer=False)
+        if not isinstance(self.in_channels, dict):
+            raise ConfigError("decoder.in_channels must be an object {stride: channels}, "
+                              f"got {self.in_channels!r:.40}")
+        for stride, channels in self.in_channels.items():
+            check_range("decoder", f"in_channels[{stride}]", channels, 1, 32768)
         self.in_channels = {str(k): int(v) for k, v in self.in_channels.items()}
         missing = [s for s in STRIDES if str(s) not in self.in_channels]
         if self.in_channels and missing:

@@ -14,6 +14,50 @@ class ModelLoadError(RuntimeError):
     """A model could not be loaded: missing files, wrong format, or mismatched weights."""
 
 
+HUB_TIMEOUT_ENV = "SPECTRUM_HUB_TIMEOUT"
+DEFAULT_HUB_TIMEOUT_S = 60.0
+
+
+def hub_timeout() -> float:
+    """Seconds a hub download may take before it is abandoned (``SPECTRUM_HUB_TIMEOUT``, default 60)."""
+    try:
+        value = float(os.environ.get(HUB_TIMEOUT_ENV, DEFAULT_HUB_TIMEOUT_S))
+    except ValueError:
+        raise ModelLoadError(f"{HUB_TIMEOUT_ENV} must be a number of seconds, "
+                             f"got {os.environ[HUB_TIMEOUT_ENV]!r}") from None
+    return value if value > 0 else DEFAULT_HUB_TIMEOUT_S
+
+
+def _with_deadline(what: str, fn, *args, **kwargs):
+    """Run a hub call in a daemon thread and give up after :func:`hub_timeout` seconds with a clear error.
+
+    ``huggingface_hub`` has no overall deadline (a server that accepts the connection and never answers hangs
+    it for minutes, whatever its read timeouts); the abandoned thread is a daemon, so it never blocks exit.
+    """
+    import queue
+    import threading
+
+    box: queue.Queue = queue.Queue(maxsize=1)
+
+    def run() -> None:
+        try:
+            box.put((True, fn(*args, **kwargs)))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller below
+            box.put((False, err))
+
+    threading.Thread(target=run, name=f"hub:{what}", daemon=True).start()
+    limit = hub_timeout()
+    try:
+        ok, value = box.get(timeout=limit)
+    except queue.Empty:
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        raise ModelLoadError(f"the hub ({endpoint}) did not answer for {what} within {limit:g} s; check the "
+                             f"network or use a local directory (set {HUB_TIMEOUT_ENV} to wait longer)") from None
+    if not ok:
+        raise value
+    return value
+
+
 def is_local(source: str | os.PathLike[str]) -> bool:
     """True if ``source`` names an existing local file or directory."""
     return Path(source).expanduser().exists()
@@ -43,7 +87,10 @@ def resolve_file(source: str, default_names: tuple[str, ...] = ()) -> Path:
     errors = []
     for filename in candidates:
         try:
-            return Path(hf_hub_download(repo_id=repo_id, filename=filename))
+            return Path(_with_deadline(f"{repo_id}/{filename}", hf_hub_download, repo_id=repo_id,
+                                       filename=filename))
+        except ModelLoadError:
+            raise
         except Exception as err:  # network, missing file, gated repo: report them all below
             errors.append(f"{filename}: {type(err).__name__}: {err}")
     raise ModelLoadError(f"could not fetch from hub repo {repo_id!r}: " + "; ".join(errors))
@@ -61,7 +108,9 @@ def resolve_dir(source: str, allow_patterns: list[str] | None = None) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id=source, allow_patterns=allow_patterns))
+        return Path(_with_deadline(source, snapshot_download, repo_id=source, allow_patterns=allow_patterns))
+    except ModelLoadError:
+        raise
     except Exception as err:
         raise ModelLoadError(f"could not fetch hub repo {source!r}: {type(err).__name__}: {err}") from None
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
-from .configs import ConfigBase, ConfigError
+from .configs import ConfigBase, ConfigError, check_range
 
 __all__ = [
     "LossConfig",
@@ -64,8 +64,7 @@ class LossConfig(ConfigBase):
     deep_supervision: bool = True
 
     def __post_init__(self) -> None:
-        if self.num_points <= 0:
-            raise ConfigError(f"num_points must be positive, got {self.num_points}")
+        check_range("loss", "num_points", self.num_points, 1, 1_000_000)
         if self.oversample_ratio < 1.0:
             raise ConfigError(f"oversample_ratio must be >= 1, got {self.oversample_ratio}")
         if not 0.0 <= self.importance_sample_ratio <= 1.0:

@@ -17,11 +17,14 @@ from torch.nn import functional as F
 from .backbones import FeatureBackbone, load_backbone, without_initial_weights
 from .backbones.base import check_images
 from .configs import (
+    MAX_IMAGE_SIDE,
+    MIN_IMAGE_SIDE,
     ConfigBase,
     ConfigError,
     DecoderConfig,
     TextEncoderConfig,
     backbone_config_from_dict,
+    check_range,
 )
 from .decoder import SpectrumDecoder
 from .hub import ModelLoadError, resolve_dir
@@ -69,8 +72,7 @@ class SpectrumConfig(ConfigBase):
             return list(value)
 
         size = data.get("input_size", 512)
-        if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= 4096:
-            raise ConfigError(f"SpectrumConfig.input_size: expected an integer in [32, 4096], got {size!r:.40}")
+        check_range("SpectrumConfig", "input_size", size, MIN_IMAGE_SIDE, MAX_IMAGE_SIDE)
         person = data.get("person_prompt", "person")
         if not isinstance(person, str) or not person.strip():
             raise ConfigError(f"SpectrumConfig.person_prompt: expected a non-empty string, got {person!r:.40}")

@@ -254,6 +254,10 @@ class SpectrumPipeline:
         self.person_segmenter = person_segmenter
         self.model = model.eval()
         self.onnx = OnnxRunner(onnx) if isinstance(onnx, (str, os.PathLike)) else onnx
+        if image_size is not None:
+            from .configs import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE, check_range
+
+            check_range("SpectrumPipeline", "image_size", image_size, MIN_IMAGE_SIDE, MAX_IMAGE_SIDE)
         if self.onnx is not None and image_size is not None and image_size != self.onnx.image_size:
             raise ValueError(f"the ONNX export takes {self.onnx.image_size}-px inputs; image_size={image_size} "
                              "cannot change that (export again with --image-size)")

@@ -27,11 +27,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .configs import (
+    MAX_IMAGE_SIDE,
+    MIN_IMAGE_SIDE,
     ConfigBase,
     ConfigError,
     DecoderConfig,
     TextEncoderConfig,
     backbone_config_from_dict,
+    check_range,
     read_config_file,
 )
 from .data import open_dataset
@@ -99,6 +102,10 @@ class DataConfig(ConfigBase):
     targets: TargetConfig = field(default_factory=TargetConfig)
     num_workers: int = 0
 
+    def __post_init__(self) -> None:
+        check_range("data", "image_size", self.image_size, MIN_IMAGE_SIDE, MAX_IMAGE_SIDE)
+        check_range("data", "num_workers", self.num_workers, 0, 256)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataConfig:
         data = dict(data)
@@ -149,8 +156,9 @@ class TrainConfig(ConfigBase):
         unknown = sorted(set(self.log_with) - {"csv", "tensorboard"})
         if unknown:
             raise ConfigError(f"log_with: unknown logger(s) {unknown}")
-        if self.max_steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ConfigError("max_steps, batch_size and grad_accum must be >= 1")
+        check_range("train", "max_steps", self.max_steps, 1, 100_000_000)
+        check_range("train", "batch_size", self.batch_size, 1, 4096)
+        check_range("train", "grad_accum", self.grad_accum, 1, 4096)
 
 
 @dataclass

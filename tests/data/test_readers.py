@@ -382,7 +382,7 @@ def test_coco_person_ids_and_images_dir(tmp_path):
 
 
 def test_open_dataset_errors(tmp_path):
-    assert set(FORMATS) == {"ccp", "lip", "cihp", "pascal-person-part", "atr", "coco"}
+    assert set(FORMATS) == {"ccp", "lip", "cihp", "pascal-person-part", "atr", "coco", "no-person"}
     with pytest.raises(ValueError, match="known formats: ccp, lip"):
         open_dataset(f"mhp:{tmp_path}")
     with pytest.raises(ValueError, match="FORMAT:PATH"):
