@@ -33,7 +33,7 @@ from .postprocess import PersonInstance, group_instances, semantic_map
 from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
 from .prompts import clean_prompts
 from .rendering import encode_rle, label_map_image, overlay, palette
-from .topdown import TopDownConfig, parse_top_down
+from .topdown import TopDownConfig, derived_prompts, parse_top_down
 
 BUILTIN_DEFAULT_PROMPTS = [
     "hair", "face", "left arm", "right arm", "left leg", "right leg", "hat", "sunglasses", "scarf",
@@ -390,9 +390,10 @@ class SpectrumPipeline:
         if self.top_down.person_masks == "blazepose" and len(detections):
             assert self.person_segmenter is not None
             probs = self.person_segmenter(array, detections.boxes)
-        return parse_top_down(array, detections, lambda crops: list(self._predict_scores(crops, scored)), scored,
+        prompts, derived, hidden = derived_prompts(scored)  # "left hand": carved from "left arm" by keypoints
+        return parse_top_down(array, detections, lambda crops: list(self._predict_scores(crops, prompts)), prompts,
                               person_index, self.top_down, person_probs=probs, threshold=threshold,
-                              background_threshold=mask_threshold)
+                              background_threshold=mask_threshold, derived=derived, hidden=hidden)
 
     def _predict_scores(self, arrays: Sequence[np.ndarray], prompts: Sequence[str]) -> Iterator[torch.Tensor]:
         """Per-prompt pixel scores (P, H, W) of each image (Mask2Former semantic inference), computed at the

@@ -24,7 +24,57 @@ import torch
 from .persons import PersonDetections
 from .postprocess import PartInstance, PersonInstance, mask_box
 
-__all__ = ["PERSON_MASK_SOURCES", "TopDownConfig", "crop_regions", "parse_top_down"]
+__all__ = ["DERIVED_PARTS", "PERSON_MASK_SOURCES", "TopDownConfig", "crop_regions", "derived_prompts",
+           "parse_top_down"]
+
+DERIVED_PARTS: dict[str, tuple[str, int, int]] = {
+    "left hand": ("left arm", 9, 7),  # (parsed part it is carved from, wrist keypoint, elbow keypoint)
+    "right hand": ("right arm", 10, 8),
+}
+"""Parts no training set labels (LIP and CCP include hands in the arms) that top-down parsing derives from a
+parsed part and the person's keypoints: a hand is the arm's pixels around and beyond the wrist, within 0.9
+forearm lengths of it (MoveNet keypoints, COCO order; "left" is the person's own side, as in LIP)."""
+
+
+def derived_prompts(prompts: Sequence[str]) -> tuple[list[str], dict[int, tuple[int, int, int]], set[int]]:
+    """The prompts to score for ``prompts`` with derived parts: the same list, plus the source parts not asked
+    for (appended); ``derived``: derived prompt index -> (source index, wrist keypoint, elbow keypoint);
+    ``hidden``: indices of the appended sources, scored only to carve from and never reported."""
+    scored = list(prompts)
+    derived: dict[int, tuple[int, int, int]] = {}
+    hidden: set[int] = set()
+    for i, prompt in enumerate(prompts):
+        rule = DERIVED_PARTS.get(prompt.strip().lower())
+        if rule is None:
+            continue
+        source, wrist, elbow = rule
+        if source not in scored:
+            scored.append(source)
+            hidden.add(len(scored) - 1)
+        derived[i] = (scored.index(source), wrist, elbow)
+    return scored, derived, hidden
+
+
+def _carve(labels: torch.Tensor, source: int, target: int, keypoints: np.ndarray | None, origin: tuple[int, int],
+           wrist: int, elbow: int, threshold: float) -> None:
+    """In crop-local ``labels``, relabel ``source`` pixels near and beyond the wrist as ``target`` (in place)."""
+    if keypoints is None:
+        return
+    w, e = keypoints[wrist], keypoints[elbow]
+    if min(w[2], e[2]) < threshold:
+        return
+    x0, y0 = origin
+    wx, wy, ex, ey = w[0] - x0, w[1] - y0, e[0] - x0, e[1] - y0
+    length = float(np.hypot(wx - ex, wy - ey))
+    if length < 3:
+        return
+    dx, dy = (wx - ex) / length, (wy - ey) / length
+    h, wd = labels.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(wd, dtype=torch.float32),
+                            indexing="ij")
+    along = ((xs - wx) * dx + (ys - wy) * dy) / length
+    near = torch.hypot(xs - wx, ys - wy) / length < 0.9
+    labels[(labels == source + 1) & (along > -0.15) & near] = target + 1
 
 PERSON_MASK_SOURCES = ("blazepose", "parser")
 
@@ -83,10 +133,13 @@ CropPredictor = Callable[[Sequence[np.ndarray]], Sequence[torch.Tensor]]
 def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: CropPredictor,
                    prompts: Sequence[str], person_index: int, config: TopDownConfig,
                    person_probs: torch.Tensor | None = None, threshold: float = 0.3,
-                   background_threshold: float = 0.5) -> tuple[list[PersonInstance], np.ndarray]:
+                   background_threshold: float = 0.5, derived: dict[int, tuple[int, int, int]] | None = None,
+                   hidden: set[int] | frozenset[int] = frozenset()) -> tuple[list[PersonInstance], np.ndarray]:
     """Persons with their parts, and the (H, W) semantic map (0 = background, else 1 + prompt index),
     rendered from the parts. ``person_probs``: (N, H, W) person probabilities per detection (BlazePose);
-    None uses the parser's own person scores inside each crop."""
+    None uses the parser's own person scores inside each crop. ``derived`` / ``hidden``: see
+    :func:`derived_prompts` (derived prompts are never scored by the parser, hidden ones never reported)."""
+    derived = derived or {}
     h, w = image.shape[:2]
     semantic = np.zeros((h, w), dtype=np.int32)
     if len(detections) == 0:
@@ -94,13 +147,17 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     regions = crop_regions(detections, h, w, config.margin, config.keypoint_threshold)
     crops = [np.ascontiguousarray(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in regions]
     outputs = predict(crops)
-    cols = torch.tensor([p for p in range(len(prompts)) if p != person_index], dtype=torch.long)
+    cols = torch.tensor([p for p in range(len(prompts)) if p != person_index and p not in derived],
+                        dtype=torch.long)
     # Everything per person is computed in its crop; only ownership is decided on the whole image.
     local_labels, local_scores, local_probs = [], [], []
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
         best, arg = scores[cols].max(0)
         labels = cols[arg] + 1  # 1 + prompt index, 0 = no label
         labels[best < background_threshold] = 0
+        for target, (source, wrist, elbow) in derived.items():
+            _carve(labels, source, target, None if detections.keypoints is None else detections.keypoints[k],
+                   (x0, y0), wrist, elbow, config.keypoint_threshold)
         local_labels.append(labels)
         local_scores.append(best)
         local_probs.append(scores[person_index] if person_probs is None
@@ -119,7 +176,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
             continue
         parts = []
         for label in torch.unique(local_labels[k][local]).tolist():
-            if label == 0:
+            if label == 0 or label - 1 in hidden:
                 continue
             part = local & (local_labels[k] == label)
             area = int(part.sum())
