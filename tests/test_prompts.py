@@ -20,3 +20,16 @@ def test_clean_prompts_handles_or_refuses_every_odd_prompt():
             clean_prompts(bad)
     with pytest.raises(TypeError):
         clean_prompts([1, 2])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u200f", "\u200b", "\ufeff", "\x07"])
+def test_bidi_invisible_and_control_characters_are_refused_in_prompts_and_label_names(char):
+    from spectrum_parsing.presets import validate_label_map
+
+    with pytest.raises(ValueError, match="U\\+"):
+        clean_prompts([f"hat{char}s"])
+    with pytest.raises(ValueError, match="U\\+"):
+        validate_label_map({"rename": {"hat": f"cap{char}"}})
+    with pytest.raises(ValueError, match="U\\+"):
+        validate_label_map({"labels": {"1": f"h{char}at"}})
+    assert clean_prompts(["\u0645\u06cc\u200c\u0634\u0648\u062f"])  # ZWNJ, which Persian needs, is fine

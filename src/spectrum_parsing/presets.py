@@ -159,8 +159,19 @@ def _string_table(data: Mapping[str, Any], key: str, source: str) -> dict[str, s
             raise ValueError(f"{source}: {key!r} maps {k!r} to {v!r}: both must be non-empty strings")
         if _norm(k) in {_norm(o) for o in out}:
             raise ValueError(f"{source}: {key!r} lists {k!r} twice")
+        for text in (k, v):
+            _check_name(text, source, key)
         out[k.strip()] = v.strip()
     return out
+
+
+def _check_name(text: str, source: str, key: str) -> None:
+    from .prompts import unsafe_character
+
+    bad = unsafe_character(text)
+    if bad:
+        raise ValueError(f"{source}: {key!r} name {text[:40]!r} contains a control, bidirectional-control, "
+                         f"invisible or unassigned character ({bad})")
 
 
 def validate_label_map(data: Any, source: str = "label map") -> dict[str, Any]:
@@ -207,6 +218,7 @@ def validate_label_map(data: Any, source: str = "label map") -> dict[str, Any]:
                 raise ValueError(f"{source}: 'labels' id {label_id} must name a label (non-empty string)")
             if _norm(v) in {_norm(o) for o in labels.values()}:
                 raise ValueError(f"{source}: 'labels' lists the name {v!r} twice")
+            _check_name(v, source, "labels")
             labels[label_id] = v.strip()
     description = data.get("description", "")
     if not isinstance(description, str):
