@@ -233,3 +233,49 @@ def test_resume_uses_a_manifest_not_file_names(tiny_model_dir, tmp_path, capsys)
     (out / ".spectrum-manifest.json").write_text("{broken")
     assert main(["parse", str(b / "x.jpg"), "--prompt", "scarf", *base]) == 2
     assert "damaged manifest" in capsys.readouterr().err
+
+
+def test_stale_temporaries_of_a_killed_run_are_swept_and_nothing_else(tmp_path):
+    """After kill -9 a run leaves `.spectrum-tmp.<pid>...part` files; the next run removes those of dead
+    processes only: a live run's temporaries and the user's own files stay."""
+    import subprocess
+    import sys
+
+    from spectrum_parsing.outputs import TMP_TAG, atomic_write_text, sweep_stale_parts
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    stale_file = tmp_path / f"{TMP_TAG}{dead}.a.json.x1y2z3w4.part"
+    stale_dir = tmp_path / f"{TMP_TAG}{dead}.a.abcd1234.part"
+    live = tmp_path / f"{TMP_TAG}{os.getpid()}.b.json.q1w2e3r4.part"
+    user = [tmp_path / ".notes.part", tmp_path / "spectrum-tmp.1.x.part", tmp_path / "a.json"]
+    stale_file.write_text("half")
+    stale_dir.mkdir()
+    (stale_dir / "mask.png").write_bytes(b"x")
+    live.write_text("writing")
+    for f in user:
+        f.write_text("mine")
+    removed = sweep_stale_parts(tmp_path)
+    assert sorted(removed) == sorted([stale_file, stale_dir])
+    assert live.exists() and all(f.exists() for f in user)
+    atomic_write_text(tmp_path / "c.json", "{}")  # our own temporaries carry the tag and leave nothing behind
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TMP_TAG) and p != live]
+
+
+def test_unreadable_subfolders_are_skipped_with_a_line(tmp_path, monkeypatch, capsys):
+    from spectrum_parsing.cli import expand_inputs
+
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "ok" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "locked" / "b.jpg").write_bytes(b"x")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert expand_inputs([str(tmp_path)]) == [tmp_path / "ok" / "a.jpg"]
+    assert "skipped unreadable folder" in capsys.readouterr().err

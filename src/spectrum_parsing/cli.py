@@ -15,7 +15,7 @@ from .configs import ConfigError
 from .embedded import DEFAULT_MODEL_NAME, EMBEDDED_MODELS, model_display_name
 from .hub import ModelLoadError
 from .images import ImageLoadError
-from .outputs import PARSE_FORMATS, Manifest, pending_formats, slugify, write_outputs
+from .outputs import PARSE_FORMATS, Manifest, pending_formats, slugify, sweep_stale_parts, write_outputs
 
 __all__ = ["EXPECTED_ERRORS", "build_parser", "expand_inputs", "main", "slugify"]
 
@@ -99,10 +99,17 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
 
     suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     found: list[Path] = []
+    def unreadable(err: OSError) -> None:
+        print(f"skipped unreadable folder {err.filename}: {err.strerror or err}", file=sys.stderr)
+
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+            files = []
+            for root, dirs, names in os.walk(path, onerror=unreadable):
+                dirs.sort()
+                files += [Path(root) / n for n in names if Path(n).suffix.lower() in suffixes]
+            found += sorted(p for p in files if p.is_file())
         elif any(ch in item for ch in "*?["):
             found += sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
         else:
@@ -213,6 +220,8 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
         print(f"spectrum parse: error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
+    for stale in sweep_stale_parts(out) if out.is_dir() else []:  # left by a run that was killed
+        print(f"removed {stale.name}: an unfinished temporary file of a killed run", file=sys.stderr)
     manifest = Manifest.load(out)
     names = manifest.names(inputs)
     settings = _settings(args, options)

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from . import __version__
 from .hub import ModelLoadError
-from .outputs import process_umask
+from .outputs import TMP_TAG, process_umask
 
 __all__ = ["ONNX_OPSET", "OnnxRunner", "export_onnx", "pad_square"]
 
@@ -67,7 +67,7 @@ def export_onnx(model: Any, path: str | os.PathLike[str], image_size: int | None
     path.parent.mkdir(parents=True, exist_ok=True)
     # Built under a temporary name beside the target and renamed only once it is complete and checked: an
     # interrupted or failed export never leaves a broken file under the final name.
-    tmp = path.with_name(f".{path.name[:60]}.{os.getpid()}.part")
+    tmp = path.with_name(f"{TMP_TAG}{os.getpid()}.{path.name[:60]}.part")
     try:
         _export_to(model, tmp, size, opset, check)
         os.chmod(tmp, 0o666 & ~process_umask())

@@ -75,8 +75,48 @@ def process_umask() -> int:
     return mask
 
 
+TMP_TAG = ".spectrum-tmp."
+"""Every temporary file or folder the tool writes is named ``.spectrum-tmp.<pid>.<name>.<random>.part``."""
+_TMP_PATTERN = re.compile(r"^\.spectrum-tmp\.(\d+)\..*\.part$")
+
+
 def _tmp_prefix(name: str) -> str:
-    return "." + name.encode("utf-8")[:40].decode("utf-8", "ignore") + "."
+    return f"{TMP_TAG}{os.getpid()}." + name.encode("utf-8")[:40].decode("utf-8", "ignore") + "."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale_parts(folder: Path) -> list[Path]:
+    """Remove the temporary files/folders a killed run of this tool left in ``folder`` (named with
+    :data:`TMP_TAG` and the pid of a process that no longer runs); returns what was removed. Nothing else is
+    touched: files the user made never carry the tag, and a live run's temporaries keep their live pid."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TMP_PATTERN.match(entry.name)
+        if not match or int(match.group(1)) == os.getpid() or _pid_alive(int(match.group(1))):
+            continue
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+        except OSError:
+            continue
+    return removed
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:

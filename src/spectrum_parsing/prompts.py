@@ -34,8 +34,9 @@ def clean_prompts(prompts: str | Sequence[str], max_prompts: int = MAX_PROMPTS,
     """Validate and normalise prompts: NFC, whitespace collapsed, case-insensitive duplicates dropped (first kept).
 
     Refused with a ValueError naming the prompt: an empty list, empty or whitespace-only prompts, control,
-    bidirectional-control and invisible characters (:func:`unsafe_character`), prompts longer than ``max_chars`` and more than ``max_prompts`` prompts. Any script is accepted
-    (the default MiniLM text encoder is English-trained: other languages parse poorly).
+    bidirectional-control and invisible characters (:func:`unsafe_character`), prompts longer than
+    ``max_chars`` and more than ``max_prompts`` prompts. Any script is accepted (the default MiniLM text
+    encoder is English-trained: other languages parse poorly).
     """
     if isinstance(prompts, str):
         prompts = [prompts]
