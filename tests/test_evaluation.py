@@ -147,3 +147,28 @@ def test_outputs_markdown_and_json():
     assert parsed["x"] is None and {"miou", "pixel_acc", "per_class", "num_images"} <= set(parsed)
     with pytest.raises(ValueError, match="protocol"):
         EvalConfig(protocol="nope")
+
+
+class DamagedDataset(ColourDataset):
+    """ColourDataset whose image ``bad`` fails to decode, like a truncated JPEG or a colour label PNG."""
+
+    def __init__(self, n: int = 4, bad: tuple[int, ...] = (1,)) -> None:
+        super().__init__(n)
+        self.bad = bad
+        self.image_ids = [f"img{k}" for k in range(n)]
+
+    def __getitem__(self, i: int) -> Sample:
+        if i in self.bad:
+            raise OSError(f"image file is truncated: {self.image_ids[i]}.jpg")
+        return super().__getitem__(i)
+
+
+def test_unreadable_images_are_skipped_and_reported_not_fatal():
+    result = evaluate(OracleModel(), DamagedDataset(), EvalConfig(image_size=64))
+    assert result["miou"] == pytest.approx(100.0) and result["num_images"] == 3
+    assert result["skipped"] == [{"image": "img1", "reason": "OSError: image file is truncated: img1.jpg"}]
+    assert "Skipped 1 unreadable image(s)" in to_markdown(result) and "img1" in to_markdown(result)
+    instances = evaluate(OracleModel(), DamagedDataset(), EvalConfig(image_size=64, protocol="instance"))
+    assert instances["num_images"] == 3 and len(instances["skipped"]) == 1
+    with pytest.raises(ValueError, match="3 of 4 images could not be read"):
+        evaluate(OracleModel(), DamagedDataset(bad=(0, 1, 2)), EvalConfig(image_size=64))

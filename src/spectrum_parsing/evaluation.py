@@ -25,7 +25,7 @@ import contextlib
 import io
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +147,29 @@ def protocol_classes(sample_classes: Sequence[str], canonical: Sequence[str | No
     return chosen
 
 
+MAX_SKIPPED = 0.5
+"""An evaluation stops with an error when more than this share of its images cannot be read."""
+
+
+def _readable(dataset: Any, indices: Iterable[int],
+              skipped: list[dict[str, str]]) -> Iterator[tuple[int, Sample]]:
+    """(index, sample) for every index whose sample loads; an unreadable image or label map (damaged file,
+    wrong size, colour label PNG...) is recorded in ``skipped`` with its reason and left out, not fatal."""
+    for i in indices:
+        try:
+            yield i, dataset[i]
+        except (ValueError, OSError) as err:
+            ids = getattr(dataset, "image_ids", None)
+            name = ids[i] if ids is not None and i < len(ids) else str(i)
+            skipped.append({"image": str(name), "reason": f"{type(err).__name__}: {str(err)[:200]}"})
+
+
+def _check_skipped(skipped: list[dict[str, str]], n: int) -> None:
+    if skipped and len(skipped) > MAX_SKIPPED * max(n, 1):
+        raise ValueError(f"{len(skipped)} of {n} images could not be read (first: {skipped[0]['image']}: "
+                         f"{skipped[0]['reason']}); is this the right dataset and format?")
+
+
 def evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | None = None,
              pipeline: Any = None) -> dict[str, Any]:
     """Evaluate ``model`` on a ``ParsingDataset`` under ``config.protocol``; returns the metrics dict.
@@ -156,16 +179,18 @@ def evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | 
     classes, canonical = list(dataset.classes), list(dataset.canonical)
     n = len(dataset) if config.limit is None else min(config.limit, len(dataset))
     indices = progress if progress is not None else range(n)
+    skipped: list[dict[str, str]] = []
     if config.protocol == "person":
         cm = np.zeros((2, 2), dtype=np.int64)
-        for i in indices:
-            sample: Sample = dataset[i]
+        for _, sample in _readable(dataset, indices, skipped):
             logits, masks = predict(model, sample.image, ["person"], config.image_size)
             pred = semantic_map(logits, masks, background_threshold=config.background_threshold).numpy()
             gt = np.where(sample.semantic == IGNORE_ID, IGNORE_ID, (sample.semantic > 0).astype(np.int64))
             cm += confusion_matrix(gt, (pred > 0).astype(np.int64), 2)
+        _check_skipped(skipped, n)
         result = summarize(cm, ["background", "person"])
-        return {**result, "num_images": n, "protocol": "person", "dataset": dataset.name}
+        return {**result, "num_images": n - len(skipped), "skipped": skipped, "protocol": "person",
+                "dataset": dataset.name}
 
     selected = protocol_classes(classes, canonical, config.protocol, config.withheld)
     prompts = [canonical[c] for c in selected]
@@ -179,8 +204,7 @@ def evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | 
     if coarse:  # CCP's coarse grouping; other datasets may have categories outside the canonical vocabulary
         groups = [vocabulary.coarse_group(canonical[c]) if c else "background" for c in range(len(classes))]
         coarse_lut = np.array([vocabulary.COARSE_GROUPS.index(g) for g in groups])
-    for i in indices:
-        sample = dataset[i]
+    for _, sample in _readable(dataset, indices, skipped):
         logits, masks = predict(model, sample.image, prompts, config.image_size)
         pred = lut[semantic_map(logits, masks, background_threshold=config.background_threshold).numpy()]
         gt = sample.semantic.astype(np.int64)
@@ -191,8 +215,10 @@ def evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | 
             valid = gt != IGNORE_ID
             cgt = np.where(valid, coarse_lut[np.where(valid, gt, 0)], IGNORE_ID)
             coarse_cm += confusion_matrix(cgt, coarse_lut[pred], len(vocabulary.COARSE_GROUPS))
+    _check_skipped(skipped, n)
     result = summarize(cm, classes, [0, *selected])
-    result.update({"num_images": n, "protocol": config.protocol, "dataset": dataset.name, "prompts": prompts})
+    result.update({"num_images": n - len(skipped), "skipped": skipped, "protocol": config.protocol,
+                   "dataset": dataset.name, "prompts": prompts})
     if coarse and config.protocol == "all":
         result["coarse_miou"] = summarize(coarse_cm, list(vocabulary.COARSE_GROUPS))["miou"]
         result["coarse_per_class"] = summarize(coarse_cm, list(vocabulary.COARSE_GROUPS))["per_class"]
@@ -235,8 +261,8 @@ def evaluate_instances(model: Any, dataset: Any, config: EvalConfig, progress: I
     prompts_seen: set[str] = set()
     used_instances = False
     right_count, person_ious = 0, []
-    for i in (progress if progress is not None else range(n)):
-        sample = dataset[i]
+    skipped: list[dict[str, str]] = []
+    for i, sample in _readable(dataset, progress if progress is not None else range(n), skipped):
         used_instances |= sample.has_instances
         h, w = sample.size
         images.append({"id": i + 1, "height": h, "width": w})
@@ -266,8 +292,10 @@ def evaluate_instances(model: Any, dataset: Any, config: EvalConfig, progress: I
                 dts.append({"id": len(dts) + 1, "image_id": i + 1, "category_id": cat_ids[part.label],
                             "segmentation": rle, "score": float(part.score), "area": float(mask_utils.area(rle)),
                             "bbox": list(mask_utils.toBbox(rle))})
+    _check_skipped(skipped, n)
     if not used_instances:
         raise ValueError(f"dataset {dataset.name!r} has no person-instance annotations: AP^r needs them")
+    n -= len(skipped)
     gt_api = COCO()
     gt_api.dataset = {"images": images, "annotations": gts,
                       "categories": [{"id": cid, "name": name} for name, cid in cat_ids.items()]}
@@ -278,14 +306,15 @@ def evaluate_instances(model: Any, dataset: Any, config: EvalConfig, progress: I
                   "person_iou": round(100.0 * float(np.mean(person_ious)), 2) if person_ious else 0.0}
         if not dts:
             return {"apr": 0.0, "apr50": 0.0, "num_images": n, "protocol": "instance", "dataset": dataset.name,
-                    "num_detections": 0, **counts}
+                    "num_detections": 0, "skipped": skipped, **counts}
         evaluator = COCOeval(gt_api, dt_api, iouType="segm")
         evaluator.params.catIds = sorted(cat_ids[p] for p in prompts_seen)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
     return {"apr": round(100.0 * float(evaluator.stats[0]), 2), "apr50": round(100.0 * float(evaluator.stats[1]), 2),
-            "num_images": n, "protocol": "instance", "dataset": dataset.name, "num_detections": len(dts), **counts}
+            "num_images": n, "protocol": "instance", "dataset": dataset.name, "num_detections": len(dts),
+            "skipped": skipped, **counts}
 
 
 def to_markdown(result: dict[str, Any]) -> str:
@@ -295,6 +324,9 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines = [f"**{result.get('dataset', '?')}**, protocol `{result.get('protocol', '?')}`", "",
              "| " + " | ".join(head) + " |", "|" + " --- |" * len(head),
              "| " + " | ".join(_fmt(result[k]) for k in head) + " |"]
+    if result.get("skipped"):
+        lines += ["", f"Skipped {len(result['skipped'])} unreadable image(s):"]
+        lines += [f"- {s['image']}: {s['reason']}" for s in result["skipped"]]
     if "per_class" in result:
         lines += ["", "| category | IoU |", "| --- | --- |"]
         lines += [f"| {name} | {_fmt(v)} |" for name, v in result["per_class"].items()]
