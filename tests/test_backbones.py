@@ -515,3 +515,17 @@ def test_default_taps_follow_the_unet_block_structure(tiny_models, tmp_path: Pat
         assert backbone.feature_layers == DEFAULT_FEATURE_LAYERS
     else:
         assert backbone.feature_layers["unet"][0].startswith("up_blocks.0.")  # the pre-upsampler state
+
+
+def test_pickled_lora_bin_with_a_payload_is_refused_with_the_file_named(tiny_models, tmp_path: Path) -> None:
+    lora_bin = build_tiny_texture_lora(tmp_path / "lora_bin", tiny_models["sd"], seed=1, safe_serialization=False)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    torch.save({"payload": Payload()}, lora_bin / "unet" / "adapter_model.bin")
+    with pytest.raises(ModelLoadError, match=r"unet: could not read the LoRA weights \(a pickled \.bin adapter"):
+        merge_texture_lora(_load_unet(tiny_models["sd"]), str(lora_bin))
+    assert not marker.exists()

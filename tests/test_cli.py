@@ -89,3 +89,13 @@ def test_too_many_labels_for_a_png_are_refused_before_parsing(tiny_model_dir, tm
                  *prompts])
     err = capsys.readouterr().err
     assert code == 2 and "ids up to 255" in err and not (tmp_path / "o" / "x.json").exists()
+
+
+@pytest.mark.parametrize("device", ["gpu0", "cuda:x", "tpu"])
+def test_unknown_device_is_one_line(device, tmp_path, capsys):
+    from spectrum_parsing.cli import main
+
+    image = Path(__file__).resolve().parents[1] / "examples" / "selfie.jpg"
+    code = main(["parse", str(image), "--out", str(tmp_path / "o"), "--device", device])
+    err = capsys.readouterr().err
+    assert code == 2 and "--device" in err and "Traceback" not in err

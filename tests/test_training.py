@@ -245,3 +245,33 @@ def test_train_and_eval_commands(experiment, tmp_path, capsys):
     assert "background_threshold must be in [0, 1]" in capsys.readouterr().err
     assert main(["eval", "--model", str(tmp_path / "run" / "model"), "--dataset", "nope:/x"]) == 2
     assert "unknown dataset format" in capsys.readouterr().err
+
+
+def test_backup_folders_are_neither_resumed_nor_rotated_and_damaged_checkpoints_are_named(tmp_path):
+    from spectrum_parsing.configs import ConfigError
+    from spectrum_parsing.training import _checkpoint_step, _restore_rng, checkpoint_dirs
+
+    root = tmp_path / "checkpoints"
+    for name in ("step-2", "step-10", "step-2.bak", "step-2 copy"):
+        (root / name).mkdir(parents=True)
+        (root / name / "trainer.json").write_text('{"step": 2}')
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step-2", "step-10"]
+    (root / "step-10" / "trainer.json").write_text('{"step": ')
+    with pytest.raises(ConfigError, match=r"step-10/trainer.json: damaged checkpoint file"):
+        _checkpoint_step(root / "step-10")
+    (root / "step-2" / "trainer.json").write_text('{"step": "two"}')
+    with pytest.raises(ConfigError, match="not a non-negative integer"):
+        _checkpoint_step(root / "step-2")
+    rng = root / "step-2" / "rng-0.safetensors"
+    rng.write_bytes(b"\x00" * 5)
+    with pytest.raises(ConfigError, match="rng-0.safetensors: damaged RNG state"):
+        _restore_rng(rng)
+
+
+def test_deeply_nested_config_json_is_one_clear_error(tmp_path):
+    from spectrum_parsing.configs import ConfigError, read_config_file
+
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        read_config_file(path)

@@ -96,10 +96,14 @@ def read_config_file(path: str | os.PathLike[str], yaml_ok: bool = False) -> Any
             return yaml.safe_load(text)
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deeply to be a config") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
 
 
 DEFAULT_FEATURE_LAYERS: dict[str, list[str]] = {

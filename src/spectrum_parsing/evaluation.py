@@ -173,7 +173,15 @@ def _check_skipped(skipped: list[dict[str, str]], n: int) -> None:
 def evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | None = None,
              pipeline: Any = None) -> dict[str, Any]:
     """Evaluate ``model`` on a ``ParsingDataset`` under ``config.protocol``; returns the metrics dict.
-    ``pipeline`` (instance protocol): score its persons instead of ``model``'s bottom-up grouping."""
+    ``pipeline`` (instance protocol): score its persons instead of ``model``'s bottom-up grouping.
+    ``skipped`` lists unreadable samples, ``unlabelled`` the photos the reader found without a label map."""
+    result = _evaluate(model, dataset, config, progress, pipeline)
+    result["unlabelled"] = list(getattr(dataset, "unlabelled", []))
+    return result
+
+
+def _evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | None,
+              pipeline: Any) -> dict[str, Any]:
     if config.protocol == "instance":
         return evaluate_instances(model, dataset, config, progress, pipeline=pipeline)
     classes, canonical = list(dataset.classes), list(dataset.canonical)
@@ -324,6 +332,9 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines = [f"**{result.get('dataset', '?')}**, protocol `{result.get('protocol', '?')}`", "",
              "| " + " | ".join(head) + " |", "|" + " --- |" * len(head),
              "| " + " | ".join(_fmt(result[k]) for k in head) + " |"]
+    if result.get("unlabelled"):
+        lines += ["", f"Left out {len(result['unlabelled'])} photo(s) with no label map: "
+                  + ", ".join(result["unlabelled"][:10]) + (" ..." if len(result["unlabelled"]) > 10 else "")]
     if result.get("skipped"):
         lines += ["", f"Skipped {len(result['skipped'])} unreadable image(s):"]
         lines += [f"- {s['image']}: {s['reason']}" for s in result["skipped"]]

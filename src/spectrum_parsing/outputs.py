@@ -316,7 +316,7 @@ class Manifest:
             entries = data["entries"]
             if not isinstance(entries, dict):
                 raise TypeError("entries is not an object")
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
             raise ValueError(f"{path}: damaged manifest ({err}); move it away to start the folder afresh") from None
         return cls(out, entries)
 

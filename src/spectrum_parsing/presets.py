@@ -240,6 +240,8 @@ def load_label_map(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: nested too deeply to be a label map") from None
     return validate_label_map(data, source=str(path))
 
 

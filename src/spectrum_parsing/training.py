@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -444,7 +445,9 @@ def checkpoint_dirs(output_dir: Path) -> list[Path]:
     root = output_dir / "checkpoints"
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / "trainer.json").exists()]
+    # Only step-<number>: a user's backup copy (step-2.bak, step-2 copy) is neither resumed from nor rotated away.
+    found = [p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"step-\d+", p.name)
+             and (p / "trainer.json").exists()]
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
@@ -502,9 +505,7 @@ def train(config: ExperimentConfig, resume: str | None = None, progress: bool = 
         checkpoint = checkpoint_dirs(output_dir)[-1] if resume == "auto" and checkpoint_dirs(output_dir) else (
             None if resume == "auto" else Path(resume))
         if checkpoint is not None:
-            if not (checkpoint / "trainer.json").is_file():
-                raise ConfigError(f"{checkpoint}: not a training checkpoint (no trainer.json)")
-            start_step = int(json.loads((checkpoint / "trainer.json").read_text())["step"])
+            start_step = _checkpoint_step(checkpoint)
 
     sampler = OffsetSampler(start_step * samples_per_step, len(dataset), accelerator.process_index,
                             accelerator.num_processes)
@@ -512,7 +513,12 @@ def train(config: ExperimentConfig, resume: str | None = None, progress: bool = 
                         num_workers=config.data.num_workers, drop_last=True)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint / "state"))
+        try:
+            accelerator.load_state(str(checkpoint / "state"))
+        except Exception as err:  # safetensors/pickle/size errors from accelerate, torch or the optimizer
+            raise ConfigError(f"{checkpoint / 'state'}: damaged or incompatible checkpoint state "
+                              f"({type(err).__name__}: {str(err)[:200]}); resume from an earlier checkpoint "
+                              "or start afresh") from None
     raw = accelerator.unwrap_model(model)
 
     logger = CSVLogger(output_dir / "metrics.csv") if accelerator.is_main_process and "csv" in tc.log_with else None
@@ -615,13 +621,30 @@ def _save_rng(path: Path) -> None:
     save_file(states, str(path))
 
 
+def _checkpoint_step(checkpoint: Path) -> int:
+    """The step a checkpoint was saved at (its ``trainer.json``); a missing or damaged file is a ConfigError."""
+    path = checkpoint / "trainer.json"
+    if not path.is_file():
+        raise ConfigError(f"{checkpoint}: not a training checkpoint (no trainer.json)")
+    try:
+        step = json.loads(path.read_text())["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step {step!r} is not a non-negative integer")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{path}: damaged checkpoint file ({type(err).__name__}: {err})") from None
+    return step
+
+
 def _restore_rng(path: Path) -> None:
     from safetensors.torch import load_file
 
     if not path.is_file():
         raise ConfigError(f"checkpoint is missing its RNG state {path.name}: cannot resume exactly")
-    states = load_file(str(path))
-    torch.set_rng_state(states["cpu"])
+    try:
+        states = load_file(str(path))
+        torch.set_rng_state(states["cpu"])
+    except Exception as err:
+        raise ConfigError(f"{path}: damaged RNG state ({type(err).__name__}: {str(err)[:200]})") from None
     cuda = [states[k] for k in sorted((k for k in states if k.startswith("cuda")), key=lambda k: int(k[4:]))]
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda)

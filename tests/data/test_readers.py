@@ -200,6 +200,10 @@ def test_lip_flat_and_viton_layouts(tmp_path):
     write_ids(viton / "image-parse" / "000005_0.png", np.zeros((8, 8), np.uint8))
     with pytest.raises(ValueError, match="000005_0.png"):
         ds.load("000005_0")
+    write_image(viton / "image" / "000099_0.jpg", h=16, w=12)  # a photo whose label map is missing
+    with pytest.warns(UserWarning, match="1 photo\\(s\\) have no label map and are left out"):
+        again = open_dataset(f"lip:{viton}")
+    assert again.unlabelled == ["000099_0.jpg"] and len(again) == 12
 
 
 # ---------------------------------------------------------------- CIHP

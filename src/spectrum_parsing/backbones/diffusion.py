@@ -213,7 +213,15 @@ def merge_texture_lora(unet: nn.Module, lora_source: str, scale: float = 1.0) ->
         if not (adapter_dir / "adapter_config.json").is_file():
             raise ModelLoadError(f"{lora_source}: no unet/adapter_config.json (PEFT LoRA layout expected)")
         lora_config = LoraConfig.from_pretrained(str(adapter_dir))
-        weights = load_peft_weights(str(adapter_dir), device="cpu")
+        try:
+            weights = load_peft_weights(str(adapter_dir), device="cpu")
+        except Exception as err:  # a pickled adapter_model.bin is refused (weights_only), a truncated file...
+            pickled = (adapter_dir / "adapter_model.bin").is_file() and not (
+                adapter_dir / "adapter_model.safetensors").is_file()
+            hint = (" (a pickled .bin adapter: only tensors can be read from it safely; convert it to "
+                    "adapter_model.safetensors)" if pickled else "")
+            raise ModelLoadError(f"{adapter_dir}: could not read the LoRA weights{hint}: {type(err).__name__}: "
+                                 f"{str(err)[:200]}") from None
     else:
         try:
             lora_config = LoraConfig.from_pretrained(lora_source, subfolder="unet")

@@ -25,6 +25,7 @@ from ..base import (
     map_to_canonical,
     read_image,
     read_label_png,
+    warn_once,
 )
 from ..sample import Sample
 
@@ -70,16 +71,23 @@ class PairedPNGDataset(ParsingDataset):
         self._images: dict[str, str] = {}
         self._labels: dict[str, str] = {}
         official: dict[str, str] = {}
+        unlabelled: list[str] = []
         for img_dir, lbl_dir, split in pairs:
             labels = files_by_stem(lbl_dir, (".png",))
             for stem, img in files_by_stem(img_dir, IMAGE_EXTENSIONS).items():
                 if stem not in labels:
+                    unlabelled.append(img.name)
                     continue
                 image_id = stem if stem not in self._images else f"{img_dir.name}/{stem}"
                 self._images[image_id] = str(img)
                 self._labels[image_id] = str(labels[stem])
                 if split is not None:
                     official[image_id] = split
+        self.unlabelled = sorted(unlabelled)
+        """Photos left out because no label map has their name (reported, never silently dropped)."""
+        if unlabelled:
+            warn_once(f"{self.root}: {len(unlabelled)} photo(s) have no label map and are left out "
+                      f"(e.g. {', '.join(self.unlabelled[:3])})")
         self.image_ids = self.select(self._images, official)
 
     def _load(self, image_id: str) -> Sample:
