@@ -279,3 +279,21 @@ def test_unreadable_subfolders_are_skipped_with_a_line(tmp_path, monkeypatch, ca
     monkeypatch.setattr(os, "scandir", scandir)
     assert expand_inputs([str(tmp_path)]) == [tmp_path / "ok" / "a.jpg"]
     assert "skipped unreadable folder" in capsys.readouterr().err
+
+
+def test_250_byte_file_names_parse_into_every_format(tiny_model_dir, tmp_path, capsys):
+    """A 250-byte input name (255 is the file-system limit) works: outputs and temporary names are shortened."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    name = "é" * 60 + "a" * 126 + ".jpg"  # 120 + 126 + 4 = 250 bytes in UTF-8
+    assert len(name.encode("utf-8")) == 250
+    Image.open(EXAMPLES / "group.jpg").resize((64, 48)).save(inputs / name, format="JPEG")
+    out = tmp_path / "out"
+    code = main(["parse", str(inputs / name), "--model", str(tiny_model_dir), "--out", str(out),
+                 "--format", "png,json,overlay,masks", "--prompt", "shirt", "--image-size", "64", "--threshold", "0",
+                 "--mode", "bottom-up"])
+    assert code == 0, capsys.readouterr().err
+    written = [p for p in out.rglob("*") if not p.name.startswith(".spectrum")]
+    assert any(p.suffix == ".json" for p in written) and any(p.suffix == ".png" for p in written)
+    assert all(len(p.name.encode("utf-8")) <= 255 for p in out.rglob("*"))
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
