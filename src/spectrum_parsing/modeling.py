@@ -178,12 +178,12 @@ class SpectrumModel(nn.Module):
     @property
     def backbone_trainable(self) -> bool:
         """True when the backbone is fine-tuned with the decoder (its weights are then saved too)."""
-        return bool(getattr(self.backbone, "trainable", False))
+        return bool(self.backbone.trainable)
 
     @property
     def backbone_saved(self) -> bool:
         """True when ``model.safetensors`` carries the backbone: fine-tuned, or small enough to bundle."""
-        return self.backbone_trainable or bool(getattr(self.backbone, "saved_with_model", False))
+        return self.backbone_trainable or bool(self.backbone.saved_with_model)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """What ``model.safetensors`` holds: ``decoder.*``, plus ``backbone.*`` when :attr:`backbone_saved`."""

@@ -26,6 +26,11 @@ class FeatureBackbone(nn.Module):
     """True for small backbones whose weights a saved Spectrum model carries in its ``model.safetensors`` (so a
     fresh machine needs no other file); False for large ones named by source (Stable Diffusion)."""
 
+    @property
+    def trainable(self) -> bool:
+        """True when the backbone is fine-tuned with the decoder (its features then cannot be cached)."""
+        return False
+
     def freeze(self) -> FeatureBackbone:
         """Put the backbone in eval mode and disable gradients for all its parameters."""
         self.eval()
@@ -45,7 +50,8 @@ class FeatureBackbone(nn.Module):
         return next(self.parameters()).dtype
 
     def feature_channels(self) -> dict[int, int]:
-        """Channels per stride, found by one small dry run (cached)."""
+        """Channels per stride. Backbones whose geometry is known declare it; the default (for networks whose
+        taps depend on the loaded model, e.g. a diffusion UNet) is one small dry run, cached."""
         cached = getattr(self, "_feature_channels", None)
         if cached is None:
             with torch.no_grad():

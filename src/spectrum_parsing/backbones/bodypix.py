@@ -297,6 +297,16 @@ class BodyPixBackbone(FeatureBackbone):
             return nn.Module.train(self, mode)
         return super().train(mode)
 
+    def feature_channels(self) -> dict[int, int]:
+        """Channels per stride, from the network's geometry (see the module docstring's table)."""
+        os_ = self.config.output_stride
+        out = {s: self.net.layer_channels[layer] for s, layer in self._taps.items()}
+        out[os_] += sum(HEAD_CHANNELS[n] for n in self.head_names)
+        for stride in (16, 32):
+            if stride > os_:
+                out[stride] = self.net.final_channels
+        return {s: out[s] for s in sorted(out)}
+
     def forward(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
         """Multi-scale features ``{4, 8, 16, 32: (B, C, Hc/s, Wc/s)}`` of images (B, 3, H, W) in [0, 1]."""
         check_images(images)

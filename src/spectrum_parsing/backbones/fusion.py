@@ -76,7 +76,7 @@ class FusionBackbone(FeatureBackbone):
     @property
     def trainable(self) -> bool:
         """True when any member is fine-tuned (the fusion's features can then not be cached)."""
-        return any(getattr(m, "trainable", False) for m in self.members)
+        return any(m.trainable for m in self.members)
 
     def freeze(self) -> FusionBackbone:
         """Freeze every member that is not configured as trainable."""
