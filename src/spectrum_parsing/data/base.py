@@ -196,6 +196,10 @@ class ParsingDataset(Dataset):
     """
 
     name: str = ""
+    labels: tuple[str, ...] = ()
+    """The format's fixed label names (index = id), set as ``classes`` by the base constructor."""
+    label_overrides: dict[str, str] | None = None
+    """Raw label -> canonical name where the vocabulary's own lookup would be wrong or fail."""
 
     def __init__(self, root: str | Path, split: str = "all", val_fraction: float = 0.1) -> None:
         self.root = Path(root)
@@ -205,6 +209,15 @@ class ParsingDataset(Dataset):
         self.classes: list[str] = []
         self.canonical: list[str | None] = []
         self.image_ids: list[str] = []
+        if self.labels:
+            self.set_labels(self.labels)
+
+    def set_labels(self, classes: Sequence[str], overrides: dict[str, str] | None = None,
+                   source: str | None = None) -> None:
+        """Set ``classes`` and their canonical names (``overrides`` default to :attr:`label_overrides`)."""
+        self.classes = list(classes)
+        self.canonical = map_to_canonical(self.classes, overrides if overrides is not None else self.label_overrides,
+                                          source=source or self.name)
 
     def __len__(self) -> int:
         return len(self.image_ids)

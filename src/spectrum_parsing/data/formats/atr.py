@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..base import find_dirs, map_to_canonical
+from ..base import find_dirs
 from .lip import PairedPNGDataset
 
 ATR_LABELS: tuple[str, ...] = (
@@ -30,11 +30,10 @@ class ATRDataset(PairedPNGDataset):
     """ATR reader."""
 
     name = "atr"
+    labels = ATR_LABELS
 
     def __init__(self, root: str | Path, split: str = "all", val_fraction: float = 0.1) -> None:
         super().__init__(root, split, val_fraction)
-        self.classes = list(ATR_LABELS)
-        self.canonical = map_to_canonical(self.classes, source="atr")
         dirs = find_dirs(self.root, _is_atr_dir, max_depth=2)
         if not dirs:
             raise ValueError(

@@ -24,7 +24,6 @@ from ..base import (
     clean_label_map,
     files_by_stem,
     find_dirs,
-    map_to_canonical,
     read_id_list,
     read_image,
     read_label_png,
@@ -55,8 +54,7 @@ class CIHPDataset(ParsingDataset):
         super().__init__(root, split, val_fraction)
         if label_set not in LABEL_SETS:
             raise ValueError(f"label_set must be one of {sorted(LABEL_SETS)}; got {label_set!r}")
-        self.classes = list(LABEL_SETS[label_set])
-        self.canonical = map_to_canonical(self.classes, _CANONICAL_OVERRIDES, source="cihp")
+        self.set_labels(LABEL_SETS[label_set], _CANONICAL_OVERRIDES)
         dirs = find_dirs(self.root, _is_cihp_dir, max_depth=2)
         if not dirs:
             raise ValueError(

@@ -22,7 +22,6 @@ from ..base import (
     clean_label_map,
     files_by_stem,
     find_dirs,
-    map_to_canonical,
     read_image,
     read_label_png,
     warn_once,
@@ -103,10 +102,10 @@ class LIPDataset(PairedPNGDataset):
 
     name = "lip"
 
+    labels = LIP_LABELS
+
     def __init__(self, root: str | Path, split: str = "all", val_fraction: float = 0.1) -> None:
         super().__init__(root, split, val_fraction)
-        self.classes = list(LIP_LABELS)
-        self.canonical = map_to_canonical(self.classes, source="lip")
         pairs = find_lip_pairs(self.root)
         if not pairs:
             raise ValueError(

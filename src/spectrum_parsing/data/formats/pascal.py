@@ -25,7 +25,6 @@ from ..base import (
     clean_label_map,
     files_by_stem,
     find_dirs,
-    map_to_canonical,
     read_id_list,
     read_image,
     warn_once,
@@ -95,10 +94,10 @@ class PascalPersonPartDataset(ParsingDataset):
 
     name = "pascal-person-part"
 
+    labels = PASCAL_PERSON_PART_LABELS
+
     def __init__(self, root: str | Path, split: str = "all", val_fraction: float = 0.1) -> None:
         super().__init__(root, split, val_fraction)
-        self.classes = list(PASCAL_PERSON_PART_LABELS)
-        self.canonical = map_to_canonical(self.classes, source="pascal-person-part")
         dirs = find_dirs(self.root, _is_ppp_dir, max_depth=2)
         if not dirs:
             raise ValueError(
