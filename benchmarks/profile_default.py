@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from common import ROOT, median_time, record
-from spectrum_parsing.evaluation import outputs_at_size, resize_for_model
+from spectrum_parsing.inference import outputs_at_size, resize_for_model
 from spectrum_parsing.pipeline import SpectrumPipeline
 from spectrum_parsing.postprocess import group_instances, semantic_map
 

@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 
 from spectrum_parsing.cli import main, slugify
-from spectrum_parsing.data import vocabulary
 from spectrum_parsing.data.formats import (
     ATR_LABELS,
     CCP_LABELS,
@@ -32,6 +31,7 @@ from spectrum_parsing.presets import (
     validate_label_map,
 )
 from spectrum_parsing.rendering import decode_rle
+from spectrum_parsing.vocab import categories as vocabulary
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SIZE = (96, 72)  # W, H of the test images

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _LAZY = {"SpectrumPipeline": "pipeline", "ParsingResult": "pipeline", "DecoderConfig": "configs",
-         "DiffusionBackboneConfig": "configs", "TextEncoderConfig": "configs", "LossConfig": "losses",
+         "DiffusionBackboneConfig": "configs", "TextEncoderConfig": "configs", "LossConfig": "configs",
          "SpectrumCriterion": "losses", "ParseResult": "modeling", "SpectrumConfig": "modeling",
          "SpectrumModel": "modeling"}
 
 if TYPE_CHECKING:
-    from .configs import DecoderConfig, DiffusionBackboneConfig, TextEncoderConfig
-    from .losses import LossConfig, SpectrumCriterion
+    from .configs import DecoderConfig, DiffusionBackboneConfig, LossConfig, TextEncoderConfig
+    from .losses import SpectrumCriterion
     from .modeling import ParseResult, SpectrumConfig, SpectrumModel
     from .pipeline import ParsingResult, SpectrumPipeline
 

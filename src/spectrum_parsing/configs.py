@@ -273,3 +273,29 @@ class DecoderConfig(ConfigBase):
     def channels(self, stride: int) -> int:
         """Input channels of the backbone feature map at ``stride``."""
         return self.in_channels[str(stride)]
+
+
+@dataclass
+class LossConfig(ConfigBase):
+    """Weights and sampling settings of :class:`SpectrumCriterion` and :class:`HungarianMatcher`."""
+
+    grounding_weight: float = 2.0
+    bce_weight: float = 5.0
+    dice_weight: float = 5.0
+    no_object_weight: float = 0.1
+    num_points: int = 12544
+    oversample_ratio: float = 3.0
+    importance_sample_ratio: float = 0.75
+    match_grounding_weight: float = 2.0
+    match_bce_weight: float = 5.0
+    match_dice_weight: float = 5.0
+    deep_supervision: bool = True
+
+    def __post_init__(self) -> None:
+        check_range("loss", "num_points", self.num_points, 1, 1_000_000)
+        if self.oversample_ratio < 1.0:
+            raise ConfigError(f"oversample_ratio must be >= 1, got {self.oversample_ratio}")
+        if not 0.0 <= self.importance_sample_ratio <= 1.0:
+            raise ConfigError(f"importance_sample_ratio must be in [0, 1], got {self.importance_sample_ratio}")
+        if self.no_object_weight < 0.0:
+            raise ConfigError(f"no_object_weight must be >= 0, got {self.no_object_weight}")

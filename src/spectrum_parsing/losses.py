@@ -20,7 +20,6 @@ All loss math runs in float32 with autocast disabled, on whatever device the pre
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
-from .configs import ConfigBase, ConfigError, check_range
+from .configs import ConfigError, LossConfig
 
 __all__ = [
     "LossConfig",
@@ -45,32 +44,6 @@ __all__ = [
 
 # Finite stand-in for NaN/inf entries of a matching cost matrix (scipy rejects non-finite costs).
 _COST_CLAMP = 1e8
-
-
-@dataclass
-class LossConfig(ConfigBase):
-    """Weights and sampling settings of :class:`SpectrumCriterion` and :class:`HungarianMatcher`."""
-
-    grounding_weight: float = 2.0
-    bce_weight: float = 5.0
-    dice_weight: float = 5.0
-    no_object_weight: float = 0.1
-    num_points: int = 12544
-    oversample_ratio: float = 3.0
-    importance_sample_ratio: float = 0.75
-    match_grounding_weight: float = 2.0
-    match_bce_weight: float = 5.0
-    match_dice_weight: float = 5.0
-    deep_supervision: bool = True
-
-    def __post_init__(self) -> None:
-        check_range("loss", "num_points", self.num_points, 1, 1_000_000)
-        if self.oversample_ratio < 1.0:
-            raise ConfigError(f"oversample_ratio must be >= 1, got {self.oversample_ratio}")
-        if not 0.0 <= self.importance_sample_ratio <= 1.0:
-            raise ConfigError(f"importance_sample_ratio must be in [0, 1], got {self.importance_sample_ratio}")
-        if self.no_object_weight < 0.0:
-            raise ConfigError(f"no_object_weight must be >= 0, got {self.no_object_weight}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,13 +22,13 @@ from .configs import (
     ConfigBase,
     ConfigError,
     DecoderConfig,
+    LossConfig,
     TextEncoderConfig,
     backbone_config_from_dict,
     check_range,
 )
 from .decoder import SpectrumDecoder
 from .hub import ModelLoadError, resolve_dir
-from .losses import LossConfig
 from .postprocess import PersonInstance, group_instances, semantic_map
 from .text_encoders import TextEncoder, load_text_encoder
 

@@ -20,13 +20,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data.targets import EBP_PROMPTS, with_ebp
-from .embedded import (  # noqa: E402  (re-exported: the embedded models' names and folders)
+from .embedded import (  # noqa: F401  (re-exported: the embedded models' names and folders)
+    DEFAULT_MODEL_DIR,
+    DEFAULT_MODEL_NAME,
+    EMBEDDED_MODELS,
     embedded_model_dir,
+    model_display_name,
 )
-from .evaluation import outputs_at_size, predict_batch, resize_for_model
 from .export import OnnxRunner, pad_square
 from .images import DEFAULT_MAX_PIXELS, ImageLoadError, array_to_rgb, check_image_size, load_image, to_rgb
+from .inference import outputs_at_size, predict_batch, resize_for_model
 from .modeling import SpectrumModel
 from .persons import BlazePoseSegmenter, PersonDetector
 from .postprocess import PersonInstance, group_instances, semantic_map
@@ -34,6 +37,7 @@ from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map
 from .prompts import clean_prompts
 from .rendering import encode_rle, label_map_image, overlay, palette
 from .topdown import TopDownConfig, derived_prompts, parse_top_down
+from .vocab.phrases import EBP_PROMPTS, with_ebp
 
 BUILTIN_DEFAULT_PROMPTS = [
     "hair", "face", "left arm", "right arm", "left leg", "right leg", "hat", "sunglasses", "scarf",

@@ -55,14 +55,17 @@ from typing import Any
 
 import numpy as np
 
-from .data.base import map_to_canonical
-from .data.formats.atr import ATR_LABELS
-from .data.formats.ccp import CCP_LABELS
-from .data.formats.cihp import _CANONICAL_OVERRIDES as _CIHP_OVERRIDES
-from .data.formats.cihp import CIHP_LABELS
-from .data.formats.lip import LIP_LABELS
-from .data.formats.pascal import PASCAL_PERSON_PART_LABELS, voc_colormap
-from .data.vocabulary import canonical_name
+from .vocab.categories import canonical_name
+from .vocab.labels import (
+    ATR_LABELS,
+    CCP_LABELS,
+    CIHP_LABELS,
+    LIP_LABELS,
+    PASCAL_PERSON_PART_LABELS,
+    map_to_canonical,
+    voc_colormap,
+)
+from .vocab.labels import CIHP_CANONICAL_OVERRIDES as _CIHP_OVERRIDES
 
 __all__ = [
     "PRESETS",

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from spectrum_parsing.configs import ConfigError
-from spectrum_parsing.data import vocabulary
 from spectrum_parsing.data.sample import IGNORE_ID, Sample, Segment
 from spectrum_parsing.data.targets import (
     EBP_PROMPTS,
@@ -23,6 +22,7 @@ from spectrum_parsing.data.targets import (
     with_article,
     with_ebp,
 )
+from spectrum_parsing.vocab import categories as vocabulary
 
 CLASSES = ["background", "hair", "face", "t-shirt", "pants", "left-shoe", "right-shoe", "bag", "coat", "sunglasses",
            "shoes", "left-hand", "hat"]

@@ -7,7 +7,6 @@ import copy
 import numpy as np
 import pytest
 
-from spectrum_parsing.data import vocabulary
 from spectrum_parsing.data.sample import IGNORE_ID, Sample, Segment
 from spectrum_parsing.data.transforms import (
     ColorJitter,
@@ -20,6 +19,7 @@ from spectrum_parsing.data.transforms import (
     remap_semantic,
     semantic_swap_pairs,
 )
+from spectrum_parsing.vocab import categories as vocabulary
 
 CLASSES = ["background", "hair", "face", "upper-clothes", "left-arm", "right-arm", "pants", "left-shoe", "right-shoe"]
 # Part boxes (y0, y1, x0, x1) relative to the person's top-left corner; the person's left is the image's right.

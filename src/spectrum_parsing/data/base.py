@@ -13,8 +13,6 @@ the ids, and the id at sorted position ``k`` is in ``val`` when ``k % round(1 / 
 from __future__ import annotations
 
 import os
-import re
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -22,21 +20,11 @@ import numpy as np
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from ..vocab.labels import lookup_canonical, map_to_canonical, warn_once  # noqa: F401 (re-exported)
 from .sample import IGNORE_ID, Sample, Segment
-from .vocabulary import canonical_name
 
 SPLITS: tuple[str, ...] = ("train", "val", "all")
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-_WARNED: set[str] = set()
-
-
-def warn_once(message: str) -> None:
-    """Emit ``message`` as a UserWarning the first time it is seen in this process."""
-    if message not in _WARNED:
-        _WARNED.add(message)
-        warnings.warn(message, UserWarning, stacklevel=3)
-
 
 def check_split(split: str) -> str:
     """Return ``split`` if it is one of :data:`SPLITS`, else raise ValueError."""
@@ -102,42 +90,6 @@ def clean_label_map(label: np.ndarray, num_classes: int, source: str | Path) -> 
         warn_once(f"{source}: label ids {ids} are not in the dataset's {num_classes} classes; treated as ignore")
         sem[bad] = IGNORE_ID
     return sem
-
-
-def lookup_canonical(raw: str, overrides: dict[str, str] | None = None) -> str | None:
-    """Canonical name for a dataset label, or None: ``overrides`` (lowercased raw name -> canonical) first, then
-    :func:`vocabulary.canonical_name` on the whole label, then on each part of a ``,``/``/`` list ("bag, wallet",
-    "scarf/tie"; first match wins), then on the singular of a plural ("skirts")."""
-    key = raw.strip().lower()
-    if overrides and key in overrides:
-        return overrides[key]
-    name = canonical_name(key)
-    if name is not None:
-        return name
-    for part in re.split(r"[,/]", key):
-        part = part.strip()
-        name = canonical_name(part) if part else None
-        if name is not None:
-            return name
-    if key.endswith("s") and len(key) > 3:
-        return canonical_name(key[:-1])
-    return None
-
-
-def map_to_canonical(
-    classes: Sequence[str], overrides: dict[str, str] | None = None, source: str = "dataset"
-) -> list[str | None]:
-    """Canonical name per class id: None for id 0 (background), :func:`lookup_canonical` for the others; a label
-    with no canonical home keeps its lowercased raw text (an open-vocabulary phrase) with a one-time warning."""
-    overrides = {k.lower(): v for k, v in (overrides or {}).items()}
-    out: list[str | None] = [None]
-    for raw in classes[1:]:
-        name = lookup_canonical(raw, overrides)
-        if name is None:
-            name = " ".join(raw.lower().split())
-            warn_once(f"{source}: label {raw!r} has no canonical category; kept as the phrase {name!r}")
-        out.append(name)
-    return out
 
 
 def label_map_segments(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from . import vocabulary
+from ..vocab import categories as vocabulary
 from .sample import IGNORE_ID, Sample, Segment
 
 __all__ = [

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from ...vocab.labels import ATR_LABELS, CCP_LABELS, CIHP_LABELS, LIP_LABELS, PASCAL_PERSON_PART_LABELS, voc_colormap
 from ..base import ParsingDataset
-from .atr import ATR_LABELS, ATRDataset
-from .ccp import CCP_LABELS, CCPDataset, read_ccp_labels
-from .cihp import CIHP_LABELS, CIHPDataset
+from .atr import ATRDataset
+from .ccp import CCPDataset, read_ccp_labels
+from .cihp import CIHPDataset
 from .coco import PERSON_KEYS, COCODataset, decode_segmentation
-from .lip import LIP_LABELS, LIPDataset
+from .lip import LIPDataset
 from .nopeople import NoPersonDataset
-from .pascal import PASCAL_PERSON_PART_LABELS, PascalPersonPartDataset, voc_colormap
+from .pascal import PascalPersonPartDataset
 
 FORMATS: dict[str, type[ParsingDataset]] = {
     "ccp": CCPDataset,

@@ -12,14 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...vocab.labels import ATR_LABELS
 from ..base import find_dirs
 from .lip import PairedPNGDataset
-
-ATR_LABELS: tuple[str, ...] = (
-    "background", "hat", "hair", "sunglasses", "upper-clothes", "skirt", "pants", "dress", "belt", "left-shoe",
-    "right-shoe", "face", "left-leg", "right-leg", "left-arm", "right-arm", "bag", "scarf",
-)
-"""ATR's 18 labels, index = id."""
 
 
 def _is_atr_dir(d: Path) -> bool:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from ...vocab.labels import CCP_LABELS
 from ..base import (
     IMAGE_EXTENSIONS,
     ParsingDataset,
@@ -31,16 +32,6 @@ from ..base import (
     warn_once,
 )
 from ..sample import IGNORE_ID, Sample
-
-CCP_LABELS: tuple[str, ...] = (
-    "null", "accessories", "bag", "belt", "blazer", "blouse", "bodysuit", "boots", "bra", "bracelet", "cape",
-    "cardigan", "clogs", "coat", "dress", "earrings", "flats", "glasses", "gloves", "hair", "hat", "heels", "hoodie",
-    "intimate", "jacket", "jeans", "jumper", "leggings", "loafers", "necklace", "panties", "pants", "pumps", "purse",
-    "ring", "romper", "sandals", "scarf", "shirt", "shoes", "shorts", "skin", "skirt", "sneakers", "socks",
-    "stockings", "suit", "sunglasses", "sweater", "sweatshirt", "swimwear", "t-shirt", "tie", "tights", "top", "vest",
-    "wallet", "watch", "wedges",
-)
-"""The 59 CCP labels (used when ``label_list.mat`` is absent)."""
 
 
 def _mat_strings(value: object) -> list[str]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...vocab.labels import CIHP_CANONICAL_OVERRIDES as _CANONICAL_OVERRIDES
+from ...vocab.labels import CIHP_LABEL_SETS as LABEL_SETS
 from ..base import (
     IMAGE_EXTENSIONS,
     ParsingDataset,
@@ -29,13 +31,7 @@ from ..base import (
     read_label_png,
 )
 from ..sample import Sample
-from .lip import LIP_LABELS, official_split
-
-CIHP_LABELS: tuple[str, ...] = LIP_LABELS[:10] + ("torso-skin",) + LIP_LABELS[11:]
-"""CIHP's 20 labels: LIP's, with id 10 = torso-skin (LIP has jumpsuits there)."""
-
-LABEL_SETS: dict[str, tuple[str, ...]] = {"cihp": CIHP_LABELS, "lip": LIP_LABELS}
-_CANONICAL_OVERRIDES = {"torso-skin": "torso"}
+from .lip import official_split
 
 
 def _is_cihp_dir(d: Path) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...vocab.labels import LIP_LABELS
 from ..base import (
     IMAGE_EXTENSIONS,
     ParsingDataset,
@@ -27,13 +28,6 @@ from ..base import (
     warn_once,
 )
 from ..sample import Sample
-
-LIP_LABELS: tuple[str, ...] = (
-    "background", "hat", "hair", "glove", "sunglasses", "upper-clothes", "dress", "coat", "socks", "pants",
-    "jumpsuits", "scarf", "skirt", "face", "left-arm", "right-arm", "left-leg", "right-leg", "left-shoe",
-    "right-shoe",
-)
-"""LIP's 20 labels, index = id."""
 
 _SPLIT_NAMES = {
     "train": "train", "training": "train", "trainval": None,

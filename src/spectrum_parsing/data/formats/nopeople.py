@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import vocabulary
+from ...vocab import categories as vocabulary
 from ..base import IMAGE_EXTENSIONS, ParsingDataset, files_by_stem, lookup_canonical, read_image
 from ..sample import Sample
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ...vocab.labels import PASCAL_PERSON_PART_LABELS, voc_colormap
 from ..base import (
     IMAGE_EXTENSIONS,
     ParsingDataset,
@@ -31,11 +32,6 @@ from ..base import (
 )
 from ..sample import IGNORE_ID, Sample
 
-PASCAL_PERSON_PART_LABELS: tuple[str, ...] = (
-    "background", "head", "torso", "upper arms", "lower arms", "upper legs", "lower legs",
-)
-"""The 7 PASCAL-Person-Part labels, index = id."""
-
 _LIST_CANDIDATES: dict[str, tuple[str, ...]] = {
     split: (
         f"{split}_id.txt",
@@ -48,18 +44,6 @@ _LIST_CANDIDATES: dict[str, tuple[str, ...]] = {
 }
 
 
-def voc_colormap(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colormap as an (n, 3) uint8 array: the bits of id i spread over R, G, B from the top bit."""
-    cmap = np.zeros((n, 3), dtype=np.uint8)
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        cmap[i] = (r, g, b)
-    return cmap
 
 
 def colors_to_ids(rgb: np.ndarray, num_classes: int, source: str | Path = "label") -> np.ndarray:
