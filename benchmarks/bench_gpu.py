@@ -55,8 +55,7 @@ def compile_blocks(module: nn.Module) -> int:
 
 def build(tiny: bool, device: torch.device, dtype: torch.dtype) -> tuple[nn.Module, nn.Module, Any]:
     if tiny:
-        from spectrum_parsing.backbones import load_backbone
-        from spectrum_parsing.configs import load_backbone_config
+        from spectrum_parsing.backbones import load_backbone, load_backbone_config
         from spectrum_parsing.testing import build_tiny_models
 
         paths = build_tiny_models(tempfile.mkdtemp(prefix="spectrum-tiny-"))

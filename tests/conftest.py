@@ -25,8 +25,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def i2tx_backbone(tiny_models):
-    from spectrum_parsing.backbones import load_backbone
-    from spectrum_parsing.configs import load_backbone_config
+    from spectrum_parsing.backbones import load_backbone, load_backbone_config
 
     return load_backbone(load_backbone_config(tiny_models["i2tx_config"]))
 

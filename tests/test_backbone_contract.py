@@ -18,8 +18,9 @@ from spectrum_parsing.backbones import (
     FeatureBackbone,
     FusionConfig,
     load_backbone,
+    load_backbone_config,
 )
-from spectrum_parsing.configs import STRIDES, load_backbone_config
+from spectrum_parsing.configs import STRIDES
 
 
 @pytest.fixture(scope="module", autouse=True)

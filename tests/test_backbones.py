@@ -13,11 +13,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from spectrum_parsing.backbones import DiffusionBackbone, load_backbone
+from spectrum_parsing.backbones import DiffusionBackbone, load_backbone, load_backbone_config
 from spectrum_parsing.backbones.base import ActivationCollector
 from spectrum_parsing.backbones.diffusion import merge_texture_lora
 from spectrum_parsing.backbones.im2context import Image2Token, load_im2context
-from spectrum_parsing.configs import STRIDES, DiffusionBackboneConfig, load_backbone_config
+from spectrum_parsing.configs import STRIDES, DiffusionBackboneConfig
 from spectrum_parsing.hub import ModelLoadError, resolve_file
 from spectrum_parsing.testing import build_tiny_im2context, build_tiny_texture_lora
 

@@ -12,7 +12,15 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from spectrum_parsing.backbones import BodyPixBackbone, BodyPixConfig, BodyPixMobileNet, load_backbone, load_bodypix
+from spectrum_parsing.backbones import (
+    BodyPixBackbone,
+    BodyPixConfig,
+    BodyPixMobileNet,
+    backbone_config_from_dict,
+    load_backbone,
+    load_backbone_config,
+    load_bodypix,
+)
 from spectrum_parsing.backbones.bodypix import (
     HEAD_CHANNELS,
     PART_NAMES,
@@ -20,7 +28,7 @@ from spectrum_parsing.backbones.bodypix import (
     parameter_shapes,
     read_onnx_state,
 )
-from spectrum_parsing.configs import STRIDES, ConfigError, backbone_config_from_dict, load_backbone_config
+from spectrum_parsing.configs import STRIDES, ConfigError
 from spectrum_parsing.hub import ModelLoadError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from spectrum_parsing.configs import (
-    ConfigError,
-    DecoderConfig,
-    DiffusionBackboneConfig,
-    TextEncoderConfig,
-    backbone_config_from_dict,
-    load_backbone_config,
-)
+from spectrum_parsing.backbones import backbone_config_from_dict, load_backbone_config
+from spectrum_parsing.configs import ConfigError, DecoderConfig, DiffusionBackboneConfig, TextEncoderConfig
 
 I2TX = {"type": "i2tx", "vision_encoder": "owner/vision", "im2context": "owner/i2t"}
 

@@ -15,6 +15,7 @@ from spectrum_parsing.backbones import (
     BodyPixConfig,
     EfficientNetLiteConfig,
     FusionConfig,
+    backbone_config_from_dict,
     load_backbone,
     without_initial_weights,
 )
@@ -26,7 +27,7 @@ from spectrum_parsing.backbones.efficientnet_lite import (
     read_efficientnet_lite_state,
     stage_plan,
 )
-from spectrum_parsing.configs import STRIDES, ConfigError, backbone_config_from_dict
+from spectrum_parsing.configs import STRIDES, ConfigError
 from spectrum_parsing.hub import ModelLoadError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "efficientnet_lite"

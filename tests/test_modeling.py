@@ -10,7 +10,8 @@ from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
 from spectrum_parsing import LossConfig, SpectrumConfig, SpectrumCriterion, SpectrumModel
-from spectrum_parsing.configs import ConfigError, DecoderConfig, TextEncoderConfig, load_backbone_config
+from spectrum_parsing.backbones import load_backbone_config
+from spectrum_parsing.configs import ConfigError, DecoderConfig, TextEncoderConfig
 from spectrum_parsing.hub import ModelLoadError
 
 SMALL_DECODER = DecoderConfig(hidden_dim=32, mask_dim=32, num_queries=8, num_heads=4, encoder_layers=1,

@@ -208,7 +208,7 @@ def test_lr_schedule_and_sampler():
 
 def test_shipped_configs_parse():
     """Every YAML experiment and backbone JSON under configs/ is valid (catches config rot)."""
-    from spectrum_parsing.configs import backbone_config_from_dict
+    from spectrum_parsing.backbones import backbone_config_from_dict
 
     root = Path(__file__).resolve().parents[1] / "configs"
     yamls = sorted(root.glob("*.yaml"))

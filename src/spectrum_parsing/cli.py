@@ -64,8 +64,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
     from tqdm import tqdm
 
-    from .backbones import load_backbone
-    from .configs import load_backbone_config
+    from .backbones import load_backbone, load_backbone_config
     from .images import load_image, to_tensor
 
     config = load_backbone_config(args.backbone)

@@ -184,24 +184,13 @@ BACKBONE_CONFIG_TYPES: dict[str, type[ConfigBase]] = {
 }
 
 
-def backbone_config_from_dict(data: dict[str, Any]) -> ConfigBase:
-    """Build the backbone config class named by ``data["type"]``."""
+def registered_backbone_config(data: dict[str, Any]) -> ConfigBase:
+    """Build the registered backbone config class named by ``data["type"]`` (types register themselves where
+    they are defined; use :func:`spectrum_parsing.backbones.backbone_config_from_dict`, which loads them all)."""
     kind = data.get("type") if isinstance(data, dict) else None
-    if kind not in BACKBONE_CONFIG_TYPES:
-        # Backbone modules defining their own config class (e.g. "bodypix") register it when imported;
-        # import them lazily here (configs must not import the torch-heavy backbones at module level).
-        from . import backbones  # noqa: F401
     if kind not in BACKBONE_CONFIG_TYPES:
         raise ConfigError(f"backbone config needs 'type' in {sorted(BACKBONE_CONFIG_TYPES)}, got {kind!r}")
     return BACKBONE_CONFIG_TYPES[kind].from_dict(data)
-
-
-def load_backbone_config(path: str | os.PathLike[str]) -> ConfigBase:
-    """Read a backbone JSON config and resolve its relative paths against the file's directory."""
-    data = read_config_file(path)
-    config = backbone_config_from_dict(data)
-    resolve = getattr(config, "resolve_paths", None)
-    return resolve(Path(path).resolve().parent) if resolve else config
 
 
 @dataclass

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .backbones import FeatureBackbone, load_backbone, without_initial_weights
+from .backbones import FeatureBackbone, backbone_config_from_dict, load_backbone, without_initial_weights
 from .backbones.base import check_images
 from .configs import (
     MAX_IMAGE_SIDE,
@@ -24,7 +24,6 @@ from .configs import (
     DecoderConfig,
     LossConfig,
     TextEncoderConfig,
-    backbone_config_from_dict,
     check_range,
 )
 from .decoder import SpectrumDecoder

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .backbones import backbone_config_from_dict
 from .configs import (
     MAX_IMAGE_SIDE,
     MIN_IMAGE_SIDE,
@@ -34,7 +35,6 @@ from .configs import (
     ConfigError,
     DecoderConfig,
     TextEncoderConfig,
-    backbone_config_from_dict,
     check_range,
     read_config_file,
 )
@@ -212,7 +212,7 @@ class ExperimentConfig(ConfigBase):
         if backbone is None:
             raise ConfigError("model.backbone is required unless model.init_from is given")
         if isinstance(backbone, str):
-            from .configs import load_backbone_config
+            from .backbones import load_backbone_config
 
             backbone_cfg = load_backbone_config(backbone)
         else:

@@ -3,7 +3,11 @@ ImageNet EfficientNet-Lite, and fusions of them."""
 
 from __future__ import annotations
 
-from ..configs import ConfigBase, DiffusionBackboneConfig
+import os
+from pathlib import Path
+from typing import Any
+
+from ..configs import ConfigBase, DiffusionBackboneConfig, read_config_file, registered_backbone_config
 from .base import FeatureBackbone
 from .bodypix import BodyPixBackbone, BodyPixConfig, BodyPixMobileNet, load_bodypix
 from .diffusion import DiffusionBackbone, load_diffusion_backbone
@@ -22,13 +26,28 @@ __all__ = [
     "FusionConfig",
     "FeatureBackbone",
     "Image2Token",
+    "backbone_config_from_dict",
     "load_backbone",
+    "load_backbone_config",
     "load_bodypix",
     "load_diffusion_backbone",
     "load_efficientnet_lite",
     "load_im2context",
     "without_initial_weights",
 ]
+
+
+def backbone_config_from_dict(data: dict[str, Any]) -> ConfigBase:
+    """Build the backbone config class named by ``data["type"]`` (every backbone module of this package has
+    registered its config type by the time this package is imported)."""
+    return registered_backbone_config(data)
+
+
+def load_backbone_config(path: str | os.PathLike[str]) -> ConfigBase:
+    """Read a backbone JSON config and resolve its relative paths against the file's directory."""
+    config = backbone_config_from_dict(read_config_file(path))
+    resolve = getattr(config, "resolve_paths", None)
+    return resolve(Path(path).resolve().parent) if resolve else config
 
 
 def load_backbone(config: ConfigBase) -> FeatureBackbone:

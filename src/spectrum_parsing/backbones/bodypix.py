@@ -126,7 +126,7 @@ class BodyPixConfig(ConfigBase):
         return self
 
 
-# Registered on import; configs.backbone_config_from_dict imports the backbones package for unknown types.
+# Registered where it is defined (importing the backbones package registers every backbone type).
 BACKBONE_CONFIG_TYPES.setdefault("bodypix", BodyPixConfig)
 
 

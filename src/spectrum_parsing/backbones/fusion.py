@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..configs import BACKBONE_CONFIG_TYPES, STRIDES, ConfigBase, ConfigError, backbone_config_from_dict
+from ..configs import BACKBONE_CONFIG_TYPES, STRIDES, ConfigBase, ConfigError, registered_backbone_config
 from .base import FeatureBackbone
 
 
@@ -38,7 +38,7 @@ class FusionConfig(ConfigBase):
             raise ConfigError(f"backbone type {self.type!r} is not one of {self.TYPES}")
         if not isinstance(self.members, list) or not self.members:
             raise ConfigError("a fusion backbone needs a non-empty list 'members'")
-        self.members = [backbone_config_from_dict(m) if isinstance(m, dict) else m for m in self.members]
+        self.members = [registered_backbone_config(m) if isinstance(m, dict) else m for m in self.members]
         for m in self.members:
             if not isinstance(m, ConfigBase):
                 raise ConfigError(f"fusion member must be a backbone config, got {type(m).__name__}")
