@@ -79,6 +79,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -90,10 +91,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from . import __version__
-from .images import ImageLoadError, ImageTooLargeError, check_image_size
-from .images import decode_image as decode_images_rgb
-from .prompts import clean_prompts
+from .. import __version__
+from ..images import ImageLoadError, ImageTooLargeError, check_image_size
+from ..images import decode_image as decode_images_rgb
+from ..prompts import clean_prompts
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class _BodyTooLarge(Exception):
 def _presets_module() -> Any:
     """:mod:`spectrum_parsing.presets`, or None where it is absent or fails to import."""
     try:
-        return importlib.import_module(f"{__package__}.presets")
+        return importlib.import_module("..presets", __package__)
     except ImportError:
         return None
     except Exception as err:  # a broken presets module must not take the demo down
@@ -451,6 +452,17 @@ def _accepts_preset(pipeline: Any) -> bool:
         return False
 
 
+def index_html() -> str:
+    """The demo page (``server/index.html``: one self-contained file, inline CSS and JS), read once."""
+    global _INDEX
+    if _INDEX is None:
+        _INDEX = (Path(__file__).with_name("index.html")).read_text(encoding="utf-8")
+    return _INDEX
+
+
+_INDEX: str | None = None
+
+
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
 
@@ -520,7 +532,7 @@ def create_app(pipeline: ParsingPipeline | Callable[[], ParsingPipeline],
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
-        return HTMLResponse(INDEX_HTML, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+        return HTMLResponse(index_html(), headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
     @app.get("/api/health")
     async def health(request: Request) -> dict[str, Any]:
@@ -591,348 +603,3 @@ def create_app(pipeline: ParsingPipeline | Callable[[], ParsingPipeline],
         return JSONResponse(payload)
 
     return app
-
-
-INDEX_HTML = r"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Spectrum human parsing</title>
-<style>
-  :root { font-family: system-ui, sans-serif; color: #1d2330; background: #f4f5f8; }
-  body { margin: 0; }
-  header { display: flex; gap: 1rem; align-items: baseline; padding: .7rem 1.2rem; background: #1d2330;
-           color: #fff; }
-  header h1 { font-size: 1.2rem; margin: 0; }
-  header span { opacity: .75; font-size: .9rem; }
-  main { display: grid; grid-template-columns: 300px 1fr; gap: 1.2rem; padding: 1.2rem; }
-  @media (max-width: 800px) { main { grid-template-columns: 1fr; } }
-  .panel { background: #fff; border-radius: 8px; padding: 1rem; box-shadow: 0 1px 3px #0002; }
-  #controls label.field { display: block; margin: .8rem 0 .2rem; font-weight: 600; font-size: .9rem; }
-  #controls input[type=text], #controls input[type=number], #controls select { width: 100%;
-           box-sizing: border-box; padding: .35rem; }
-  #dropzone { border: 2px dashed #8a93a6; border-radius: 8px; padding: 1.2rem .6rem; text-align: center;
-              cursor: pointer; }
-  #dropzone.over { border-color: #2f6fed; background: #eef3ff; }
-  #file-name { font-size: .85rem; margin-top: .4rem; word-break: break-all; }
-  .hint { font-size: .8rem; color: #5a6275; }
-  button { margin-top: 1rem; width: 100%; padding: .6rem; font-size: 1rem; border: 0; border-radius: 6px;
-           background: #2f6fed; color: #fff; cursor: pointer; }
-  button:disabled { background: #9db5e8; cursor: default; }
-  #status { margin-top: .7rem; font-size: .9rem; min-height: 1.2em; }
-  #status.error { color: #b3261e; font-weight: 600; }
-  #stage { position: relative; display: inline-block; max-width: 100%; }
-  #view { display: block; max-width: 100%; height: auto; cursor: crosshair; }
-  #tooltip { position: absolute; pointer-events: none; background: #1d2330e8; color: #fff; padding: .2rem .45rem;
-             border-radius: 4px; font-size: .85rem; white-space: nowrap; }
-  #picked { font-size: .9rem; margin: .4rem 0; min-height: 1.2em; }
-  #toggles { display: flex; flex-wrap: wrap; gap: 1rem; margin: .6rem 0; }
-  fieldset { border: 1px solid #d3d7e0; border-radius: 6px; min-width: 180px; }
-  fieldset label { display: block; font-size: .88rem; }
-  .swatch { display: inline-block; width: .8em; height: .8em; border: 1px solid #0006; margin-right: .3em;
-            vertical-align: -1px; }
-  #downloads a { margin-right: 1rem; }
-  #overlay { max-width: 100%; }
-  figure { margin: 1rem 0 0; }
-  figcaption { font-size: .8rem; color: #5a6275; }
-</style>
-</head>
-<body data-state="idle">
-<header><h1>Spectrum</h1><span>open-vocabulary multi-person human parsing</span><span id="model-name"></span></header>
-<main>
-<section id="controls" class="panel">
-  <div id="dropzone" tabindex="0" role="button" aria-label="choose or drop an image">
-    Drop an image here, or click to choose one
-    <input type="file" id="file" accept="image/*" hidden>
-  </div>
-  <div id="file-name"></div>
-  <label class="field" for="prompts">Prompts (comma-separated)</label>
-  <input type="text" id="prompts" autocomplete="off">
-  <div class="hint">Empty: the model's default prompts.</div>
-  <div id="preset-row">
-    <label class="field" for="preset">or a preset</label>
-    <select id="preset"><option value="">(none)</option></select>
-    <div class="hint" id="preset-hint"></div>
-  </div>
-  <label class="field" for="threshold">Score threshold</label>
-  <input type="number" id="threshold" min="0" max="1" step="0.05" value="0.3">
-  <label class="hint"><input type="checkbox" id="ebp" checked> add expanded body-part prompts</label>
-  <button id="run" disabled>Run</button>
-  <div id="status" role="status" aria-live="polite"></div>
-</section>
-<section id="result" class="panel" hidden>
-  <div id="stage"><canvas id="view"></canvas><div id="tooltip" hidden></div></div>
-  <div id="picked"></div>
-  <div id="toggles">
-    <fieldset id="persons"><legend>Persons</legend><div id="person-list"></div></fieldset>
-    <fieldset id="parts"><legend>Parts</legend><div id="part-list"></div></fieldset>
-  </div>
-  <div id="downloads">
-    <a id="download-labelmap" href="#">label map (PNG)</a>
-    <a id="download-overlay" href="#">overlay (PNG)</a>
-    <a id="download-json" href="#">result (JSON)</a>
-  </div>
-  <figure><img id="overlay" alt="parsed image with legend"><figcaption>Rendered overlay</figcaption></figure>
-</section>
-</main>
-<script>
-"use strict";
-const $ = (id) => document.getElementById(id);
-const S = { file: null, data: null, W: 0, H: 0, base: null, labels: null, persons: null, colors: null,
-            showLabel: new Uint8Array(256), showPerson: new Uint8Array(256), limits: null, jsonUrl: null };
-
-function setStatus(text, isError) {
-  const el = $("status");
-  el.textContent = text;
-  el.className = isError ? "error" : "";
-}
-const megabytes = (n) => (n / 1048576).toFixed(1) + " MB";
-
-async function loadInfo() {
-  try {
-    const resp = await fetch("/api/info");
-    const info = await resp.json();
-    if (!resp.ok) throw new Error(info.error || resp.statusText);
-    S.limits = info.limits;
-    $("model-name").textContent = "model: " + info.model;
-    if (info.default_prompts && info.default_prompts.length) $("prompts").placeholder = info.default_prompts.join(", ");
-    const presets = info.presets || {};
-    for (const [name, prompts] of Object.entries(presets)) {
-      const option = document.createElement("option");
-      option.value = name;
-      option.textContent = name;
-      option.title = prompts.join(", ");
-      $("preset").appendChild(option);
-    }
-    S.presets = presets;
-    $("preset-row").hidden = Object.keys(presets).length === 0;
-  } catch (err) {
-    $("preset-row").hidden = true;
-    setStatus("could not read the server info: " + err.message, true);
-  }
-}
-
-function setFile(file) {
-  if (!file) return;
-  if (S.limits && file.size > S.limits.max_upload_bytes) {
-    setStatus(`${file.name} is ${megabytes(file.size)}; the limit is ${megabytes(S.limits.max_upload_bytes)}`, true);
-    return;
-  }
-  S.file = file;
-  $("file-name").textContent = `${file.name} (${Math.max(1, Math.round(file.size / 1024))} KB)`;
-  $("run").disabled = false;
-  setStatus("");
-}
-
-function b64Blob(b64, type) {
-  const bin = atob(b64);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return new Blob([bytes], { type });
-}
-
-async function rgba(blob, w, h, exact) {
-  const options = exact ? { colorSpaceConversion: "none", premultiplyAlpha: "none" } : {};
-  const bitmap = await createImageBitmap(blob, options);
-  const canvas = document.createElement("canvas");
-  canvas.width = w; canvas.height = h;
-  const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  if (exact && (bitmap.width !== w || bitmap.height !== h)) {
-    throw new Error(`map is ${bitmap.width}x${bitmap.height}, expected ${w}x${h}`);
-  }
-  ctx.drawImage(bitmap, 0, 0, bitmap.width, bitmap.height, 0, 0, w, h);
-  bitmap.close();
-  return ctx.getImageData(0, 0, w, h).data;
-}
-
-function firstChannel(data) {
-  const out = new Uint8Array(data.length / 4);
-  for (let i = 0; i < out.length; i++) out[i] = data[4 * i];
-  return out;
-}
-
-async function show(data) {
-  const W = data.width, H = data.height;
-  S.data = data; S.W = W; S.H = H;
-  S.labels = firstChannel(await rgba(b64Blob(data.label_ids_png, "image/png"), W, H, true));
-  S.persons = firstChannel(await rgba(b64Blob(data.person_map_png, "image/png"), W, H, true));
-  try {
-    S.base = await rgba(S.file, W, H, false);
-  } catch (err) {  // a format the browser cannot decode: fall back to the top of the rendered overlay
-    S.base = await rgba(b64Blob(data.overlay_png, "image/png"), W, H, false);
-  }
-  S.colors = new Uint8Array(256 * 3);
-  for (const [id, rgb] of Object.entries(data.colors || {})) S.colors.set(rgb, 3 * Number(id));
-  S.showLabel.fill(1); S.showPerson.fill(1);
-  const view = $("view");
-  view.width = W; view.height = H;
-  buildToggles();
-  render();
-  const stem = (S.file.name || "image").replace(/\.[^.]*$/, "") || "image";
-  const links = [["download-labelmap", data.label_map_png, "_labels.png"],
-                 ["download-overlay", data.overlay_png, "_overlay.png"]];
-  for (const [id, b64, suffix] of links) {
-    $(id).href = "data:image/png;base64," + b64;
-    $(id).download = stem + suffix;
-  }
-  const plain = Object.fromEntries(Object.entries(data).filter(([key]) => !key.endsWith("_png")));
-  if (S.jsonUrl) URL.revokeObjectURL(S.jsonUrl);
-  S.jsonUrl = URL.createObjectURL(new Blob([JSON.stringify(plain, null, 1)], { type: "application/json" }));
-  $("download-json").href = S.jsonUrl;
-  $("download-json").download = stem + ".json";
-  const overlay = $("overlay");
-  overlay.src = "data:image/png;base64," + data.overlay_png;
-  await overlay.decode();
-  $("result").hidden = false;
-  $("picked").textContent = "";
-}
-
-function addToggle(container, text, key, rgb, onChange) {
-  const label = document.createElement("label");
-  const box = document.createElement("input");
-  box.type = "checkbox"; box.checked = true; box.dataset.key = key;
-  box.addEventListener("change", () => { onChange(box.checked ? 1 : 0); render(); });
-  label.appendChild(box);
-  if (rgb) {
-    const swatch = document.createElement("span");
-    swatch.className = "swatch";
-    swatch.style.background = `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
-    label.appendChild(swatch);
-  }
-  label.appendChild(document.createTextNode(text));
-  container.appendChild(label);
-}
-
-function buildToggles() {
-  const personList = $("person-list"), partList = $("part-list");
-  personList.replaceChildren(); partList.replaceChildren();
-  S.data.persons.forEach((person, k) => {
-    const text = ` person ${person.id} (score ${person.score.toFixed(2)}, ${person.parts.length} parts)`;
-    addToggle(personList, text, "person-" + person.id, null, (on) => { S.showPerson[k + 1] = on; });
-  });
-  const counts = new Uint32Array(256);
-  for (let i = 0; i < S.labels.length; i++) counts[S.labels[i]]++;
-  const inParts = new Set(S.data.persons.flatMap((p) => p.parts.map((part) => part.label)));
-  for (const [id, name] of Object.entries(S.data.labels)) {
-    const n = Number(id);
-    if (!counts[n] && !inParts.has(name)) continue;
-    const rgb = S.colors.subarray(3 * n, 3 * n + 3);
-    addToggle(partList, " " + name, "label-" + n, rgb, (on) => { S.showLabel[n] = on; });
-  }
-  if (!personList.children.length) personList.textContent = "no persons found";
-  if (!partList.children.length) partList.textContent = "no parts found";
-}
-
-function render() {
-  const { W, H, base, labels, persons, colors } = S;
-  const ctx = $("view").getContext("2d");
-  const out = ctx.createImageData(W, H);
-  const d = out.data, a = 0.55;
-  for (let i = 0, p = 0; i < W * H; i++, p += 4) {
-    const l = labels[i];
-    if (l && S.showLabel[l] && S.showPerson[persons[i]]) {
-      d[p] = (1 - a) * base[p] + a * colors[3 * l];
-      d[p + 1] = (1 - a) * base[p + 1] + a * colors[3 * l + 1];
-      d[p + 2] = (1 - a) * base[p + 2] + a * colors[3 * l + 2];
-    } else {
-      d[p] = base[p]; d[p + 1] = base[p + 1]; d[p + 2] = base[p + 2];
-    }
-    d[p + 3] = 255;
-  }
-  ctx.putImageData(out, 0, 0);
-  ctx.lineWidth = 2; ctx.strokeStyle = "#fff"; ctx.fillStyle = "#fff"; ctx.font = "12px sans-serif";
-  S.data.persons.forEach((person, k) => {
-    if (!S.showPerson[k + 1]) return;
-    const [x0, y0, x1, y1] = person.box;
-    ctx.strokeRect(x0 + 1, y0 + 1, Math.max(0, x1 - x0 - 2), Math.max(0, y1 - y0 - 2));
-    ctx.fillText("person " + person.id, x0 + 4, y0 + 14);
-  });
-}
-
-function pixelAt(event) {
-  const rect = $("view").getBoundingClientRect();
-  const x = Math.floor((event.clientX - rect.left) * S.W / rect.width);
-  const y = Math.floor((event.clientY - rect.top) * S.H / rect.height);
-  return x >= 0 && y >= 0 && x < S.W && y < S.H ? { x, y } : null;
-}
-
-function describe(x, y) {
-  const i = y * S.W + x, l = S.labels[i], k = S.persons[i];
-  if (!l && !k) return "background";
-  const name = l ? S.data.labels[String(l)] : "no part";
-  return k ? `${name} · person ${S.data.persons[k - 1].id}` : name;
-}
-
-function onHover(event) {
-  const tip = $("tooltip");
-  const at = S.data && pixelAt(event);
-  if (!at) { tip.hidden = true; return; }
-  tip.textContent = describe(at.x, at.y);
-  const stage = $("stage").getBoundingClientRect();
-  tip.style.left = (event.clientX - stage.left + 14) + "px";
-  tip.style.top = (event.clientY - stage.top + 14) + "px";
-  tip.hidden = false;
-}
-
-async function run() {
-  if (!S.file) return;
-  const form = new FormData();
-  form.append("image", S.file, S.file.name || "image");
-  form.append("prompts", $("prompts").value);
-  if ($("preset").value) form.append("preset", $("preset").value);
-  form.append("threshold", $("threshold").value);
-  form.append("ebp", $("ebp").checked ? "true" : "false");
-  $("run").disabled = true;
-  document.body.dataset.state = "running";
-  setStatus("Parsing…");
-  const started = performance.now();
-  try {
-    const resp = await fetch("/api/parse", { method: "POST", body: form });
-    let data;
-    try { data = await resp.json(); } catch (err) { data = { error: `HTTP ${resp.status} ${resp.statusText}` }; }
-    if (!resp.ok) throw new Error(data.error || `HTTP ${resp.status}`);
-    await show(data);
-    const parts = data.persons.reduce((n, p) => n + p.parts.length, 0);
-    const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    setStatus(`${data.persons.length} person(s), ${parts} part(s) in ${seconds} s`);
-    document.body.dataset.state = "done";
-  } catch (err) {
-    setStatus(err.message, true);
-    document.body.dataset.state = "error";
-  } finally {
-    $("run").disabled = false;
-  }
-}
-
-const dropzone = $("dropzone");
-dropzone.addEventListener("click", () => $("file").click());
-dropzone.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file").click(); });
-for (const type of ["dragenter", "dragover"]) {
-  dropzone.addEventListener(type, (e) => { e.preventDefault(); dropzone.classList.add("over"); });
-}
-for (const type of ["dragleave", "drop"]) {
-  dropzone.addEventListener(type, (e) => { e.preventDefault(); dropzone.classList.remove("over"); });
-}
-dropzone.addEventListener("drop", (e) => setFile(e.dataTransfer.files[0]));
-window.addEventListener("dragover", (e) => e.preventDefault());
-window.addEventListener("drop", (e) => e.preventDefault());
-$("file").addEventListener("change", (e) => setFile(e.target.files[0]));
-$("preset").addEventListener("change", () => {
-  const prompts = (S.presets || {})[$("preset").value];
-  $("preset-hint").textContent = prompts ? "scores: " + prompts.join(", ") : "";
-});
-$("prompts").addEventListener("keydown", (e) => { if (e.key === "Enter") run(); });
-$("run").addEventListener("click", run);
-const view = $("view");
-view.addEventListener("mousemove", onHover);
-view.addEventListener("mouseleave", () => { $("tooltip").hidden = true; });
-view.addEventListener("click", (e) => {
-  const at = S.data && pixelAt(e);
-  if (at) $("picked").textContent = `(${at.x}, ${at.y}): ${describe(at.x, at.y)}`;
-});
-loadInfo();
-</script>
-</body>
-</html>
-"""
