@@ -37,35 +37,70 @@ def check_range(owner: str, name: str, value: Any, low: float, high: float, inte
         raise ConfigError(f"{owner}.{name} must be {kind} in [{low:g}, {high:g}], got {value!r:.40}")
 
 
+def _plain(value: Any) -> Any:
+    """A JSON-compatible copy of a config field value."""
+    if isinstance(value, ConfigBase):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _nested_config_fields(cls: type) -> dict[str, tuple[type, bool]]:
+    """Fields of a config dataclass typed as one concrete config class (``AugmentConfig``) or a list of one
+    (``list[DatasetEntry]``): name -> (class, is_list). Polymorphic fields (``ConfigBase``) are not included."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation that cannot be resolved: no automatic nesting
+        return {}
+    out = {}
+    for f in dataclasses.fields(cls):
+        hint = hints.get(f.name)
+        is_list = typing.get_origin(hint) is list
+        inner = typing.get_args(hint)[0] if is_list and typing.get_args(hint) else hint
+        if isinstance(inner, type) and issubclass(inner, ConfigBase) and inner is not ConfigBase:
+            out[f.name] = (inner, is_list)
+    return out
+
+
 @dataclass
 class ConfigBase:
     """Shared dict/JSON round-trip logic with strict key checking."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-compatible dict of this config."""
+        """Return a JSON-compatible dict of this config (nested configs and lists of them included)."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, ConfigBase):
-                value = value.to_dict()
-            elif isinstance(value, dict):
-                value = {str(k): v for k, v in value.items()}
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
+            out[f.name] = _plain(getattr(self, f.name))
         return out
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        """Build the config from a dict; unknown keys raise :class:`ConfigError`."""
+        """Build the config from a dict; unknown keys raise :class:`ConfigError` naming them. Fields typed as a
+        config class (or a list of one) are built from their nested dicts the same strict way."""
         if not isinstance(data, dict):
             raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"{cls.__name__}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+        nested = _nested_config_fields(cls)
+        values = {}
+        for key, value in data.items():
+            kind = nested.get(key)
+            if kind is not None:
+                config_cls, is_list = kind
+                if is_list and isinstance(value, list):
+                    value = [config_cls.from_dict(v) if isinstance(v, dict) else v for v in value]
+                elif not is_list and isinstance(value, dict):
+                    value = config_cls.from_dict(value)
+            values[key] = value
         try:
-            return cls(**data)
+            return cls(**values)
         except TypeError as err:  # missing required fields
             raise ConfigError(f"{cls.__name__}: {err}") from None
 

@@ -107,22 +107,6 @@ class DataConfig(ConfigBase):
         check_range("data", "image_size", self.image_size, MIN_IMAGE_SIDE, MAX_IMAGE_SIDE)
         check_range("data", "num_workers", self.num_workers, 0, 256)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DataConfig:
-        data = dict(data)
-        train = [DatasetEntry.from_dict(e) for e in data.pop("train", [])]
-        val = [DatasetEntry.from_dict(e) for e in data.pop("val", [])]
-        augment = AugmentConfig.from_dict(data.pop("augment", {}))
-        targets = TargetConfig.from_dict(data.pop("targets", {}))
-        base = ConfigBase.from_dict.__func__(cls, data)  # strict check of the remaining keys
-        return dataclasses.replace(base, train=train, val=val, augment=augment, targets=targets)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out["train"] = [e.to_dict() for e in self.train]
-        out["val"] = [e.to_dict() for e in self.val]
-        return out
-
 
 @dataclass
 class TrainConfig(ConfigBase):
@@ -197,9 +181,7 @@ class ExperimentConfig(ConfigBase):
         model = data.get("model", {})
         if isinstance(model, dict) and model.get("init_from") and model.get("init_from_experiment"):
             raise ConfigError("model.init_from and model.init_from_experiment are exclusive: give one")
-        return cls(model=ModelSection.from_dict(model),
-                   data=DataConfig.from_dict(data.get("data", {})),
-                   train=TrainConfig.from_dict(data.get("train", {})))
+        return super().from_dict(data)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> ExperimentConfig:
