@@ -6,6 +6,7 @@ For each model (the embedded default, or a model directory), with the same proto
   mIoU over the withheld garments with background excluded;
 * VITON/LIP val (the first ``--viton-limit`` photos): body parts and all 19 categories;
 * ``lip_dev`` (25 real-world LIP photos, human labels): body parts and all categories;
+* ``cihp_dev`` (5 real multi-person photos): part AP^r of the top-down persons, and whole-image mIoU;
 * ``garments_unworn`` val split (every third photo by sorted id, the ones training never sees): share of
   photos where the top-down pipeline reports no person, and mean share of the image labelled, prompted with
   "saree", "heels" and the garment shown;
@@ -125,6 +126,15 @@ def run(name: str, args: argparse.Namespace) -> dict:
     for protocol in ("body", "all"):
         r = semantic(model, f"lip:{SHARED / 'datasets' / 'lip_dev'}", "all", protocol)
         row[f"lip_dev {protocol} mIoU"] = round(r["miou"], 2)
+    from spectrum_parsing.data import open_dataset
+    from spectrum_parsing.evaluation import EvalConfig, evaluate
+
+    cihp = open_dataset(f"cihp:{SHARED / 'datasets' / 'cihp_dev'}", split="all")
+    inst = evaluate(model, cihp, EvalConfig(protocol="instance", image_size=model.config.input_size), pipeline=pipe)
+    row["cihp_dev top-down part AP^r / AP^r_50"] = f"{inst['apr']:.1f} / {inst['apr50']:.1f}"
+    for protocol in ("all",):
+        r = semantic(model, f"cihp:{SHARED / 'datasets' / 'cihp_dev'}", "all", protocol)
+        row[f"cihp_dev {protocol} mIoU (whole image)"] = round(r["miou"], 2)
     row.update({f"unworn: {k}": v for k, v in eval_unworn_val(pipe).items()})
     row.update({f"absent prompts on lip_dev: {k}": v for k, v in eval_absent(pipe).items()})
     row["load (s)"] = round(load, 2)
