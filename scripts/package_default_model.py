@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=None, help="default: the model's input_size")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only N images per split")
     parser.add_argument("--name", default="spectrum-bodypix", help="folder under weights/ to write")
+    parser.add_argument("--cache-entries", default="N", help="views in the run's feature cache (for the card)")
+    parser.add_argument("--history", default="", help="a sentence on how the run went, for the card")
     args = parser.parse_args()
     global TARGET
     TARGET = WEIGHTS / args.name
@@ -199,7 +201,8 @@ available offline).
 - Decoder: {stages[0].model.decoder}; text encoder: all-MiniLM-L6-v2 (frozen).
 - Files: `config.json`, `model.safetensors` (decoder + fine-tuned backbone), `eval_results.json`.
 """
-    cache_line = (f"spectrum cache-features --config {args.config} --entries N --out {experiment.train.feature_cache}"
+    cache_line = (f"spectrum cache-features --config {args.config} --entries {args.cache_entries} "
+                  f"--out {experiment.train.feature_cache}"
                   "  # the frozen backbones' features of N augmented views\n" if experiment.train.feature_cache else "")
     card = f"""{head}
 ## Training
@@ -210,6 +213,7 @@ python scripts/package_default_model.py --name {args.name} --run {args.run} --co
 ```
 
 {chr(10).join(_stage_lines(stages, logs))}
+{args.history}
 
 Augmentation: flips that swap left/right, scale/crop, colour jitter and copy-paste multi-person composites.{look}
 {"Negatives: photos of garments nobody wears (the train split of `garments_unworn`): no person, no part, and the "

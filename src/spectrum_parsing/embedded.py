@@ -9,7 +9,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 """Where the embedded weights live."""
 EMBEDDED_MODELS: tuple[str, ...] = ("spectrum-lite2", "spectrum-bodypix")
 """Parsers shipped inside the package (``weights/NAME``, model card beside the weights); load them by name."""
-DEFAULT_MODEL_NAME = "spectrum-bodypix"
+DEFAULT_MODEL_NAME = "spectrum-lite2"
 DEFAULT_MODEL_DIR = WEIGHTS_DIR / DEFAULT_MODEL_NAME
 """The embedded default model (see its README.md model card)."""
 
