@@ -99,3 +99,26 @@ def test_unknown_device_is_one_line(device, tmp_path, capsys):
     code = main(["parse", str(image), "--out", str(tmp_path / "o"), "--device", device])
     err = capsys.readouterr().err
     assert code == 2 and "--device" in err and "Traceback" not in err
+
+
+def test_model_commands_leave_one_core_free_unless_told(monkeypatch):
+    import torch
+
+    from spectrum_parsing.cli import _configure_threads, default_threads
+
+    assert default_threads(2) == 1 and default_threads(8) == 7 and default_threads(1) == 1
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setenv("SPECTRUM_THREADS", "3")
+        _configure_threads("parse")
+        assert torch.get_num_threads() == 3
+        monkeypatch.setenv("SPECTRUM_THREADS", "0")
+        with pytest.raises(ValueError, match="at least 1"):
+            _configure_threads("parse")
+        monkeypatch.delenv("SPECTRUM_THREADS")
+        torch.set_num_threads(2)
+        _configure_threads("tiny-models")  # commands without a model leave torch alone
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

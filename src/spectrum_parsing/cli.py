@@ -591,10 +591,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+THREADS_ENV = "SPECTRUM_THREADS"
+MODEL_COMMANDS = ("parse", "serve", "eval", "export", "features")
+
+
+def default_threads(cores: int | None = None) -> int:
+    """Torch threads for a model command: one core is left free (at least one thread).
+
+    With every core in one intra-op pool, a single competing process deschedules one worker and every
+    operation waits for it: on 2 cores the default pipeline went from 0.44 s idle to 1.60 s beside one busy
+    process with 2 threads, but stayed at 0.64 s / 0.58 s with 1 (``benchmarks/bench_contention.py``).
+    """
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+def _configure_threads(command: str) -> None:
+    """``SPECTRUM_THREADS`` if set; else the user's ``OMP_NUM_THREADS`` is respected; else :func:`default_threads`."""
+    if command not in MODEL_COMMANDS:
+        return
+    wanted = os.environ.get(THREADS_ENV)
+    if wanted is None and os.environ.get("OMP_NUM_THREADS"):
+        return
+    try:
+        threads = int(wanted) if wanted is not None else default_threads()
+    except ValueError:
+        raise ValueError(f"{THREADS_ENV}={wanted!r}: expected a number of threads") from None
+    if threads < 1:
+        raise ValueError(f"{THREADS_ENV}={wanted!r}: expected at least 1 thread")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``spectrum`` console script."""
     args = build_parser().parse_args(argv)
     try:
+        _configure_threads(args.command)
         return args.func(args)
     except (*EXPECTED_ERRORS, OSError) as err:  # permissions, a file where a folder is needed, output conflicts
         print(f"spectrum {args.command}: error: {err}", file=sys.stderr)
