@@ -242,3 +242,12 @@ def test_training_image_size_and_batch_are_bounded():
         ExperimentConfig.from_dict({"data": {"image_size": 0}})
     with pytest.raises(ConfigError, match=r"train\.batch_size"):
         ExperimentConfig.from_dict({"train": {"batch_size": 10**6}})
+
+
+def test_backbone_type_of_the_wrong_json_type_is_one_config_error():
+    # Found by fuzzing: {"type": []} raised "unhashable type: 'list'" from the registry lookup.
+    from spectrum_parsing.configs import ConfigError, registered_backbone_config
+
+    for kind in ([], {}, 3, None):
+        with pytest.raises(ConfigError, match="backbone config needs 'type'"):
+            registered_backbone_config({"type": kind})

@@ -185,3 +185,94 @@ def test_fuzz_http_endpoint(fuzz_client, data: bytes, name: str, prompts: str | 
 def test_fuzz_report() -> None:
     """Prints how many cases each fuzz test tried and how they ended (for the README's reliability figures)."""
     print("fuzz outcomes:", dict(sorted(COUNTS.items())))
+
+
+# ------------------------------------------------------------------------------------ output names and paths
+NAMES = st.text(alphabet=st.sampled_from(list("ab.. /\\\t\u202e\u200b-_é漢~\x01")), max_size=40) | st.sampled_from(
+    ["...", "..", ".", ".hidden", "data", "a" * 300, "x" * 130 + "é" * 70])
+
+
+@settings(max_examples=int(300 * SCALE), **COMMON)
+@given(stems=st.lists(NAMES, min_size=1, max_size=6), formats=st.sampled_from(
+    [["png"], ["json", "masks"], ["png", "overlay", "json", "masks"]]))
+def test_fuzz_output_names_stay_inside_out_and_spare_user_files(tmp_path_factory, stems: list[str],
+                                                                 formats: list[str]) -> None:
+    """Any input file name gives outputs inside ``--out`` only, never hidden, never over a user's folder."""
+    from pathlib import Path
+
+    import torch
+
+    from spectrum_parsing.outputs import OutputConflictError, make_tool_folder, output_names, output_paths
+    from spectrum_parsing.postprocess import PartInstance, PersonInstance
+
+    root = tmp_path_factory.mktemp("names")
+    out = root / "project" / "out"
+    out.mkdir(parents=True)
+    (out / "data").mkdir()  # a user's folder inside --out and a file beside it: both must survive
+    (out / "data" / "keep.txt").write_text("mine")
+    (root / "project" / "keep.txt").write_text("mine")
+    inputs = [Path("in") / f"{stem}.jpg" for stem in stems]
+    names = output_names(inputs, reserved=["data"])
+    assert len(set(n.lower() for n in names.values())) == len(names)
+    mask = torch.zeros(8, 8, dtype=torch.bool)
+    mask[2:5, 2:5] = True
+    result = ParsingResult([PersonInstance(id=0, score=1.0, mask=mask, parts=[
+        PartInstance(label="hat", prompt_index=0, score=0.9, mask=mask)])],
+        np.where(mask.numpy(), 1, 0).astype(np.int32), ["hat"], ["hat", "person"], 8, 8)
+    from spectrum_parsing.outputs import write_outputs
+
+    for path, name in names.items():
+        assert name and not name.startswith(".") and "/" not in name and "\\" not in name
+        assert len(name.encode("utf-8")) <= 255
+        try:
+            targets = output_paths(out, name, formats)
+        except OutputConflictError as err:
+            assert "\n" not in str(err)
+            _count("names", "refused")
+            continue
+        for target in targets.values():
+            assert out.resolve() in target.resolve().parents
+        if "masks" in targets:
+            make_tool_folder(targets["masks"], out)
+        write_outputs(result, np.zeros((8, 8, 3), np.uint8), out, path, formats, name=name)
+        _count("names", "written")
+    assert (out / "data" / "keep.txt").read_text() == "mine"
+    assert (root / "project" / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in root.iterdir()) == ["project"]
+    assert sorted(p.name for p in (root / "project").iterdir()) == ["keep.txt", "out"]
+
+
+# --------------------------------------------------------------------------------------------- model configs
+JSON_LEAF = (st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True)
+             | st.text(max_size=8) | st.sampled_from([0, -1, 1, 10**9, 3 * 10**7, "hair", "64", []]))
+FIELDS = st.sampled_from(["input_size", "person_prompt", "ebp_prompts", "default_prompts", "withheld", "backbone",
+                          "decoder", "text_encoder", "hidden_dim", "num_queries", "decoder_layers", "type",
+                          "mask_dim", "num_heads", "loss", "unknown_key"])
+JSON_VALUES = st.recursive(JSON_LEAF, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(FIELDS, inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=int(300 * SCALE), **COMMON)
+@given(patch=st.dictionaries(FIELDS, JSON_VALUES, max_size=4),
+       section=st.sampled_from([None, "decoder", "backbone", "text_encoder"]))
+def test_fuzz_model_configs_load_or_fail_in_one_line(patch: dict, section: str | None) -> None:
+    """Random field values and types in a model's config.json: a valid config or one ConfigError line."""
+    from spectrum_parsing.backbones.bodypix import BodyPixConfig
+    from spectrum_parsing.configs import ConfigError, DecoderConfig
+    from spectrum_parsing.modeling import SpectrumConfig
+
+    data = SpectrumConfig(backbone=BodyPixConfig(weights=None), decoder=DecoderConfig(hidden_dim=32, mask_dim=32),
+                          default_prompts=["shirt"]).to_dict()
+    if section is None:
+        data.update(patch)
+    elif isinstance(data.get(section), dict):
+        data[section] = {**data[section], **patch}
+    try:
+        config = SpectrumConfig.from_dict(data)
+    except ConfigError as err:
+        assert str(err) and "\n" not in str(err), str(err)
+        _count("configs", "refused")
+        return
+    assert config.decoder.hidden_dim <= 4096 and config.decoder.num_queries <= 1000
+    assert SpectrumConfig.from_dict(config.to_dict()).to_dict() == config.to_dict()  # round-trips
+    _count("configs", "loaded")

@@ -159,6 +159,17 @@ def test_large_images_are_parsed_at_a_working_size_and_scaled_back(tiny_model_di
         assert person.mask[y0:y1, x0:x1].sum() == person.mask.sum() > 0
         if person.keypoints is not None:  # keypoints scaled back with the masks
             assert person.keypoints[:, 0].max() <= 240 * 1.2 and person.keypoints[:, 1].max() <= 180 * 1.2
+        for part in person.parts:  # only the box is stored; the label map was scaled with the same indices
+            x0, y0, x1, y1 = part.box
+            assert part.crop.shape == (y1 - y0, x1 - x0) and part.mask.shape == (180, 240)
+            if mode == "top-down":
+                assert (b.label_map[part.mask.numpy()] == b.ids[b.labels.index(part.label)]).all()
+    if mode == "top-down":  # label map <=> parts, pixel for pixel, after scaling
+        labelled = np.zeros((180, 240), bool)
+        for person in b.persons:
+            for part in person.parts:
+                labelled |= part.mask.numpy()
+        assert np.array_equal(labelled, b.label_map > 0)
     if mode == "bottom-up":  # the working-size parse agrees with the full-size one (same model input)
         assert (a.label_map == b.label_map).mean() > 0.9
     else:  # top-down: the detector sees an 80x60 image (4 of the 5 people found there), so crops differ

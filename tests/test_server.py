@@ -299,19 +299,80 @@ def test_factory_is_called_once_at_startup(small_jpeg):
 
 
 def test_serve_command_builds_the_app(tiny_pipe, monkeypatch, tmp_path):
-    import uvicorn
-
     from spectrum_parsing.cli import main
+    from spectrum_parsing.server import http
 
     tiny_pipe.model.save_pretrained(tmp_path / "m")
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(app=app, **kwargs))
+    monkeypatch.setattr(http, "serve", lambda app, host, port, **kwargs: seen.update(app=app, host=host, port=port,
+                                                                                    **kwargs))
     code = main(["serve", "--model", str(tmp_path / "m"), "--port", "7999", "--max-upload-mb", "2",
-                 "--max-concurrency", "2", "--device", "cpu"])
+                 "--max-concurrency", "2", "--device", "cpu", "--header-timeout", "3", "--max-connections", "50"])
     assert code == 0 and seen["host"] == "127.0.0.1" and seen["port"] == 7999
+    assert seen["header_timeout_s"] == 3 and seen["max_connections"] == 50 and seen["idle_timeout_s"] == 5
     settings = seen["app"].state.settings
     assert settings.max_upload_bytes == 2 * 2**20 and settings.max_concurrency == 2
     assert main(["serve", "--model", str(tmp_path / "m"), "--max-concurrency", "0"]) == 2
+    assert main(["serve", "--model", str(tmp_path / "m"), "--max-connections", "0"]) == 2
+    with pytest.raises(SystemExit):
+        main(["serve", "--header-timeout", "0"])
+
+
+# ------------------------------------------------------------------------------------------------ slow clients
+def _start(server: Any) -> tuple[threading.Thread, int]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    return thread, sock.getsockname()[1]
+
+
+def _get(port: int, path: str, timeout: float = 5.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    return data
+
+
+def test_slow_clients_cannot_starve_the_server():
+    """Connections whose headers never finish are timed out, and past the cap the longest-waiting one is
+    dropped: a fresh health check answers at once under a slowloris flood (uvicorn alone hangs)."""
+    from spectrum_parsing.server.http import build_server
+
+    server = build_server(create_app(FakePipeline(), ServerSettings()), "127.0.0.1", 0, header_timeout_s=1.0,
+                          idle_timeout_s=1.0, max_connections=20, log_level="warning")
+    thread, port = _start(server)
+    slow = []
+    try:
+        for _ in range(60):  # three times the cap, each stuck in its headers
+            conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+            conn.sendall(b"GET /api/health HTTP/1.1\r\nhost: x\r\nx-slow: ")
+            slow.append(conn)
+        time.sleep(0.2)
+        assert len(server.server_state.connections) <= 20
+        start = time.monotonic()
+        answer = _get(port, "/api/health")
+        assert answer.startswith(b"HTTP/1.1 200") and b'"ok"' in answer and time.monotonic() - start < 1.0
+        oldest = slow[0]
+        oldest.settimeout(5)
+        assert oldest.recv(4096).startswith(b"HTTP/1.1 503")  # dropped to make room, told why
+        newest = slow[-1]
+        newest.settimeout(5)
+        start = time.monotonic()
+        assert newest.recv(4096).startswith(b"HTTP/1.1 408")  # the header deadline
+        assert 0.3 < time.monotonic() - start < 3.0
+        assert _get(port, "/api/health").startswith(b"HTTP/1.1 200")
+    finally:
+        for conn in slow:
+            conn.close()
+        server.should_exit = True
+        thread.join(15)
 
 
 # ------------------------------------------------------------------------------------------------ browser

@@ -119,7 +119,7 @@ def test_tracker_keeps_ids_while_people_move_and_swap_order():
         tracked = tracker.update_persons(persons)
         by_left = sorted(tracked, key=lambda p: p.box[0])
         assert [p.id for p in by_left] == [0, 1]
-        assert all(p.box == q.box and p.mask is q.mask for p, q in zip(tracked, persons))  # copies, same order
+        assert all(p.box == q.box and p.crop is q.crop for p, q in zip(tracked, persons))  # copies, same order
         assert all(p.id == 99 for p in persons)  # inputs untouched
     assert tracker.active_ids == [0, 1]
     assert {r.id: (r.first_frame, r.last_frame, r.frames) for r in tracker.tracks()} == {0: (0, 5, 6), 1: (0, 5, 6)}

@@ -40,6 +40,17 @@ def _image_side(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    """argparse type of a timeout: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
+
+
 def _device(name: str) -> str:
     import torch
 
@@ -444,15 +455,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the web demo and JSON API (``spectrum_parsing.server``) with uvicorn."""
     try:
-        import uvicorn
-
         from .server import ServerSettings, create_app
+        from .server.http import serve
     except ImportError as err:
         print(f"spectrum serve: error: {err.name or err} is missing; install the demo extra: "
               "pip install 'spectrum-parsing[demo]'", file=sys.stderr)
         return 2
     from .pipeline import SpectrumPipeline
+    from .server.http import guarded_protocol
 
+    guarded_protocol(args.header_timeout, args.max_connections)  # bad limits fail before the model loads
     settings = ServerSettings(max_upload_bytes=int(args.max_upload_mb * 2**20), max_concurrency=args.max_concurrency,
                               max_queue=args.max_queue, request_timeout_s=args.timeout,
                               max_pixels=args.max_pixels, model_name=model_display_name(args.model))
@@ -461,7 +473,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                             mode=args.mode, person_masks=args.person_masks)
     print(f"loaded model {settings.model_name} in {time.perf_counter() - start:.1f}s; "
           f"serving on http://{args.host}:{args.port}", file=sys.stderr)
-    uvicorn.run(create_app(pipe, settings), host=args.host, port=args.port, log_level="info")
+    serve(create_app(pipe, settings), args.host, args.port, header_timeout_s=args.header_timeout,
+          idle_timeout_s=args.idle_timeout, max_connections=args.max_connections)
     return 0
 
 
@@ -587,6 +600,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--timeout", type=float, default=120.0, help="seconds per request before 503/504")
     serve.add_argument("--max-pixels", type=int, default=25_000_000,
                        help="largest image accepted, in pixels, checked from the header (default 25000000)")
+    serve.add_argument("--header-timeout", type=_positive_seconds, default=10.0,
+                       help="seconds a client has to send a complete request line and headers (default 10)")
+    serve.add_argument("--idle-timeout", type=_positive_seconds, default=5.0,
+                       help="seconds a kept-alive connection may stay idle between requests (default 5)")
+    serve.add_argument("--max-connections", type=int, default=256,
+                       help="open connections at most; the longest-waiting one without a request is dropped "
+                            "to make room (default 256)")
     serve.set_defaults(func=cmd_serve)
     return parser
 

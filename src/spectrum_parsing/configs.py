@@ -223,7 +223,7 @@ def registered_backbone_config(data: dict[str, Any]) -> ConfigBase:
     """Build the registered backbone config class named by ``data["type"]`` (types register themselves where
     they are defined; use :func:`spectrum_parsing.backbones.backbone_config_from_dict`, which loads them all)."""
     kind = data.get("type") if isinstance(data, dict) else None
-    if kind not in BACKBONE_CONFIG_TYPES:
+    if not isinstance(kind, str) or kind not in BACKBONE_CONFIG_TYPES:
         raise ConfigError(f"backbone config needs 'type' in {sorted(BACKBONE_CONFIG_TYPES)}, got {kind!r}")
     return BACKBONE_CONFIG_TYPES[kind].from_dict(data)
 

@@ -152,7 +152,8 @@ def _over_white(rgba: Image.Image) -> Image.Image:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL image as RGB: EXIF orientation applied, alpha over white, high bit depths scaled to 8 bits."""
-    image = ImageOps.exif_transpose(image)
+    if image.getexif().get(0x0112, 1) != 1:  # exif_transpose copies even an upright image: only when rotated
+        image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode == "RGB":
         return image

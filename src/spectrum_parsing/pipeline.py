@@ -35,7 +35,7 @@ from .persons import BlazePoseSegmenter, PersonDetector
 from .postprocess import PersonInstance, group_instances, semantic_map
 from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
 from .prompts import clean_prompts
-from .rendering import encode_rle, label_map_image, overlay, palette
+from .rendering import encode_rle_cropped, label_map_image, overlay, palette
 from .topdown import TopDownConfig, derived_prompts, parse_top_down
 from .vocab.phrases import EBP_PROMPTS, with_ebp
 
@@ -134,7 +134,7 @@ class ParsingResult:
         def add(item: Any, category_id: int, person_id: int) -> None:
             x0, y0, x1, y1 = (int(v) for v in item.box)
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category_id,
-                                "segmentation": rles[id(item)], "area": int(item.mask.sum()),
+                                "segmentation": rles[id(item)], "area": item.area,
                                 "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0,
                                 "score": round(float(item.score), 4), "person_id": person_id})
 
@@ -170,7 +170,7 @@ def _rles(persons: Sequence[PersonInstance]) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     for person in persons:
         for item in (person, *person.parts):
-            out[id(item)] = encode_rle(item.mask.cpu().numpy())
+            out[id(item)] = encode_rle_cropped(item.crop.cpu().numpy(), item.box, item.size)
     return out
 
 
@@ -201,27 +201,35 @@ def _downscaled(image: Image.Image, max_pixels: int) -> Image.Image:
                         reducing_gap=2.0)
 
 
-def _upscaled(result: ParsingResult, height: int, width: int) -> ParsingResult:
-    """A result computed at a working size with its label map and masks scaled (nearest) to ``height x width``."""
-    from .postprocess import mask_box
+def _nearest_index(source: int, target: int) -> np.ndarray:
+    """For each of ``target`` output positions, the source position it copies (centre sampling, as Pillow's
+    NEAREST): the label map and every mask are scaled with the same indices, so they agree pixel for pixel."""
+    return np.minimum(((np.arange(target) + 0.5) * (source / target)).astype(np.int64), source - 1)
 
-    def grow(mask: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.interpolate(mask[None, None].to(torch.uint8), size=(height, width),
-                                               mode="nearest")[0, 0].bool()
+
+def _upscaled(result: ParsingResult, height: int, width: int) -> ParsingResult:
+    """A result computed at a working size with its label map and masks scaled (nearest) to ``height x width``.
+
+    Only each mask's box is scaled, so memory grows with the area the parts cover, not with parts x pixels."""
+    from .postprocess import region_mask
+
+    ys, xs = _nearest_index(result.height, height), _nearest_index(result.width, width)
+
+    def grow(item: Any) -> dict[str, Any]:
+        x0, y0, x1, y1 = item.box
+        top, bottom = np.searchsorted(ys, [y0, y1])
+        left, right = np.searchsorted(xs, [x0, x1])
+        crop = item.crop[torch.from_numpy(ys[top:bottom] - y0)][:, torch.from_numpy(xs[left:right] - x0)]
+        return region_mask(crop, int(left), int(top), (height, width))
 
     persons = []
     for person in result.persons:
-        parts = []
-        for part in person.parts:
-            mask = grow(part.mask)
-            parts.append(dataclasses.replace(part, mask=mask, box=mask_box(mask)))
-        mask = grow(person.mask)
+        parts = [part.replace(**grow(part)) for part in person.parts]
         keypoints = person.keypoints
         if keypoints is not None:
             keypoints = np.asarray(keypoints) * np.array([width / result.width, height / result.height, 1.0])
-        persons.append(dataclasses.replace(person, mask=mask, box=mask_box(mask), parts=parts, keypoints=keypoints))
-    label_map = np.asarray(Image.fromarray(result.label_map.astype(np.int32), mode="I").resize(
-        (width, height), Image.Resampling.NEAREST)).astype(np.int32)
+        persons.append(person.replace(parts=parts, keypoints=keypoints, **grow(person)))
+    label_map = np.take(np.take(result.label_map, ys, axis=0), xs, axis=1)
     return dataclasses.replace(result, persons=persons, label_map=label_map, height=height, width=width)
 
 
@@ -457,7 +465,7 @@ def _relabel(persons: list[PersonInstance], scheme: LabelScheme) -> list[PersonI
     """Persons whose parts carry the output label names of ``scheme`` (parts of dropped labels removed)."""
     out = []
     for person in persons:
-        parts = [dataclasses.replace(p, label=scheme.source_names[p.prompt_index]) for p in person.parts
+        parts = [p.replace(label=scheme.source_names[p.prompt_index]) for p in person.parts
                  if p.prompt_index < len(scheme.source_names) and scheme.source_names[p.prompt_index] is not None]
-        out.append(dataclasses.replace(person, parts=parts))
+        out.append(person.replace(parts=parts))
     return out

@@ -37,18 +37,20 @@ def label_map_image(label_map: np.ndarray, num_labels: int) -> Image.Image:
 def overlay(image: Image.Image, label_map: np.ndarray, labels: Sequence[str], alpha: float = 0.55,
             boxes: Sequence[tuple[int, tuple[int, int, int, int]]] = ()) -> Image.Image:
     """The image with coloured labels blended in, person boxes with ids, and a legend of the labels present."""
-    base = np.asarray(image.convert("RGB"), dtype=np.float32)
-    colours = palette(len(labels) + 1).astype(np.float32)
-    fg = label_map > 0
-    blended = base.copy()
-    blended[fg] = (1 - alpha) * base[fg] + alpha * colours[label_map[fg]]
-    out = Image.fromarray(blended.clip(0, 255).astype(np.uint8))
+    base = image.convert("RGB")
+    colours = palette(len(labels) + 1)
+    # 8-bit throughout (a few bytes per pixel): the colour layer, blended by Pillow, kept where a label is.
+    coloured = Image.fromarray(colours[label_map].astype(np.uint8, copy=False))
+    out = Image.composite(Image.blend(base, coloured, alpha), base, Image.fromarray((label_map > 0).view(np.uint8)
+                                                                                    * np.uint8(255)))
+    del coloured
     draw = ImageDraw.Draw(out)
     font = ImageFont.load_default()
     for person_id, (x0, y0, x1, y1) in boxes:
         draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=(255, 255, 255), width=2)
         draw.text((x0 + 3, y0 + 2), f"person {person_id}", fill=(255, 255, 255), font=font)
-    present = [i for i in range(1, len(labels) + 1) if (label_map == i).any()]
+    counts = np.bincount(label_map.ravel(), minlength=len(labels) + 1)
+    present = [i for i in range(1, len(labels) + 1) if counts[i]]
     row = 16
     legend = Image.new("RGB", (out.width, row * max(1, (len(present) + 2) // 3) + 6), (255, 255, 255))
     ldraw = ImageDraw.Draw(legend)
@@ -71,6 +73,34 @@ def encode_rle(mask: np.ndarray) -> dict:
 
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+
+
+def encode_rle_cropped(crop: np.ndarray, box: Sequence[int], size: Sequence[int]) -> dict:
+    """:func:`encode_rle` of the (H, W) = ``size`` mask that is ``crop`` inside ``box`` (x0, y0, x1, y1) and
+    empty elsewhere, without building the full mask (only the box's columns are scanned)."""
+    from pycocotools import mask as mask_utils
+
+    h, w = (int(v) for v in size)
+    x0, y0, x1, y1 = (int(v) for v in box)
+    runs: list[int]
+    if crop.size == 0 or not crop.any():
+        runs = [h * w]
+    else:
+        columns = np.zeros((x1 - x0, h), dtype=bool)  # column-major order, as COCO counts it
+        columns[:, y0:y1] = np.asarray(crop, dtype=bool).T
+        flat = columns.ravel()
+        edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+        lengths = np.diff(np.concatenate([[0], edges, [flat.size]])).tolist()
+        runs = ([0] if flat[0] else []) + lengths  # counts start with a run of zeros
+        runs[0] += x0 * h
+        trailing = (w - x1) * h
+        if trailing:
+            if flat[-1]:
+                runs.append(trailing)
+            else:
+                runs[-1] += trailing
+    rle = mask_utils.frPyObjects({"counts": runs, "size": [h, w]}, h, w)
+    return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
 
 
 def decode_rle(rle: dict) -> np.ndarray:

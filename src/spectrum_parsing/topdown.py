@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .persons import PersonDetections
-from .postprocess import PartInstance, PersonInstance, mask_box
+from .postprocess import PartInstance, PersonInstance, region_mask
 
 __all__ = ["DERIVED_PARTS", "PERSON_MASK_SOURCES", "TopDownConfig", "crop_regions", "derived_prompts",
            "parse_top_down"]
@@ -183,17 +183,14 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
             score = float(local_scores[k][part].mean()) if area else 0.0
             if area < config.min_part_pixels or score < threshold:
                 continue
-            full = torch.zeros(h, w, dtype=torch.bool)
-            full[y0:y1, x0:x1] = part
-            parts.append(PartInstance(label=prompts[label - 1], prompt_index=label - 1, score=score, mask=full,
-                                      box=mask_box(full)))
+            parts.append(PartInstance(label=prompts[label - 1], prompt_index=label - 1, score=score,
+                                      **region_mask(part, x0, y0, (h, w))))
         parts.sort(key=lambda p: -p.score)
-        mask = torch.zeros(h, w, dtype=torch.bool)
-        mask[y0:y1, x0:x1] = local
-        persons.append(PersonInstance(id=len(persons), score=float(detections.scores[k]), mask=mask,
-                                      box=mask_box(mask), parts=parts,
-                                      keypoints=None if detections.keypoints is None else detections.keypoints[k]))
+        persons.append(PersonInstance(id=len(persons), score=float(detections.scores[k]), parts=parts,
+                                      keypoints=None if detections.keypoints is None else detections.keypoints[k],
+                                      **region_mask(local, x0, y0, (h, w))))
     for person in persons:
         for part in person.parts:
-            semantic[part.mask.numpy()] = part.prompt_index + 1
+            x0, y0, x1, y1 = part.box
+            semantic[y0:y1, x0:x1][part.crop.numpy()] = part.prompt_index + 1
     return persons, semantic

@@ -303,7 +303,7 @@ class PersonTracker:
         """Copies of ``persons`` (same order, masks and parts shared) whose ``id`` is their track id."""
         ids = self.assign([p.mask for p in persons], frame=frame, time_s=time_s,
                           keypoints=[p.keypoints for p in persons])
-        return [dataclasses.replace(p, id=i) for p, i in zip(persons, ids)]
+        return [p.replace(id=i) for p, i in zip(persons, ids)]
 
     def update(self, result: ParsingResult, frame: int | None = None, time_s: float | None = None) -> ParsingResult:
         """A copy of ``result`` whose persons carry their track ids (the input is not modified)."""
