@@ -297,3 +297,14 @@ def test_250_byte_file_names_parse_into_every_format(tiny_model_dir, tmp_path, c
     assert any(p.suffix == ".json" for p in written) and any(p.suffix == ".png" for p in written)
     assert all(len(p.name.encode("utf-8")) <= 255 for p in out.rglob("*"))
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
+
+
+def test_duplicate_long_names_keep_their_suffix_within_the_limit():
+    # Found by fuzzing: a second 300-byte stem got "<120 bytes>__2", which output_paths then refused as unsafe.
+    from spectrum_parsing.outputs import MAX_NAME_BYTES, output_names, output_paths, safe_name
+
+    names = output_names([Path("a") / ("é" * 200 + ".jpg"), Path("b") / ("é" * 200 + ".jpg")])
+    first, second = names.values()
+    assert second.endswith("__2") and len(second.encode()) <= MAX_NAME_BYTES and safe_name(second) == second
+    assert first != second
+    output_paths(Path("out"), second, ["png", "json", "masks"])

@@ -227,6 +227,30 @@ def test_parse_video_writes_frames_overlay_video_and_summary(tiny_model_dir, cli
         parse_video(pipe, clip, tmp_path / "o3", formats=("gif",))
 
 
+@pytest.mark.parametrize("mode", ["bottom-up", "top-down"])
+def test_frames_in_batches_give_the_same_outputs(tiny_model_dir, clip, tmp_path, mode):
+    pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, mode=mode)
+    calls: list[int] = []
+
+    def counting(images, **kwargs):
+        calls.append(len(images))
+        return pipe(images, **kwargs)
+
+    one = parse_video(counting, clip, tmp_path / "one", prompts=["shirt"], max_frames=5, formats=("json",),
+                      threshold=0.0, progress=False)
+    assert calls == [1] * 5
+    calls.clear()
+    batched = parse_video(counting, clip, tmp_path / "three", prompts=["shirt"], max_frames=5, formats=("json",),
+                          threshold=0.0, progress=False, batch_size=3)
+    assert calls == [3, 2] and one["tracks"] == batched["tracks"]
+    for index in one["frame_indices"]:
+        a = json.loads((tmp_path / "one" / "walk" / f"frame_{index:06d}.json").read_text())
+        b = json.loads((tmp_path / "three" / "walk" / f"frame_{index:06d}.json").read_text())
+        assert [p["box"] for p in a["persons"]] == [p["box"] for p in b["persons"]]
+    with pytest.raises(ValueError, match="batch_size"):
+        parse_video(pipe, clip, tmp_path / "x", batch_size=0)
+
+
 def test_parse_command_on_a_video(tiny_model_dir, clip, tmp_path, capsys, monkeypatch):
     inputs = tmp_path / "in"
     inputs.mkdir()

@@ -345,7 +345,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
     video_failures = 0
     for path in videos:
         try:
-            call = {k: v for k, v in options["call"].items() if k != "batch_size"}  # prompts, threshold, preset...
+            call = dict(options["call"])  # prompts, threshold, preset, batch_size (frames per pipeline call)...
             formats = [f for f in options["formats"] if f in VIDEO_FORMATS] + ["video"]
             summary = parse_video(pipe, path, out, every=args.every, max_frames=args.max_frames, formats=formats,
                                   name=names[path], **call)

@@ -13,7 +13,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-__all__ = ["outputs_at_size", "predict", "predict_batch", "resize_for_model"]
+__all__ = ["forward_grouped", "outputs_at_size", "padded_size", "predict", "predict_batch", "resize_for_model"]
+
+FEATURE_MULTIPLE = 32
+"""Every backbone's features cover its input rounded up to a multiple of 32, padded with black at the right and
+bottom (:class:`~spectrum_parsing.backbones.base.FeatureBackbone`); the model pads sides under 64 to 64."""
+MIN_MODEL_SIDE = 64
 
 
 def resize_for_model(image: np.ndarray, size: int) -> torch.Tensor:
@@ -25,6 +30,41 @@ def resize_for_model(image: np.ndarray, size: int) -> torch.Tensor:
         t = F.interpolate(t, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
                           align_corners=False, antialias=scale < 1)
     return t
+
+
+def padded_size(height: int, width: int) -> tuple[int, int]:
+    """The size the model really runs ``height x width`` at: each side rounded up to a multiple of 32, at least
+    64. Inputs zero-padded to it give the same outputs as unpadded ones, so inputs with equal padded sizes can
+    share a forward pass (Mask2Former's ``size_divisibility`` batching, without changing any result)."""
+    def side(n: int) -> int:
+        return max(MIN_MODEL_SIDE, -(-n // FEATURE_MULTIPLE) * FEATURE_MULTIPLE)
+
+    return side(height), side(width)
+
+
+@torch.no_grad()
+def forward_grouped(model: Any, inputs: Sequence[torch.Tensor], text_embeds: torch.Tensor,
+                    max_batch: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Grounding logits (Q, P+1) and stride-4 mask logits (Q, H/4, W/4) of each resized input (1, 3, h, w).
+
+    Inputs whose :func:`padded_size` is equal run together (at most ``max_batch`` per pass), zero-padded to it;
+    the results are those of one pass per input (the masks cover the padded size: crop the ``4 x`` upsampled
+    masks to ``(h, w)``, as :func:`outputs_at_size` does)."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    results: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(inputs)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, t in enumerate(inputs):
+        groups.setdefault(padded_size(*t.shape[-2:]), []).append(i)
+    for (ph, pw), members in groups.items():
+        for start in range(0, len(members), max_batch):
+            chunk = members[start:start + max_batch]
+            batch = torch.cat([F.pad(inputs[i], (0, pw - inputs[i].shape[-1], 0, ph - inputs[i].shape[-2]))
+                               for i in chunk])
+            out = model(batch.to(model.device), text_embeds=text_embeds)
+            for k, i in enumerate(chunk):
+                results[i] = (out["pred_logits"][k], out["pred_masks"][k])
+    return results  # type: ignore[return-value]
 
 
 @torch.no_grad()

@@ -208,7 +208,8 @@ def output_names(inputs: Sequence[Path], reserved: Collection[str] = ()) -> dict
         name, n = base, 1
         while name.lower() in used:
             n += 1
-            name = f"{base}__{n}"
+            suffix = f"__{n}"  # the base is shortened so the suffix survives the name-length limit
+            name = base.encode("utf-8")[:MAX_NAME_BYTES - len(suffix)].decode("utf-8", "ignore").rstrip(" ") + suffix
         used.add(name.lower())
         names[path] = name
     return names

@@ -29,7 +29,7 @@ from .embedded import (  # noqa: F401  (re-exported: the embedded models' names 
 )
 from .export import OnnxRunner, pad_square
 from .images import DEFAULT_MAX_PIXELS, ImageLoadError, array_to_rgb, check_image_size, load_image, to_rgb
-from .inference import outputs_at_size, predict_batch, resize_for_model
+from .inference import forward_grouped, outputs_at_size, predict_batch, resize_for_model
 from .modeling import SpectrumModel
 from .persons import BlazePoseSegmenter, PersonDetector
 from .postprocess import PersonInstance, group_instances, semantic_map
@@ -240,7 +240,7 @@ class SpectrumPipeline:
                  max_pixels: int | None = DEFAULT_MAX_PIXELS, work_pixels: int = DEFAULT_WORK_PIXELS,
                  onnx: str | os.PathLike[str] | OnnxRunner | None = None, *, mode: str | None = None,
                  person_detector: PersonDetector | None = None, person_segmenter: BlazePoseSegmenter | None = None,
-                 top_down: TopDownConfig | None = None) -> None:
+                 top_down: TopDownConfig | None = None, crop_batch: int = 8) -> None:
         """``max_pixels``: larger images are refused (None: no limit). ``work_pixels``: larger images are parsed
         at a downscaled size and their masks scaled back, which bounds memory (masks are full-size).
         ``onnx``: run the image path with onnxruntime from this export (:mod:`.export`; prompts are still
@@ -248,7 +248,11 @@ class SpectrumPipeline:
 
         ``mode``: ``"top-down"`` (needs ``person_detector``, and ``person_segmenter`` when
         ``top_down.person_masks`` is ``"blazepose"``) or ``"bottom-up"``; default: top-down when a detector is
-        given. :meth:`from_pretrained` loads the embedded MoveNet-MultiPose and BlazePose."""
+        given. :meth:`from_pretrained` loads the embedded MoveNet-MultiPose and BlazePose. ``crop_batch``: at most
+        this many person crops of equal padded size share one forward pass (top-down; results are unchanged)."""
+        if crop_batch < 1:
+            raise ValueError(f"crop_batch must be >= 1, got {crop_batch}")
+        self.crop_batch = crop_batch
         if work_pixels < 64 * 64:
             raise ValueError(f"work_pixels must be at least {64 * 64}, got {work_pixels}")
         mode = mode or ("top-down" if person_detector is not None else "bottom-up")
@@ -412,15 +416,14 @@ class SpectrumPipeline:
         model's mask resolution and resized to the image: P maps are resized instead of Q masks."""
         inputs = [resize_for_model(a, self.image_size) for a in arrays]
         embeds = self.model.encode_prompts(list(prompts))
-        for t, a in zip(inputs, arrays):
+        if self.onnx is not None:
+            outputs = [tuple(o[0] for o in self.onnx(pad_square(t, self.image_size), embeds)) for t in inputs]
+        else:  # crops with the same padded size share a forward pass (same results as one pass each)
+            outputs = forward_grouped(self.model, inputs, embeds, max_batch=self.crop_batch)
+        for t, a, (logits, masks) in zip(inputs, arrays, outputs):
             rh, rw = t.shape[-2:]
-            if self.onnx is not None:
-                logits, masks = self.onnx(pad_square(t, self.image_size), embeds)
-            else:
-                out = self.model(t.to(self.model.device), text_embeds=embeds)
-                logits, masks = out["pred_logits"], out["pred_masks"]
-            probs = logits[0].float().softmax(-1)[:, :-1]
-            low = torch.einsum("qp,qhw->phw", probs, masks[0].float().sigmoid())
+            probs = logits.float().softmax(-1)[:, :-1]
+            low = torch.einsum("qp,qhw->phw", probs, masks.float().sigmoid())
             up = torch.nn.functional.interpolate(low[None], scale_factor=4, mode="bilinear",
                                                  align_corners=False)[..., :rh, :rw]
             yield torch.nn.functional.interpolate(up, size=a.shape[:2], mode="bilinear",

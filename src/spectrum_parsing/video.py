@@ -363,14 +363,34 @@ def _labels(result: ParsingResult) -> dict[str, str]:
     return empty.to_dict()["labels"]
 
 
+def _parsed_frames(pipeline: SpectrumPipeline, path: Path, every: int, max_frames: int | None, batch_size: int,
+                   **call: Any) -> Iterator[tuple[int, float, np.ndarray, ParsingResult]]:
+    """``(index, time_s, frame, result)`` in frame order, the frames parsed ``batch_size`` at a time."""
+    chunk: list[tuple[int, float, np.ndarray]] = []
+    frames = iter_frames(path, every=every, max_frames=max_frames)
+    while True:
+        item = next(frames, None)
+        if item is not None:
+            chunk.append(item)
+        if chunk and (item is None or len(chunk) == batch_size):
+            results = pipeline([rgb for _, _, rgb in chunk], batch_size=batch_size, **call)
+            for (index, time_s, rgb), result in zip(chunk, results):
+                yield index, time_s, rgb, result
+            chunk = []
+        if item is None:
+            return
+
+
 def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                 prompts: Sequence[str] | None = None, every: int = 1, max_frames: int | None = None,
                 formats: Collection[str] = VIDEO_FORMATS, threshold: float = 0.3, ebp: bool = True,
                 tracker: PersonTracker | None = None, progress: bool = True, name: str | None = None,
-                **pipeline_kwargs: Any) -> dict[str, Any]:
+                batch_size: int = 1, **pipeline_kwargs: Any) -> dict[str, Any]:
     """Parse every ``every``-th frame of a video with tracked person ids; returns the summary dict.
 
     ``pipeline_kwargs`` (e.g. ``preset``, ``label_map``, ``mask_threshold``) go to each ``pipeline(...)`` call.
+    ``batch_size`` frames go to the pipeline together (bottom-up: frames share forward passes; top-down: each
+    frame's person crops of equal padded size share one); the prompt embeddings are computed once and cached.
 
     Writes, for ``OUT = out_dir`` and ``STEM = name`` (default: the video's file stem), every file atomically:
 
@@ -387,6 +407,8 @@ def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_di
         raise ValueError(f"unknown output formats {sorted(unknown)}; choose from {list(VIDEO_FORMATS)}")
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     path = Path(path)
     info = probe_video(path)
     out = Path(out_dir)
@@ -407,8 +429,9 @@ def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_di
     last: ParsingResult | None = None
     bar = tqdm(total=total, desc=path.name, unit="frame", disable=not progress)
     try:
-        for index, time_s, rgb in iter_frames(path, every=every, max_frames=max_frames):
-            parsed = pipeline(rgb, prompts=prompts, threshold=threshold, ebp=ebp, **pipeline_kwargs)
+        for index, time_s, rgb, parsed in _parsed_frames(pipeline, path, every, max_frames, batch_size,
+                                                         prompts=prompts, threshold=threshold, ebp=ebp,
+                                                         **pipeline_kwargs):
             result = last = tracker.update(parsed, frame=index, time_s=time_s)
             stem = frames_dir / f"frame_{index:06d}"
             if "png" in formats:
