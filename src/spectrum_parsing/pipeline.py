@@ -32,7 +32,7 @@ from .images import DEFAULT_MAX_PIXELS, ImageLoadError, array_to_rgb, check_imag
 from .inference import forward_grouped, outputs_at_size, predict_batch, resize_for_model
 from .modeling import SpectrumModel
 from .persons import BlazePoseSegmenter, PersonDetector
-from .postprocess import PersonInstance, group_instances, semantic_map
+from .postprocess import PartInstance, PersonInstance, group_instances, semantic_map
 from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
 from .prompts import clean_prompts
 from .rendering import encode_rle_cropped, label_map_image, overlay, palette
@@ -432,17 +432,36 @@ class SpectrumPipeline:
     def _parse_bottom_up(self, prediction: tuple[torch.Tensor, torch.Tensor], scored: Sequence[str],
                          person_index: int, threshold: float, mask_threshold: float,
                          min_part_overlap: float) -> tuple[list[PersonInstance], np.ndarray]:
-        """Persons and semantic map from one whole-image prediction (parts grouped under person masks)."""
+        """Persons and semantic map from one whole-image prediction, with the top-down path's contract: person
+        instances (Mask2Former instance inference) own the pixels where they score highest (people never share
+        a pixel), and each person's parts are the semantic labels on its pixels, so the label map is rendered
+        from the parts."""
         logits, masks = prediction
-        persons = group_instances(logits, masks, scored, person_index, score_threshold=threshold,
-                                  mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
-        semantic = semantic_map(logits, masks, exclude=(person_index,)).numpy().astype(np.int32)
-        if persons:
-            worn = torch.stack([p.mask for p in persons]).any(0).cpu().numpy()
-            semantic[~worn] = 0
-        else:
-            semantic[:] = 0
-        return persons, semantic
+        found = group_instances(logits, masks, scored, person_index, score_threshold=threshold,
+                                mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
+        semantic, best = semantic_map(logits, masks, exclude=(person_index,), return_scores=True)
+        semantic, best = semantic.cpu(), best.cpu()
+        owner = torch.full(semantic.shape, -1, dtype=torch.long)
+        for k in reversed(range(len(found))):  # by descending score: the best-scored person wins a shared pixel
+            owner[found[k].mask.cpu()] = k
+        persons: list[PersonInstance] = []
+        label_map = np.zeros(tuple(semantic.shape), dtype=np.int32)
+        for k, person in enumerate(found):
+            own = owner == k
+            if int(own.sum()) < self.top_down.min_person_pixels:
+                continue
+            parts = []
+            for label in torch.unique(semantic[own]).tolist():
+                part = own & (semantic == label)
+                area = int(part.sum())
+                score = float(best[part].mean()) if area else 0.0
+                if label == 0 or area < self.top_down.min_part_pixels or score < threshold:
+                    continue
+                parts.append(PartInstance(label=scored[label - 1], prompt_index=label - 1, score=score, mask=part))
+                label_map[part.numpy()] = label
+            parts.sort(key=lambda p: -p.score)
+            persons.append(person.replace(id=len(persons), mask=own, parts=parts))
+        return persons, label_map
 
     def _predict(self, arrays: Sequence[np.ndarray], prompts: Sequence[str]) -> Iterator[tuple[torch.Tensor,
                                                                                              torch.Tensor]]:

@@ -314,12 +314,14 @@ def semantic_map(
     pred_masks: Tensor,
     exclude: Sequence[int] = (),
     background_threshold: float = 0.5,
-) -> Tensor:
+    return_scores: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Mask2Former semantic inference: (H, W) long map, 0 = background, else 1 + prompt index.
 
     Per-prompt scores are ``einsum('qp,qhw->phw', softmax(logits)[:, :-1], sigmoid(masks))``;
     prompt columns in ``exclude`` (e.g. the person prompt) never win. Pixels whose best score is
     below ``background_threshold`` are background. Computed in row chunks to bound memory.
+    ``return_scores``: also return the (H, W) float score of each pixel's best prompt.
     """
     _check_inputs(pred_logits, pred_masks)
     num_queries, num_cols = pred_logits.shape
@@ -333,8 +335,9 @@ def semantic_map(
         excluded.add(int(e))
     keep = [p for p in range(num_prompts) if p not in excluded]
     out = torch.zeros(height, width, dtype=torch.long, device=device)
+    scores = torch.zeros(height, width, dtype=torch.float32, device=device)
     if not keep or num_queries == 0 or height == 0 or width == 0:
-        return out
+        return (out, scores) if return_scores else out
 
     keep_t = torch.tensor(keep, dtype=torch.long, device=device)
     probs = pred_logits.float().softmax(-1)[:, keep_t].to(device)  # (Q, K)
@@ -348,4 +351,5 @@ def semantic_map(
         labels = keep_t[arg] + 1
         labels[best < background_threshold] = 0
         out[y0:y1] = labels
-    return out
+        scores[y0:y1] = best
+    return (out, scores) if return_scores else out
