@@ -1,6 +1,6 @@
 """Full-size Spectrum forward with random weights: I2Tx backbone time and the decoder's share.
 
-Builds SD 2.1 (UNet + VAE) + OpenCLIP ViT-H/14 vision tower + Image2Token at their real sizes with random
+Builds SD 2.1 (UNet + VAE) + OpenCLIP ViT-H/14 vision tower + Im2Context at their real sizes with random
 weights (no pretrained weights exist on this machine; speed does not depend on the weight values), the
 default decoder (256-d, 100 queries, 6 deformable encoder layers, 9 decoder layers) and the real MiniLM text
 encoder, then times one image at --size pixels.
@@ -21,8 +21,8 @@ from common import PROMPTS, median_time, record
 from spectrum_parsing.configs import DecoderConfig, TextEncoderConfig
 from spectrum_parsing.decoder import SpectrumDecoder
 from spectrum_parsing.postprocess import group_instances, semantic_map
-from spectrum_parsing.testing import build_full_size_backbone
 from spectrum_parsing.text_encoders import load_text_encoder
+from spectrum_parsing.tiny_models import build_full_size_backbone
 
 
 def main() -> None:

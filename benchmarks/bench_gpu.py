@@ -56,12 +56,12 @@ def compile_blocks(module: nn.Module) -> int:
 def build(tiny: bool, device: torch.device, dtype: torch.dtype) -> tuple[nn.Module, nn.Module, Any]:
     if tiny:
         from spectrum_parsing.backbones import load_backbone, load_backbone_config
-        from spectrum_parsing.testing import build_tiny_models
+        from spectrum_parsing.tiny_models import build_tiny_models
 
         paths = build_tiny_models(tempfile.mkdtemp(prefix="spectrum-tiny-"))
         backbone = load_backbone(load_backbone_config(paths["i2tx_config"]))
     else:
-        from spectrum_parsing.testing import build_full_size_backbone
+        from spectrum_parsing.tiny_models import build_full_size_backbone
 
         backbone = build_full_size_backbone("i2tx")
     backbone = backbone.to(device=device, dtype=dtype).eval()

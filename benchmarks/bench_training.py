@@ -26,8 +26,8 @@ from spectrum_parsing.data.targets import TargetConfig
 from spectrum_parsing.feature_cache import FeatureCacheDataset, build_feature_cache
 from spectrum_parsing.losses import LossConfig, SpectrumCriterion
 from spectrum_parsing.modeling import SpectrumConfig, SpectrumModel
-from spectrum_parsing.testing import build_full_size_backbone
 from spectrum_parsing.text_encoders import load_text_encoder
+from spectrum_parsing.tiny_models import build_full_size_backbone
 from spectrum_parsing.training import AugmentConfig, BatchCollator, MixtureDataset, training_step
 
 

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="output .safetensors (default: <onnx stem>.safetensors in the current directory)")
     args = parser.parse_args(argv)
 
-    from spectrum_parsing.backbones.bodypix import convert_bodypix
+    from spectrum_parsing.backbones.bodypix_weights import convert_bodypix
     from spectrum_parsing.hub import ModelLoadError
 
     out = args.out if args.out is not None else Path(args.onnx.stem + ".safetensors")

@@ -94,7 +94,7 @@ def main() -> None:
     known = set(files)
     graph = {name: module_level_imports(path, name, known) for name, path in files.items()}
     loaded = subprocess.run([sys.executable, "-c", (
-        "import sys, json; import spectrum_parsing.cli, spectrum_parsing.pipeline, spectrum_parsing.outputs; "
+        "import sys, json; import spectrum_parsing.cli, spectrum_parsing.pipeline, spectrum_parsing.writers; "
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('spectrum_parsing'))))")],
         capture_output=True, text=True, check=True).stdout
     modules = json.loads(loaded)

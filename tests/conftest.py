@@ -17,8 +17,8 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny SD-2.1-shaped model, TexDreamer-layout LoRA, CLIP vision, Image2Token + backbone JSON configs."""
-    from spectrum_parsing.testing import build_tiny_models
+    """Tiny SD-2.1-shaped model, TexDreamer-layout LoRA, CLIP vision, Im2Context + backbone JSON configs."""
+    from spectrum_parsing.tiny_models import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.mktemp("tiny"))
 

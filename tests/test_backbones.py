@@ -16,10 +16,10 @@ from torch import nn
 from spectrum_parsing.backbones import DiffusionBackbone, load_backbone, load_backbone_config
 from spectrum_parsing.backbones.base import ActivationCollector
 from spectrum_parsing.backbones.diffusion import merge_texture_lora
-from spectrum_parsing.backbones.im2context import Image2Token, load_im2context
+from spectrum_parsing.backbones.im2context import Im2Context, load_im2context
 from spectrum_parsing.configs import STRIDES, DiffusionBackboneConfig
 from spectrum_parsing.hub import ModelLoadError, resolve_file
-from spectrum_parsing.testing import build_tiny_im2context, build_tiny_texture_lora
+from spectrum_parsing.tiny_models import build_tiny_im2context, build_tiny_texture_lora
 
 UNET_LEVELS = (16, 32)  # levels made only of UNet up-block activations (default feature layers)
 I2T_NAMES = ("i2t_decoder.pth", "i2uv/i2t_decoder.pth")
@@ -217,7 +217,7 @@ def test_t2i_baseline(tiny_models, i2tx_backbone, i2tx_features, images) -> None
 
 def test_i2tx_context_depends_on_the_image(i2tx_backbone, images) -> None:
     context = i2tx_backbone.encode_context(images)
-    assert context.shape == (2, 8, 64)  # tiny Image2Token: 8 queries, 64-d (the UNet's cross_attention_dim)
+    assert context.shape == (2, 8, 64)  # tiny Im2Context: 8 queries, 64-d (the UNet's cross_attention_dim)
     assert (context[0] - context[1]).abs().max() > 1e-4
 
 
@@ -330,13 +330,13 @@ def test_activation_collector_stops_early() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# IM2CONTEXT (Image2Token)
+# IM2CONTEXT (Im2Context)
 # ---------------------------------------------------------------------------------------------
 
 
-def _small_i2t() -> Image2Token:
+def _small_i2t() -> Im2Context:
     torch.manual_seed(0)
-    module = Image2Token(48, 64, 5, 2, ffn_dim=32)
+    module = Im2Context(48, 64, 5, 2, ffn_dim=32)
     with torch.no_grad():
         module.query.normal_()
     return module.eval()
@@ -344,7 +344,7 @@ def _small_i2t() -> Image2Token:
 
 def test_image2token_from_state_dict_infers_sizes() -> None:
     src = _small_i2t()
-    loaded = Image2Token.from_state_dict(src.state_dict()).eval()
+    loaded = Im2Context.from_state_dict(src.state_dict()).eval()
     assert loaded.visual_proj.in_features == 48
     assert loaded.visual_proj.out_features == 64
     assert loaded.query.shape == (1, 5, 64)
@@ -362,19 +362,19 @@ def test_image2token_missing_and_unexpected_keys_are_named() -> None:
     missing = dict(state)
     del missing["i2t.layers.1.norm2.bias"]
     with pytest.raises(ModelLoadError, match=r"i2t\.layers\.1\.norm2\.bias"):
-        Image2Token.from_state_dict(missing)
+        Im2Context.from_state_dict(missing)
     extra = {**state, "i2t.extra_head.weight": torch.zeros(2)}
     with pytest.raises(ModelLoadError, match=r"i2t\.extra_head\.weight"):
-        Image2Token.from_state_dict(extra)
+        Im2Context.from_state_dict(extra)
     with pytest.raises(ModelLoadError, match="visual_proj.weight"):
-        Image2Token.from_state_dict({k: v for k, v in state.items() if k != "visual_proj.weight"})
+        Im2Context.from_state_dict({k: v for k, v in state.items() if k != "visual_proj.weight"})
 
 
 def test_image2token_texdreamer_size_inference() -> None:
     """TexDreamer's defaults: 1280-d CLIP-H tokens -> 77 x 1024 context, 3 layers, 2048 FFN, 16 heads."""
     with torch.device("meta"):
-        state = Image2Token().state_dict()
-        module = Image2Token.from_state_dict(state)
+        state = Im2Context().state_dict()
+        module = Im2Context.from_state_dict(state)
     assert module.visual_proj.in_features == 1280
     assert module.visual_proj.out_features == 1024
     assert module.query.shape == (1, 77, 1024)
@@ -492,7 +492,7 @@ def test_default_taps_follow_the_unet_block_structure(tiny_models, tmp_path: Pat
     from diffusers import UNet2DConditionModel
 
     from spectrum_parsing.configs import DEFAULT_FEATURE_LAYERS
-    from spectrum_parsing.testing import TINY_CONTEXT_DIM
+    from spectrum_parsing.tiny_models import TINY_CONTEXT_DIM
 
     sd = tmp_path / "sd"
     shutil.copytree(tiny_models["sd"], sd)

@@ -21,13 +21,8 @@ from spectrum_parsing.backbones import (
     load_backbone_config,
     load_bodypix,
 )
-from spectrum_parsing.backbones.bodypix import (
-    HEAD_CHANNELS,
-    PART_NAMES,
-    block_geometry,
-    parameter_shapes,
-    read_onnx_state,
-)
+from spectrum_parsing.backbones.bodypix import HEAD_CHANNELS, PART_NAMES, block_geometry
+from spectrum_parsing.backbones.bodypix_weights import parameter_shapes, read_onnx_state
 from spectrum_parsing.configs import STRIDES, ConfigError
 from spectrum_parsing.hub import ModelLoadError
 

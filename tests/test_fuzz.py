@@ -197,8 +197,8 @@ def test_fuzz_output_names_stay_inside_out_and_spare_user_files(tmp_path_factory
 
     import torch
 
-    from spectrum_parsing.outputs import make_tool_folder, output_names, output_paths
     from spectrum_parsing.postprocess import PartInstance, PersonInstance
+    from spectrum_parsing.writers import make_tool_folder, output_names, output_paths
 
     root = tmp_path_factory.mktemp("names")
     out = root / "project" / "out"
@@ -214,7 +214,7 @@ def test_fuzz_output_names_stay_inside_out_and_spare_user_files(tmp_path_factory
     result = ParsingResult([PersonInstance(id=0, score=1.0, mask=mask, parts=[
         PartInstance(label="hat", prompt_index=0, score=0.9, mask=mask)])],
         np.where(mask.numpy(), 1, 0).astype(np.int32), ["hat"], ["hat", "person"], 8, 8)
-    from spectrum_parsing.outputs import write_outputs
+    from spectrum_parsing.writers import write_outputs
 
     for path, name in names.items():
         assert name and not name.startswith(".") and "/" not in name and "\\" not in name

@@ -196,8 +196,8 @@ def test_parse_groups_parts_by_person(model):
     results = model.parse(batch, ["shirt"])
     assert len(results) == 2
     for result, (persons, shirts) in zip(results, truth):
-        assert result.prompts == ["shirt", "person"]
-        assert result.semantic.shape == (64, 64)
+        assert result.prompts == ["shirt", "person"] and result.labels == ["shirt"]
+        assert result.label_map.shape == (64, 64)
         assert len(result.persons) == 2
         for person in result.persons:
             gt = max(range(2), key=lambda i: (person.mask & persons[i]).sum())
@@ -207,8 +207,8 @@ def test_parse_groups_parts_by_person(model):
             assert labels.count("shirt") == 1
             shirt = person.parts[labels.index("shirt")].mask
             assert (shirt & shirts[gt]).sum() / (shirt | shirts[gt]).sum() > 0.8
-        # Semantic map: shirt pixels are labelled 1 (= prompts[0] + 1).
-        assert (result.semantic[shirts.any(0)] == 1).float().mean() > 0.9
+        # Label map (the pipeline's result type, rendered from the parts): shirt pixels are labelled 1.
+        assert (result.label_map[shirts.any(0).numpy()] == 1).mean() > 0.9
 
 
 def test_parse_rejects_bad_input(model):

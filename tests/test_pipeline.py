@@ -12,7 +12,8 @@ from PIL import Image
 
 from spectrum_parsing.cli import expand_inputs, main
 from spectrum_parsing.pipeline import DEFAULT_MODEL_DIR, SpectrumPipeline
-from spectrum_parsing.rendering import decode_rle, encode_rle, label_map_image, palette
+from spectrum_parsing.rendering import label_map_image, palette
+from spectrum_parsing.rle import decode_rle, encode_rle
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

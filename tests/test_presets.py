@@ -30,7 +30,7 @@ from spectrum_parsing.presets import (
     load_label_map,
     validate_label_map,
 )
-from spectrum_parsing.rendering import decode_rle
+from spectrum_parsing.rle import decode_rle
 from spectrum_parsing.vocab import categories as vocabulary
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from spectrum_parsing.postprocess import PartInstance, mask_box
-from spectrum_parsing.rendering import decode_rle, encode_rle, encode_rle_cropped, overlay, palette
+from spectrum_parsing.rendering import overlay, palette
+from spectrum_parsing.rle import decode_rle, encode_rle, encode_rle_cropped
 
 
 def test_cropped_rle_equals_the_full_mask_rle_on_random_masks() -> None:

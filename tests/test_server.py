@@ -24,7 +24,7 @@ pytest.importorskip("multipart", reason="the server tests need python-multipart 
 from fastapi.testclient import TestClient  # noqa: E402
 
 from spectrum_parsing.pipeline import ParsingResult, SpectrumPipeline  # noqa: E402
-from spectrum_parsing.rendering import decode_rle  # noqa: E402
+from spectrum_parsing.rle import decode_rle  # noqa: E402
 from spectrum_parsing.server import ServerSettings, create_app, load_presets, safe_filename  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -10,8 +10,8 @@ import torch
 
 from spectrum_parsing.configs import TextEncoderConfig
 from spectrum_parsing.hub import ModelLoadError
-from spectrum_parsing.testing import build_tiny_clip_text
 from spectrum_parsing.text_encoders import load_text_encoder
+from spectrum_parsing.tiny_models import build_tiny_clip_text
 
 
 def _cos(embeds: torch.Tensor, i: int, j: int) -> float:

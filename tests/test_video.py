@@ -15,7 +15,7 @@ from PIL import Image
 from spectrum_parsing.cli import expand_inputs, main
 from spectrum_parsing.pipeline import ParsingResult, SpectrumPipeline
 from spectrum_parsing.postprocess import PersonInstance, mask_box
-from spectrum_parsing.rendering import decode_rle
+from spectrum_parsing.rle import decode_rle
 from spectrum_parsing.video import (
     PersonTracker,
     VideoBackendMissingError,

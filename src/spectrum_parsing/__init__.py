@@ -6,16 +6,17 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_LAZY = {"SpectrumPipeline": "pipeline", "ParsingResult": "pipeline", "DecoderConfig": "configs",
+_LAZY = {"SpectrumPipeline": "pipeline", "ParsingResult": "results", "DecoderConfig": "configs",
          "DiffusionBackboneConfig": "configs", "TextEncoderConfig": "configs", "LossConfig": "configs",
-         "SpectrumCriterion": "losses", "ParseResult": "modeling", "SpectrumConfig": "modeling",
+         "SpectrumCriterion": "losses", "SpectrumConfig": "modeling",
          "SpectrumModel": "modeling"}
 
 if TYPE_CHECKING:
     from .configs import DecoderConfig, DiffusionBackboneConfig, LossConfig, TextEncoderConfig
     from .losses import SpectrumCriterion
-    from .modeling import ParseResult, SpectrumConfig, SpectrumModel
-    from .pipeline import ParsingResult, SpectrumPipeline
+    from .modeling import SpectrumConfig, SpectrumModel
+    from .pipeline import SpectrumPipeline
+    from .results import ParsingResult
 
 
 def __getattr__(name: str) -> object:
@@ -31,7 +32,6 @@ __all__ = [
     "DecoderConfig",
     "DiffusionBackboneConfig",
     "LossConfig",
-    "ParseResult",
     "ParsingResult",
     "SpectrumConfig",
     "SpectrumCriterion",

@@ -15,7 +15,7 @@ from .configs import ConfigError
 from .embedded import DEFAULT_MODEL_NAME, EMBEDDED_MODELS, model_display_name
 from .hub import ModelLoadError
 from .images import ImageLoadError
-from .outputs import PARSE_FORMATS, Manifest, pending_formats, slugify, sweep_stale_parts, write_outputs
+from .writers import PARSE_FORMATS, Manifest, pending_formats, slugify, sweep_stale_parts, write_outputs
 
 __all__ = ["EXPECTED_ERRORS", "build_parser", "expand_inputs", "main", "slugify"]
 
@@ -381,7 +381,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_tiny_models(args: argparse.Namespace) -> int:
     """Write tiny random models in the real formats (for smoke tests; their features are meaningless)."""
-    from .testing import build_tiny_models
+    from .tiny_models import build_tiny_models
 
     paths = build_tiny_models(args.directory, seed=args.seed)
     for name, path in paths.items():

@@ -2,7 +2,7 @@
 
 paths -> decode (``images.load_image``; failures kept per row) -> model actors (one
 :class:`~spectrum_parsing.pipeline.SpectrumPipeline` per actor, loaded once; each actor writes its rows' outputs with
-:func:`spectrum_parsing.outputs.write_outputs`, the writer of the local engine, so the files are the same).
+:func:`spectrum_parsing.writers.write_outputs`, the writer of the local engine, so the files are the same).
 
 Needs the ``distributed`` extra (``pip install 'spectrum-parsing[distributed]'``). On a remote cluster every node
 must have ``spectrum_parsing`` installed and see ``out_dir`` (a shared file system).
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .images import DEFAULT_MAX_PIXELS
-from .outputs import output_names
+from .writers import output_names
 
 RAY_MISSING = ("the ray engine needs Ray Data; install the distributed extra: "
                "pip install 'spectrum-parsing[distributed]'")
@@ -65,7 +65,7 @@ class ParseActor:
         self.out = Path(out_dir)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .outputs import write_outputs
+        from .writers import write_outputs
 
         errors = [str(e) for e in batch["error"]]
         paths = [Path(str(p)) for p in batch["path"]]
@@ -106,7 +106,7 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
     ``num_actors``: model actors (default: the cluster's GPUs when on CUDA, else its CPUs); each takes one GPU on
     CUDA. ``ray_address``: connect to that cluster; otherwise the running Ray instance, or a new local one (shut
     down at the end only if started here). ``names``: output name per input (default: unique stems, see
-    :func:`~spectrum_parsing.outputs.output_names`); ``pending``: the formats still to write per input (default
+    :func:`~spectrum_parsing.writers.output_names`); ``pending``: the formats still to write per input (default
     ``formats``). ``max_pixels``: larger images fail (see :mod:`~spectrum_parsing.images`). ``mode``,
     ``person_masks``: as in :meth:`SpectrumPipeline.from_pretrained` (default: its defaults).
     Returns ``{"total", "done", "failed", "failures"}`` in input order.

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from . import __version__
 from .hub import ModelLoadError
-from .outputs import TMP_TAG, process_umask
+from .writers import TMP_TAG, process_umask
 
 __all__ = ["ONNX_OPSET", "OnnxRunner", "export_onnx", "pad_square"]
 

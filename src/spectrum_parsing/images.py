@@ -41,6 +41,7 @@ __all__ = [
     "open_image_bytes",
     "to_rgb",
     "array_to_rgb",
+    "as_rgb_image",
     "to_tensor",
 ]
 
@@ -219,3 +220,21 @@ def to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
     import torch
 
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def as_rgb_image(image: str | os.PathLike[str] | Image.Image | np.ndarray,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Any accepted input as an RGB PIL image (rules in :mod:`.images`); ImageLoadError when unusable."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image, max_pixels=max_pixels)
+    if isinstance(image, Image.Image):
+        check_image_size(*image.size, max_pixels=max_pixels)
+        try:
+            return to_rgb(image)
+        except (OSError, ValueError) as err:
+            raise ImageLoadError(f"image: could not be converted to RGB ({err})") from None
+    if isinstance(image, np.ndarray):
+        if image.ndim >= 2:
+            check_image_size(image.shape[1], image.shape[0], max_pixels=max_pixels, name="image array")
+        return array_to_rgb(image)
+    raise TypeError(f"unsupported image type {type(image).__name__}: give a path, a PIL image or an image array")

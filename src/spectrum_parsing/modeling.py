@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -28,7 +29,8 @@ from .configs import (
 )
 from .decoder import SpectrumDecoder
 from .hub import ModelLoadError, resolve_dir
-from .postprocess import PersonInstance, group_instances, semantic_map
+from .postprocess import bottom_up_parse
+from .results import ParsingResult
 from .text_encoders import TextEncoder, load_text_encoder
 
 CONFIG_NAME = "config.json"
@@ -87,15 +89,6 @@ class SpectrumConfig(ConfigBase):
             input_size=size,
             format_version=data.get("format_version", 1),
         )
-
-
-@dataclass
-class ParseResult:
-    """Parsing of one image: persons with their parts, a semantic map, and the prompts used."""
-
-    persons: list[PersonInstance]
-    semantic: torch.Tensor  # (H, W) long: 0 = background, i + 1 = prompts[i]
-    prompts: list[str]
 
 
 MIN_MODEL_SIDE = 64
@@ -248,11 +241,13 @@ class SpectrumModel(nn.Module):
 
     @torch.no_grad()
     def parse(self, images: torch.Tensor, prompts: Sequence[str], score_threshold: float = 0.3,
-              mask_threshold: float = 0.5, min_part_overlap: float = 0.5) -> list[ParseResult]:
-        """Parse a batch (B, 3, H, W) in [0, 1]: per image, persons with their parts and a semantic map.
+              mask_threshold: float = 0.5, min_part_overlap: float = 0.5) -> list[ParsingResult]:
+        """Parse a batch (B, 3, H, W) in [0, 1] bottom-up: per image a :class:`ParsingResult` (the pipeline's
+        result type), persons with their parts and a label map rendered from them.
 
         The person prompt (``config.person_prompt``) is added if missing: full-body masks are what parts
-        are grouped by; parts that fall on no person are dropped.
+        are grouped by; parts that fall on no person are dropped. For top-down parsing, pre-processing and
+        presets use :class:`~spectrum_parsing.pipeline.SpectrumPipeline`.
         """
         check_images(images)
         prompts = list(dict.fromkeys(prompts))
@@ -265,12 +260,15 @@ class SpectrumModel(nn.Module):
         h, w = images.shape[-2:]
         masks = out["pred_masks"]
         masks = F.interpolate(masks.float(), scale_factor=4, mode="bilinear", align_corners=False)[..., :h, :w]
+        labels = [p for i, p in enumerate(prompts) if i != person]
         results = []
         for logits, m in zip(out["pred_logits"].float(), masks):
-            persons = group_instances(logits, m, prompts, person, score_threshold=score_threshold,
-                                      mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
-            semantic = semantic_map(logits, m, exclude=(person,))
-            results.append(ParseResult(persons=persons, semantic=semantic.cpu(), prompts=prompts))
+            persons, label_map = bottom_up_parse(logits, m, prompts, person, threshold=score_threshold,
+                                                 mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
+            # label ids: 1 + prompt index; the person prompt has none, so ids after it shift down by one
+            shift = np.arange(len(prompts) + 1, dtype=np.int32)
+            shift[person + 2:] -= 1
+            results.append(ParsingResult(persons, shift[label_map], labels, prompts, int(h), int(w)))
         return results
 
 

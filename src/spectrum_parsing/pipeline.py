@@ -13,7 +13,6 @@ import dataclasses
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,14 +27,14 @@ from .embedded import (  # noqa: F401  (re-exported: the embedded models' names 
     model_display_name,
 )
 from .export import OnnxRunner, pad_square
-from .images import DEFAULT_MAX_PIXELS, ImageLoadError, array_to_rgb, check_image_size, load_image, to_rgb
+from .images import DEFAULT_MAX_PIXELS, as_rgb_image
 from .inference import forward_grouped, outputs_at_size, predict_batch, resize_for_model
 from .modeling import SpectrumModel
 from .persons import BlazePoseSegmenter, PersonDetector
-from .postprocess import PartInstance, PersonInstance, group_instances, semantic_map
+from .postprocess import PersonInstance, bottom_up_parse
 from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
 from .prompts import clean_prompts
-from .rendering import encode_rle_cropped, label_map_image, overlay, palette
+from .results import ImageInput, ParsingResult
 from .topdown import TopDownConfig, derived_prompts, parse_top_down
 from .vocab.phrases import EBP_PROMPTS, with_ebp
 
@@ -44,7 +43,6 @@ BUILTIN_DEFAULT_PROMPTS = [
     "upper clothes", "dress", "coat", "skirt", "pants", "shorts", "left shoe", "right shoe", "bag",
 ]
 
-ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
 MODES = ("top-down", "bottom-up")
 """``top-down``: people found by a person detector, each parsed in its own crop (:mod:`.topdown`);
@@ -53,142 +51,6 @@ DEFAULT_MODE = "top-down"
 
 DEFAULT_WORK_PIXELS = 4_000_000
 """Images above this many pixels are parsed at a downscaled working size; masks are scaled back (nearest)."""
-
-
-@dataclass
-class ParsingResult:
-    """The parsing of one image.
-
-    ``persons``: each with id, full-body mask, box, score and parts (label, score, mask, box).
-    ``label_map``: (H, W) int32, 0 = background, ``ids[i]`` = ``labels[i]`` (``i + 1`` unless a preset or label
-    map set ``label_ids``); restricted to detected persons. ``prompts``: every prompt scored (the user's, EBP
-    additions, and the ``person`` prompt). ``palette``: colours by id (a preset's; None = the VOC colour map).
-    """
-
-    persons: list[PersonInstance]
-    label_map: np.ndarray
-    labels: list[str]
-    prompts: list[str]
-    height: int
-    width: int
-    label_ids: list[int] | None = None
-    palette: np.ndarray | None = None
-    preset: str | None = None
-
-    @property
-    def ids(self) -> list[int]:
-        """The label-map id of each of ``labels``."""
-        return list(self.label_ids) if self.label_ids is not None else list(range(1, len(self.labels) + 1))
-
-    @property
-    def id_to_label(self) -> dict[int, str]:
-        """Label-map id -> label name, with ``0: "background"`` (the JSON's ``labels`` block, with int keys):
-        ``result.id_to_label[result.label_map[y, x]]`` names any pixel."""
-        return {0: "background", **dict(zip(self.ids, self.labels))}
-
-    def colours(self) -> np.ndarray:
-        """(256, 3) uint8 colours by id: ``palette`` where given, the VOC colour map elsewhere."""
-        out = palette(256)
-        if self.palette is not None:
-            own = np.asarray(self.palette, dtype=np.uint8)[:256]
-            out[: len(own)] = own
-        return out
-
-    def to_dict(self, image_name: str | None = None) -> dict[str, Any]:
-        """JSON-ready dict: persons -> parts with label, label id, score, box [x0, y0, x1, y1) and COCO RLE mask,
-        plus ``coco``: the same as a COCO instance-segmentation file (see :meth:`coco`)."""
-        rles = _rles(self.persons)
-        ids = dict(zip(self.labels, self.ids))
-
-        def part(p: Any) -> dict[str, Any]:
-            return {"label": p.label, "label_id": ids.get(p.label, 0), "score": round(float(p.score), 4),
-                    "box": list(p.box), "segmentation": rles[id(p)]}
-
-        return {
-            "image": image_name, "height": self.height, "width": self.width, "prompts": list(self.prompts),
-            "preset": self.preset,
-            "labels": {str(i): name for i, name in zip(self.ids, self.labels)},
-            "persons": [{"id": person.id, "score": round(float(person.score), 4), "box": list(person.box),
-                         "segmentation": rles[id(person)],
-                         **({"keypoints": np.round(person.keypoints, 2).tolist()}
-                            if person.keypoints is not None else {}),
-                         "parts": [part(p) for p in person.parts]} for person in self.persons],
-            "coco": self.coco(image_name, rles=rles),
-        }
-
-    def coco(self, image_name: str | None = None, image_id: int = 1,
-             rles: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
-        """A COCO instance-segmentation dict (``images``, ``annotations``, ``categories``) loadable by pycocotools.
-
-        Every person and every part is an annotation with RLE ``segmentation`` (``counts`` a str), ``bbox``
-        [x, y, w, h], ``area``, ``score``, ``category_id`` and ``person_id``. Part categories use the label ids;
-        the ``person`` category has id ``max(label ids) + 1``.
-        """
-        rles = rles if rles is not None else _rles(self.persons)
-        ids = dict(zip(self.labels, self.ids))
-        person_category = max(self.ids, default=0) + 1
-        categories = [{"id": i, "name": name, "supercategory": "person"} for i, name in zip(self.ids, self.labels)]
-        categories.append({"id": person_category, "name": "person", "supercategory": "person"})
-        annotations: list[dict[str, Any]] = []
-
-        def add(item: Any, category_id: int, person_id: int) -> None:
-            x0, y0, x1, y1 = (int(v) for v in item.box)
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category_id,
-                                "segmentation": rles[id(item)], "area": item.area,
-                                "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0,
-                                "score": round(float(item.score), 4), "person_id": person_id})
-
-        for person in self.persons:
-            add(person, person_category, person.id)
-            for p in person.parts:
-                add(p, ids.get(p.label, 0), person.id)
-        return {"images": [{"id": image_id, "file_name": image_name or "", "height": self.height,
-                            "width": self.width}],
-                "annotations": annotations, "categories": categories}
-
-    def label_map_image(self) -> Image.Image:
-        """The label map as a palette PNG image (pixel value = label id; colours = :meth:`colours`)."""
-        if self.palette is None:
-            return label_map_image(self.label_map, max(self.ids, default=0))
-        if self.label_map.max(initial=0) > 255:
-            raise ValueError("label maps with ids above 255 cannot be stored as palette PNG")
-        image = Image.fromarray(self.label_map.astype(np.uint8), mode="P")
-        image.putpalette(self.colours().flatten().tolist())
-        return image
-
-    def overlay(self, image: ImageInput) -> Image.Image:
-        """``image`` with the label map blended in (VOC colours by id), person boxes, and a legend."""
-        pil = _as_pil(image)
-        by_id = [""] * max(self.ids, default=0)  # rendering.overlay colours value v with labels[v - 1]
-        for i, name in zip(self.ids, self.labels):
-            by_id[i - 1] = name
-        return overlay(pil, self.label_map, by_id, boxes=[(p.id, p.box) for p in self.persons])
-
-
-def _rles(persons: Sequence[PersonInstance]) -> dict[int, dict[str, Any]]:
-    """COCO RLE of every person and part mask, by ``id()`` of the instance (each mask encoded once)."""
-    out: dict[int, dict[str, Any]] = {}
-    for person in persons:
-        for item in (person, *person.parts):
-            out[id(item)] = encode_rle_cropped(item.crop.cpu().numpy(), item.box, item.size)
-    return out
-
-
-def _as_pil(image: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Any accepted input as an RGB PIL image (rules in :mod:`.images`); ImageLoadError when unusable."""
-    if isinstance(image, (str, os.PathLike)):
-        return load_image(image, max_pixels=max_pixels)
-    if isinstance(image, Image.Image):
-        check_image_size(*image.size, max_pixels=max_pixels)
-        try:
-            return to_rgb(image)
-        except (OSError, ValueError) as err:
-            raise ImageLoadError(f"image: could not be converted to RGB ({err})") from None
-    if isinstance(image, np.ndarray):
-        if image.ndim >= 2:
-            check_image_size(image.shape[1], image.shape[0], max_pixels=max_pixels, name="image array")
-        return array_to_rgb(image)
-    raise TypeError(f"unsupported image type {type(image).__name__}: give a path, a PIL image or an image array")
 
 
 def _downscaled(image: Image.Image, max_pixels: int) -> Image.Image:
@@ -376,7 +238,7 @@ class SpectrumPipeline:
         scored = [*labels, self.model.config.person_prompt]
         results: list[ParsingResult] = []
         for start in range(0, len(batch), batch_size):
-            pils = [_as_pil(image, self.max_pixels) for image in batch[start:start + batch_size]]
+            pils = [as_rgb_image(image, self.max_pixels) for image in batch[start:start + batch_size]]
             arrays = [np.asarray(_downscaled(pil, self.work_pixels)) for pil in pils]
             predictions = self._predict(arrays, scored) if self.mode == "bottom-up" else None
             for pil, array in zip(pils, arrays):
@@ -437,31 +299,10 @@ class SpectrumPipeline:
         a pixel), and each person's parts are the semantic labels on its pixels, so the label map is rendered
         from the parts."""
         logits, masks = prediction
-        found = group_instances(logits, masks, scored, person_index, score_threshold=threshold,
-                                mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
-        semantic, best = semantic_map(logits, masks, exclude=(person_index,), return_scores=True)
-        semantic, best = semantic.cpu(), best.cpu()
-        owner = torch.full(semantic.shape, -1, dtype=torch.long)
-        for k in reversed(range(len(found))):  # by descending score: the best-scored person wins a shared pixel
-            owner[found[k].mask.cpu()] = k
-        persons: list[PersonInstance] = []
-        label_map = np.zeros(tuple(semantic.shape), dtype=np.int32)
-        for k, person in enumerate(found):
-            own = owner == k
-            if int(own.sum()) < self.top_down.min_person_pixels:
-                continue
-            parts = []
-            for label in torch.unique(semantic[own]).tolist():
-                part = own & (semantic == label)
-                area = int(part.sum())
-                score = float(best[part].mean()) if area else 0.0
-                if label == 0 or area < self.top_down.min_part_pixels or score < threshold:
-                    continue
-                parts.append(PartInstance(label=scored[label - 1], prompt_index=label - 1, score=score, mask=part))
-                label_map[part.numpy()] = label
-            parts.sort(key=lambda p: -p.score)
-            persons.append(person.replace(id=len(persons), mask=own, parts=parts))
-        return persons, label_map
+        return bottom_up_parse(logits, masks, scored, person_index, threshold=threshold,
+                               mask_threshold=mask_threshold, min_part_overlap=min_part_overlap,
+                               min_person_pixels=self.top_down.min_person_pixels,
+                               min_part_pixels=self.top_down.min_part_pixels)
 
     def _predict(self, arrays: Sequence[np.ndarray], prompts: Sequence[str]) -> Iterator[tuple[torch.Tensor,
                                                                                              torch.Tensor]]:

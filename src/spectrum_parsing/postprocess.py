@@ -20,6 +20,7 @@ __all__ = [
     "region_mask",
     "group_instances",
     "semantic_map",
+    "bottom_up_parse",
 ]
 
 # Rough element budgets for one chunk of the chunked computations (float32 elements).
@@ -353,3 +354,51 @@ def semantic_map(
         out[y0:y1] = labels
         scores[y0:y1] = best
     return (out, scores) if return_scores else out
+
+
+@torch.no_grad()
+def bottom_up_parse(
+    pred_logits: Tensor,
+    pred_masks: Tensor,
+    prompts: Sequence[str],
+    person_index: int,
+    threshold: float = 0.3,
+    mask_threshold: float = 0.5,
+    min_part_overlap: float = 0.5,
+    min_person_pixels: int = 64,
+    min_part_pixels: int = 16,
+) -> tuple[list[PersonInstance], Any]:
+    """Persons and label map of one whole-image prediction, with the top-down path's contract.
+
+    Person instances (:func:`group_instances`) own the pixels where they score highest (people never share a
+    pixel); each person's parts are the :func:`semantic_map` labels on its pixels (mean best score at least
+    ``threshold``, at least ``min_part_pixels``), and the (H, W) int32 label map (0 = background, else 1 +
+    prompt index) is rendered from those parts, so it and the persons agree pixel for pixel.
+    """
+    import numpy as np
+
+    found = group_instances(pred_logits, pred_masks, prompts, person_index, score_threshold=threshold,
+                            mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
+    semantic, best = semantic_map(pred_logits, pred_masks, exclude=(person_index,), return_scores=True)
+    semantic, best = semantic.cpu(), best.cpu()
+    owner = torch.full(semantic.shape, -1, dtype=torch.long)
+    for k in reversed(range(len(found))):  # by descending score: the best-scored person wins a shared pixel
+        owner[found[k].mask.cpu()] = k
+    persons: list[PersonInstance] = []
+    label_map = np.zeros(tuple(semantic.shape), dtype=np.int32)
+    for k, person in enumerate(found):
+        own = owner == k
+        if int(own.sum()) < min_person_pixels:
+            continue
+        parts = []
+        for label in torch.unique(semantic[own]).tolist():
+            part = own & (semantic == label)
+            area = int(part.sum())
+            score = float(best[part].mean()) if area else 0.0
+            if label == 0 or area < min_part_pixels or score < threshold:
+                continue
+            parts.append(PartInstance(label=prompts[label - 1], prompt_index=label - 1, score=score, mask=part))
+            label_map[part.numpy()] = label
+        parts.sort(key=lambda p: -p.score)
+        persons.append(person.replace(id=len(persons), mask=own, parts=parts))
+    return persons, label_map

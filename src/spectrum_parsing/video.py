@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .outputs import atomic_save_image, atomic_write_text, inside, make_tool_folder, safe_name
 from .postprocess import PersonInstance, _pairwise_intersections
+from .writers import atomic_save_image, atomic_write_text, inside, make_tool_folder, safe_name
 
 if TYPE_CHECKING:
     from .pipeline import ParsingResult, SpectrumPipeline

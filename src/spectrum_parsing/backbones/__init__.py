@@ -13,7 +13,7 @@ from .bodypix import BodyPixBackbone, BodyPixConfig, BodyPixMobileNet, load_body
 from .diffusion import DiffusionBackbone, load_diffusion_backbone
 from .efficientnet_lite import EfficientNetLiteBackbone, EfficientNetLiteConfig, load_efficientnet_lite
 from .fusion import FusionBackbone, FusionConfig
-from .im2context import Image2Token, load_im2context
+from .im2context import Im2Context, load_im2context
 
 __all__ = [
     "BodyPixBackbone",
@@ -25,7 +25,7 @@ __all__ = [
     "FusionBackbone",
     "FusionConfig",
     "FeatureBackbone",
-    "Image2Token",
+    "Im2Context",
     "backbone_config_from_dict",
     "load_backbone",
     "load_backbone_config",

@@ -41,7 +41,7 @@ from torch.nn import functional as F
 from ..configs import DiffusionBackboneConfig
 from ..hub import ModelLoadError, check_tokenizer, load_transformers_strict, resolve_file
 from .base import ActivationCollector, FeatureBackbone, check_images, group_by_stride, pad_to_multiple
-from .im2context import Image2Token, load_im2context
+from .im2context import Im2Context, load_im2context
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -52,7 +52,7 @@ DTYPE_MAP = {"float32": torch.float32, "float16": torch.float16, "bfloat16": tor
 class VisionContext(nn.Module):
     """C = IM2CONTEXT(CLIP-vision(image padded to a centred square)) for the ``i2tx`` backbone."""
 
-    def __init__(self, vision_model: nn.Module, im2context: Image2Token, image_size: int,
+    def __init__(self, vision_model: nn.Module, im2context: Im2Context, image_size: int,
                  mean: tuple[float, ...] = CLIP_MEAN, std: tuple[float, ...] = CLIP_STD) -> None:
         super().__init__()
         self.vision_model = vision_model

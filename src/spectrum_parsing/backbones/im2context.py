@@ -1,4 +1,4 @@
-"""IM2CONTEXT: the ``Image2Token`` module that turns CLIP-vision tokens into a UNet context sequence.
+"""IM2CONTEXT: the ``Im2Context`` module that turns CLIP-vision tokens into a UNet context sequence.
 
 The layout matches TexDreamer's ``i2t_decoder.pth``: ``visual_proj`` (Linear visual -> context width),
 a learned ``query`` of shape (1, L, context width), decoded by ``i2t``, a ``torch.nn.TransformerDecoder``
@@ -18,7 +18,7 @@ from torch import nn
 from ..hub import ModelLoadError
 
 
-class Image2Token(nn.Module):
+class Im2Context(nn.Module):
     """Map vision tokens (B, S, visual_dim) to a context sequence (B, num_queries, context_dim)."""
 
     def __init__(
@@ -55,10 +55,10 @@ class Image2Token(nn.Module):
     @classmethod
     def from_state_dict(
         cls, state_dict: dict[str, torch.Tensor], num_heads: int | None = None
-    ) -> Image2Token:
+    ) -> Im2Context:
         """Build a module sized from ``state_dict``'s shapes and load it strictly."""
         if "visual_proj.weight" not in state_dict:
-            raise ModelLoadError("IM2CONTEXT checkpoint has no 'visual_proj.weight': not an Image2Token state dict")
+            raise ModelLoadError("IM2CONTEXT checkpoint has no 'visual_proj.weight': not an Im2Context state dict")
         context_dim, visual_dim = state_dict["visual_proj.weight"].shape
         layer_ids = {int(m.group(1)) for k in state_dict if (m := re.match(r"i2t\.layers\.(\d+)\.", k))}
         num_layers = max(layer_ids) + 1 if layer_ids else 0
@@ -88,8 +88,8 @@ def load_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], what: st
     module.load_state_dict(state_dict, strict=True)
 
 
-def load_im2context(path: str | os.PathLike[str], num_heads: int | None = None) -> Image2Token:
-    """Load an ``Image2Token`` from a ``.pth``/``.bin`` (``weights_only``) or ``.safetensors`` file."""
+def load_im2context(path: str | os.PathLike[str], num_heads: int | None = None) -> Im2Context:
+    """Load an ``Im2Context`` from a ``.pth``/``.bin`` (``weights_only``) or ``.safetensors`` file."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -107,4 +107,4 @@ def load_im2context(path: str | os.PathLike[str], num_heads: int | None = None) 
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelLoadError(f"{path}: expected a state dict of tensors")
-    return Image2Token.from_state_dict(state, num_heads=num_heads)
+    return Im2Context.from_state_dict(state, num_heads=num_heads)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from spectrum_parsing.cli import main
-from spectrum_parsing.outputs import atomic_write, atomic_write_text, output_names, pending_formats
+from spectrum_parsing.writers import atomic_write, atomic_write_text, output_names, pending_formats
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -111,7 +111,7 @@ def test_parse_refuses_images_above_max_pixels_and_reports_them(tiny_model_dir, 
 # --- Nothing lost, nothing outside --out ------------------------------------------------------------------
 
 def test_safe_name_cannot_leave_or_hide_in_the_folder():
-    from spectrum_parsing.outputs import safe_name
+    from spectrum_parsing.writers import safe_name
 
     assert safe_name("..") == "image" and safe_name("...") == "image" and safe_name(".") == "image"
     assert safe_name(".hidden") == "hidden" and safe_name("a/b\\c") == "a_b_c"
@@ -122,7 +122,7 @@ def test_safe_name_cannot_leave_or_hide_in_the_folder():
 
 
 def test_output_paths_stay_inside_out(tmp_path):
-    from spectrum_parsing.outputs import OutputConflictError, inside, output_paths
+    from spectrum_parsing.writers import OutputConflictError, inside, output_paths
 
     with pytest.raises(OutputConflictError):
         output_paths(tmp_path, "..", ["masks"])
@@ -241,7 +241,7 @@ def test_stale_temporaries_of_a_killed_run_are_swept_and_nothing_else(tmp_path):
     import subprocess
     import sys
 
-    from spectrum_parsing.outputs import TMP_TAG, atomic_write_text, sweep_stale_parts
+    from spectrum_parsing.writers import TMP_TAG, atomic_write_text, sweep_stale_parts
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
@@ -301,7 +301,7 @@ def test_250_byte_file_names_parse_into_every_format(tiny_model_dir, tmp_path, c
 
 def test_duplicate_long_names_keep_their_suffix_within_the_limit():
     # Found by fuzzing: a second 300-byte stem got "<120 bytes>__2", which output_paths then refused as unsafe.
-    from spectrum_parsing.outputs import MAX_NAME_BYTES, output_names, output_paths, safe_name
+    from spectrum_parsing.writers import MAX_NAME_BYTES, output_names, output_paths, safe_name
 
     names = output_names([Path("a") / ("é" * 200 + ".jpg"), Path("b") / ("é" * 200 + ".jpg")])
     first, second = names.values()

@@ -2,7 +2,7 @@
 
 No Stable Diffusion, CLIP or TexDreamer weights ship with Spectrum. These builders write models with the
 same *layouts* and *module structure* as the real ones (SD 2.1 diffusers folders, a TexDreamer-style PEFT
-LoRA, a ``CLIPVisionModel`` folder, an ``Image2Token`` ``i2t_decoder.pth``) but tiny and randomly
+LoRA, a ``CLIPVisionModel`` folder, an ``Im2Context`` ``i2t_decoder.pth``) but tiny and randomly
 initialised, so the public loading code can be exercised end to end offline. Their features are random:
 they say nothing about parsing quality.
 """
@@ -126,11 +126,11 @@ def build_tiny_clip_vision(path: str | Path, seed: int = 0) -> Path:
 
 def build_tiny_im2context(path: str | Path, visual_dim: int = 32, context_dim: int = TINY_CONTEXT_DIM,
                           num_queries: int = 8, num_layers: int = 2, seed: int = 0) -> Path:
-    """Write a tiny ``Image2Token`` state dict with ``torch.save``, as TexDreamer's ``i2t_decoder.pth``."""
-    from .backbones.im2context import Image2Token
+    """Write a tiny ``Im2Context`` state dict with ``torch.save``, as TexDreamer's ``i2t_decoder.pth``."""
+    from .backbones.im2context import Im2Context
 
     torch.manual_seed(seed)
-    module = Image2Token(visual_dim, context_dim, num_queries, num_layers, ffn_dim=64)
+    module = Im2Context(visual_dim, context_dim, num_queries, num_layers, ffn_dim=64)
     with torch.no_grad():
         module.query.normal_()
     path = Path(path)
@@ -180,7 +180,7 @@ def build_tiny_clip_text(path: str | Path, seed: int = 0) -> Path:
 
 
 # Published configurations of the full-size models (Stable Diffusion 2.1, OpenCLIP ViT-H/14 vision tower as
-# used by TexDreamer, TexDreamer's Image2Token), for building random-weight models of the real size.
+# used by TexDreamer, TexDreamer's Im2Context), for building random-weight models of the real size.
 SD21_UNET_CONFIG: dict = {
     "sample_size": 96, "in_channels": 4, "out_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
     "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
@@ -200,7 +200,7 @@ CLIP_VIT_H14_VISION_CONFIG: dict = {
 
 
 def build_full_size_backbone(kind: str = "i2tx", seed: int = 0):
-    """A full-size SD 2.1 (+ ViT-H/14 + Image2Token) backbone with random weights, built in memory (no I/O).
+    """A full-size SD 2.1 (+ ViT-H/14 + Im2Context) backbone with random weights, built in memory (no I/O).
 
     For timing and memory measurements only: the weights are random.
     """
@@ -208,7 +208,7 @@ def build_full_size_backbone(kind: str = "i2tx", seed: int = 0):
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     from .backbones.diffusion import DiffusionBackbone, FixedContext, VisionContext
-    from .backbones.im2context import Image2Token
+    from .backbones.im2context import Im2Context
     from .configs import DiffusionBackboneConfig
 
     torch.manual_seed(seed)
@@ -216,7 +216,7 @@ def build_full_size_backbone(kind: str = "i2tx", seed: int = 0):
     unet = UNet2DConditionModel(**SD21_UNET_CONFIG)
     if kind == "i2tx":
         vision = CLIPVisionModel(CLIPVisionConfig(**CLIP_VIT_H14_VISION_CONFIG))
-        context = VisionContext(vision, Image2Token(), vision.config.image_size)
+        context = VisionContext(vision, Im2Context(), vision.config.image_size)
         config = DiffusionBackboneConfig(type="i2tx", base_model="random:sd-2-1", vision_encoder="random:vit-h-14",
                                          im2context="random:image2token")
     else:

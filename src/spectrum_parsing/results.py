@@ -1,0 +1,141 @@
+"""The one result type of parsing: :class:`ParsingResult` (persons with their parts, a label map rendered from
+them, and their JSON / COCO / PNG forms). Every path that parses returns it: the pipeline (top-down and
+bottom-up), ``SpectrumModel.parse``, video, the server and the Ray engine."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .images import as_rgb_image
+from .postprocess import PersonInstance
+from .rendering import label_map_image, overlay, palette
+from .rle import encode_rle_cropped
+
+__all__ = ["ImageInput", "ParsingResult"]
+
+ImageInput = str | os.PathLike | Image.Image | np.ndarray
+
+
+@dataclass
+class ParsingResult:
+    """The parsing of one image.
+
+    ``persons``: each with id, full-body mask, box, score and parts (label, score, mask, box).
+    ``label_map``: (H, W) int32, 0 = background, ``ids[i]`` = ``labels[i]`` (``i + 1`` unless a preset or label
+    map set ``label_ids``); restricted to detected persons. ``prompts``: every prompt scored (the user's, EBP
+    additions, and the ``person`` prompt). ``palette``: colours by id (a preset's; None = the VOC colour map).
+    """
+
+    persons: list[PersonInstance]
+    label_map: np.ndarray
+    labels: list[str]
+    prompts: list[str]
+    height: int
+    width: int
+    label_ids: list[int] | None = None
+    palette: np.ndarray | None = None
+    preset: str | None = None
+
+    @property
+    def ids(self) -> list[int]:
+        """The label-map id of each of ``labels``."""
+        return list(self.label_ids) if self.label_ids is not None else list(range(1, len(self.labels) + 1))
+
+    @property
+    def id_to_label(self) -> dict[int, str]:
+        """Label-map id -> label name, with ``0: "background"`` (the JSON's ``labels`` block, with int keys):
+        ``result.id_to_label[result.label_map[y, x]]`` names any pixel."""
+        return {0: "background", **dict(zip(self.ids, self.labels))}
+
+    def colours(self) -> np.ndarray:
+        """(256, 3) uint8 colours by id: ``palette`` where given, the VOC colour map elsewhere."""
+        out = palette(256)
+        if self.palette is not None:
+            own = np.asarray(self.palette, dtype=np.uint8)[:256]
+            out[: len(own)] = own
+        return out
+
+    def to_dict(self, image_name: str | None = None) -> dict[str, Any]:
+        """JSON-ready dict: persons -> parts with label, label id, score, box [x0, y0, x1, y1) and COCO RLE mask,
+        plus ``coco``: the same as a COCO instance-segmentation file (see :meth:`coco`)."""
+        rles = _rles(self.persons)
+        ids = dict(zip(self.labels, self.ids))
+
+        def part(p: Any) -> dict[str, Any]:
+            return {"label": p.label, "label_id": ids.get(p.label, 0), "score": round(float(p.score), 4),
+                    "box": list(p.box), "segmentation": rles[id(p)]}
+
+        return {
+            "image": image_name, "height": self.height, "width": self.width, "prompts": list(self.prompts),
+            "preset": self.preset,
+            "labels": {str(i): name for i, name in zip(self.ids, self.labels)},
+            "persons": [{"id": person.id, "score": round(float(person.score), 4), "box": list(person.box),
+                         "segmentation": rles[id(person)],
+                         **({"keypoints": np.round(person.keypoints, 2).tolist()}
+                            if person.keypoints is not None else {}),
+                         "parts": [part(p) for p in person.parts]} for person in self.persons],
+            "coco": self.coco(image_name, rles=rles),
+        }
+
+    def coco(self, image_name: str | None = None, image_id: int = 1,
+             rles: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """A COCO instance-segmentation dict (``images``, ``annotations``, ``categories``) loadable by pycocotools.
+
+        Every person and every part is an annotation with RLE ``segmentation`` (``counts`` a str), ``bbox``
+        [x, y, w, h], ``area``, ``score``, ``category_id`` and ``person_id``. Part categories use the label ids;
+        the ``person`` category has id ``max(label ids) + 1``.
+        """
+        rles = rles if rles is not None else _rles(self.persons)
+        ids = dict(zip(self.labels, self.ids))
+        person_category = max(self.ids, default=0) + 1
+        categories = [{"id": i, "name": name, "supercategory": "person"} for i, name in zip(self.ids, self.labels)]
+        categories.append({"id": person_category, "name": "person", "supercategory": "person"})
+        annotations: list[dict[str, Any]] = []
+
+        def add(item: Any, category_id: int, person_id: int) -> None:
+            x0, y0, x1, y1 = (int(v) for v in item.box)
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category_id,
+                                "segmentation": rles[id(item)], "area": item.area,
+                                "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0,
+                                "score": round(float(item.score), 4), "person_id": person_id})
+
+        for person in self.persons:
+            add(person, person_category, person.id)
+            for p in person.parts:
+                add(p, ids.get(p.label, 0), person.id)
+        return {"images": [{"id": image_id, "file_name": image_name or "", "height": self.height,
+                            "width": self.width}],
+                "annotations": annotations, "categories": categories}
+
+    def label_map_image(self) -> Image.Image:
+        """The label map as a palette PNG image (pixel value = label id; colours = :meth:`colours`)."""
+        if self.palette is None:
+            return label_map_image(self.label_map, max(self.ids, default=0))
+        if self.label_map.max(initial=0) > 255:
+            raise ValueError("label maps with ids above 255 cannot be stored as palette PNG")
+        image = Image.fromarray(self.label_map.astype(np.uint8), mode="P")
+        image.putpalette(self.colours().flatten().tolist())
+        return image
+
+    def overlay(self, image: ImageInput) -> Image.Image:
+        """``image`` with the label map blended in (VOC colours by id), person boxes, and a legend."""
+        pil = as_rgb_image(image)
+        by_id = [""] * max(self.ids, default=0)  # rendering.overlay colours value v with labels[v - 1]
+        for i, name in zip(self.ids, self.labels):
+            by_id[i - 1] = name
+        return overlay(pil, self.label_map, by_id, boxes=[(p.id, p.box) for p in self.persons])
+
+
+def _rles(persons: Sequence[PersonInstance]) -> dict[int, dict[str, Any]]:
+    """COCO RLE of every person and part mask, by ``id()`` of the instance (each mask encoded once)."""
+    out: dict[int, dict[str, Any]] = {}
+    for person in persons:
+        for item in (person, *person.parts):
+            out[id(item)] = encode_rle_cropped(item.crop.cpu().numpy(), item.box, item.size)
+    return out
