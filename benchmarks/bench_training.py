@@ -58,9 +58,9 @@ def main() -> None:
     backbone = build_full_size_backbone("i2tx")
     text_encoder = load_text_encoder(TextEncoderConfig())
     decoder = DecoderConfig(in_channels=backbone.feature_channels(), text_dim=text_encoder.dim)
-    model = SpectrumModel(SpectrumConfig(backbone=backbone.config, decoder=decoder, loss=LossConfig()), backbone,
+    model = SpectrumModel(SpectrumConfig(backbone=backbone.config, decoder=decoder), backbone,
                           text_encoder)
-    criterion = SpectrumCriterion(model.config.loss)
+    criterion = SpectrumCriterion(LossConfig())
     optimizer = torch.optim.AdamW(model.decoder.parameters(), lr=1e-4)
     targets = TargetConfig(num_negative_phrases=4)
     with tempfile.TemporaryDirectory() as tmp:

@@ -214,7 +214,7 @@ def test_spectrum_config_fields_are_type_checked(key, value, match):
 @pytest.mark.parametrize(("section", "field", "value"), [
     ("decoder", "hidden_dim", 10**9), ("decoder", "num_queries", 3 * 10**7), ("decoder", "decoder_layers", 10**5),
     ("decoder", "encoder_layers", -1), ("decoder", "num_heads", 0), ("decoder", "dropout", 1.5),
-    ("decoder", "hidden_dim", True), ("loss", "num_points", 10**9), ("text_encoder", "max_length", 10**7),
+    ("decoder", "hidden_dim", True), ("text_encoder", "max_length", 10**7),
 ])
 def test_sizes_from_a_config_are_bounded_before_anything_is_built(section, field, value):
     """A config asking for 10^9 hidden units or 10^5 layers is refused with the field named, not allocated."""
@@ -223,6 +223,13 @@ def test_sizes_from_a_config_are_bounded_before_anything_is_built(section, field
     data = {"backbone": {"type": "bodypix"}, section: {field: value}}
     with pytest.raises(ConfigError, match=rf"{section}\.{field}"):
         SpectrumConfig.from_dict(data)
+
+
+def test_loss_sizes_are_bounded_in_the_training_config():
+    from spectrum_parsing.configs import LossConfig
+
+    with pytest.raises(ConfigError, match=r"loss\.num_points"):
+        LossConfig.from_dict({"num_points": 10**9})
 
 
 @pytest.mark.parametrize("size", ["0", "-5", "100000", "big"])

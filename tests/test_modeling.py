@@ -22,7 +22,7 @@ SMALL_DECODER = DecoderConfig(hidden_dim=32, mask_dim=32, num_queries=8, num_hea
 def model(tiny_models, i2tx_backbone, minilm) -> SpectrumModel:
     torch.manual_seed(0)
     config = SpectrumConfig(backbone=load_backbone_config(tiny_models["i2tx_config"]),
-                            text_encoder=TextEncoderConfig(), decoder=SMALL_DECODER, loss=LossConfig(num_points=256))
+                            text_encoder=TextEncoderConfig(), decoder=SMALL_DECODER)
     return SpectrumModel.from_config(config, backbone=i2tx_backbone, text_encoder=minilm)
 
 
@@ -63,7 +63,7 @@ def test_overfits_three_images_with_two_prompts(model):
     features = model.extract_features(torch.stack(images))
     text = model.encode_prompts(["shirt", "hat"])
     targets = [{"labels": torch.tensor([0, 1]), "masks": m} for m in masks]
-    criterion = SpectrumCriterion(model.config.loss)
+    criterion = SpectrumCriterion(LossConfig(num_points=256))
     before = grounded_ious(model, features, text, list(masks))
     optimizer = torch.optim.AdamW(model.decoder.parameters(), lr=1e-3)
     for _ in range(150):
@@ -79,7 +79,8 @@ def test_overfits_three_images_with_two_prompts(model):
 def test_frozen_parts_get_no_gradient(model):
     images, masks = synthetic_scene(7)
     out = model(images[None], ["shirt", "hat"])
-    loss = SpectrumCriterion(model.config.loss)(out, [{"labels": torch.tensor([0, 1]), "masks": masks}])["loss"]
+    criterion = SpectrumCriterion(LossConfig(num_points=256))
+    loss = criterion(out, [{"labels": torch.tensor([0, 1]), "masks": masks}])["loss"]
     model.zero_grad(set_to_none=True)
     loss.backward()
     assert all(not p.requires_grad and p.grad is None for p in model.backbone.parameters())
@@ -185,7 +186,7 @@ def test_parse_groups_parts_by_person(model):
     features = model.extract_features(batch)
     prompts = ["person", "shirt"]
     text = model.encode_prompts(prompts)
-    criterion = SpectrumCriterion(model.config.loss)
+    criterion = SpectrumCriterion(LossConfig(num_points=256))
     optimizer = torch.optim.AdamW(model.decoder.parameters(), lr=1e-3)
     for _ in range(200):
         loss = criterion(model(features=features, text_embeds=text), targets)["loss"]
@@ -230,11 +231,12 @@ def test_fine_tuned_backbone_trains_saves_and_loads(tmp_path, minilm):
     backbone = load_backbone(BodyPixConfig(weights=None, trainable=True))
     config = SpectrumConfig(backbone=BodyPixConfig(weights=str(tmp_path / "initial-weights-gone.safetensors"),
                                                    trainable=True),
-                            decoder=SMALL_DECODER, loss=LossConfig(num_points=256))
+                            decoder=SMALL_DECODER)
     model = SpectrumModel.from_config(config, backbone=backbone, text_encoder=minilm)
     images, masks = synthetic_scene(3)
     out = model(images[None], ["shirt", "hat"])
-    loss = SpectrumCriterion(model.config.loss)(out, [{"labels": torch.tensor([0, 1]), "masks": masks}])["loss"]
+    criterion = SpectrumCriterion(LossConfig(num_points=256))
+    loss = criterion(out, [{"labels": torch.tensor([0, 1]), "masks": masks}])["loss"]
     loss.backward()
     assert all(p.grad is not None for p in model.backbone.parameters())
     directory = model.save_pretrained(tmp_path / "m")
@@ -301,3 +303,15 @@ def test_model_files_that_are_truncated_pickled_or_mistyped_give_named_errors(mo
     with pytest.raises(ConfigError, match="not valid JSON"):
         SpectrumModel.from_pretrained(directory, **kwargs)
     assert Path(weights).exists()
+
+
+def test_config_describes_the_model_only_and_reads_legacy_loss_keys():
+    """The loss is training's (experiment.json), not the model's; configs saved with a "loss" still load."""
+    from spectrum_parsing.backbones.bodypix import BodyPixConfig
+
+    config = SpectrumConfig(backbone=BodyPixConfig(weights=None))
+    assert "loss" not in config.to_dict()
+    legacy = {**config.to_dict(), "loss": {"num_points": 2048}}
+    assert SpectrumConfig.from_dict(legacy).to_dict() == config.to_dict()
+    with pytest.raises(ConfigError, match="unknown key"):
+        SpectrumConfig.from_dict({**config.to_dict(), "losses": {}})

@@ -23,7 +23,6 @@ from .configs import (
     ConfigBase,
     ConfigError,
     DecoderConfig,
-    LossConfig,
     TextEncoderConfig,
     check_range,
 )
@@ -33,18 +32,22 @@ from .postprocess import bottom_up_parse
 from .results import ParsingResult
 from .text_encoders import TextEncoder, load_text_encoder
 
+LEGACY_KEYS = frozenset({"loss"})
+"""Keys that configs saved by earlier versions hold and that no longer describe the model (the loss config
+moved to training); they are read and ignored."""
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass
 class SpectrumConfig(ConfigBase):
-    """Everything needed to rebuild a Spectrum model; frozen parts are named by source, not copied."""
+    """Everything needed to rebuild a Spectrum model; frozen parts are named by source, not copied. It describes
+    the model only: how it was trained (loss, schedule, data) is the training config's (``experiment.json``)."""
 
     backbone: ConfigBase
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
     person_prompt: str = "person"
     withheld: list[str] = field(default_factory=list)  # categories kept out of training (zero-shot evaluation)
     ebp_prompts: list[str] | None = None  # expanded body-part prompts this model knows (None: the full EBP set)
@@ -57,6 +60,7 @@ class SpectrumConfig(ConfigBase):
         if not isinstance(data, dict):
             raise ConfigError(f"SpectrumConfig: expected a JSON object, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k not in LEGACY_KEYS}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"SpectrumConfig: unknown key(s) {unknown}; allowed: {sorted(names)}")
@@ -81,7 +85,6 @@ class SpectrumConfig(ConfigBase):
             backbone=backbone_config_from_dict(data["backbone"]),
             text_encoder=TextEncoderConfig.from_dict(data.get("text_encoder", {})),
             decoder=DecoderConfig.from_dict(data.get("decoder", {})),
-            loss=LossConfig.from_dict(data.get("loss", {})),
             person_prompt=person,
             withheld=strings("withheld", optional=False),
             ebp_prompts=strings("ebp_prompts", optional=True),

@@ -201,7 +201,7 @@ class ExperimentConfig(ConfigBase):
             backbone_cfg = backbone_config_from_dict(backbone)
         return SpectrumConfig(backbone=backbone_cfg, text_encoder=TextEncoderConfig.from_dict(self.model.text_encoder),
                               decoder=DecoderConfig.from_dict(self.model.decoder),
-                              loss=LossConfig.from_dict(self.model.loss), withheld=list(self.data.targets.withheld),
+                              withheld=list(self.data.targets.withheld),
                               ebp_prompts=self.model.ebp_prompts, default_prompts=self.model.default_prompts,
                               input_size=self.data.image_size)
 
@@ -456,7 +456,7 @@ def train(config: ExperimentConfig, resume: str | None = None, progress: bool = 
 
     model = build_model(config)
     model.config = dataclasses.replace(model.config, withheld=withheld_after(config, model.config.withheld))
-    criterion = SpectrumCriterion(model.config.loss)
+    criterion = SpectrumCriterion(LossConfig.from_dict(config.model.loss))
     samples_per_step = tc.batch_size * tc.grad_accum * accelerator.num_processes
     cache = None
     if tc.feature_cache:
