@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from spectrum_parsing.cli import expand_inputs, main
+from spectrum_parsing.batch import expand_inputs
+from spectrum_parsing.cli import main
 from spectrum_parsing.pipeline import DEFAULT_MODEL_DIR, SpectrumPipeline
 from spectrum_parsing.rendering import label_map_image, palette
 from spectrum_parsing.rle import decode_rle, encode_rle

@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from spectrum_parsing.cli import expand_inputs, main
+from spectrum_parsing.batch import expand_inputs
+from spectrum_parsing.cli import main
 from spectrum_parsing.pipeline import ParsingResult, SpectrumPipeline
 from spectrum_parsing.postprocess import PersonInstance, mask_box
 from spectrum_parsing.rle import decode_rle

@@ -263,7 +263,7 @@ def test_stale_temporaries_of_a_killed_run_are_swept_and_nothing_else(tmp_path):
 
 
 def test_unreadable_subfolders_are_skipped_with_a_line(tmp_path, monkeypatch, capsys):
-    from spectrum_parsing.cli import expand_inputs
+    from spectrum_parsing.batch import expand_inputs
 
     (tmp_path / "ok").mkdir()
     (tmp_path / "locked").mkdir()

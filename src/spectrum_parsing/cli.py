@@ -11,11 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .configs import ConfigError
+from .batch import EXPECTED_ERRORS, decode_row, expand_inputs, parse_rows, plan_images, summary_line
 from .embedded import DEFAULT_MODEL_NAME, EMBEDDED_MODELS, model_display_name
-from .hub import ModelLoadError
-from .images import ImageLoadError
-from .writers import PARSE_FORMATS, Manifest, pending_formats, slugify, sweep_stale_parts, write_outputs
+from .writers import PARSE_FORMATS, Manifest, slugify, sweep_stale_parts
 
 __all__ = ["EXPECTED_ERRORS", "build_parser", "expand_inputs", "main", "slugify"]
 
@@ -24,7 +22,6 @@ if TYPE_CHECKING:
 
 MODEL_HELP = (f"model directory, hub id, or an embedded model ({', '.join(EMBEDDED_MODELS)}; "
               f"default: {DEFAULT_MODEL_NAME})")
-EXPECTED_ERRORS = (ConfigError, ModelLoadError, ImageLoadError, FileNotFoundError, ValueError)
 
 
 def _image_side(text: str) -> int:
@@ -104,35 +101,6 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
-
-
-def expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files as given; directories searched recursively for images and videos; glob patterns expanded. Order kept."""
-    import glob
-
-    from .video import VIDEO_SUFFIXES
-
-    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-    found: list[Path] = []
-    def unreadable(err: OSError) -> None:
-        print(f"skipped unreadable folder {err.filename}: {err.strerror or err}", file=sys.stderr)
-
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files = []
-            for root, dirs, names in os.walk(path, onerror=unreadable):
-                dirs.sort()
-                files += [Path(root) / n for n in names if Path(n).suffix.lower() in suffixes]
-            found += sorted(p for p in files if p.is_file())
-        elif any(ch in item for ch in "*?["):
-            found += sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
-        else:
-            found.append(path)
-    return list(dict.fromkeys(found))
-
-
 def _image_options(args: argparse.Namespace) -> dict:
     """Check ``spectrum parse``'s image options before the model loads: formats, preset, label map, batch size."""
     from .images import DEFAULT_MAX_PIXELS
@@ -157,30 +125,6 @@ def _image_options(args: argparse.Namespace) -> dict:
                      "batch_size": args.batch_size}}
 
 
-def plan_images(inputs: Sequence[Path], out: Path, formats: Sequence[str], overwrite: bool,
-                names: dict[Path, str], manifest: Manifest | None = None, settings: dict | None = None,
-                ) -> tuple[list[tuple[Path, list[str]]], list[Path], list[str]]:
-    """Split images into (path, formats still to write), the finished ones (every output exists and the manifest
-    says they were made from this input, unchanged, with these settings) and refusals (one line each: outputs
-    of another input or other settings, kept unless ``overwrite``)."""
-    todo, finished, refused = [], [], []
-    for path in inputs:
-        name = names[path]
-        same = manifest.matches(name, path, settings or {}) if manifest is not None else True
-        missing = pending_formats(out, name, formats)
-        if not overwrite and same is not True and len(missing) < len(formats):  # some of its outputs exist
-            why = ("were made from another input or with other settings (model, mode, prompts, thresholds...)"
-                   if same is False else "exist but this tool has no record of what made them")
-            refused.append(f"{path}: its outputs {out / name}.* {why}; --overwrite to replace them")
-            continue
-        pending = list(formats) if overwrite or same is False else missing
-        if pending:
-            todo.append((path, pending))
-        else:
-            finished.append(path)
-    return todo, finished, refused
-
-
 def _report_skipped(finished: Sequence[Path]) -> None:
     if finished:
         print(f"skipping {len(finished)} input(s) whose outputs exist (--overwrite to redo them)", file=sys.stderr)
@@ -192,36 +136,21 @@ def _parse_images(pipe: SpectrumPipeline, todo: Sequence[tuple[Path, list[str]]]
     """Parse ``todo`` (path, formats) in groups of ``--batch-size`` and write the outputs; returns the failures."""
     from tqdm.auto import tqdm
 
-    from .images import load_image
-
     size = options["batch_size"]
     failures: list[str] = []
     bar = tqdm(total=len(todo), desc="parse", unit="img", disable=not todo)
     for start in range(0, len(todo), size):
-        group = []
-        for path, formats in todo[start:start + size]:
-            try:
-                group.append((path, formats, load_image(path, max_pixels=options["max_pixels"])))
-            except EXPECTED_ERRORS as err:
-                failures.append(str(err) if str(path) in str(err) else f"{path}: {err}")
-                tqdm.write(f"failed: {failures[-1]}", file=sys.stderr)
-        try:
-            results = pipe([image for _, _, image in group], **options["call"]) if group else []
-        except EXPECTED_ERRORS as err:
-            failures += [f"{path}: {err}" for path, _, _ in group]
-            tqdm.write(f"failed: {', '.join(str(p) for p, _, _ in group)}: {err}", file=sys.stderr)
-            results = []
-        for (path, formats, image), result in zip(group, results):
-            try:
-                write_outputs(result, image, out, path, formats, name=names[path])
-                if manifest is not None:
-                    manifest.record(names[path], path, settings or {})
-            except (*EXPECTED_ERRORS, OSError) as err:
-                failures.append(f"{path}: {err}")
-                tqdm.write(f"failed: {path}: {err}", file=sys.stderr)
-        if manifest is not None and group:
+        rows = [decode_row(path, names[path], formats, options["max_pixels"])
+                for path, formats in todo[start:start + size]]
+        for row in parse_rows(pipe, rows, options["call"], out):
+            if row.error:
+                failures.append(row.error)
+                tqdm.write(f"failed: {row.error}", file=sys.stderr)
+            elif manifest is not None:
+                manifest.record(row.name, row.path, settings or {})
+        if manifest is not None and rows:
             manifest.save()
-        bar.update(min(size, len(todo) - start))
+        bar.update(len(rows))
     bar.close()
     return failures
 
@@ -254,9 +183,7 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
             manifest.record(names[path], path, settings)
     if todo:
         manifest.save()
-    print(f"parsed {summary['done']} of {summary['total']} image(s) into {out}"
-          + (f"; {summary['failed']} failed" if summary["failed"] else "")
-          + (f"; {len(finished)} already done" if finished else ""))
+    print(summary_line(out, summary["total"], summary["failed"], len(finished), len(refused)))
     for line in [*refused, *summary["failures"]]:
         print(f"  failed: {line}", file=sys.stderr)
     return 1 if summary["failures"] or refused else 0
@@ -269,12 +196,6 @@ def _settings(args: argparse.Namespace, options: dict) -> dict:
             "onnx": args.onnx, "mode": args.mode, "person_masks": args.person_masks, "image_size": args.image_size,
             "prompts": call["prompts"], "preset": args.preset, "label_map": call["label_map"],
             "threshold": call["threshold"], "ebp": call["ebp"], "max_pixels": options["max_pixels"]}
-
-
-def _under(path: Path, folder: Path) -> bool:
-    """Whether ``path`` lies inside ``folder`` (both resolved)."""
-    root = folder.resolve()
-    return root in path.resolve().parents
 
 
 def _check_out(out: Path) -> None:
@@ -298,7 +219,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
     options = _image_options(args)
     out = Path(args.out)
     _check_out(out)
-    inputs = [p for p in expand_inputs(args.inputs) if not _under(p, out)]  # never parse our own outputs
+    inputs = expand_inputs(args.inputs, out)  # never our own outputs
     if not inputs:
         raise ValueError(f"no input images or videos found (files under --out {out} are never inputs)")
     if args.engine == "ray":
@@ -333,14 +254,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
                                  "PNG (ids up to 255): give fewer prompts, --no-ebp, or leave png out of --format")
         out.mkdir(parents=True, exist_ok=True)
         failures = _parse_images(pipe, todo, out, options, names, manifest, settings)
-    if inputs and not todo and not refused:
-        print(f"nothing to do: the outputs of all {len(finished)} image(s) exist in {out}, made from the same "
-              "inputs with the same settings (--overwrite to redo them)")
-    elif inputs:
-        print(f"parsed {len(todo) - len(failures)} of {len(todo)} image(s) into {out}"
-              + (f"; {len(failures)} failed" if failures else "")
-              + (f"; {len(finished)} already done" if finished else "")
-              + (f"; {len(refused)} refused (outputs of other inputs or settings)" if refused else ""))
+    if inputs:
+        print(summary_line(out, len(todo), len(failures), len(finished), len(refused)))
     failures = [*refused, *failures]
     video_failures = 0
     for path in videos:

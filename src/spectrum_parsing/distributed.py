@@ -35,21 +35,23 @@ def require_ray() -> Any:
     return ray
 
 
-def decode_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Load one row's image file as an RGB uint8 array; a failure is recorded in ``error``, never raised."""
-    from .images import load_image
+def decode(row: dict[str, Any]) -> dict[str, Any]:
+    """Ray Data map: decode one row's image (:func:`spectrum_parsing.batch.decode_row`); a failure is kept in
+    ``error``, never raised."""
+    from .batch import decode_row
 
-    path = Path(row["path"])
     try:
-        image, error = np.asarray(load_image(path, max_pixels=row.get("max_pixels"))), ""
+        decoded = decode_row(Path(row["path"]), row["name"], row["formats"].split(","), row.get("max_pixels"))
+        image, error = (_PLACEHOLDER, decoded.error) if decoded.error else (np.asarray(decoded.image), "")
     except Exception as err:  # a broken file must not stop the job
-        image, error = _PLACEHOLDER, f"{path}: {err}"
+        image, error = _PLACEHOLDER, f"{row['path']}: {err}"
     return {"index": row["index"], "path": row["path"], "name": row["name"], "formats": row["formats"],
             "image": image, "error": error}
 
 
 class ParseActor:
-    """A Ray Data actor: loads the model once, parses batches of decoded rows and writes each row's outputs."""
+    """A Ray Data actor: loads the model once and runs :func:`spectrum_parsing.batch.parse_rows` (the local
+    engine's parse-and-write step) on each batch of decoded rows."""
 
     def __init__(self, model: str | None, device: str, load_kwargs: dict[str, Any], call_kwargs: dict[str, Any],
                  formats: Sequence[str], out_dir: str) -> None:
@@ -65,27 +67,15 @@ class ParseActor:
         self.out = Path(out_dir)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .writers import write_outputs
+        from .batch import Row, parse_rows
 
-        errors = [str(e) for e in batch["error"]]
-        paths = [Path(str(p)) for p in batch["path"]]
-        names = [str(n) for n in batch["name"]]
-        formats = [str(f).split(",") for f in batch["formats"]]
-        good = [i for i, e in enumerate(errors) if not e]
-        images = [np.asarray(batch["image"][i], dtype=np.uint8) for i in good]
-        try:
-            results = self.pipe(images, **self.call_kwargs) if images else []
-        except Exception as err:  # the whole model batch failed: every row of it is a failure
-            for i in good:
-                errors[i] = f"{paths[i]}: {err}"
-            results = []
-        for i, image, result in zip(good, images, results):
-            try:
-                write_outputs(result, image, self.out, paths[i], formats[i], name=names[i])
-            except Exception as err:
-                errors[i] = f"{paths[i]}: {err}"
-        return {"index": np.asarray(batch["index"]), "path": np.asarray([str(p) for p in paths]),
-                "error": np.asarray(errors, dtype=object)}
+        rows = [Row(Path(str(path)), str(name), str(formats).split(","),
+                    None if error else np.asarray(image, dtype=np.uint8), str(error))
+                for path, name, formats, image, error in zip(batch["path"], batch["name"], batch["formats"],
+                                                             batch["image"], batch["error"])]
+        rows = parse_rows(self.pipe, rows, self.call_kwargs, self.out, catch=(Exception,))
+        return {"index": np.asarray(batch["index"]), "path": np.asarray([str(r.path) for r in rows]),
+                "error": np.asarray([r.error for r in rows], dtype=object)}
 
 
 def _wants_gpu(ray: Any, device: str) -> bool:
@@ -144,7 +134,7 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
         actor_args = (model, "cuda" if gpu and device == "auto" else device, load_kwargs, dict(call_kwargs),
                       list(formats), str(out.resolve()))
         dataset = (ray.data.from_items(items, override_num_blocks=min(len(items), 4 * num_actors))
-                   .map(decode_row)
+                   .map(decode)
                    .map_batches(ParseActor, fn_constructor_args=actor_args, batch_size=batch_size,
                                 batch_format="numpy", concurrency=num_actors, num_gpus=1 if gpu else 0))
         rows = sorted(dataset.take_all(), key=lambda r: int(r["index"]))
