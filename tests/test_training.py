@@ -15,7 +15,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from spectrum_parsing.configs import ConfigError
-from spectrum_parsing.training import ExperimentConfig, OffsetSampler, lr_lambda, train
+from spectrum_parsing.training import ExperimentConfig, OffsetSampler, TrainConfig, build_scheduler, train
 
 
 def make_lip_dataset(root: Path, n: int = 6) -> Path:
@@ -152,12 +152,12 @@ def test_init_from_experiment_trains_the_earlier_stage_once_in_one_command(exper
 
 def test_feature_cache_training_matches_the_cached_views(experiment, tmp_path):
     from spectrum_parsing.feature_cache import FeatureCacheDataset, build_feature_cache
-    from spectrum_parsing.training import MixtureDataset, _open_sources, build_model
+    from spectrum_parsing.training import MixtureDataset, build_model, open_sources
 
     config = ExperimentConfig.from_dict(experiment)
     model = build_model(config)
     data = config.data
-    mixture = MixtureDataset(_open_sources(data.train), [1.0], 5, data.image_size, data.augment, data.targets, 3)
+    mixture = MixtureDataset(open_sources(data.train), [1.0], 5, data.image_size, data.augment, data.targets, 3)
     cache_dir = build_feature_cache(model, mixture, 5, tmp_path / "cache", shard_size=2, progress=False)
     assert sorted(p.name for p in cache_dir.iterdir()) == ["index.json", "shard-00000.safetensors",
                                                            "shard-00001.safetensors", "shard-00002.safetensors"]
@@ -194,13 +194,27 @@ def test_experiment_config_yaml_and_errors(experiment, tmp_path):
         ExperimentConfig.from_yaml(tmp_path / "missing.yaml")
 
 
+def _rates(schedule: str, steps: int = 100, warmup: int = 10, **kw) -> list[float]:
+    """The learning rate (base 1.0) at every step of a diffusers schedule built from a TrainConfig."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = build_scheduler(optimizer, TrainConfig(max_steps=steps, warmup_steps=warmup, schedule=schedule, **kw))
+    rates = []
+    for _ in range(steps + 1):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
 def test_lr_schedule_and_sampler():
-    assert lr_lambda(0, 100, 10, "cosine") == pytest.approx(0.1)
-    assert lr_lambda(9, 100, 10, "cosine") == pytest.approx(1.0)
-    assert lr_lambda(100, 100, 10, "cosine") == pytest.approx(0.0)
-    assert lr_lambda(55, 100, 10, "cosine") == pytest.approx(0.5)
-    assert lr_lambda(100, 100, 0, "poly") == pytest.approx(0.0)
-    assert lr_lambda(50, 100, 0, "constant") == 1.0
+    cosine = _rates("cosine")  # step k runs at diffusers' rate of step k + 1: no step at rate 0
+    assert cosine[0] == pytest.approx(0.1) and cosine[4] == pytest.approx(0.5) and cosine[9] == pytest.approx(1.0)
+    assert cosine[54] == pytest.approx(0.5) and cosine[99] == pytest.approx(0.0, abs=1e-9)
+    assert _rates("cosine", min_lr_ratio=0.1)[99] == pytest.approx(0.1)
+    poly = _rates("poly", warmup=0, poly_power=1.0)
+    assert poly[49] == pytest.approx(0.5) and poly[99] == pytest.approx(0.0, abs=1e-9)
+    assert _rates("poly", warmup=0, min_lr_ratio=0.2)[99] == pytest.approx(0.2)
+    assert _rates("constant")[50] == 1.0
     assert list(OffsetSampler(4, 10)) == [4, 5, 6, 7, 8, 9]
     shards = [list(OffsetSampler(4, 12, r, 2)) for r in range(2)]
     assert shards == [[4, 6, 8, 10], [5, 7, 9, 11]]
@@ -249,7 +263,7 @@ def test_train_and_eval_commands(experiment, tmp_path, capsys):
 
 def test_backup_folders_are_neither_resumed_nor_rotated_and_damaged_checkpoints_are_named(tmp_path):
     from spectrum_parsing.configs import ConfigError
-    from spectrum_parsing.training import _checkpoint_step, _restore_rng, checkpoint_dirs
+    from spectrum_parsing.training.checkpoints import _checkpoint_step, _restore_rng, checkpoint_dirs
 
     root = tmp_path / "checkpoints"
     for name in ("step-2", "step-10", "step-2.bak", "step-2 copy"):

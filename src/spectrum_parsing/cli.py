@@ -321,12 +321,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_cache_features(args: argparse.Namespace) -> int:
     """Precompute backbone features of augmented training views for decoder-only training."""
     from .feature_cache import build_feature_cache
-    from .training import ExperimentConfig, MixtureDataset, _open_sources, build_model
+    from .training import ExperimentConfig, MixtureDataset, build_model, open_sources
 
     config = ExperimentConfig.from_yaml(args.config)
     model = build_model(config).to(_device(args.device))
     data = config.data
-    sources = _open_sources(data.train)
+    sources = open_sources(data.train)
     dataset = MixtureDataset(sources, [e.weight for e in data.train], args.entries, data.image_size, data.augment,
                              data.targets, config.train.seed)
     out = build_feature_cache(model, dataset, args.entries, args.out, shard_size=args.shard_size, dtype=args.dtype)
