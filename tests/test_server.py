@@ -541,3 +541,19 @@ def test_serve_top_down_default(tiny_model_dir, small_jpeg):
                                data={"prompts": "shirt"})
     assert response.status_code == 200, response.text
     assert len(response.json()["persons"]) == 5
+
+
+def test_openapi_describes_the_form_and_the_answers():
+    """The form is FastAPI ``File``/``Form`` parameters and every answer a pydantic model, so the published schema
+    is generated, not hand-written."""
+    app = create_app(FakePipeline(), ServerSettings())
+    schema = app.openapi()
+    post = schema["paths"]["/api/parse"]["post"]
+    form = post["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    fields = schema["components"]["schemas"][form]["properties"]
+    assert set(fields) == {"image", "prompts", "preset", "threshold", "ebp"}
+    assert schema["components"]["schemas"][form]["required"] == ["image"]
+    answer = post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert answer.endswith("/ParseResponse") and "413" in post["responses"] and "422" in post["responses"]
+    answer_fields = schema["components"]["schemas"]["ParseResponse"]["properties"]
+    assert {"persons", "labels", "overlay_png", "label_map_png"} <= set(answer_fields)

@@ -69,25 +69,25 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import importlib
 import inspect
 import io
+import json
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Annotated, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image, UnidentifiedImageError
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -95,6 +95,7 @@ from .. import __version__
 from ..images import ImageLoadError, ImageTooLargeError, check_image_size
 from ..images import decode_image as decode_images_rgb
 from ..prompts import clean_prompts
+from .schemas import ErrorResponse, HealthResponse, InfoResponse, ParseResponse
 
 logger = logging.getLogger(__name__)
 
@@ -223,71 +224,68 @@ def parse_prompts(text: str | None, settings: ServerSettings) -> list[str] | Non
         raise ApiError(422, str(err)) from None
 
 
-def parse_threshold(text: str | None, default: float) -> float:
-    """The ``threshold`` field: a number in [0, 1]."""
-    if text is None or not text.strip():
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ApiError(422, f"threshold must be a number in [0, 1], got {text[:40]!r}") from None
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ApiError(422, f"threshold must be in [0, 1], got {text[:40]!r}")
-    return value
+class UploadGuard:
+    """ASGI middleware in front of ``POST /api/parse``, before FastAPI parses the form: a declared
+    ``Content-Length`` above the limit is refused at once (413), a body that is not multipart gets 415, and the
+    body is counted while it arrives (413 as soon as it passes ``max_upload_bytes`` plus the form allowance, before
+    it is all received) and must be complete within ``request_timeout_s`` (408)."""
+
+    def __init__(self, app: Any, settings: ServerSettings) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") != "/api/parse":
+            await self.app(scope, receive, send)
+            return
+        settings = self.settings
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        limit = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+        too_large = (413, f"upload too large: the limit is {settings.max_upload_bytes / 2**20:.1f} MB")
+        length = headers.get("content-length", "")
+        if length.strip().isdigit() and int(length) > limit:
+            await _send_json(send, *too_large)
+            return
+        if not headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            await _send_json(send, 415, "send multipart/form-data with the image in a file field named 'image'")
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.request_timeout_s
+        state: dict[str, Any] = {"received": 0, "complete": False, "error": None, "started": False}
+
+        async def counted() -> Any:
+            if state["complete"]:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(1e-3, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                state["error"] = (408, f"the upload did not finish within {settings.request_timeout_s:g} s")
+                raise _BodyTooLarge from None
+            if message.get("type") == "http.disconnect":
+                state["error"] = (400, "the client disconnected during the upload")
+            elif message.get("type") == "http.request":
+                state["received"] += len(message.get("body", b""))
+                state["complete"] = not message.get("more_body", False)
+                if state["received"] > limit:
+                    state["error"] = too_large
+                    raise _BodyTooLarge
+            return message
+
+        async def answer(message: Any) -> None:
+            if state["error"] is None:  # the app's own answer; dropped when the upload itself failed
+                state["started"] = True
+                await send(message)
+
+        with contextlib.suppress(_BodyTooLarge, ClientDisconnect):
+            await self.app(scope, counted, answer)
+        if state["error"] is not None and not state["started"]:
+            await _send_json(send, *state["error"])
 
 
-def parse_bool(text: str | None, name: str, default: bool) -> bool:
-    """A boolean form field (true/false, 1/0, yes/no, on/off)."""
-    if text is None or not text.strip():
-        return default
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ApiError(422, f"{name} must be true or false, got {text[:40]!r}")
-
-
-async def read_form(request: Request, settings: ServerSettings) -> Any:
-    """The multipart form of ``request``, its body counted while it is read (413 past the limit)."""
-    limit = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
-    too_large = ApiError(413, f"upload too large: the limit is {settings.max_upload_bytes / 2**20:.1f} MB")
-    length = request.headers.get("content-length")
-    if length is not None and length.strip().isdigit() and int(length) > limit:
-        raise too_large
-    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        raise ApiError(415, "send multipart/form-data with the image in a file field named 'image'")
-    received = 0
-    receive = request.receive
-
-    async def counting_receive() -> Any:
-        nonlocal received
-        message = await receive()
-        if message.get("type") == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise _BodyTooLarge
-        return message
-
-    limited = Request(request.scope, counting_receive)
-    try:
-        return await asyncio.wait_for(limited.form(max_files=1, max_fields=16, max_part_size=64 * 1024),
-                                      settings.request_timeout_s)
-    except _BodyTooLarge:
-        raise too_large from None
-    except asyncio.TimeoutError:
-        raise ApiError(408, f"the upload did not finish within {settings.request_timeout_s:g} s") from None
-    except ClientDisconnect:
-        raise ApiError(400, "the client disconnected during the upload") from None
-
-
-def _text_field(form: Any, name: str) -> str | None:
-    value = form.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ApiError(422, f"field {name!r} must be text, not a file")
-    return value
+async def _send_json(send: Any, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 # ------------------------------------------------------------------------------------------------------ images
@@ -505,6 +503,7 @@ def create_app(pipeline: ParsingPipeline | Callable[[], ParsingPipeline],
                   redoc_url=None, openapi_url="/api/openapi.json")
     app.state.settings = settings
     app.state.runtime = None
+    app.add_middleware(UploadGuard, settings=settings)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -516,7 +515,10 @@ def create_app(pipeline: ParsingPipeline | Callable[[], ParsingPipeline],
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        errors = exc.errors()
+        if any(tuple(e.get("loc", ()))[-1:] == ("image",) for e in errors):
+            return _error(422, "missing the image: send it as a file in the form field 'image'")
+        details = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ())[1:])}: {e.get('msg')}" for e in errors)
         return _error(422, f"invalid request: {details}")
 
     @app.exception_handler(Exception)
@@ -534,59 +536,53 @@ def create_app(pipeline: ParsingPipeline | Callable[[], ParsingPipeline],
     async def index() -> HTMLResponse:
         return HTMLResponse(index_html(), headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
-    @app.get("/api/health")
+    @app.get("/api/health", response_model=HealthResponse, responses={503: {"model": ErrorResponse}})
     async def health(request: Request) -> dict[str, Any]:
         """Liveness: 200 once the model is loaded."""
         runtime(request)
         return {"status": "ok"}
 
-    @app.get("/api/info")
+    @app.get("/api/info", response_model=InfoResponse, responses={503: {"model": ErrorResponse}})
     async def info(request: Request) -> dict[str, Any]:
         """Model name, default prompts, presets and limits."""
         state = runtime(request)
         return {"model": settings.model_name, "version": __version__, "default_prompts": state.default_prompts,
                 "presets": state.presets, "limits": settings.limits()}
 
-    form_schema = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["image"], "properties": {
-            "image": {"type": "string", "format": "binary"}, "prompts": {"type": "string"},
-            "preset": {"type": "string"}, "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-            "ebp": {"type": "boolean"}}}}}}}
-
-    @app.post("/api/parse", openapi_extra=form_schema)
-    async def parse(request: Request) -> JSONResponse:
+    @app.post("/api/parse", response_model=ParseResponse,
+              responses={status: {"model": ErrorResponse} for status in (400, 408, 413, 415, 422, 503, 504)})
+    async def parse(request: Request,
+                    image: Annotated[UploadFile, File(description="the photo (JPEG, PNG, WebP, ...)")],
+                    prompts: Annotated[str | None, Form(description="comma- or newline-separated prompts")] = None,
+                    preset: Annotated[str | None, Form(description="a preset name from /api/info")] = None,
+                    threshold: Annotated[float | None, Form(ge=0.0, le=1.0, allow_inf_nan=False,
+                                                            description="minimum instance score")] = None,
+                    ebp: Annotated[bool, Form(description="add the expanded body-part prompts")] = True,
+                    ) -> JSONResponse:
         """Parse one uploaded image (schema in the module docstring)."""
         state = runtime(request)
-        form = await read_form(request, settings)
-        try:
-            upload = form.get("image")
-            if not isinstance(upload, UploadFile):
-                raise ApiError(422, "missing the image: send it as a file in the form field 'image'")
-            data = await upload.read(settings.max_upload_bytes + 1)
-            if len(data) > settings.max_upload_bytes:
-                raise ApiError(413, f"upload too large: the limit is {settings.max_upload_bytes / 2**20:.1f} MB")
-            filename = safe_filename(upload.filename)
-            prompts = parse_prompts(_text_field(form, "prompts"), settings)
-            threshold = parse_threshold(_text_field(form, "threshold"), settings.default_threshold)
-            ebp = parse_bool(_text_field(form, "ebp"), "ebp", True)
-            preset_name = (_text_field(form, "preset") or "").strip() or None
-        finally:
-            await form.close()
+        data = await image.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            raise ApiError(413, f"upload too large: the limit is {settings.max_upload_bytes / 2**20:.1f} MB")
+        filename = safe_filename(image.filename)
+        prompt_list = parse_prompts(prompts, settings)
+        threshold = settings.default_threshold if threshold is None else threshold
+        preset_name = (preset or "").strip() or None
         preset = resolve_preset(preset_name, state.presets) if preset_name else None
-        kwargs: dict[str, Any] = {"prompts": prompts, "threshold": threshold, "ebp": ebp}
+        kwargs: dict[str, Any] = {"prompts": prompt_list, "threshold": threshold, "ebp": ebp}
         if preset is not None:
             if state.native_presets:
                 kwargs["preset"] = preset
             else:
-                kwargs["prompts"] = list(dict.fromkeys([*state.presets[preset], *(prompts or [])]))
+                kwargs["prompts"] = list(dict.fromkeys([*state.presets[preset], *(prompt_list or [])]))
         opened = open_image(data, settings.max_pixels)
         del data
 
         def work() -> dict[str, Any]:
             start = time.perf_counter()
-            image = decode_image(opened)
-            result = state.pipeline(image, **kwargs)
-            payload = build_response(result, image, filename)
+            rgb = decode_image(opened)
+            result = state.pipeline(rgb, **kwargs)
+            payload = build_response(result, rgb, filename)
             payload.update(threshold=threshold, model=settings.model_name,
                            elapsed_ms=round(1000 * (time.perf_counter() - start), 1))
             return payload
