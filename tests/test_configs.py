@@ -258,3 +258,12 @@ def test_backbone_type_of_the_wrong_json_type_is_one_config_error():
     for kind in ([], {}, 3, None):
         with pytest.raises(ConfigError, match="backbone config needs 'type'"):
             registered_backbone_config({"type": kind})
+
+
+@pytest.mark.parametrize("value", [None, "big", 3, ["a"]])
+def test_nested_config_of_the_wrong_json_type_is_one_config_error(value):
+    # Found by fuzzing after SpectrumConfig moved to the shared from_dict: {"decoder": null} was accepted.
+    from spectrum_parsing.modeling import SpectrumConfig
+
+    with pytest.raises(ConfigError, match="SpectrumConfig.decoder: expected a JSON object"):
+        SpectrumConfig.from_dict({"backbone": {"type": "bodypix", "weights": None}, "decoder": value})

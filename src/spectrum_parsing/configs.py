@@ -94,10 +94,13 @@ class ConfigBase:
             kind = nested.get(key)
             if kind is not None:
                 config_cls, is_list = kind
-                if is_list and isinstance(value, list):
-                    value = [config_cls.from_dict(v) if isinstance(v, dict) else v for v in value]
-                elif not is_list and isinstance(value, dict):
-                    value = config_cls.from_dict(value)
+                items = value if is_list and isinstance(value, list) else [value]
+                if (is_list and not isinstance(value, list)) or not all(isinstance(v, (dict, config_cls))
+                                                                        for v in items):
+                    want = "a list of JSON objects" if is_list else "a JSON object"
+                    raise ConfigError(f"{cls.__name__}.{key}: expected {want}, got {value!r:.60}")
+                built = [config_cls.from_dict(v) if isinstance(v, dict) else v for v in items]
+                value = built if is_list else built[0]
             values[key] = value
         try:
             return cls(**values)

@@ -55,43 +55,34 @@ class SpectrumConfig(ConfigBase):
     input_size: int = 512  # longest image side fed to the model by default (the resolution it was trained at)
     format_version: int = 1
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SpectrumConfig:
-        if not isinstance(data, dict):
-            raise ConfigError(f"SpectrumConfig: expected a JSON object, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        data = {k: v for k, v in data.items() if k not in LEGACY_KEYS}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"SpectrumConfig: unknown key(s) {unknown}; allowed: {sorted(names)}")
-        if "backbone" not in data:
-            raise ConfigError("SpectrumConfig: 'backbone' is required")
-
-        def strings(key: str, optional: bool) -> list[str] | None:
-            value = data.get(key, None if optional else [])
+    def __post_init__(self) -> None:
+        """Validate every field (also when built in Python): the backbone from its dict by its registered type,
+        prompt lists as lists of non-empty strings, the input size bounded."""
+        if isinstance(self.backbone, dict):
+            self.backbone = backbone_config_from_dict(self.backbone)
+        if not isinstance(self.backbone, ConfigBase):
+            raise ConfigError("SpectrumConfig.backbone: expected a backbone config, got "
+                              f"{type(self.backbone).__name__}")
+        for key, optional in (("withheld", False), ("ebp_prompts", True), ("default_prompts", True)):
+            value = getattr(self, key)
             if value is None and optional:
-                return None
+                continue
             if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
                 raise ConfigError(f"SpectrumConfig.{key}: expected a list of non-empty strings"
                                   + (" or null" if optional else "") + f", got {value!r:.80}")
-            return list(value)
+        check_range("SpectrumConfig", "input_size", self.input_size, MIN_IMAGE_SIDE, MAX_IMAGE_SIDE)
+        if not isinstance(self.person_prompt, str) or not self.person_prompt.strip():
+            raise ConfigError(f"SpectrumConfig.person_prompt: expected a non-empty string, got "
+                              f"{self.person_prompt!r:.40}")
 
-        size = data.get("input_size", 512)
-        check_range("SpectrumConfig", "input_size", size, MIN_IMAGE_SIDE, MAX_IMAGE_SIDE)
-        person = data.get("person_prompt", "person")
-        if not isinstance(person, str) or not person.strip():
-            raise ConfigError(f"SpectrumConfig.person_prompt: expected a non-empty string, got {person!r:.40}")
-        return cls(
-            backbone=backbone_config_from_dict(data["backbone"]),
-            text_encoder=TextEncoderConfig.from_dict(data.get("text_encoder", {})),
-            decoder=DecoderConfig.from_dict(data.get("decoder", {})),
-            person_prompt=person,
-            withheld=strings("withheld", optional=False),
-            ebp_prompts=strings("ebp_prompts", optional=True),
-            default_prompts=strings("default_prompts", optional=True),
-            input_size=size,
-            format_version=data.get("format_version", 1),
-        )
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpectrumConfig:
+        """:meth:`ConfigBase.from_dict` (strict keys, nested configs), after dropping :data:`LEGACY_KEYS`."""
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in LEGACY_KEYS}
+            if "backbone" not in data:
+                raise ConfigError("SpectrumConfig: 'backbone' is required")
+        return super().from_dict(data)
 
 
 MIN_MODEL_SIDE = 64
