@@ -9,7 +9,8 @@ from typing import Any
 
 from ..configs import ConfigBase, DiffusionBackboneConfig, read_config_file, registered_backbone_config
 from .base import FeatureBackbone
-from .bodypix import BodyPixBackbone, BodyPixConfig, BodyPixMobileNet, load_bodypix
+from .bodypix import BodyPixBackbone, BodyPixConfig, BodyPixMobileNet
+from .bodypix_weights import load_bodypix
 from .diffusion import DiffusionBackbone, load_diffusion_backbone
 from .efficientnet_lite import EfficientNetLiteBackbone, EfficientNetLiteConfig, load_efficientnet_lite
 from .fusion import FusionBackbone, FusionConfig

@@ -47,7 +47,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..configs import BACKBONE_CONFIG_TYPES, ConfigBase, ConfigError
-from ..hub import resolve_file
 from .base import FeatureBackbone, check_images, crop_size, resolve_weights_path
 
 # (output channels, depthwise stride in the stride-16 network) of blocks Conv2d_1 .. Conv2d_13 (x0.50).
@@ -314,20 +313,3 @@ class BodyPixBackbone(FeatureBackbone):
 
 
 # ------------------------------------------------------------------------------------------------ loading
-def load_bodypix(config: BodyPixConfig) -> BodyPixBackbone:
-    """Build the backbone a :class:`BodyPixConfig` describes, reading ``config.weights`` if set.
-
-    ``weights=None`` gives a randomly initialised network (to be filled from a trained Spectrum checkpoint).
-    Loading is strict: the file must hold exactly the full network's tensors (all eight heads) with the
-    right shapes; the heads the backbone does not use are then dropped.
-    """
-    heads = PRIOR_HEADS if config.include_heads else ()
-    net = BodyPixMobileNet(config.output_stride, heads=heads)
-    if config.weights is not None:
-        from .bodypix_weights import read_bodypix_state
-
-        path = resolve_file(config.weights)
-        state = read_bodypix_state(path, config.output_stride)
-        own = net.state_dict()
-        net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items() if k in own}, strict=True)
-    return BodyPixBackbone(config, net)

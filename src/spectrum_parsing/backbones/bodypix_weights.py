@@ -1,5 +1,6 @@
-"""Reading BodyPix weights: the TF.js-converted ONNX graphs (mapped onto :class:`BodyPixMobileNet` names by
-walking the graph) and our converted ``.safetensors``; ``convert_bodypix`` writes the latter from the former.
+"""Loading BodyPix (``load_bodypix``) and reading its weights: the TF.js-converted ONNX graphs (mapped onto
+:class:`BodyPixMobileNet` names by walking the graph) and our converted ``.safetensors``; ``convert_bodypix``
+writes the latter from the former.
 
 Kept apart from the network (:mod:`.bodypix`): only loading and conversion need ``onnx``.
 """
@@ -14,10 +15,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..hub import ModelLoadError
-from .bodypix import BLOCKS, LICENSE, OUTPUT_STRIDES, BodyPixMobileNet
+from ..hub import ModelLoadError, resolve_file
+from .bodypix import (
+    BLOCKS,
+    LICENSE,
+    OUTPUT_STRIDES,
+    PRIOR_HEADS,
+    BodyPixBackbone,
+    BodyPixConfig,
+    BodyPixMobileNet,
+)
 
-__all__ = ["convert_bodypix", "parameter_shapes", "read_bodypix_state", "read_onnx_state", "read_safetensors_state"]
+__all__ = ["convert_bodypix", "load_bodypix", "parameter_shapes", "read_bodypix_state", "read_onnx_state",
+           "read_safetensors_state"]
 
 
 def parameter_shapes(output_stride: int = 16) -> dict[str, tuple[int, ...]]:
@@ -164,6 +174,23 @@ def read_bodypix_state(path: str | os.PathLike[str], output_stride: int) -> dict
         raise ModelLoadError(f"{path}: weights are for output stride {file_stride}, config asks {output_stride}")
     _check_state(state, str(path), output_stride)
     return state
+
+
+def load_bodypix(config: BodyPixConfig) -> BodyPixBackbone:
+    """Build the backbone a :class:`BodyPixConfig` describes, reading ``config.weights`` if set.
+
+    ``weights=None`` gives a randomly initialised network (to be filled from a trained Spectrum checkpoint).
+    Loading is strict: the file must hold exactly the full network's tensors (all eight heads) with the
+    right shapes; the heads the backbone does not use are then dropped.
+    """
+    heads = PRIOR_HEADS if config.include_heads else ()
+    net = BodyPixMobileNet(config.output_stride, heads=heads)
+    if config.weights is not None:
+        path = resolve_file(config.weights)
+        state = read_bodypix_state(path, config.output_stride)
+        own = net.state_dict()
+        net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items() if k in own}, strict=True)
+    return BodyPixBackbone(config, net)
 
 
 def convert_bodypix(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[str, Any]:

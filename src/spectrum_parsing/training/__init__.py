@@ -11,10 +11,10 @@ exactly the batches an uninterrupted run would have seen, and with the saved opt
 from .checkpoints import checkpoint_dirs, save_checkpoint
 from .config import AugmentConfig, DataConfig, DatasetEntry, ExperimentConfig, ModelSection, TrainConfig
 from .data import BatchCollator, MixtureDataset, OffsetSampler, open_sources
-from .loop import CSVLogger, train, training_step
+from .loop import CSVLogger, continue_after, train, training_step
 from .model_init import build_model, warm_start_decoder
 from .schedules import build_scheduler
-from .stages import continue_after, withheld_after
+from .stages import withheld_after
 
 __all__ = ["AugmentConfig", "BatchCollator", "CSVLogger", "DataConfig", "DatasetEntry", "ExperimentConfig",
            "MixtureDataset", "ModelSection", "OffsetSampler", "TrainConfig", "build_model", "build_scheduler",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import logging
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from .config import ExperimentConfig
 from .data import BatchCollator, MixtureDataset, OffsetSampler, open_sources
 from .model_init import build_model
 from .schedules import build_scheduler
-from .stages import continue_after, withheld_after
+from .stages import withheld_after
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,26 @@ class CSVLogger:
             csv.writer(f).writerow([row.get(k, "") for k in self.fields])
 
 
+
+
+def continue_after(config: ExperimentConfig, progress: bool = True) -> ExperimentConfig:
+    """``config`` with ``init_from`` set to the final model of its ``init_from_experiment``, training that earlier
+    stage first (resuming its newest checkpoint) if its model does not exist yet."""
+    earlier = ExperimentConfig.from_yaml(config.model.init_from_experiment)
+    out = Path(earlier.train.output_dir)
+    final = out / "model"
+    recorded = out / "experiment.json"
+    if recorded.is_file():
+        previous = ExperimentConfig.from_dict(json.loads(recorded.read_text()))
+        if previous.model.init_from_experiment:  # recorded after its own earlier stage was resolved
+            previous = dataclasses.replace(previous, model=dataclasses.replace(previous.model, init_from=None))
+        if previous.to_json_string() != earlier.to_json_string():
+            raise ConfigError(f"{out} holds a run of another config than {config.model.init_from_experiment}; "
+                              "move it away or change that config's train.output_dir")
+    if not (final / "model.safetensors").is_file():
+        logger.warning("training the earlier stage %s first (into %s)", config.model.init_from_experiment, out)
+        train(earlier, resume="auto", progress=progress)
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, init_from=str(final)))
 
 
 def train(config: ExperimentConfig, resume: str | None = None, progress: bool = True) -> Path:
