@@ -52,6 +52,13 @@ def test_pipeline_and_cli_on_the_onnx_backend(tiny_model_dir, exported, tmp_path
     assert (a.label_map == b.label_map).mean() > 0.99 and len(a.persons) == len(b.persons)
     wide = onnx_pipe(np.asarray(square.resize((150, 60))), prompts=["shirt"])  # padded to square, cropped back
     assert wide.label_map.shape == (60, 150)
+    # Not only square photos: PyTorch pads to the same square input (as in training), so the two agree on any
+    # shape, in both modes (the export used to agree on 75% of pixels of real photos).
+    group = np.asarray(Image.open(EXAMPLES / "group.jpg").convert("RGB").resize((240, 150)))
+    for mode in ("top-down", "bottom-up"):
+        a = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96, mode=mode)(group, threshold=0.0)
+        b = SpectrumPipeline.from_pretrained(tiny_model_dir, onnx=exported, mode=mode)(group, threshold=0.0)
+        assert (a.label_map == b.label_map).mean() > 0.999 and len(a.persons) == len(b.persons), mode
     with pytest.raises(ValueError, match="96-px inputs"):
         SpectrumPipeline.from_pretrained(tiny_model_dir, onnx=exported, image_size=128)
     bad = tmp_path / "bad.onnx"

@@ -3,8 +3,10 @@
 The exported graph is everything after the text encoder: backbone, pixel decoder, transformer decoder and
 grounding, from ``images`` (B, 3, S, S) float in [0, 1] and ``text_embeds`` (P, D) to ``pred_logits``
 (B, Q, P + 1) and ``pred_masks`` (B, Q, S/4, S/4). Batch and prompt count are dynamic; the image side ``S``
-is fixed at export (the traced graph bakes in the level shapes), so inputs are resized to a longest side of
-``S`` and zero-padded right/bottom to ``S x S`` (:func:`pad_square`); masks are cropped back. Prompts are
+is fixed at export (the traced graph bakes in the level shapes); inputs are resized to a longest side of
+``S`` and zero-padded right/bottom to ``S x S`` (:func:`~spectrum_parsing.inference.pad_square`), which is also
+what the PyTorch path runs (and how training presents images), so both give the same result; masks are
+cropped back. Prompts are
 still embedded by the PyTorch text encoder (cached), which is cheap next to the image path.
 
     spectrum export --format onnx --out model.onnx           # the embedded default model
@@ -21,10 +23,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from . import __version__
 from .hub import ModelLoadError
+from .inference import pad_square
 from .writers import TMP_TAG, process_umask
 
 __all__ = ["ONNX_OPSET", "OnnxRunner", "export_onnx", "pad_square"]
@@ -42,14 +44,6 @@ class _ImagePath(nn.Module):
     def forward(self, images: torch.Tensor, text_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.model(images, text_embeds=text_embeds)
         return out["pred_logits"], out["pred_masks"]
-
-
-def pad_square(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero-pad (B, 3, h, w) right/bottom to (B, 3, size, size); h and w must not exceed ``size``."""
-    h, w = images.shape[-2:]
-    if h > size or w > size:
-        raise ValueError(f"images of {h}x{w} do not fit the exported {size}x{size} input")
-    return F.pad(images, (0, size - w, 0, size - h))
 
 
 def export_onnx(model: Any, path: str | os.PathLike[str], image_size: int | None = None,

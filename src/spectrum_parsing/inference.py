@@ -1,7 +1,11 @@
-"""Model inputs and outputs at image size: the one pre/post-processing path the pipeline and evaluation share.
+"""Model inputs and outputs at image size: the one pre/post-processing path of the pipeline (top-down crops and
+whole images), evaluation and the ONNX runner.
 
-An image is resized so its longest side is the model's input size (antialiased when shrinking); the model's
-stride-4 mask logits are upsampled x4, cropped to the resized image and resized to the original image size.
+An image is resized so its longest side is the model's input size ``S`` (antialiased when shrinking) and
+zero-padded right/bottom to ``S x S`` (:func:`pad_square`): exactly how training presents images (random
+scale, then an ``S x S`` crop padded where the image is smaller), and exactly what the fixed-size ONNX export
+takes, so PyTorch and ONNX Runtime see the same tensor. The model's stride-4 mask logits are upsampled x4,
+cropped to the resized image and resized to the original image size.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-__all__ = ["forward_grouped", "outputs_at_size", "padded_size", "predict", "predict_batch", "resize_for_model"]
+__all__ = ["forward_grouped", "outputs_at_size", "pad_square", "padded_size", "predict", "predict_batch",
+           "resize_for_model"]
 
 FEATURE_MULTIPLE = 32
 """Every backbone's features cover its input rounded up to a multiple of 32, padded with black at the right and
@@ -30,6 +35,14 @@ def resize_for_model(image: np.ndarray, size: int) -> torch.Tensor:
         t = F.interpolate(t, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
                           align_corners=False, antialias=scale < 1)
     return t
+
+
+def pad_square(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad (B, 3, h, w) right/bottom to (B, 3, size, size); h and w must not exceed ``size``."""
+    h, w = images.shape[-2:]
+    if h > size or w > size:
+        raise ValueError(f"images of {h}x{w} do not fit the exported {size}x{size} input")
+    return F.pad(images, (0, size - w, 0, size - h))
 
 
 def padded_size(height: int, width: int) -> tuple[int, int]:
@@ -70,9 +83,10 @@ def forward_grouped(model: Any, inputs: Sequence[torch.Tensor], text_embeds: tor
 @torch.no_grad()
 def predict_batch(model: Any, inputs: torch.Tensor, prompts: Sequence[str],
                   sizes: Sequence[tuple[int, int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per image of a resized batch (B, 3, h, w): grounding logits (Q, P+1) and mask logits at ``sizes[i]``."""
-    out = model(inputs.to(model.device), list(prompts))
+    """Per image of a resized batch (B, 3, h, w): grounding logits (Q, P+1) and mask logits at ``sizes[i]``.
+    The batch runs padded to a square of its longest side (:func:`pad_square`), as in training."""
     rh, rw = inputs.shape[-2:]
+    out = model(pad_square(inputs, max(rh, rw)).to(model.device), list(prompts))
     return [outputs_at_size(out["pred_logits"][k], out["pred_masks"][k], (rh, rw), size)
             for k, size in enumerate(sizes)]
 

@@ -26,9 +26,9 @@ from .embedded import (  # noqa: F401  (re-exported: the embedded models' names 
     embedded_model_dir,
     model_display_name,
 )
-from .export import OnnxRunner, pad_square
+from .export import OnnxRunner
 from .images import DEFAULT_MAX_PIXELS, as_rgb_image
-from .inference import forward_grouped, outputs_at_size, predict_batch, resize_for_model
+from .inference import forward_grouped, outputs_at_size, pad_square, predict_batch, resize_for_model
 from .modeling import SpectrumModel
 from .persons import BlazePoseSegmenter, PersonDetector
 from .postprocess import PersonInstance, bottom_up_parse
@@ -111,7 +111,8 @@ class SpectrumPipeline:
         ``mode``: ``"top-down"`` (needs ``person_detector``, and ``person_segmenter`` when
         ``top_down.person_masks`` is ``"blazepose"``) or ``"bottom-up"``; default: top-down when a detector is
         given. :meth:`from_pretrained` loads the embedded MoveNet-MultiPose and BlazePose. ``crop_batch``: at most
-        this many person crops of equal padded size share one forward pass (top-down; results are unchanged)."""
+        this many person crops share one forward pass (top-down; every crop is padded to the model's square input,
+        as in training, so results do not depend on it)."""
         if crop_batch < 1:
             raise ValueError(f"crop_batch must be >= 1, got {crop_batch}")
         self.crop_batch = crop_batch
@@ -281,7 +282,9 @@ class SpectrumPipeline:
         if self.onnx is not None:
             outputs = [tuple(o[0] for o in self.onnx(pad_square(t, self.image_size), embeds)) for t in inputs]
         else:  # crops with the same padded size share a forward pass (same results as one pass each)
-            outputs = forward_grouped(self.model, inputs, embeds, max_batch=self.crop_batch)
+            # square as in training and as the ONNX export: every crop has the same shape, so they share passes
+            outputs = forward_grouped(self.model, [pad_square(t, self.image_size) for t in inputs], embeds,
+                                      max_batch=self.crop_batch)
         for t, a, (logits, masks) in zip(inputs, arrays, outputs):
             rh, rw = t.shape[-2:]
             probs = logits.float().softmax(-1)[:, :-1]

@@ -95,7 +95,7 @@ class FusionBackbone(FeatureBackbone):
         fused = {}
         for s in STRIDES:
             maps = [o[s] for o in outs]
-            shapes = {tuple(m.shape[-2:]) for m in maps}
+            shapes = {tuple(int(d) for d in m.shape[-2:]) for m in maps}  # ints: traced sizes are tensors
             if len(shapes) != 1:
                 raise ValueError(f"fusion members disagree on the stride-{s} size: {sorted(shapes)}")
             fused[s] = torch.cat([m.to(maps[0].dtype) for m in maps], dim=1)
