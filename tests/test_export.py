@@ -59,6 +59,8 @@ def test_pipeline_and_cli_on_the_onnx_backend(tiny_model_dir, exported, tmp_path
         a = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96, mode=mode)(group, threshold=0.0)
         b = SpectrumPipeline.from_pretrained(tiny_model_dir, onnx=exported, mode=mode)(group, threshold=0.0)
         assert (a.label_map == b.label_map).mean() > 0.999 and len(a.persons) == len(b.persons), mode
+    fast = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96, square_inputs=False)(group, threshold=0.0)
+    assert fast.label_map.shape == group.shape[:2]  # the faster, non-square inputs: a result, not ONNX's
     with pytest.raises(ValueError, match="96-px inputs"):
         SpectrumPipeline.from_pretrained(tiny_model_dir, onnx=exported, image_size=128)
     bad = tmp_path / "bad.onnx"

@@ -82,11 +82,12 @@ def forward_grouped(model: Any, inputs: Sequence[torch.Tensor], text_embeds: tor
 
 @torch.no_grad()
 def predict_batch(model: Any, inputs: torch.Tensor, prompts: Sequence[str],
-                  sizes: Sequence[tuple[int, int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                  sizes: Sequence[tuple[int, int]], square: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per image of a resized batch (B, 3, h, w): grounding logits (Q, P+1) and mask logits at ``sizes[i]``.
-    The batch runs padded to a square of its longest side (:func:`pad_square`), as in training."""
+    The batch runs padded to a square of its longest side (:func:`pad_square`), as in training (``square``;
+    False: only to multiples of 32, inside the backbone)."""
     rh, rw = inputs.shape[-2:]
-    out = model(pad_square(inputs, max(rh, rw)).to(model.device), list(prompts))
+    out = model((pad_square(inputs, max(rh, rw)) if square else inputs).to(model.device), list(prompts))
     return [outputs_at_size(out["pred_logits"][k], out["pred_masks"][k], (rh, rw), size)
             for k, size in enumerate(sizes)]
 
