@@ -282,8 +282,12 @@ class SpectrumPipeline:
         model's mask resolution and resized to the image: P maps are resized instead of Q masks."""
         inputs = [resize_for_model(a, self.image_size) for a in arrays]
         embeds = self.model.encode_prompts(list(prompts))
-        if self.onnx is not None:
-            outputs = [tuple(o[0] for o in self.onnx(pad_square(t, self.image_size), embeds)) for t in inputs]
+        if self.onnx is not None:  # square crops: up to crop_batch of them per session call
+            outputs = []
+            for start in range(0, len(inputs), self.crop_batch):
+                logits, masks = self.onnx(torch.cat([pad_square(t, self.image_size)
+                                                     for t in inputs[start:start + self.crop_batch]]), embeds)
+                outputs += list(zip(logits, masks))
         else:  # crops with the same padded size share a forward pass (same results as one pass each)
             # square as in training and as the ONNX export: every crop has the same shape, so they share passes
             padded = [pad_square(t, self.image_size) for t in inputs] if self.square_inputs else inputs
