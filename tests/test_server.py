@@ -381,21 +381,12 @@ def live_server(tiny_pipe):
     """The real app under uvicorn on a free port of 127.0.0.1, in a background thread."""
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(tiny_pipe, ServerSettings(model_name="tiny-random")),
                                            log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
+    thread, port = _start(server)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(15)
-    sock.close()
 
 
 def _bench_server_module() -> Any:

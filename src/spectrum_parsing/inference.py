@@ -22,8 +22,9 @@ __all__ = ["forward_grouped", "outputs_at_size", "pad_square", "padded_size", "p
 
 FEATURE_MULTIPLE = 32
 """Every backbone's features cover its input rounded up to a multiple of 32, padded with black at the right and
-bottom (:class:`~spectrum_parsing.backbones.base.FeatureBackbone`); the model pads sides under 64 to 64."""
+bottom (:class:`~spectrum_parsing.backbones.base.FeatureBackbone`)."""
 MIN_MODEL_SIDE = 64
+"""``SpectrumModel`` pads sides under this (black, right/bottom): the coarsest level (stride 32) needs 2 cells."""
 
 
 def resize_for_model(image: np.ndarray, size: int) -> torch.Tensor:

@@ -28,6 +28,7 @@ from .configs import (
 )
 from .decoder import SpectrumDecoder
 from .hub import ModelLoadError, resolve_dir
+from .inference import MIN_MODEL_SIDE
 from .postprocess import bottom_up_parse
 from .results import ParsingResult
 from .text_encoders import TextEncoder, load_text_encoder
@@ -85,8 +86,6 @@ class SpectrumConfig(ConfigBase):
         return super().from_dict(data)
 
 
-MIN_MODEL_SIDE = 64
-"""Images fed to the model are padded to at least this many pixels per side (2 pixels at stride 32)."""
 
 
 class SpectrumModel(nn.Module):

@@ -288,8 +288,7 @@ class SpectrumPipeline:
                 logits, masks = self.onnx(torch.cat([pad_square(t, self.image_size)
                                                      for t in inputs[start:start + self.crop_batch]]), embeds)
                 outputs += list(zip(logits, masks))
-        else:  # crops with the same padded size share a forward pass (same results as one pass each)
-            # square as in training and as the ONNX export: every crop has the same shape, so they share passes
+        else:  # square as in training and as the ONNX export; crops of equal padded size share passes
             padded = [pad_square(t, self.image_size) for t in inputs] if self.square_inputs else inputs
             outputs = forward_grouped(self.model, padded, embeds, max_batch=self.crop_batch)
         for t, a, (logits, masks) in zip(inputs, arrays, outputs):

@@ -28,15 +28,6 @@ _SEMANTIC_CHUNK_ELEMENTS = 1 << 24
 _INTERSECT_CHUNK_ELEMENTS = 1 << 24
 
 
-def _crop(mask: Tensor) -> tuple[tuple[int, int, int, int], Tensor, tuple[int, int]]:
-    """``(box, crop, size)`` of a full-size 2-D mask: the pixels inside its tight box, with their own storage."""
-    if mask.dim() != 2:
-        raise ValueError(f"a mask must be 2-D (H, W), got shape {tuple(mask.shape)}")
-    box = mask_box(mask)
-    x0, y0, x1, y1 = box
-    return box, mask[y0:y1, x0:x1].bool().clone(), (int(mask.shape[0]), int(mask.shape[1]))
-
-
 def region_mask(local: Tensor, x0: int, y0: int, size: tuple[int, int]) -> dict[str, Any]:
     """Constructor arguments (``box``, ``crop``, ``size``) of a mask given inside a region at ``(x0, y0)`` of an
     image of ``size`` (H, W), without building the full-size mask."""
@@ -46,41 +37,48 @@ def region_mask(local: Tensor, x0: int, y0: int, size: tuple[int, int]) -> dict[
             "size": (int(size[0]), int(size[1]))}
 
 
-def _full(self: PartInstance | PersonInstance) -> Tensor:
-    """The full-size bool ``(H, W)`` mask, rebuilt from the stored crop (a new tensor on every access)."""
-    out = torch.zeros(self.size, dtype=torch.bool, device=self.crop.device)
-    x0, y0, x1, y1 = self.box
-    out[y0:y1, x0:x1] = self.crop
-    return out
+class _BoxedMask:
+    """Mask storage shared by :class:`PartInstance` and :class:`PersonInstance`: only the crop inside the mask's
+    box is kept (``box``, ``crop``, ``size`` fields), so a result's memory grows with the area its parts cover,
+    not with (number of parts) x (image pixels). ``mask`` gives the full-size bool tensor, built on access."""
+
+    def __post_init__(self, mask: Tensor | None) -> None:
+        if mask is not None:  # a full-size mask given: keep its box only
+            for key, value in region_mask(mask, 0, 0, tuple(mask.shape)).items():
+                setattr(self, key, value)
+            return
+        if self.crop is None:
+            raise ValueError(f"{type(self).__name__} needs a mask (or its crop, box and size)")
+        x0, y0, x1, y1 = self.box
+        if tuple(self.crop.shape) != (y1 - y0, x1 - x0) or not (0 <= x0 <= x1 <= self.size[1]
+                                                                 and 0 <= y0 <= y1 <= self.size[0]):
+            raise ValueError(f"crop of shape {tuple(self.crop.shape)} does not fit box {self.box} in {self.size}")
+
+    def _full_mask(self) -> Tensor:
+        """The full-size bool ``(H, W)`` mask, rebuilt from the stored crop (a new tensor on every access)."""
+        out = torch.zeros(self.size, dtype=torch.bool, device=self.crop.device)
+        x0, y0, x1, y1 = self.box
+        out[y0:y1, x0:x1] = self.crop
+        return out
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with ``changes`` (use this, not ``dataclasses.replace``, which would rebuild the full mask)."""
+        from dataclasses import fields
+
+        kwargs = {f.name: getattr(self, f.name) for f in fields(self)}
+        if "mask" in changes:  # a new full-size mask replaces the stored crop
+            kwargs.pop("crop")
+        kwargs.update(changes)
+        return type(self)(**kwargs)
+
+    @property
+    def area(self) -> int:
+        """Number of mask pixels."""
+        return int(self.crop.sum())
 
 
-def _replace(self: Any, **changes: Any) -> Any:
-    """A copy with ``changes`` (use this, not ``dataclasses.replace``, which would rebuild the full mask)."""
-    from dataclasses import fields
-
-    kwargs = {f.name: getattr(self, f.name) for f in fields(self)}
-    if "mask" in changes:  # a new full-size mask replaces the stored crop
-        kwargs.pop("crop")
-    kwargs.update(changes)
-    return type(self)(**kwargs)
-
-
-def _check_crop(self: PartInstance | PersonInstance, mask: Tensor | None) -> None:
-    if mask is not None:
-        self.box, self.crop, self.size = _crop(mask)
-        return
-    if self.crop is None:
-        raise ValueError(f"{type(self).__name__} needs a mask (or its crop, box and size)")
-    x0, y0, x1, y1 = self.box
-    if tuple(self.crop.shape) != (y1 - y0, x1 - x0) or not (0 <= x0 <= x1 <= self.size[1]
-                                                             and 0 <= y0 <= y1 <= self.size[0]):
-        raise ValueError(f"crop of shape {tuple(self.crop.shape)} does not fit box {self.box} in {self.size}")
-
-
-# Masks are stored as the crop inside their box: a result's memory grows with the area its parts cover,
-# not with (number of parts) x (image pixels). ``.mask`` gives the full-size bool tensor, built on access.
 @dataclass(eq=False)
-class PartInstance:
+class PartInstance(_BoxedMask):
     """A body part or garment instance attached to a person.
 
     ``mask``: bool ``(H, W)`` at the image size (built from ``crop`` on each access); ``box``: tight
@@ -94,19 +92,9 @@ class PartInstance:
     crop: Tensor | None = field(default=None, repr=False)
     size: tuple[int, int] = (0, 0)
 
-    def __post_init__(self, mask: Tensor | None) -> None:
-        _check_crop(self, mask)
-
-    replace = _replace
-
-    @property
-    def area(self) -> int:
-        """Number of mask pixels."""
-        return int(self.crop.sum())
-
 
 @dataclass(eq=False)
-class PersonInstance:
+class PersonInstance(_BoxedMask):
     """A person instance with its parts sorted by descending score (mask storage as :class:`PartInstance`).
 
     ``keypoints``: ``(17, 3)`` x, y, score in pixels (COCO order) when a pose detector found the person."""
@@ -120,20 +108,11 @@ class PersonInstance:
     crop: Tensor | None = field(default=None, repr=False)
     size: tuple[int, int] = (0, 0)
 
-    def __post_init__(self, mask: Tensor | None) -> None:
-        _check_crop(self, mask)
 
-    replace = _replace
-
-    @property
-    def area(self) -> int:
-        """Number of mask pixels."""
-        return int(self.crop.sum())
-
-
-# Set after the dataclasses are built, so ``mask`` stays an init-only argument of their constructors.
-PartInstance.mask = property(_full, doc="Full-size bool (H, W) mask, built from the crop on access.")  # type: ignore[assignment]
-PersonInstance.mask = property(_full, doc="Full-size bool (H, W) mask, built from the crop on access.")  # type: ignore[assignment]
+# Set after the dataclasses are built (their ``mask = None`` default would hide an inherited property), so
+# ``mask`` stays an init-only constructor argument and reads as the full-size tensor.
+PartInstance.mask = PersonInstance.mask = property(  # type: ignore[assignment]
+    _BoxedMask._full_mask, doc="Full-size bool (H, W) mask, built from the crop on access.")
 
 
 def mask_box(mask: Tensor) -> tuple[int, int, int, int]:

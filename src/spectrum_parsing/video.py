@@ -25,7 +25,8 @@ from .postprocess import PersonInstance, _pairwise_intersections
 from .writers import atomic_save_image, atomic_write_text, inside, make_tool_folder, safe_name
 
 if TYPE_CHECKING:
-    from .pipeline import ParsingResult, SpectrumPipeline
+    from .pipeline import SpectrumPipeline
+    from .results import ParsingResult
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -390,7 +391,7 @@ def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_di
 
     ``pipeline_kwargs`` (e.g. ``preset``, ``label_map``, ``mask_threshold``) go to each ``pipeline(...)`` call.
     ``batch_size`` frames go to the pipeline together (bottom-up: frames share forward passes; top-down: each
-    frame's person crops of equal padded size share one); the prompt embeddings are computed once and cached.
+    frame's person crops share passes anyway); the prompt embeddings are computed once and cached.
 
     Writes, for ``OUT = out_dir`` and ``STEM = name`` (default: the video's file stem), every file atomically:
 

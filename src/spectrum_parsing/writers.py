@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-    from .pipeline import ParsingResult
+    from .results import ParsingResult
 
 __all__ = [
     "MANIFEST",
