@@ -3,8 +3,9 @@
     python benchmarks/bench_persons.py                       # everything below, recorded in BENCHMARKS.md
     python benchmarks/bench_persons.py --unworn-limit 100 --no-record
 
-Measures, for each mode (bottom-up; top-down with BlazePose person masks; top-down with the parser's own
-person masks):
+Measures, for each mode (bottom-up; top-down with MoveNet-MultiPose people and BlazePose person masks; the same
+with the parser's own person masks; top-down with BlazePose's own detector finding the people), or the ones
+named by ``--modes``:
 
 * ``../shared/datasets/cihp_dev`` (5 real CIHP photos, 2-7 people, per-person labels; validation only):
   right person count, person-mask IoU (GT persons matched one-to-one by IoU, unmatched = 0), part AP^r and
@@ -38,7 +39,8 @@ SHARED = ROOT.parent / "shared"
 EXAMPLES = ROOT / "examples"
 MODES = {"bottom-up": {"mode": "bottom-up"},
          "top-down (BlazePose masks)": {"mode": "top-down", "person_masks": "blazepose"},
-         "top-down (parser masks)": {"mode": "top-down", "person_masks": "parser"}}
+         "top-down (parser masks)": {"mode": "top-down", "person_masks": "parser"},
+         "top-down (BlazePose detector)": {"mode": "top-down", "person_masks": "blazepose", "detector": "blazepose"}}
 EXAMPLE_COUNTS = {"group.jpg": 5, "two-dancers.jpg": 2, "selfie.jpg": 1}
 
 
@@ -179,6 +181,7 @@ def main() -> int:
     parser.add_argument("--composites", type=int, default=20, help="CCP copy-paste composites (default 20)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--timing-only", action="store_true",
                         help="only the bundled photos and the timings (rerun on a quiet machine: timings are noisy)")
@@ -194,7 +197,8 @@ def main() -> int:
     composites = (ccp_composites(args.composites)
                   if (SHARED / "datasets" / "ccp").is_dir() and not args.timing_only else None)
     results: dict[str, dict] = {}
-    for name, options in MODES.items():
+    for name in args.modes:
+        options = MODES[name]
         pipe = SpectrumPipeline.from_pretrained(**options)
         row: dict = {}
         row["bundled photos (persons found / by eye)"] = {
@@ -225,13 +229,14 @@ def main() -> int:
         for key, value in row.items():
             print(f"- {key}: {value}")
     if not args.no_record:
-        command = "python benchmarks/bench_persons.py" + (
+        modes = "" if args.modes == list(MODES) else " --modes " + " ".join(f"'{m}'" for m in args.modes)
+        command = "python benchmarks/bench_persons.py" + modes + (
             f" --unworn-limit {args.unworn_limit}" if args.unworn_limit else "") + (
             " --timing-only" if args.timing_only else "")
         title = ("People: time per image, top-down vs bottom-up (CPU)" if args.timing_only
                  else "People: top-down vs bottom-up on real photos (CPU)")
         params = {"threads": args.threads, "repeats": args.repeats, "composites": args.composites,
-                  "unworn_limit": args.unworn_limit}
+                  "unworn_limit": args.unworn_limit, "modes": ", ".join(args.modes)}
         record(title, command, params, flatten(results))
     return 0
 

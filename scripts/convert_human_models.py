@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"movenet-multipose": ("int32", (1, 192, 256, 3)), "blazepose-full": ("float32", (1, 256, 256, 3))}
+MODELS = {"movenet-multipose": ("int32", (1, 192, 256, 3)), "blazepose-full": ("float32", (1, 256, 256, 3)),
+          "blazepose-detector": ("float32", (1, 224, 224, 3))}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,6 +67,17 @@ def main() -> int:
     save_file(outputs, str(OUT / "blazepose_crop.safetensors"))
     print(f"blazepose crop: pose flag {float(outputs['Identity_3'].ravel()[0]):.3f}, "
           f"person pixels {(outputs['Identity_1'] > 0.5).mean():.3f}")
+    # The pose detector on the group photo centred on a black square, 224x224, RGB in [-1, 1] (MediaPipe's range).
+    side = max(w, h)
+    square = Image.new("RGB", (side, side))
+    square.paste(photo, ((side - w) // 2, (side - h) // 2))
+    square = square.resize((224, 224), Image.BILINEAR)
+    square.save(OUT / "blazepose_detector_group.png")
+    x = (np.asarray(square, dtype=np.float32) / 127.5 - 1.0)[None]
+    outputs = run_tfjs("blazepose-detector", x, ["Identity"])
+    save_file(outputs, str(OUT / "blazepose_detector_group.safetensors"))
+    scores = 1 / (1 + np.exp(-np.clip(outputs["Identity"][0, :, 0].astype(np.float64), -100, 100)))
+    print(f"blazepose detector: {int((scores >= 0.5).sum())} anchors >= 0.5, best {scores.max():.3f}")
     return 0
 
 

@@ -17,6 +17,7 @@ from spectrum_parsing.backbones import (
     EfficientNetLiteConfig,
     FeatureBackbone,
     FusionConfig,
+    MoveNetFeaturesConfig,
     load_backbone,
     load_backbone_config,
 )
@@ -34,12 +35,14 @@ def _build(kind: str, tiny_models) -> FeatureBackbone:
     if kind == "fusion":
         return load_backbone(FusionConfig(members=[EfficientNetLiteConfig(variant="lite0", weights=None),
                                                    BodyPixConfig(weights=None, trainable=False)]))
+    if kind == "movenet":
+        return load_backbone(MoveNetFeaturesConfig())
     if kind in ("i2tx", "t2i"):
         return load_backbone(load_backbone_config(tiny_models[f"{kind}_config"]))
     raise ValueError(kind)
 
 
-KINDS = ["bodypix-16", "bodypix-8", "efficientnet-lite0", "fusion", "i2tx", "t2i"]
+KINDS = ["bodypix-16", "bodypix-8", "efficientnet-lite0", "fusion", "i2tx", "movenet", "t2i"]
 
 
 @pytest.fixture(scope="module", params=KINDS)

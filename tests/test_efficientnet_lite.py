@@ -121,6 +121,44 @@ def test_fusion_concatenates_member_features_at_every_stride(size):
     assert fusion.feature_channels() == {4: 24 + 64, 8: 40 + 128, 16: 112 + 281, 32: 1280 + 256}
 
 
+class _FeatureModel:
+    """What build_feature_cache needs of a model: a backbone, its device and ``extract_features``."""
+
+    def __init__(self, backbone) -> None:
+        self.backbone, self.device = backbone, torch.device("cpu")
+
+    def extract_features(self, images):
+        return self.backbone(images)
+
+
+def test_a_fusion_cache_serves_each_member_and_any_fusion_of_members(tmp_path):
+    """One cache of a fusion trains ablation rows on the same views: a member alone or members re-ordered get
+    exactly their own channels (float16 as stored); a backbone outside the fusion is refused by name."""
+    from spectrum_parsing.data.targets import TrainingExample
+    from spectrum_parsing.feature_cache import FeatureCacheDataset, build_feature_cache
+
+    torch.manual_seed(0)
+    fusion = load_backbone(_fusion())
+    images = [torch.rand(3, 64, 96) for _ in range(3)]
+    views = [(i, TrainingExample(image=im, masks=torch.zeros(1, 64, 96, dtype=torch.bool), categories=["hair"],
+                                 ignore=None, image_id=f"v{i}")) for i, im in enumerate(images)]
+    cache_dir = build_feature_cache(_FeatureModel(fusion), views, 3, tmp_path / "cache", shard_size=2,
+                                    progress=False)
+    lite_cfg, bodypix_cfg = fusion.config.members
+    swapped = FusionConfig(members=[bodypix_cfg, lite_cfg])
+    for config, nets in ((lite_cfg, [fusion.members[0]]), (bodypix_cfg, [fusion.members[1]]),
+                         (swapped, [fusion.members[1], fusion.members[0]]), (fusion.config, list(fusion.members))):
+        cache = FeatureCacheDataset(cache_dir, config)
+        _, (feats, _) = cache[2]
+        with torch.no_grad():
+            outs = [n(images[2][None]) for n in nets]
+        for s in STRIDES:
+            want = torch.cat([o[s][0] for o in outs]).half().float()
+            assert torch.equal(feats[s], want), (config.type, s)
+    with pytest.raises(ModelLoadError, match="not one of its fusion members"):
+        FeatureCacheDataset(cache_dir, EfficientNetLiteConfig(variant="lite2", weights=None))
+
+
 def test_frozen_members_get_no_gradient_and_trainable_ones_do():
     fusion = load_backbone(_fusion(trainable_lite=True))
     assert fusion.trainable

@@ -176,7 +176,8 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
     summary = parse_with_ray([p for p, _ in todo], out, args.model, options["call"], options["formats"],
                              batch_size=options["batch_size"], device=args.device, ray_address=args.ray_address,
                              image_size=args.image_size, names=names, pending=dict(todo),
-                             max_pixels=options["max_pixels"], mode=args.mode, person_masks=args.person_masks)
+                             max_pixels=options["max_pixels"], mode=args.mode, person_masks=args.person_masks,
+                             detector=args.detector)
     failed_paths = {line.split(": ", 1)[0] for line in summary["failures"]}
     for path, _ in todo:
         if str(path) not in failed_paths:
@@ -193,7 +194,8 @@ def _settings(args: argparse.Namespace, options: dict) -> dict:
     """What decides an image's outputs besides the image: recorded in the manifest, compared on reruns."""
     call = options["call"]
     return {"model": str(Path(args.model).resolve()) if args.model and Path(args.model).exists() else args.model,
-            "onnx": args.onnx, "mode": args.mode, "person_masks": args.person_masks, "image_size": args.image_size,
+            "onnx": args.onnx, "mode": args.mode, "person_masks": args.person_masks, "detector": args.detector,
+            "image_size": args.image_size,
             "prompts": call["prompts"], "preset": args.preset, "label_map": call["label_map"],
             "threshold": call["threshold"], "ebp": call["ebp"], "max_pixels": options["max_pixels"]}
 
@@ -243,7 +245,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
                                                 max_pixels=options["max_pixels"], onnx=args.onnx, mode=args.mode,
-                                                person_masks=args.person_masks)
+                                                person_masks=args.person_masks, detector=args.detector)
         print(f"loaded model {model_display_name(args.model)} in {time.perf_counter() - start:.1f}s",
               file=sys.stderr)
         call = options["call"]
@@ -351,7 +353,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .pipeline import SpectrumPipeline
 
         pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
-                                                mode="top-down", person_masks=args.person_masks)
+                                                mode="top-down", person_masks=args.person_masks,
+                                                detector=args.detector)
         model = pipe.model
     else:
         model = SpectrumModel.from_pretrained(args.model).to(_device(args.device)).eval()
@@ -385,7 +388,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                               max_pixels=args.max_pixels, model_name=model_display_name(args.model))
     start = time.perf_counter()
     pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
-                                            mode=args.mode, person_masks=args.person_masks)
+                                            mode=args.mode, person_masks=args.person_masks,
+                                            detector=args.detector)
     print(f"loaded model {settings.model_name} in {time.perf_counter() - start:.1f}s; "
           f"serving on http://{args.host}:{args.port}", file=sys.stderr)
     serve(create_app(pipe, settings), args.host, args.port, header_timeout_s=args.header_timeout,
@@ -399,6 +403,8 @@ def _add_person_options(parser: argparse.ArgumentParser) -> None:
                              "bottom-up: the whole image parsed once, parts grouped under the parser's person masks")
     parser.add_argument("--person-masks", choices=["blazepose", "parser"], default=None,
                         help="top-down: whose masks decide which pixels are each person's (default blazepose)")
+    parser.add_argument("--detector", choices=["movenet", "blazepose"], default="movenet",
+                        help="top-down: who finds the people: MoveNet-MultiPose (default) or BlazePose")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -475,6 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="instance protocol: score top-down persons (default) or the bottom-up grouping")
     ev.add_argument("--person-masks", choices=["blazepose", "parser"], default=None,
                     help="instance protocol, top-down: whose masks decide each person's pixels (default blazepose)")
+    ev.add_argument("--detector", choices=["movenet", "blazepose"], default="movenet",
+                    help="instance protocol, top-down: who finds the people (default movenet)")
     ev.add_argument("--dataset", required=True, help="FORMAT:PATH, e.g. ccp:../shared/datasets/ccp")
     ev.add_argument("--split", default="val", help="train, val or all (default val)")
     ev.add_argument("--protocol", default="all", choices=["all", "body", "clothing", "unseen", "person", "instance"])

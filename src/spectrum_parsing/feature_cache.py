@@ -4,7 +4,11 @@ A cache holds ``num_entries`` training *views*. View ``i`` is exactly what the t
 sample index ``i`` (dataset choice, copy-paste composite, resize, flip, scale/crop, colour jitter — all fixed
 by ``(seed, i)``), stored with its targets and the backbone features of its image. Augmentation is therefore
 frozen per view; to keep variety, cache several views per image (``num_entries`` > dataset size). The cache
-records the backbone config and refuses to serve a model with a different backbone.
+records the backbone config and refuses to serve a model with a different backbone, with one exception: a cache
+built with a *fusion* backbone also serves any model whose backbone is one of its members, or a fusion of some
+of them (in any order), by slicing the channels of each member out of the stored maps. One cache of
+``{lite0, lite2, bodypix}`` thus trains the Lite0, Lite2, BodyPix and Lite2 + BodyPix decoders on exactly the
+same views, which is what an ablation needs.
 
 Layout: ``index.json`` + ``shard-00000.safetensors``, ... each holding ``shard_size`` entries as tensors
 ``{j}.stride4`` ... ``{j}.stride32`` (C, h, w), ``{j}.masks`` (T, H, W uint8), ``{j}.ignore`` (H, W uint8),
@@ -70,9 +74,49 @@ def build_feature_cache(model: Any, dataset: Dataset, num_entries: int, director
     if entries:
         flush()
     index = {"backbone": model.backbone.config.to_dict(), "num_entries": num_entries, "shard_size": shard_size,
-             "dtype": dtype, "shards": shards}
+             "dtype": dtype, "shards": shards, "member_channels": _member_channels(model.backbone)}
     (directory / "index.json").write_text(json.dumps(index, indent=2))
     return directory
+
+
+def _member_channels(backbone: Any) -> list[dict[str, int]]:
+    """Channels per stride of each fusion member (one entry for a plain backbone), as stored in ``index.json``."""
+    members = list(backbone.members) if hasattr(backbone, "members") else [backbone]
+    return [{str(s): int(c) for s, c in m.feature_channels().items()} for m in members]
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k != "dtype"}
+
+
+def _differing(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
+    return sorted(k for k in set(want) | set(have) if k != "dtype" and want.get(k) != have.get(k))
+
+
+def member_slices(want: dict[str, Any], index: dict[str, Any]) -> dict[int, list[tuple[int, int]]] | None:
+    """Channel ranges per stride that make the cache's fused features into ``want``'s features.
+
+    ``want`` must be one of the cached fusion's members, or a fusion of some of them. Returns
+    ``{stride: [(start, stop), ...]}`` in ``want``'s member order, or None when the cache cannot serve ``want``.
+    """
+    have = index["backbone"]
+    channels = index.get("member_channels")
+    if have.get("type") != "fusion" or not channels:
+        return None
+    cached = [_comparable(m) for m in have["members"]]
+    wanted = [_comparable(m) for m in (want["members"] if want.get("type") == "fusion" else [want])]
+    order = []
+    for m in wanted:
+        if m not in cached:
+            return None
+        order.append(cached.index(m))
+    slices: dict[int, list[tuple[int, int]]] = {}
+    for s in STRIDES:
+        starts = [0]
+        for c in channels:
+            starts.append(starts[-1] + int(c[str(s)]))
+        slices[s] = [(starts[j], starts[j + 1]) for j in order]
+    return slices
 
 
 class FeatureCacheDataset(Dataset):
@@ -85,11 +129,16 @@ class FeatureCacheDataset(Dataset):
         if not index_file.is_file():
             raise ModelLoadError(f"{directory}: not a feature cache (no index.json)")
         self.index = json.loads(index_file.read_text())
+        self.slices: dict[int, list[tuple[int, int]]] | None = None
         if backbone_config is not None:
             want, have = backbone_config.to_dict(), self.index["backbone"]
-            diff = sorted(k for k in set(want) | set(have) if k != "dtype" and want.get(k) != have.get(k))
+            diff = _differing(want, have)
             if diff:
-                raise ModelLoadError(f"feature cache {directory} was built with another backbone (differs in {diff})")
+                self.slices = member_slices(want, self.index)
+                if self.slices is None:
+                    raise ModelLoadError(f"feature cache {directory} was built with another backbone (differs in "
+                                         f"{diff}), and that backbone is not one of its fusion members or a fusion "
+                                         "of them")
         self.num_entries = int(self.index["num_entries"])
         self.shard_size = int(self.index["shard_size"])
         self.targets = targets or TargetConfig()
@@ -103,7 +152,13 @@ class FeatureCacheDataset(Dataset):
         shard, j = divmod(i % self.num_entries, self.shard_size)
         with safe_open(str(self.directory / self.index["shards"][shard]["file"]), "pt") as f:
             meta = json.loads(f.metadata()["entries"])[j]
-            feats = {s: f.get_tensor(f"{j}.stride{s}").float() for s in STRIDES}
+            if self.slices is None:
+                feats = {s: f.get_tensor(f"{j}.stride{s}").float() for s in STRIDES}
+            else:
+                feats = {}
+                for s in STRIDES:
+                    stored = f.get_slice(f"{j}.stride{s}")
+                    feats[s] = torch.cat([stored[a:b] for a, b in self.slices[s]]).float()
             masks = f.get_tensor(f"{j}.masks").bool()
             ignore = f.get_tensor(f"{j}.ignore").bool()
         h, w = meta["size"]

@@ -48,6 +48,8 @@ MODES = ("top-down", "bottom-up")
 """``top-down``: people found by a person detector, each parsed in its own crop (:mod:`.topdown`);
 ``bottom-up``: the whole image parsed once and parts grouped under the parser's own person masks."""
 DEFAULT_MODE = "top-down"
+DETECTORS = ("movenet", "blazepose")
+"""Embedded person detectors for top-down mode: MoveNet-MultiPose (default) and BlazePose."""
 
 DEFAULT_WORK_PIXELS = 4_000_000
 """Images above this many pixels are parsed at a downscaled working size; masks are scaled back (nearest)."""
@@ -150,16 +152,21 @@ class SpectrumPipeline:
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, device: str | torch.device | None = None,
                         image_size: int | None = None, mode: str = DEFAULT_MODE,
-                        person_masks: str | None = None, **kwargs: Any) -> SpectrumPipeline:
+                        person_masks: str | None = None, detector: str = "movenet", **kwargs: Any
+                        ) -> SpectrumPipeline:
         """Load a model directory or hub id; ``None`` loads the embedded default model (offline).
 
-        ``mode="top-down"`` (default) also loads the embedded MoveNet-MultiPose person detector and, for
+        ``mode="top-down"`` (default) also loads an embedded person detector — ``detector="movenet"``
+        (MoveNet-MultiPose, default) or ``"blazepose"`` (BlazePose's pose detector + landmarks) — and, for
         ``person_masks="blazepose"`` (default), BlazePose's segmentation. ``kwargs``: ``max_pixels``,
-        ``work_pixels``, ``onnx``, ``person_detector``, ``top_down`` (see the constructor)."""
-        from .persons import BlazePoseSegmenter, MoveNetDetector
+        ``work_pixels``, ``onnx``, ``person_detector`` (any :class:`~.persons.PersonDetector`, instead of
+        ``detector``), ``top_down`` (see the constructor)."""
+        from .persons import BlazePoseDetector, BlazePoseSegmenter, MoveNetDetector
 
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
         embedded = embedded_model_dir(source)
         if embedded is not None:
             if not (embedded / "model.safetensors").is_file():
@@ -169,7 +176,9 @@ class SpectrumPipeline:
         if person_masks is not None:
             top_down = dataclasses.replace(top_down, person_masks=person_masks)
         if mode == "top-down":
-            kwargs.setdefault("person_detector", MoveNetDetector.from_pretrained())
+            if "person_detector" not in kwargs:
+                kwargs["person_detector"] = (MoveNetDetector.from_pretrained() if detector == "movenet"
+                                             else BlazePoseDetector.from_pretrained())
             if top_down.person_masks == "blazepose":
                 kwargs.setdefault("person_segmenter", BlazePoseSegmenter.from_pretrained())
         pipe = cls(SpectrumModel.from_pretrained(source), image_size=image_size, mode=mode, top_down=top_down,

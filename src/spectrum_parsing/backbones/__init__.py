@@ -1,5 +1,5 @@
 """Feature backbones: the frozen I2Tx diffusion model (Spectrum), the T2I baseline, BodyPix MobileNetV1,
-ImageNet EfficientNet-Lite, and fusions of them."""
+ImageNet EfficientNet-Lite, MoveNet-MultiPose's feature pyramid, and fusions of them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .diffusion import DiffusionBackbone, load_diffusion_backbone
 from .efficientnet_lite import EfficientNetLiteBackbone, EfficientNetLiteConfig, load_efficientnet_lite
 from .fusion import FusionBackbone, FusionConfig
 from .im2context import Im2Context, load_im2context
+from .movenet import MoveNetBackbone, MoveNetFeaturesConfig, load_movenet_backbone
 
 __all__ = [
     "BodyPixBackbone",
@@ -27,6 +28,8 @@ __all__ = [
     "FusionConfig",
     "FeatureBackbone",
     "Im2Context",
+    "MoveNetBackbone",
+    "MoveNetFeaturesConfig",
     "backbone_config_from_dict",
     "load_backbone",
     "load_backbone_config",
@@ -59,6 +62,8 @@ def load_backbone(config: ConfigBase) -> FeatureBackbone:
         return load_bodypix(config)
     if isinstance(config, EfficientNetLiteConfig):
         return load_efficientnet_lite(config)
+    if isinstance(config, MoveNetFeaturesConfig):
+        return load_movenet_backbone(config)
     if isinstance(config, FusionConfig):
         return FusionBackbone(config, [load_backbone(m) for m in config.members])
     raise TypeError(f"no backbone loader for {type(config).__name__}")

@@ -1,6 +1,7 @@
-"""Person instances for top-down parsing: detectors (MoveNet-MultiPose, fixed boxes), BlazePose person masks,
-and the TF.js graph port they run on."""
+"""Person instances for top-down parsing: detectors (MoveNet-MultiPose, BlazePose, fixed boxes), BlazePose person
+masks, and the TF.js graph port they run on."""
 
+from .blazepose import BlazePoseDetector
 from .detection import (
     KEYPOINT_NAMES,
     BlazePoseSegmenter,
@@ -14,6 +15,7 @@ from .tfgraph import TFGraphModule, load_graph_model, read_tfjs_graph, save_grap
 
 __all__ = [
     "KEYPOINT_NAMES",
+    "BlazePoseDetector",
     "BlazePoseSegmenter",
     "BoxDetector",
     "MoveNetDetector",

@@ -6,6 +6,8 @@ One small interface, :class:`PersonDetector`: an RGB image (H, W, 3) uint8 in, :
 * :class:`MoveNetDetector` (default): MoveNet-MultiPose, up to 6 people per pass; when a pass is full (6 people
   above the threshold) the image is also run as overlapping tiles and the detections are merged, so crowds of
   more than 6 are found.
+* :class:`~.blazepose.BlazePoseDetector`: BlazePose's pose detector + landmark model (``--detector blazepose``),
+  an alternative: it finds fewer people in groups (see ``benchmarks/bench_persons.py``).
 * :class:`BoxDetector`: fixed boxes (ground truth, or another detector's output), for evaluation.
 
 :class:`BlazePoseSegmenter` turns detections into per-person masks: each person's square crop goes through
