@@ -13,6 +13,7 @@ exists, so the script resumes::
 
     python benchmarks/bench_ablation.py                 # caches, training, evaluation, BENCHMARKS.md
     python benchmarks/bench_ablation.py --rows lite0 lite2 --eval-only
+    python benchmarks/bench_ablation.py --rows shipped-lite2 shipped-bodypix   # the shipped models, same protocol
 
 Evaluation (same protocols as ``bench_quality.py``): CCP val fine / coarse / withheld, ``lip_dev`` body and all
 categories, VITON val body parts (first ``--viton-limit``), the unworn-garment val split (no person reported),
@@ -50,7 +51,11 @@ ROWS = {
     "lite2-bodypix-movenet": ("lite2-bodypix-movenet", "lite2-bodypix-movenet", "cache-movenet-320"),
     "lite2-bodypix-384": ("lite2-bodypix-384", "lite2-bodypix-384", "cache-384"),
 }
+# Shipped models, evaluated the same way for reference (trained longer: see their model cards).
+SHIPPED = {"shipped-lite2": "spectrum-lite2", "shipped-bodypix": "spectrum-bodypix"}
 LABELS = {
+    "shipped-lite2": "spectrum-lite2 (shipped: Lite2 + BodyPix, 800 steps)",
+    "shipped-bodypix": "spectrum-bodypix (shipped, today's BodyPix model)",
     "bodypix": "BodyPix alone",
     "lite0": "Lite0 alone",
     "lite2": "Lite2 alone",
@@ -112,7 +117,7 @@ def evaluate_row(model_dir: Path, viton_limit: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=[*ROWS, *SHIPPED])
     parser.add_argument("--eval-only", action="store_true", help="evaluate the rows already trained, train none")
     parser.add_argument("--viton-limit", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
@@ -125,7 +130,11 @@ def main() -> int:
     for name in args.rows:
         model_dir = ROOT / "runs" / "ablation" / name / "model"
         minutes = None
-        if args.eval_only:
+        if name in SHIPPED:
+            from spectrum_parsing.embedded import embedded_model_dir
+
+            model_dir = embedded_model_dir(SHIPPED[name])
+        elif args.eval_only:
             if not (model_dir / "model.safetensors").is_file():
                 print(f"{name}: not trained, skipped", flush=True)
                 continue
@@ -134,7 +143,8 @@ def main() -> int:
         else:
             model_dir, minutes = prepare(name)
         row = evaluate_row(model_dir, args.viton_limit)
-        row["training time (min, 2 cores)"] = "?" if minutes is None else round(minutes, 1)
+        if name not in SHIPPED:
+            row["training time (min, 2 cores)"] = "?" if minutes is None else round(minutes, 1)
         print(name, row, flush=True)
         for key, value in row.items():
             rows.setdefault(key, []).append(f"{LABELS[name]}: {value}")

@@ -151,3 +151,65 @@ def test_prompt_cache_is_bounded_lru_and_exact(minilm):
     finally:
         minilm.max_cache_entries = limit
         minilm.clear_cache()
+
+
+def test_lazy_encoder_answers_from_its_table_and_loads_only_for_a_new_phrase(minilm, tmp_path) -> None:
+    """The prompt table gives the encoder's own embeddings bit for bit without loading it; a phrase outside the
+    table loads it once (seeded with the table); a table written by another encoder is refused by name."""
+    from spectrum_parsing.configs import TextEncoderConfig
+    from spectrum_parsing.hub import ModelLoadError
+    from spectrum_parsing.text_encoders import LazyTextEncoder, read_prompt_table, save_prompt_table
+
+    phrases = ["a photo of a hat", "hair", "left shoe"]
+    path = save_prompt_table(minilm, phrases, tmp_path / "table.safetensors")
+    table = read_prompt_table(path, minilm.config)
+    loads = []
+    lazy = LazyTextEncoder(minilm.config, table, lambda: loads.append(1) or minilm)
+    assert lazy.dim == 384 and not lazy.loaded
+    minilm.clear_cache()
+    assert torch.equal(lazy.encode(["hair", "left shoe", "hair"]), minilm.encode(["hair", "left shoe", "hair"]))
+    assert not lazy.loaded and not loads
+    mixed = lazy.encode(["hair", "a red scarf"])
+    assert lazy.loaded and loads == [1]
+    assert torch.equal(mixed, minilm.encode(["hair", "a red scarf"]))
+    lazy.encode(["another new phrase"])
+    assert loads == [1]
+    with pytest.raises(ValueError, match="empty"):
+        lazy.encode([" "])
+    with pytest.raises(ModelLoadError, match="written by text encoder"):
+        read_prompt_table(path, TextEncoderConfig(type="clip", model="x/y"))
+    (tmp_path / "bad.safetensors").write_bytes(b"not a table")
+    with pytest.raises(ModelLoadError, match="not a prompt table"):
+        read_prompt_table(tmp_path / "bad.safetensors", minilm.config)
+
+
+@pytest.mark.parametrize("name", ["spectrum-lite2", "spectrum-bodypix"])
+def test_embedded_models_answer_their_default_prompts_and_presets_without_the_encoder(name) -> None:
+    """The shipped prompt table covers every phrase of the default prompts, the EBP prompts, the built-in
+    presets and the person prompt, so `spectrum parse` with them never loads the text encoder."""
+    from spectrum_parsing.embedded import embedded_model_dir
+    from spectrum_parsing.modeling import SpectrumConfig
+    from spectrum_parsing.presets import PRESETS
+    from spectrum_parsing.text_encoders import PROMPT_TABLE, read_prompt_table
+
+    directory = embedded_model_dir(name)
+    config = SpectrumConfig.from_json_file(directory / "config.json")
+    table = read_prompt_table(directory / PROMPT_TABLE, config.text_encoder)
+    wanted = {"person", *(config.default_prompts or []), *(config.ebp_prompts or [])}
+    wanted |= {p for preset in PRESETS.values() for p in preset.prompts}
+    assert not sorted(wanted - set(table))
+
+
+@pytest.mark.slow
+def test_default_parse_never_imports_transformers(tmp_path) -> None:
+    """Command 1 of the README with the default prompts answers from the prompt table: no transformers import."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; from spectrum_parsing.cli import main; "
+            f"rc = main(['parse', {str(root / 'examples' / 'selfie.jpg')!r}, '--out', {str(tmp_path)!r}]); "
+            "print(rc, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-2:] == ["0", "False"]

