@@ -8,7 +8,8 @@
 Copies ``RUN/model`` to ``src/spectrum_parsing/weights/NAME``, evaluates it on the held-out
 validation splits of ``../shared/datasets`` with ``spectrum eval``'s code (CCP: all categories with coarse
 mIoU, clothing, unseen; VITON/LIP: body parts, all, person), and writes ``eval_results.json`` and the model
-card ``README.md`` next to the weights. Every number in the card comes from this command.
+card ``README.md`` next to the weights, and its prompt table (``scripts/build_prompt_table.py``). Every number in
+the card comes from this command.
 """
 
 from __future__ import annotations
@@ -247,6 +248,10 @@ Per-category IoU:
 
 {_limits(results)}"""
     (TARGET / "README.md").write_text(card)
+    # The prompt table (default prompts, presets, category names), so those prompts need no text-encoder load.
+    from build_prompt_table import main as build_prompt_table  # scripts/ is on sys.path when run as a script
+
+    build_prompt_table(["--models", args.name])
 
 
 if __name__ == "__main__":
