@@ -39,7 +39,7 @@ from bench_quality import (  # noqa: E402
     time_single,
     unseen_without_background,
 )
-from common import ROOT, record  # noqa: E402
+from common import ROOT, record, side_by_side  # noqa: E402
 
 ENTRIES = 1000
 # row name -> (config, cache config, cache directory)
@@ -126,7 +126,7 @@ def main() -> int:
     if not (SHARED / "datasets").is_dir():
         print(f"needs the shared datasets at {SHARED}", file=sys.stderr)
         return 2
-    rows: dict[str, list[str]] = {}
+    results: dict[str, dict] = {}
     for name in args.rows:
         model_dir = ROOT / "runs" / "ablation" / name / "model"
         minutes = None
@@ -146,15 +146,14 @@ def main() -> int:
         if name not in SHIPPED:
             row["training time (min, 2 cores)"] = "?" if minutes is None else round(minutes, 1)
         print(name, row, flush=True)
-        for key, value in row.items():
-            rows.setdefault(key, []).append(f"{LABELS[name]}: {value}")
-    if not rows:
+        results[LABELS[name]] = row
+    if not results:
         return 1
     record("Backbone ablation, equal short budget (CPU)",
            "python benchmarks/bench_ablation.py --rows " + " ".join(args.rows),
            {"rows": " ".join(args.rows), "viton_limit": args.viton_limit, "threads": args.threads,
             "cached views": ENTRIES},
-           {k: " · ".join(v) for k, v in rows.items()})
+           side_by_side(results))
     return 0
 
 

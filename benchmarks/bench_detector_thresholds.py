@@ -37,7 +37,7 @@ def main() -> int:
     from spectrum_parsing.data import open_dataset
     from spectrum_parsing.data.formats.cihp import CIHPDataset
     from spectrum_parsing.persons import MoveNetDetector
-    from spectrum_parsing.persons.detection import _nms
+    from spectrum_parsing.persons.detection import _nms, accept_people
 
     if not (SHARED / "datasets").is_dir():
         print(f"needs the shared datasets at {SHARED}", file=sys.stderr)
@@ -66,8 +66,7 @@ def main() -> int:
     crowd = composite_12()
 
     def kept(found, score: float, keypoints: int) -> int:
-        confident = (found.keypoints[..., 2] >= 0.3).sum(1)
-        return len(_nms(found.select(np.nonzero((found.scores >= score) & (confident >= keypoints))[0]), 0.5))
+        return len(_nms(accept_people(found, score, keypoints), 0.5))
 
     results = {}
     for score in SCORES:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from common import ROOT, record
+from common import ROOT, record, side_by_side
 
 SHARED = ROOT.parent / "shared"
 EXAMPLES = ROOT / "examples"
@@ -164,17 +164,6 @@ def eval_unworn(pipe, root: Path, limit: int | None) -> dict:
             "mean labelled share (%)": round(100 * statistics.mean(labelled), 2)}
 
 
-def flatten(results: dict[str, dict]) -> dict[str, str]:
-    """{mode: {measure: value or {sub: value}}} -> {measure: "mode: value · mode: value"} (one table row each)."""
-    rows: dict[str, list[str]] = {}
-    for mode, row in results.items():
-        for key, value in row.items():
-            items = value.items() if isinstance(value, dict) else [(None, value)]
-            for sub, v in items:
-                rows.setdefault(key if sub is None else f"{key}: {sub}", []).append(f"{mode}: {v}")
-    return {k: " · ".join(v) for k, v in rows.items()}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--unworn-limit", type=int, default=None, help="unworn-garment photos to use (default all)")
@@ -237,7 +226,7 @@ def main() -> int:
                  else "People: top-down vs bottom-up on real photos (CPU)")
         params = {"threads": args.threads, "repeats": args.repeats, "composites": args.composites,
                   "unworn_limit": args.unworn_limit, "modes": ", ".join(args.modes)}
-        record(title, command, params, flatten(results))
+        record(title, command, params, side_by_side(results))
     return 0
 
 

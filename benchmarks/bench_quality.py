@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, median_time, record  # noqa: E402
+from common import ROOT, median_time, record, side_by_side  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 ABSENT_CANDIDATES = ["saree", "heels", "skirt", "dress", "coat", "hat", "sunglasses", "scarf", "gloves", "jacket",
@@ -145,14 +145,10 @@ def main() -> int:
         print(f"needs the shared datasets at {SHARED}", file=sys.stderr)
         return 2
     results = {name: run(name, args) for name in args.models}
-    rows: dict[str, str] = {}
-    for name, row in results.items():
-        for key, value in row.items():
-            rows.setdefault(key, []).append(f"{name}: {value}")
     record("Model quality: val splits and real-world dev sets (CPU)",
            "python benchmarks/bench_quality.py --models " + " ".join(args.models),
            {"models": " ".join(args.models), "viton_limit": args.viton_limit, "threads": args.threads},
-           {k: " · ".join(v) for k, v in rows.items()})
+           side_by_side(results))
     return 0
 
 

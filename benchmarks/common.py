@@ -63,6 +63,18 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1, sync: b
     return statistics.median(times), times
 
 
+def side_by_side(results: dict[str, dict]) -> dict[str, str]:
+    """{name: {measure: value or {sub: value}}} -> {measure: "name: value · name: value"}: one table row per
+    measure, the models (or modes, or rows) side by side in the order given."""
+    rows: dict[str, list[str]] = {}
+    for name, row in results.items():
+        for key, value in row.items():
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for sub, v in items:
+                rows.setdefault(key if sub is None else f"{key}: {sub}", []).append(f"{name}: {v}")
+    return {k: " · ".join(v) for k, v in rows.items()}
+
+
 def record(benchmark: str, command: str, params: dict, results: dict) -> dict:
     """Append one result to the history file and re-render BENCHMARKS.md."""
     entry = {"benchmark": benchmark, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -42,7 +42,7 @@ def record_phrases(pipe, image) -> list[str]:
                 pipe(image, preset=preset)
         pipe.mode = "top-down"
         names = categories.names()
-        words = [n for n in names] + [s for n in names for s in categories.get(n).synonyms]
+        words = list(names) + [s for n in names for s in categories.get(n).synonyms]
         for start in range(0, len(words), 16):
             pipe(image, prompts=list(dict.fromkeys(words[start:start + 16])))
     finally:
@@ -58,17 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from spectrum_parsing import SpectrumPipeline
-    from spectrum_parsing.modeling import SpectrumModel
     from spectrum_parsing.text_encoders import PROMPT_TABLE, load_text_encoder, save_prompt_table
 
     image = Image.open(ROOT / "examples" / "group.jpg").convert("RGB").resize((384, 288))
     for name in args.models:
         directory = ROOT / "src" / "spectrum_parsing" / "weights" / name
         (directory / PROMPT_TABLE).unlink(missing_ok=True)  # record with the real encoder, not an old table
-        model = SpectrumModel.from_pretrained(directory)
         pipe = SpectrumPipeline.from_pretrained(directory)
         phrases = record_phrases(pipe, image)
-        encoder = load_text_encoder(model.config.text_encoder)  # a fresh encoder: embeddings one at a time
+        encoder = load_text_encoder(pipe.model.config.text_encoder)  # a fresh encoder: embeddings one at a time
         out = save_prompt_table(encoder, phrases, directory / PROMPT_TABLE)
         print(f"{name}: {len(phrases)} phrases -> {out} ({out.stat().st_size / 2**20:.2f} MiB)")
     return 0

@@ -116,15 +116,21 @@ class BlazePoseDetector:
         return next(iter(self.detector.buffers())).device
 
     # ------------------------------------------------------------------------------------------ stage 1
+    def _pixels(self, image: np.ndarray) -> torch.Tensor:
+        """(3, H, W) float pixel values 0-255 of an RGB image, on the models' device."""
+        return torch.from_numpy(np.array(image, dtype=np.uint8)).to(self._device).permute(2, 0, 1).float()
+
     @torch.no_grad()
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The pose detector on the whole image (centred on a black square): (scores, face boxes ``x0, y0, x1,
         y1``, alignment points (N, 4, 2)) in image pixels, after weighted NMS."""
-        h, w = image.shape[:2]
+        return self._detect(self._pixels(image))
+
+    def _detect(self, pixels: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        _, h, w = pixels.shape
         side = max(h, w)
         top, left = (side - h) // 2, (side - w) // 2
-        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).to(self._device).permute(2, 0, 1).float()
-        square = torch.zeros(3, side, side, device=self._device)
+        square = torch.zeros(3, side, side, device=pixels.device)
         square[:, top:top + h, left:left + w] = pixels
         x = F.interpolate(square[None], size=(DETECTOR_INPUT, DETECTOR_INPUT), mode="bilinear",
                           align_corners=False, antialias=True)
@@ -182,13 +188,13 @@ class BlazePoseDetector:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
         h, w = image.shape[:2]
-        scores, _, points = self.detect(image)
+        pixels = self._pixels(image)
+        scores, _, points = self._detect(pixels)
         scores, points = scores[:self.max_people], points[:self.max_people]
         if not len(scores):
             return PersonDetections.empty()
         regions = self.regions(points)
-        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).to(self._device).permute(2, 0, 1).float() / 255
-        out = self.landmarks(self._crops(pixels, regions), outputs=["Identity_1", "Identity_2", "Identity_3"])
+        out = self.landmarks(self._crops(pixels / 255, regions), outputs=["Identity_1", "Identity_2", "Identity_3"])
         seg = out["Identity_1"][..., 0].float().cpu().numpy()  # (N, 256, 256) person probability
         lms = out["Identity_2"].float().cpu().numpy().reshape(len(regions), -1, 5)  # x, y, z, visibility, presence
         flags = out["Identity_3"].float().cpu().numpy().reshape(-1)

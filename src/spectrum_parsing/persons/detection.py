@@ -143,6 +143,14 @@ def _tiles(height: int, width: int, full: bool) -> list[tuple[int, int, int, int
     return tiles
 
 
+def accept_people(dets: PersonDetections, score_threshold: float, min_keypoints: int,
+                  keypoint_threshold: float = 0.3) -> PersonDetections:
+    """The detections :class:`MoveNetDetector` keeps: person score >= ``score_threshold`` and at least
+    ``min_keypoints`` keypoints scored >= ``keypoint_threshold`` (order kept)."""
+    confident = (dets.keypoints[..., 2] >= keypoint_threshold).sum(1)
+    return dets.select(np.nonzero((dets.scores >= score_threshold) & (confident >= min_keypoints))[0])
+
+
 class MoveNetDetector:
     """MoveNet-MultiPose as a :class:`PersonDetector` (no I/O in the constructor: give it the ported graph, or
     use :meth:`from_pretrained`).
@@ -193,14 +201,12 @@ class MoveNetDetector:
         x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False, antialias=True)
         x = x.round().clamp(0, 255).to(torch.int32).permute(0, 2, 3, 1).contiguous()
         out = self.graph(x)[self.graph.spec.outputs.get("output_0", "Identity")][0].float().cpu().numpy()
-        confident = (out[:, 2:51:3] >= self.keypoint_threshold).sum(1)
-        keep = (out[:, 55] >= self.score_threshold) & (confident >= self.min_keypoints)
-        out = out[keep]
         kpts = out[:, :51].reshape(-1, 17, 3)
         keypoints = np.stack([kpts[..., 1] * w, kpts[..., 0] * h, kpts[..., 2]], axis=-1)
         boxes = np.stack([out[:, 52] * w, out[:, 51] * h, out[:, 54] * w, out[:, 53] * h], axis=-1)
         order = np.argsort(-out[:, 55], kind="stable")
-        return PersonDetections(boxes, out[:, 55], keypoints).select(order)
+        found = PersonDetections(boxes, out[:, 55], keypoints).select(order)
+        return accept_people(found, self.score_threshold, self.min_keypoints, self.keypoint_threshold)
 
     def __call__(self, image: np.ndarray) -> PersonDetections:
         image = np.asarray(image)
