@@ -289,3 +289,48 @@ def test_deeply_nested_config_json_is_one_clear_error(tmp_path):
     path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ConfigError, match="nested too deeply"):
         read_config_file(path)
+
+
+def test_unfreeze_backbone_trains_every_fusion_member_and_saves_it(minilm, tmp_path):
+    """``model.unfreeze_backbone``: a model trained on a frozen fusion backbone continues with the backbone
+    fine-tuned: every member gets gradients, the saved config says trainable, and the saved weights moved."""
+    from spectrum_parsing.backbones import BodyPixConfig, EfficientNetLiteConfig, FusionConfig, load_backbone
+    from spectrum_parsing.configs import DecoderConfig
+    from spectrum_parsing.modeling import SpectrumConfig, SpectrumModel
+    from spectrum_parsing.training import build_model
+
+    torch.manual_seed(0)
+    backbone = load_backbone(FusionConfig(members=[EfficientNetLiteConfig(variant="lite0", weights=None),
+                                                   BodyPixConfig(weights=None, trainable=False)]))
+    assert not backbone.trainable
+    frozen = SpectrumModel.from_config(SpectrumConfig(backbone=backbone.config, decoder=DecoderConfig(
+        hidden_dim=32, mask_dim=32, num_queries=8, num_heads=4, encoder_layers=1, encoder_ffn_dim=64,
+        decoder_layers=2, decoder_ffn_dim=64)), backbone=backbone, text_encoder=minilm)
+    start = frozen.save_pretrained(tmp_path / "start")
+    data = make_lip_dataset(tmp_path / "lip", n=3)
+    config = ExperimentConfig.from_dict({
+        "model": {"init_from": str(start), "unfreeze_backbone": True},
+        "data": {"train": [{"dataset": f"lip:{data}", "split": "all"}], "image_size": 64,
+                 "augment": {"copy_paste": 0.0}, "targets": {"skin_union": True}},
+        "train": {"max_steps": 2, "batch_size": 2, "warmup_steps": 1, "lr": 1e-3, "backbone_lr": 1e-3,
+                  "output_dir": str(tmp_path / "run"), "checkpoint_every": 100}})
+    model = build_model(config)
+    assert model.backbone.trainable and all(m.trainable for m in model.backbone.members)
+    assert all(p.requires_grad for p in model.backbone.parameters())
+    assert model.config.input_size == 64  # the size it is trained at
+    final = train(config, progress=False)
+    saved = json.loads((final / "config.json").read_text())
+    assert [m["trainable"] for m in saved["backbone"]["members"]] == [True, True]
+    before, after = load_file(str(start / "model.safetensors")), load_file(str(final / "model.safetensors"))
+    for member in ("backbone.members.0.", "backbone.members.1."):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(member))
+    reloaded = SpectrumModel.from_pretrained(final)
+    assert reloaded.backbone_trainable
+
+
+def test_unfreeze_backbone_refuses_a_backbone_that_cannot_be_fine_tuned(experiment, tmp_path):
+    from spectrum_parsing.training import build_model
+
+    config = ExperimentConfig.from_dict({**experiment, "model": {**experiment["model"], "unfreeze_backbone": True}})
+    with pytest.raises(ConfigError, match="cannot be fine-tuned"):
+        build_model(config)

@@ -143,6 +143,36 @@ def test_ccp_pixel_and_image_level(tmp_path):
     assert val.image_ids == ["0001"] and train.image_ids == ["0002", "0004"]
 
 
+def test_ccp_body_parts_reads_the_label_engines_maps(tmp_path):
+    from spectrum_parsing.data.pose_labels import BODY_PART_CLASSES, extended_classes, split_skin, write_body_part_map
+    from spectrum_parsing.data.transforms import hflip
+
+    ccp_tree(tmp_path / "ccp")
+    plain = open_dataset(f"ccp:{tmp_path / 'ccp'}")
+    sample = plain.load("0002")
+    skin_id = plain.classes.index("skin")
+    keypoints = np.zeros((17, 3))
+    keypoints[[5, 7, 9], :] = [[6, 2, 0.9], [6, 5, 0.9], [6, 8, 0.9]]  # a left arm down the skin stripe
+    keypoints[[6, 11, 12], :] = [[1, 2, 0.9], [4, 11, 0.9], [2, 11, 0.9]]
+    derived = split_skin(sample.semantic, plain.classes, keypoints)
+    assert not (derived == skin_id).any() and (derived == len(plain.classes) + 1).any()  # all skin -> left arm
+    assert np.array_equal(derived[sample.semantic != skin_id], sample.semantic[sample.semantic != skin_id])
+    write_body_part_map(tmp_path / "parts" / "0002.png", derived)
+    ds = open_dataset(f"ccp:{tmp_path / 'ccp'}", body_parts=str(tmp_path / "parts"))
+    assert ds.classes == [*plain.classes, *BODY_PART_CLASSES] and ds.image_ids == plain.image_ids
+    cats = by_category(ds.load("0002"))
+    assert "left arm" in cats and "skin" not in cats
+    np.testing.assert_array_equal(cats["left arm"], sample.semantic == skin_id)
+    assert "skin" in by_category(ds.load("0001"))  # no derived map: read from its .mat
+    flipped = hflip(ds.load("0002"))
+    assert "right arm" in by_category(flipped)
+    with pytest.raises(FileNotFoundError, match="body_parts"):
+        open_dataset(f"ccp:{tmp_path / 'ccp'}", body_parts=str(tmp_path / "nowhere"))
+    assert split_skin(sample.semantic, plain.classes, None).tolist() == sample.semantic.tolist()
+    with pytest.raises(ValueError, match="already labels"):
+        extended_classes(ds.classes)
+
+
 def test_ccp_bad_ids_and_size_mismatch(tmp_path):
     root = tmp_path / "ccp"
     ccp_tree(root)

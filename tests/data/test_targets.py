@@ -153,6 +153,38 @@ def test_make_example_withheld_become_ignored_not_background() -> None:
     assert make_example(empty, TargetConfig()).masks.shape == (0, 40, 30)
 
 
+def test_skin_union_merges_each_persons_bare_body_into_one_skin_segment() -> None:
+    sample = make_sample()
+    h, w = sample.size
+    arm, leftover = _box(h, w, 10, 20, 24, 28), _box(h, w, 30, 32, 0, 4)
+    sample.segments += [Segment("left arm", arm, 0), Segment("skin", leftover, 0),
+                        Segment("face", _box(h, w, 0, 3, 0, 3), 1)]
+    ex = make_example(sample, TargetConfig(skin_union=True))
+    skins = [(p, m) for c, p, m in zip(ex.categories, ex.persons, ex.masks) if c == "skin"]
+    assert sorted(p for p, _ in skins) == [0, 1]  # one per person, the person's own leftover skin replaced
+    face = next(s.mask for s in sample.segments if s.category == "face" and s.person == 0)
+    union = dict(skins)[0].numpy()
+    np.testing.assert_array_equal(union, face | arm | leftover)
+    assert "face" in ex.categories and "left arm" in ex.categories  # the parts stay
+    plain = make_example(sample, TargetConfig())
+    assert plain.categories.count("skin") == 1  # off: the dataset's own skin only
+    # Hair and clothes are never skin; neither are PASCAL-style parts that include clothing.
+    sample.segments = [s for s in sample.segments if s.category in ("person", "hair", "t-shirt")]
+    sample.segments.append(Segment("upper arm", arm, 0))
+    assert "skin" not in make_example(sample, TargetConfig(skin_union=True)).categories
+
+
+def test_training_phrases_cover_every_phrase_training_draws() -> None:
+    from spectrum_parsing.vocab.phrases import training_phrases
+
+    phrases = set(training_phrases())
+    rng = np.random.default_rng(0)
+    for cat in vocabulary.CATEGORIES:
+        assert cat.name in phrases
+        for _ in range(30):
+            assert phrase_for(cat.name, rng) in phrases
+
+
 # ---------------------------------------------------------------------------------------------
 # collate
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from ..configs import ConfigBase, ConfigError
 from ..images import to_tensor
 from ..vocab import categories as vocabulary
 from ..vocab.phrases import EBP_PROMPTS, PROMPT_TEMPLATES, phrase_for, templates_for, with_article, with_ebp
-from .sample import IGNORE_ID, Sample
+from .sample import IGNORE_ID, Sample, Segment
 
 __all__ = [
     "PROMPT_TEMPLATES",
@@ -88,7 +88,10 @@ class TargetConfig(ConfigBase):
     as phrases. ``num_negative_phrases``: categories absent from the batch added to its phrases (drawn from
     what every dataset of the batch annotates). ``use_templates``: random synonym + key-phrase template per
     phrase (else the canonical name). ``include_person``: keep full-body ``person`` segments.
-    ``min_segment_pixels``: smaller segments are dropped.
+    ``min_segment_pixels``: smaller segments are dropped. ``skin_union``: every person also gets one ``skin``
+    segment, the union of its bare-body parts (face, arms, legs, hands, feet, torso and neck skin, and any
+    ``skin`` it has): "skin" then means all bare body in every dataset (CCP's street photos label only that,
+    VITON's studio photos only the parts), which is what derived body parts are carved from at inference.
     """
 
     withheld: list[str] = field(default_factory=list)
@@ -96,6 +99,7 @@ class TargetConfig(ConfigBase):
     use_templates: bool = True
     include_person: bool = True
     min_segment_pixels: int = 1
+    skin_union: bool = False
 
     def __post_init__(self) -> None:
         self.withheld = list(self.withheld)
@@ -155,7 +159,8 @@ def make_example(sample: Sample, config: TargetConfig) -> TrainingExample:
     withheld = config.withheld_set()
     ignore = np.zeros((h, w), dtype=bool) if sample.ignore is None else sample.ignore.astype(bool, copy=True)
     masks, categories, persons = [], [], []
-    for seg in sample.segments:
+    segments = _with_skin_union(sample.segments) if config.skin_union else sample.segments
+    for seg in segments:
         if seg.category in withheld:
             ignore |= seg.mask
             continue
@@ -181,6 +186,30 @@ def make_example(sample: Sample, config: TargetConfig) -> TrainingExample:
         # matched wrongly, so it is always offered (as a negative) with this image.
         absent=[t for t in sample.tags if t not in withheld] if sample.dataset == "no-person" else [],
     )
+
+
+# Parts that are bare skin wherever they are labelled (LIP, VITON, CIHP, CCP). Not "head" (it holds the hair) nor
+# PASCAL-Person-Part's upper/lower arms and legs (they hold the clothing over them).
+_BARE_BODY = frozenset({"skin", "face", "neck", "torso", "arm", "left arm", "right arm", "hand", "left hand",
+                        "right hand", "leg", "left leg", "right leg", "foot", "left foot", "right foot"})
+
+
+def _is_bare_body(category: str) -> bool:
+    return category in _BARE_BODY
+
+
+def _with_skin_union(segments: Sequence[Segment]) -> list[Segment]:
+    """``segments`` with each person's bare-body parts also merged into one ``skin`` segment (replacing the
+    person's own ``skin`` segment, if any)."""
+    unions: dict[int, np.ndarray] = {}
+    for seg in segments:
+        if _is_bare_body(seg.category):
+            unions[seg.person] = unions[seg.person] | seg.mask if seg.person in unions else seg.mask.copy()
+    if not unions:
+        return list(segments)
+    out = [s for s in segments if s.category != "skin"]
+    out.extend(Segment("skin", mask, person) for person, mask in unions.items())
+    return out
 
 
 # Broad categories that may stand for finer ones of their coarse group without a parent link ("shoes" may be

@@ -128,6 +128,9 @@ class ModelSection(ConfigBase):
     # Warm start of a fresh model's decoder: a saved Spectrum model whose decoder tensors of the same name and
     # shape are copied (e.g. all but the input projections when the backbone changed); the rest stays fresh.
     init_decoder_from: str | None = None
+    # Fine-tune the backbone too (every member of a fusion; those whose type can be fine-tuned), at
+    # train.backbone_lr, BatchNorm statistics kept: e.g. continuing a model trained on frozen, cached features.
+    unfreeze_backbone: bool = False
 
 
 @dataclass

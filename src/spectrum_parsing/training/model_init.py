@@ -3,6 +3,7 @@ warm-started from another model's (``init_decoder_from``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -22,13 +23,36 @@ def build_model(config: ExperimentConfig) -> SpectrumModel:
     if config.model.init_from:
         if config.model.init_decoder_from:
             raise ConfigError("model.init_decoder_from is for fresh models; init_from already loads a decoder")
-        return SpectrumModel.from_pretrained(config.model.init_from)
-    model = SpectrumModel.from_config(config.spectrum_config())
+        model = SpectrumModel.from_pretrained(config.model.init_from)
+    else:
+        model = SpectrumModel.from_config(config.spectrum_config())
     if config.model.init_decoder_from:
         copied, fresh = warm_start_decoder(model, config.model.init_decoder_from)
         logger.warning("decoder warm start from %s: %d tensors copied, %d fresh (%s)", config.model.init_decoder_from,
                        len(copied), len(fresh), ", ".join(fresh[:6]) + (" ..." if len(fresh) > 6 else ""))
+    if config.model.unfreeze_backbone:
+        unfreeze_backbone(model)
+    if model.config.input_size != config.data.image_size:  # the size it is trained at is the size it runs at
+        model.config = dataclasses.replace(model.config, input_size=config.data.image_size)
     return model
+
+
+def unfreeze_backbone(model: SpectrumModel) -> None:
+    """Make the backbone (each member of a fusion) trainable, in place: its config says so (and is saved so),
+    its parameters get gradients; BatchNorm layers stay in eval mode (the training loop trains the decoder's
+    mode only), so their statistics are kept. Backbones whose config has no ``trainable`` field are refused."""
+    from ..backbones import FusionBackbone
+
+    backbone = model.backbone
+    members = list(backbone.members) if isinstance(backbone, FusionBackbone) else [backbone]
+    for member in members:
+        if not hasattr(member.config, "trainable"):
+            raise ConfigError(f"model.unfreeze_backbone: a {type(member).__name__} cannot be fine-tuned")
+        member.config = dataclasses.replace(member.config, trainable=True)
+        member.requires_grad_(True)
+    if isinstance(backbone, FusionBackbone):
+        backbone.config = dataclasses.replace(backbone.config, members=[m.config for m in members])
+    model.config = dataclasses.replace(model.config, backbone=backbone.config)
 
 
 def warm_start_decoder(model: SpectrumModel, source: str | os.PathLike[str]) -> tuple[list[str], list[str]]:

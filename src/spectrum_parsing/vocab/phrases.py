@@ -12,7 +12,8 @@ import numpy as np
 
 from . import categories as vocabulary
 
-__all__ = ["EBP_PROMPTS", "PROMPT_TEMPLATES", "phrase_for", "templates_for", "with_article", "with_ebp"]
+__all__ = ["EBP_PROMPTS", "PROMPT_TEMPLATES", "phrase_for", "templates_for", "training_phrases", "with_article",
+           "with_ebp"]
 
 # Key-phrase templates by group. "{}" takes the bare phrase ("left hand", "jeans"); "{a}" takes it with an
 # indefinite article when it is a singular count noun ("a t-shirt", "an overcoat", but "jeans", "hair").
@@ -85,6 +86,17 @@ def phrase_for(category: str, rng: np.random.Generator | None = None) -> str:
     name = names[int(rng.integers(len(names)))]
     templates = templates_for(category)
     return _fill(templates[int(rng.integers(len(templates)))], name)
+
+
+def training_phrases() -> list[str]:
+    """Every phrase :func:`phrase_for` can return, for every category (each synonym in each template, and the
+    bare canonical names), sorted: what a prompt table must hold for training to run without the text encoder."""
+    phrases = set()
+    for cat in vocabulary.CATEGORIES:
+        phrases.add(cat.name)
+        for name in (cat.name, *cat.synonyms):
+            phrases.update(_fill(t, name) for t in templates_for(cat.name))
+    return sorted(phrases)
 
 
 def with_ebp(prompts: Sequence[str], ebp: Sequence[str] = EBP_PROMPTS) -> list[str]:

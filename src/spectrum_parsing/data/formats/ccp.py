@@ -31,6 +31,7 @@ from ..base import (
     read_image,
     warn_once,
 )
+from ..pose_labels import extended_classes, read_body_part_map
 from ..sample import IGNORE_ID, Sample
 
 
@@ -69,6 +70,11 @@ class CCPDataset(ParsingDataset):
     ``image_level``: False (default) = the photos with pixel-level labels only; True = those plus the photos
     with only image-level tags (empty segments, ``semantic`` all IGNORE_ID, ``tags`` = canonical names);
     ``"only"`` = the image-level photos only.
+
+    ``body_parts``: a folder of label maps derived by the label engine (``data.pose_labels``: the ``skin``
+    pixels split into face, arms and legs by the person's keypoints; ``NNNN.png``, ids in the CCP classes
+    followed by :data:`~spectrum_parsing.data.pose_labels.BODY_PART_CLASSES`). A photo with such a map is
+    read from it instead of its ``.mat`` (a photo with only a derived map counts as pixel-level labelled).
     """
 
     name = "ccp"
@@ -79,6 +85,7 @@ class CCPDataset(ParsingDataset):
         split: str = "all",
         val_fraction: float = 0.1,
         image_level: bool | str = False,
+        body_parts: str | Path | None = None,
     ) -> None:
         super().__init__(root, split, val_fraction)
         if image_level not in (False, True, "only"):
@@ -96,10 +103,20 @@ class CCPDataset(ParsingDataset):
         else:
             warn_once(f"{self.data_root}: no label_list.mat; using the standard 59 CCP labels")
             self.classes = list(CCP_LABELS)
-        self.canonical = map_to_canonical(self.classes, source="ccp")
-
         photos = files_by_stem(self.data_root / "photos", IMAGE_EXTENSIONS)
         pixel = files_by_stem(self.data_root / "annotations" / "pixel-level", (".mat",))
+        self._derived: dict[str, str] = {}
+        if body_parts is not None:
+            derived_dir = Path(body_parts)
+            if not derived_dir.is_dir():
+                raise FileNotFoundError(f"body_parts folder does not exist: {derived_dir}")
+            self.classes = extended_classes(self.classes)
+            self._derived = {k: str(v) for k, v in files_by_stem(derived_dir, (".png",)).items() if k in photos}
+            if not self._derived:
+                raise ValueError(f"{derived_dir}: no derived label map named after a CCP photo")
+            pixel = {**{k: Path(v) for k, v in self._derived.items()}, **pixel}
+        self.canonical = map_to_canonical(self.classes, source="ccp")
+
         tagged = files_by_stem(self.data_root / "annotations" / "image-level", (".mat",))
         self._photos = {k: str(v) for k, v in photos.items()}
         self._pixel = {k: str(v) for k, v in pixel.items() if k in photos}
@@ -116,8 +133,9 @@ class CCPDataset(ParsingDataset):
     def _load(self, image_id: str) -> Sample:
         image = read_image(self._photos[image_id])
         if image_id in self._pixel:
-            path = self._pixel[image_id]
-            label = np.asarray(scipy.io.loadmat(path)["groundtruth"])
+            path = self._derived.get(image_id) or self._pixel[image_id]
+            label = (read_body_part_map(path) if image_id in self._derived
+                     else np.asarray(scipy.io.loadmat(path)["groundtruth"]))
             check_same_size(image, label, path)
             semantic = clean_label_map(label, len(self.classes), path)
             if not (semantic[semantic != IGNORE_ID] > 0).any():

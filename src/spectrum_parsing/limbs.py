@@ -1,0 +1,176 @@
+"""Limb geometry: which body region (face, an arm, a leg, the torso) a pixel of a person belongs to, from the
+person's 17 COCO keypoints (MoveNet's, or any detector's in that order).
+
+Each region is a set of capsules: line segments between the person's confident keypoints (shoulder-elbow-wrist,
+hip-knee-ankle, nose-eyes-ears, mid-shoulder-mid-hip), each with a radius proportional to the person's size. A
+pixel goes to the region whose capsule it is closest to, measured in radii (so a pixel on a thick thigh is not
+stolen by a thin forearm passing nearby), and to no region when it is more than ``max_radii`` radii from all of
+them. Hands extend the arm past the wrist and feet the leg past the ankle, as LIP labels them. "Left" and
+"right" are the person's own sides (COCO's and LIP's convention).
+
+Used by the label engine (``data.pose_labels``: CCP's bare ``skin`` split into LIP's body parts for training)
+and at inference (body parts derived from bare skin). Pure numpy; imports nothing of the package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["REGIONS", "body_scale", "region_capsules", "split_by_limbs"]
+
+REGIONS: tuple[str, ...] = ("face", "left arm", "right arm", "left leg", "right leg", "torso")
+"""The regions :func:`split_by_limbs` assigns, in index order."""
+
+NOSE, L_EYE, R_EYE, L_EAR, R_EAR = 0, 1, 2, 3, 4
+L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_WRIST, R_WRIST = 5, 6, 7, 8, 9, 10
+L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANKLE, R_ANKLE = 11, 12, 13, 14, 15, 16
+
+# Chains of keypoints per limb, and how far past its last point a limb extends (a fraction of its last segment).
+_LIMBS: dict[str, tuple[tuple[int, ...], float]] = {
+    "left arm": ((L_SHOULDER, L_ELBOW, L_WRIST), 0.45),
+    "right arm": ((R_SHOULDER, R_ELBOW, R_WRIST), 0.45),
+    "left leg": ((L_HIP, L_KNEE, L_ANKLE), 0.25),
+    "right leg": ((R_HIP, R_KNEE, R_ANKLE), 0.25),
+}
+# Capsule radius per region, as a fraction of the person's size (body_scale).
+RADII: dict[str, float] = {"face": 0.22, "left arm": 0.11, "right arm": 0.11, "left leg": 0.15, "right leg": 0.15,
+                           "torso": 0.30}
+
+
+def _confident(keypoints: np.ndarray, threshold: float) -> np.ndarray:
+    return keypoints[:, 2] >= threshold
+
+
+def body_scale(keypoints: np.ndarray, threshold: float = 0.3) -> float | None:
+    """The person's size in pixels: the torso length (mid-shoulder to mid-hip), else 1.6 x the shoulder width,
+    else 4 x the eye-ear span, whichever the confident keypoints allow (None when none does)."""
+    ok = _confident(keypoints, threshold)
+    xy = keypoints[:, :2].astype(np.float64)
+    if ok[L_SHOULDER] and ok[R_SHOULDER] and (ok[L_HIP] or ok[R_HIP]):
+        hips = [xy[i] for i in (L_HIP, R_HIP) if ok[i]]
+        torso = float(np.linalg.norm((xy[L_SHOULDER] + xy[R_SHOULDER]) / 2 - np.mean(hips, axis=0)))
+        if torso > 1:
+            return max(torso, 1.2 * float(np.linalg.norm(xy[L_SHOULDER] - xy[R_SHOULDER])))
+    if ok[L_SHOULDER] and ok[R_SHOULDER]:
+        width = float(np.linalg.norm(xy[L_SHOULDER] - xy[R_SHOULDER]))
+        if width > 1:
+            return 1.6 * width
+    head = [i for i in (L_EYE, R_EYE, L_EAR, R_EAR, NOSE) if ok[i]]
+    if len(head) >= 2:
+        span = float(np.ptp(xy[head], axis=0).max())
+        if span > 1:
+            return 4.0 * span
+    return None
+
+
+def region_capsules(keypoints: np.ndarray, threshold: float = 0.3
+                    ) -> tuple[dict[str, list[tuple[np.ndarray, np.ndarray]]], float | None]:
+    """Per region, its segments ``(p, q)`` (pixels, x-y) from the confident keypoints; and the person's size."""
+    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)
+    if keypoints.shape[0] != 17:
+        raise ValueError(f"expected 17 COCO keypoints, got {keypoints.shape[0]}")
+    ok = _confident(keypoints, threshold)
+    xy = keypoints[:, :2]
+    scale = body_scale(keypoints, threshold)
+    out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in REGIONS}
+    if scale is None:
+        return out, None
+    # Face: the nose-eyes-ears web; a lone head keypoint is a point.
+    head = [i for i in (NOSE, L_EYE, R_EYE, L_EAR, R_EAR) if ok[i]]
+    web = [(NOSE, L_EYE), (NOSE, R_EYE), (L_EYE, L_EAR), (R_EYE, R_EAR), (L_EYE, R_EYE)]
+    out["face"] = [(xy[a], xy[b]) for a, b in web if ok[a] and ok[b]]
+    if not out["face"] and head:
+        out["face"] = [(xy[i], xy[i]) for i in head]
+    shoulders = [xy[i] for i in (L_SHOULDER, R_SHOULDER) if ok[i]]
+    hips = [xy[i] for i in (L_HIP, R_HIP) if ok[i]]
+    down = np.array([0.0, 1.0])  # the body's axis, head to hips (image-down when unknown)
+    if shoulders and hips:
+        axis = np.mean(hips, axis=0) - np.mean(shoulders, axis=0)
+        if np.linalg.norm(axis) > 1:
+            down = axis / np.linalg.norm(axis)
+    for name, (chain, extend) in _LIMBS.items():
+        points = [i for i in chain if ok[i]]
+        segments = [(xy[a], xy[b]) for a, b in zip(points, points[1:])]
+        if len(points) >= 2:
+            a, b = xy[points[-2]], xy[points[-1]]
+            if points[-1] == chain[-1]:  # hand / foot past the wrist / ankle
+                segments.append((b, b + extend * (b - a)))
+            else:  # the limb goes on past its last confident joint (cut by the frame, or unsure): as long again
+                segments.append((b, b + (b - a)))
+        elif points == [chain[0]] and name.endswith("leg"):  # a hip alone: the thigh runs down the body's axis
+            segments.append((xy[chain[0]], xy[chain[0]] + 0.8 * scale * down))
+        elif points:
+            segments.append((xy[points[0]], xy[points[0]]))
+        out[name] = segments
+    if shoulders and hips:
+        top, bottom = np.mean(shoulders, axis=0), np.mean(hips, axis=0)
+        out["torso"] = [(top + 0.15 * (bottom - top), bottom)]
+    return out, scale
+
+
+def _segment_distance(xs: np.ndarray, ys: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    d = q - p
+    length2 = float(d @ d)
+    if length2 < 1e-9:
+        return np.hypot(xs - p[0], ys - p[1])
+    t = np.clip(((xs - p[0]) * d[0] + (ys - p[1]) * d[1]) / length2, 0.0, 1.0)
+    return np.hypot(xs - (p[0] + t * d[0]), ys - (p[1] + t * d[1]))
+
+
+def split_by_limbs(mask: np.ndarray, keypoints: np.ndarray, threshold: float = 0.3, max_radii: float = 4.0,
+                   regions: Sequence[str] = REGIONS, origin: tuple[float, float] = (0.0, 0.0),
+                   component_majority: float = 1.0) -> np.ndarray:
+    """Assign every pixel of ``mask`` (bool (H, W)) to a body region by the person's ``keypoints`` ((17, 3)
+    ``x, y, score`` in pixels; ``origin`` is the mask's top-left corner in those coordinates).
+
+    Returns an int16 (H, W) map: ``-1`` outside ``mask``, ``k`` for ``regions[k]`` (a subset of
+    :data:`REGIONS`, in any order), ``len(regions)`` for mask pixels no region claims (no confident keypoints
+    for any of them, or farther than ``max_radii`` radii from all).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    unknown = sorted(set(regions) - set(REGIONS))
+    if unknown:
+        raise ValueError(f"unknown region(s) {unknown}; known: {', '.join(REGIONS)}")
+    out = np.full(mask.shape, -1, dtype=np.int16)
+    ys, xs = np.nonzero(mask)
+    out[ys, xs] = len(regions)
+    capsules, scale = region_capsules(keypoints, threshold)
+    if scale is None or not len(ys):
+        return out
+    px, py = xs.astype(np.float64) + origin[0], ys.astype(np.float64) + origin[1]
+    best = np.full(len(ys), np.inf)
+    label = np.full(len(ys), len(regions), dtype=np.int16)
+    for k, name in enumerate(regions):
+        radius = RADII[name] * scale
+        for p, q in capsules[name]:
+            dist = _segment_distance(px, py, p, q) / radius
+            closer = dist < best
+            best[closer] = dist[closer]
+            label[closer] = k
+    label[best > max_radii] = len(regions)
+    out[ys, xs] = label
+    if component_majority < 1.0:
+        _component_vote(out, len(regions), component_majority)
+    return out
+
+
+def _component_vote(labels: np.ndarray, count: int, majority: float) -> None:
+    """In place: a connected piece of skin whose pixels mostly (``majority``) go to one region goes to it whole
+    (a hand resting on a thigh is its own piece, and stays with the arm most of it is near)."""
+    from scipy import ndimage
+
+    pieces, n = ndimage.label(labels >= 0)
+    if n == 0:
+        return
+    flat = pieces.ravel()
+    inside = flat > 0
+    hist = np.zeros((n + 1, count + 1), dtype=np.int64)
+    np.add.at(hist, (flat[inside], labels.ravel()[inside].astype(np.int64)), 1)
+    top = hist[:, :count].argmax(1)
+    share = hist[np.arange(n + 1), top] / np.maximum(hist.sum(1), 1)
+    take = share >= majority
+    take[0] = False
+    sel = take[pieces]
+    labels[sel] = top[pieces[sel]]

@@ -1,0 +1,102 @@
+"""Limb geometry (spectrum_parsing.limbs) on synthetic figures with known keypoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spectrum_parsing.limbs import REGIONS, body_scale, split_by_limbs
+
+
+def figure(arms: str = "down", missing: tuple[int, ...] = ()) -> np.ndarray:
+    """17 COCO keypoints of a frontal person facing the camera in a 200 x 300 image (the person's left is the
+    image's right)."""
+    k = np.zeros((17, 3))
+    pts = {0: (100, 40), 1: (106, 34), 2: (94, 34), 3: (112, 38), 4: (88, 38),
+           5: (125, 80), 6: (75, 80), 11: (115, 160), 12: (85, 160), 13: (117, 220), 14: (83, 220),
+           15: (118, 280), 16: (82, 280)}
+    if arms == "down":
+        pts.update({7: (135, 120), 8: (65, 120), 9: (140, 155), 10: (60, 155)})
+    elif arms == "crossed":  # each wrist on the other side of the body
+        pts.update({7: (130, 120), 8: (70, 120), 9: (80, 130), 10: (120, 130)})
+    for i, (x, y) in pts.items():
+        k[i] = (x, y, 0.0 if i in missing else 0.9)
+    return k
+
+
+def disc(shape: tuple[int, int], x: float, y: float, r: float) -> np.ndarray:
+    ys, xs = np.mgrid[: shape[0], : shape[1]]
+    return (xs - x) ** 2 + (ys - y) ** 2 <= r * r
+
+
+def region_at(labels: np.ndarray, x: int, y: int) -> str:
+    value = int(labels[y, x])
+    return REGIONS[value] if 0 <= value < len(REGIONS) else "none"
+
+
+def test_each_limb_gets_its_own_side():
+    shape = (300, 200)
+    mask = np.zeros(shape, dtype=bool)
+    spots = {"face": (100, 42), "left arm": (138, 140), "right arm": (62, 140), "left leg": (117, 250),
+             "right leg": (83, 250), "torso": (100, 130)}
+    for x, y in spots.values():
+        mask |= disc(shape, x, y, 5)
+    labels = split_by_limbs(mask, figure())
+    for name, (x, y) in spots.items():
+        assert region_at(labels, x, y) == name
+    assert (labels[~mask] == -1).all()
+
+
+def test_hands_go_with_arms_and_feet_with_legs():
+    shape = (300, 200)
+    mask = disc(shape, 143, 170, 4) | disc(shape, 119, 290, 4)  # past the left wrist; past the left ankle
+    labels = split_by_limbs(mask, figure(), regions=("face", "left arm", "right arm", "left leg", "right leg"))
+    assert region_at(labels, 143, 170) == "left arm" and region_at(labels, 119, 290) == "left leg"
+
+
+def test_crossed_arms_follow_the_forearm_not_the_image_side():
+    shape = (300, 200)
+    mask = disc(shape, 85, 128, 3)  # on the image's right side of the body... the left forearm ends here
+    labels = split_by_limbs(mask, figure("crossed"))
+    assert region_at(labels, 85, 128) == "left arm"
+
+
+def test_missing_knee_keeps_the_leg_and_missing_limb_is_unclaimed():
+    shape = (300, 200)
+    k = figure(missing=(13,))  # no left knee: hip straight to ankle
+    mask = disc(shape, 117, 220, 4)
+    assert region_at(split_by_limbs(mask, k), 117, 220) == "left leg"
+    no_legs = figure(missing=(11, 12, 13, 14, 15, 16))
+    far = disc(shape, 100, 290, 4)  # nothing near but a face and arms far above
+    labels = split_by_limbs(far, no_legs, regions=("face", "left arm", "right arm", "left leg", "right leg"),
+                            max_radii=2.0)
+    assert (labels[far] == 5).all()  # unclaimed
+
+
+def test_no_confident_keypoints_claims_nothing_and_bad_input_raises():
+    mask = np.ones((10, 10), dtype=bool)
+    labels = split_by_limbs(mask, np.zeros((17, 3)))
+    assert (labels == len(REGIONS)).all()
+    assert body_scale(np.zeros((17, 3))) is None
+    with pytest.raises(ValueError, match="17 COCO keypoints"):
+        split_by_limbs(mask, np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="unknown region"):
+        split_by_limbs(mask, figure(), regions=("tail",))
+
+
+def test_origin_shifts_keypoints_into_a_crop():
+    shape = (300, 200)
+    mask = disc(shape, 62, 140, 5)
+    full = split_by_limbs(mask, figure())
+    crop = split_by_limbs(mask[100:200, 40:120], figure(), origin=(40, 100))
+    assert np.array_equal(full[100:200, 40:120], crop)
+
+
+def test_component_vote_gives_a_piece_to_its_majority():
+    shape = (300, 200)
+    # one blob straddling the right forearm and the right thigh's edge: mostly arm
+    mask = disc(shape, 64, 150, 8)
+    plain = split_by_limbs(mask, figure())
+    voted = split_by_limbs(mask, figure(), component_majority=0.6)
+    assert set(np.unique(voted[mask]).tolist()) == {REGIONS.index("right arm")}
+    assert (plain[mask] == REGIONS.index("right arm")).mean() >= 0.6
