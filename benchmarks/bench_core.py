@@ -15,12 +15,12 @@ import sys
 import time
 
 import torch
-from torch.nn import functional as F
 
 from common import PROMPTS, median_time, record
 from spectrum_parsing.configs import DecoderConfig, TextEncoderConfig
 from spectrum_parsing.decoder import SpectrumDecoder
-from spectrum_parsing.postprocess import group_instances, semantic_map
+from spectrum_parsing.postprocess import group_instances
+from spectrum_parsing.processor import ImagePrediction, SpectrumImageProcessor
 from spectrum_parsing.text_encoders import load_text_encoder
 from spectrum_parsing.tiny_models import build_full_size_backbone
 
@@ -54,11 +54,13 @@ def main() -> None:
         decoder_s, _ = median_time(lambda: decoder(feats, text), args.repeats, sync=sync)
         out = decoder(feats, text)
 
-        def post() -> None:
-            masks = F.interpolate(out["pred_masks"].float(), scale_factor=4, mode="bilinear")[0]
-            logits = out["pred_logits"][0].float()
-            group_instances(logits, masks, PROMPTS, 0)
-            semantic_map(logits, masks, exclude=(0,))
+        processor = SpectrumImageProcessor(args.size)
+
+        def post() -> None:  # the bottom-up pipeline's post-processing (instances + semantic inference)
+            logits, low = out["pred_logits"][0].float(), out["pred_masks"][0]
+            prediction = ImagePrediction(logits, low, (args.size, args.size), (args.size, args.size))
+            group_instances(logits, processor.mask_logits(prediction), PROMPTS, 0)
+            processor.post_process_semantic(prediction, exclude=(0,))
 
         post_s, _ = median_time(post, args.repeats, sync=sync)
     total = backbone_s + decoder_s + post_s

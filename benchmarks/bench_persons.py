@@ -142,7 +142,7 @@ def eval_composites(pipe, composites: _Listed) -> dict:
     """Right person count, person IoU and part AP^r on the composites (``spectrum eval``'s instance protocol)."""
     from spectrum_parsing.evaluation import EvalConfig, evaluate_instances
 
-    result = evaluate_instances(pipe.model, composites, EvalConfig(protocol="instance"), pipeline=pipe)
+    result = evaluate_instances(pipe, composites, EvalConfig(protocol="instance"))
     people = [len({s.person for s in c.segments if s.category == "person"}) for c in composites.samples]
     return {"composites": len(composites), "people per composite": f"{min(people)}-{max(people)}",
             "right count (%)": result["right_person_count"], "person IoU": result["person_iou"],

@@ -1,12 +1,14 @@
 """Model quality on the val splits and the real-world dev sets, side by side for several models (CPU).
 
-For each model (the embedded default, or a model directory), with the same protocols as ``spectrum eval``:
+For each model (the embedded default, or a model directory), with ``spectrum eval``'s code and protocols, through
+the pipeline ``spectrum parse`` runs (top-down: MoveNet people, BlazePose masks, each person parsed in its crop;
+``--mode whole-image``: the bare model on the whole image, for research comparisons):
 
 * CCP val (81 photos): all 58 categories (fine) and CCP's coarse grouping; the withheld (unseen) categories,
   mIoU over the withheld garments with background excluded;
 * VITON/LIP val (the first ``--viton-limit`` photos): body parts and all 19 categories;
 * ``lip_dev`` (25 real-world LIP photos, human labels): body parts and all categories;
-* ``cihp_dev`` (5 real multi-person photos): part AP^r of the top-down persons, and whole-image mIoU;
+* ``cihp_dev`` (5 real multi-person photos): part AP^r of the persons, and mIoU;
 * ``garments_unworn`` val split (every third photo by sorted id, the ones training never sees): share of
   photos where the top-down pipeline reports no person, and mean share of the image labelled, prompted with
   "saree", "heels" and the garment shown;
@@ -14,7 +16,7 @@ For each model (the embedded default, or a model directory), with the same proto
   not contain; mean share of the image the absent prompts label (top-down pipeline, what users get);
 * time of ``pipe(photo)`` (top-down, default prompts) on a single-person photo resized to 512 px.
 
-    python benchmarks/bench_quality.py --models spectrum-bodypix runs/lite2-bodypix/model
+    python benchmarks/bench_quality.py --models spectrum-bodypix runs/lite2-bodypix/model [--mode whole-image]
 """
 
 from __future__ import annotations
@@ -35,14 +37,15 @@ ABSENT_CANDIDATES = ["saree", "heels", "skirt", "dress", "coat", "hat", "sunglas
                      "tie", "bag"]
 
 
-def semantic(model, spec: str, split: str, protocol: str, limit: int | None = None) -> dict:
+def semantic(pipe, spec: str, split: str, protocol: str, limit: int | None = None, mode: str = "pipeline") -> dict:
+    """``spectrum eval``'s code: the pipeline `spectrum parse` runs (``mode="pipeline"``) or the bare model on the
+    whole image (``"whole-image"``)."""
     from spectrum_parsing.data import open_dataset
     from spectrum_parsing.evaluation import EvalConfig, evaluate
 
     dataset = open_dataset(spec, split=split)
-    config = EvalConfig(protocol=protocol, image_size=model.config.input_size, limit=limit,
-                        withheld=list(model.config.withheld))
-    return evaluate(model, dataset, config)
+    config = EvalConfig(protocol=protocol, mode=mode, limit=limit, withheld=list(pipe.model.config.withheld))
+    return evaluate(pipe, dataset, config)
 
 
 def unseen_without_background(result: dict) -> float:
@@ -106,26 +109,29 @@ def run(name: str, args: argparse.Namespace) -> dict:
     load = time.perf_counter() - t0
     model = pipe.model
     row: dict = {}
-    ccp = semantic(model, f"ccp:{SHARED / 'datasets' / 'ccp'}", "val", "all")
+    mode = args.mode
+    ccp = semantic(pipe, f"ccp:{SHARED / 'datasets' / 'ccp'}", "val", "all", mode=mode)
     row["CCP val fine mIoU"] = round(ccp["miou"], 2)
     row["CCP val coarse mIoU"] = round(ccp["coarse_miou"], 2)
     if model.config.withheld:
-        unseen = semantic(model, f"ccp:{SHARED / 'datasets' / 'ccp'}", "val", "unseen")
+        unseen = semantic(pipe, f"ccp:{SHARED / 'datasets' / 'ccp'}", "val", "unseen", mode=mode)
         row["CCP val withheld mIoU (no background)"] = unseen_without_background(unseen)
     for protocol in ("body", "all"):
-        r = semantic(model, f"lip:{SHARED / 'datasets' / 'viton'}", "val", protocol, args.viton_limit)
+        r = semantic(pipe, f"lip:{SHARED / 'datasets' / 'viton'}", "val", protocol, args.viton_limit, mode=mode)
         row[f"VITON val {protocol} mIoU (first {args.viton_limit})"] = round(r["miou"], 2)
     for protocol in ("body", "all"):
-        r = semantic(model, f"lip:{SHARED / 'datasets' / 'lip_dev'}", "all", protocol)
+        r = semantic(pipe, f"lip:{SHARED / 'datasets' / 'lip_dev'}", "all", protocol, mode=mode)
         row[f"lip_dev {protocol} mIoU"] = round(r["miou"], 2)
+        if protocol == "body":
+            row["lip_dev body per part"] = {k: v for k, v in r["per_class"].items() if k != "background"}
     from spectrum_parsing.data import open_dataset
     from spectrum_parsing.evaluation import EvalConfig, evaluate
 
     cihp = open_dataset(f"cihp:{SHARED / 'datasets' / 'cihp_dev'}", split="all")
-    inst = evaluate(model, cihp, EvalConfig(protocol="instance", image_size=model.config.input_size), pipeline=pipe)
-    row["cihp_dev top-down part AP^r / AP^r_50"] = f"{inst['apr']:.1f} / {inst['apr50']:.1f}"
-    r = semantic(model, f"cihp:{SHARED / 'datasets' / 'cihp_dev'}", "all", "all")
-    row["cihp_dev all mIoU (whole image)"] = round(r["miou"], 2)
+    inst = evaluate(pipe, cihp, EvalConfig(protocol="instance", mode=mode))
+    row["cihp_dev part AP^r / AP^r_50"] = f"{inst['apr']:.1f} / {inst['apr50']:.1f}"
+    r = semantic(pipe, f"cihp:{SHARED / 'datasets' / 'cihp_dev'}", "all", "all", mode=mode)
+    row["cihp_dev all mIoU"] = round(r["miou"], 2)
     row.update({f"unworn: {k}": v for k, v in eval_unworn_val(pipe).items()})
     row.update({f"absent prompts on lip_dev: {k}": v for k, v in eval_absent(pipe).items()})
     row["load (s)"] = round(load, 2)
@@ -139,6 +145,8 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", default=["default"])
     parser.add_argument("--viton-limit", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mode", choices=["pipeline", "whole-image"], default="pipeline",
+                        help="pipeline (default): what `spectrum parse` runs; whole-image: the bare model")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not (SHARED / "datasets").is_dir():
@@ -146,8 +154,9 @@ def main() -> int:
         return 2
     results = {name: run(name, args) for name in args.models}
     record("Model quality: val splits and real-world dev sets (CPU)",
-           "python benchmarks/bench_quality.py --models " + " ".join(args.models),
-           {"models": " ".join(args.models), "viton_limit": args.viton_limit, "threads": args.threads},
+           f"python benchmarks/bench_quality.py --mode {args.mode} --models " + " ".join(args.models),
+           {"models": " ".join(args.models), "viton_limit": args.viton_limit, "threads": args.threads,
+            "mode": args.mode},
            side_by_side(results))
     return 0
 

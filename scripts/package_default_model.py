@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from spectrum_parsing.data import open_dataset  # noqa: E402
 from spectrum_parsing.evaluation import EvalConfig, evaluate  # noqa: E402
-from spectrum_parsing.modeling import SpectrumModel  # noqa: E402
+from spectrum_parsing.pipeline import SpectrumPipeline  # noqa: E402
 from spectrum_parsing.training import ExperimentConfig  # noqa: E402
 
 WEIGHTS = ROOT / "src" / "spectrum_parsing" / "weights"
@@ -76,15 +76,16 @@ def main() -> None:
     config["input_size"] = experiment.data.image_size
     (TARGET / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
-    model = SpectrumModel.from_pretrained(TARGET).eval()
+    pipe = SpectrumPipeline.from_pretrained(TARGET, image_size=args.image_size)  # what `spectrum parse` runs
+    model = pipe.model
     args.image_size = args.image_size or model.config.input_size
     results = []
     for name, spec, protocol in EVALS:
         dataset = open_dataset(spec.format(shared=args.shared), split="val")
         n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
         start = time.perf_counter()
-        result = evaluate(model, dataset, EvalConfig(protocol=protocol, image_size=args.image_size, limit=args.limit,
-                                                     withheld=list(model.config.withheld)),
+        result = evaluate(pipe, dataset, EvalConfig(protocol=protocol, limit=args.limit,
+                                                    withheld=list(model.config.withheld)),
                           progress=tqdm(range(n), desc=name, unit="img"))
         result.update({"name": name, "split": "val", "image_size": args.image_size,
                        "seconds": round(time.perf_counter() - start, 1)})

@@ -17,8 +17,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from spectrum_parsing.embedded import EMBEDDED_MODELS, WEIGHTS_DIR
-from spectrum_parsing.inference import resize_for_model
 from spectrum_parsing.modeling import SpectrumModel
+from spectrum_parsing.processor import resize_for_model
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "fixtures" / "golden"

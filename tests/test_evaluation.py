@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ from spectrum_parsing.evaluation import (
     to_json,
     to_markdown,
 )
+from spectrum_parsing.outputs import SpectrumOutput
+from spectrum_parsing.pipeline import SpectrumPipeline
 
 
 def test_confusion_and_iou_hand_computed():
@@ -82,46 +85,65 @@ class ColourDataset:
                       dataset="toy", has_instances=True)
 
 
-class OracleModel:
-    """Predicts, for each prompt, exactly the pixels of its colour (``person``: all coloured pixels)."""
+class OracleModel(torch.nn.Module):
+    """A stand-in for SpectrumModel behind the real pipeline and processor (the backend interface): for each
+    prompt, exactly the pixels of its colour (``person``: all coloured pixels). Prompt embeddings are indices."""
 
-    device = torch.device("cpu")
+    VOCAB = ["face", "upper clothes", "pants", "person"]
     by_name = {"face": 1, "upper clothes": 2, "pants": 3}
 
     def __init__(self, swap: tuple[str, str] | None = None) -> None:
+        super().__init__()
         self.swap = swap
+        self.device = torch.device("cpu")
+        self.config = SimpleNamespace(person_prompt="person", input_size=64, default_prompts=None, ebp_prompts=[])
 
-    def __call__(self, images: torch.Tensor, prompts: list[str]) -> dict[str, torch.Tensor]:
-        x = (images[0] * 255).round()
-        h, w = x.shape[-2:]
-        ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
-        masks, logits = [], []
-        for p, prompt in enumerate(prompts):
-            target = prompt
-            if self.swap and prompt in self.swap:
-                target = self.swap[1 - self.swap.index(prompt)]
-            if target == "person":
-                m = x.sum(0) > 0
-            else:
-                colour = torch.tensor(COLOURS[self.by_name[target]], dtype=torch.float32)[:, None, None]
-                m = (x - colour).abs().sum(0) < 30
-            full = torch.zeros(ph, pw)
-            full[:h, :w] = m.float()
-            masks.append(full[::4, ::4] * 40 - 20)  # stride-4 logits, confident
-            row = torch.full((len(prompts) + 1,), -20.0)
-            row[p] = 20.0
-            logits.append(row)
-        return {"pred_masks": torch.stack(masks)[None], "pred_logits": torch.stack(logits)[None]}
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        return torch.tensor([[float(self.VOCAB.index(p)) if p in self.VOCAB else -1.0] for p in prompts])
+
+    def forward(self, images: torch.Tensor, *, text_embeds: torch.Tensor) -> SpectrumOutput:
+        prompts = [self.VOCAB[int(i)] if i >= 0 else "unknown" for i in text_embeds[:, 0]]
+        all_masks, all_logits = [], []
+        for image in images:
+            x = (image * 255).round()
+            masks, logits = [], []
+            for p, prompt in enumerate(prompts):
+                target = prompt
+                if self.swap and prompt in self.swap:
+                    target = self.swap[1 - self.swap.index(prompt)]
+                if target == "person":
+                    m = x.sum(0) > 0
+                elif target == "unknown":
+                    m = torch.zeros(x.shape[1:], dtype=torch.bool)
+                else:
+                    colour = torch.tensor(COLOURS[self.by_name[target]], dtype=torch.float32)[:, None, None]
+                    m = (x - colour).abs().sum(0) < 30
+                masks.append(m.float()[::4, ::4] * 40 - 20)  # stride-4 logits, confident
+                row = torch.full((len(prompts) + 1,), -20.0)
+                row[p] = 20.0
+                logits.append(row)
+            all_masks.append(torch.stack(masks))
+            all_logits.append(torch.stack(logits))
+        return SpectrumOutput(pred_logits=torch.stack(all_logits), pred_masks=torch.stack(all_masks))
+
+
+def oracle(swap: tuple[str, str] | None = None) -> SpectrumPipeline:
+    """The real pipeline (bottom-up: the parser's own person masks) around the oracle."""
+    return SpectrumPipeline(OracleModel(swap), mode="bottom-up")
 
 
 def test_oracle_scores_100_and_swapped_classes_score_0():
     data = ColourDataset()
-    perfect = evaluate(OracleModel(), data, EvalConfig(image_size=64))
+    perfect = evaluate(oracle(), data, EvalConfig())
     assert perfect["miou"] == pytest.approx(100.0) and perfect["num_images"] == 3
     assert set(perfect["per_class"]) == set(ColourDataset.classes)
-    swapped = evaluate(OracleModel(swap=("upper clothes", "pants")), data, EvalConfig(image_size=64))
+    swapped = evaluate(oracle(swap=("upper clothes", "pants")), data, EvalConfig())
     assert swapped["per_class"]["upper-clothes"] == 0 and swapped["per_class"]["pants"] == 0
     assert swapped["per_class"]["face"] == pytest.approx(100.0)
+    whole = evaluate(oracle(), data, EvalConfig(mode="whole-image"))
+    assert whole["miou"] == pytest.approx(100.0) and whole["mode"] == "whole-image" and perfect["mode"] == "pipeline"
+    with pytest.raises(ValueError, match="mode"):
+        EvalConfig(mode="bare")
 
 
 def test_protocols_select_categories():
@@ -131,16 +153,16 @@ def test_protocols_select_categories():
     assert protocol_classes(data.classes, data.canonical, "unseen", withheld=["pants"]) == [3]
     with pytest.raises(ValueError, match="withheld"):
         protocol_classes(data.classes, data.canonical, "unseen")
-    body = evaluate(OracleModel(), data, EvalConfig(protocol="body", image_size=64))
+    body = evaluate(oracle(), data, EvalConfig(protocol="body"))
     assert set(body["per_class"]) == {"background", "face"} and body["miou"] == pytest.approx(100.0)
-    person = evaluate(OracleModel(), data, EvalConfig(protocol="person", image_size=64))
+    person = evaluate(oracle(), data, EvalConfig(protocol="person"))
     assert person["miou"] == pytest.approx(100.0)
-    inst = evaluate(OracleModel(), data, EvalConfig(protocol="instance", image_size=64))
+    inst = evaluate(oracle(), data, EvalConfig(protocol="instance"))
     assert inst["apr"] == pytest.approx(100.0) and inst["num_detections"] == 9
 
 
 def test_outputs_markdown_and_json():
-    result = evaluate(OracleModel(), ColourDataset(1), EvalConfig(image_size=64, limit=1))
+    result = evaluate(oracle(), ColourDataset(1), EvalConfig(limit=1))
     md = to_markdown(result)
     assert "| miou |" in md and "| face |" in md
     parsed = json.loads(to_json({**result, "x": float("nan")}))
@@ -164,11 +186,11 @@ class DamagedDataset(ColourDataset):
 
 
 def test_unreadable_images_are_skipped_and_reported_not_fatal():
-    result = evaluate(OracleModel(), DamagedDataset(), EvalConfig(image_size=64))
+    result = evaluate(oracle(), DamagedDataset(), EvalConfig())
     assert result["miou"] == pytest.approx(100.0) and result["num_images"] == 3
     assert result["skipped"] == [{"image": "img1", "reason": "OSError: image file is truncated: img1.jpg"}]
     assert "Skipped 1 unreadable image(s)" in to_markdown(result) and "img1" in to_markdown(result)
-    instances = evaluate(OracleModel(), DamagedDataset(), EvalConfig(image_size=64, protocol="instance"))
+    instances = evaluate(oracle(), DamagedDataset(), EvalConfig(protocol="instance"))
     assert instances["num_images"] == 3 and len(instances["skipped"]) == 1
     with pytest.raises(ValueError, match="3 of 4 images could not be read"):
-        evaluate(OracleModel(), DamagedDataset(bad=(0, 1, 2)), EvalConfig(image_size=64))
+        evaluate(oracle(), DamagedDataset(bad=(0, 1, 2)), EvalConfig())

@@ -34,12 +34,13 @@ def test_onnxruntime_matches_pytorch_for_any_batch_and_prompt_count(tiny_model_d
         embeds = model.encode_prompts(prompts)
         with torch.no_grad():
             want = model(images, text_embeds=embeds)
-        logits, masks = runner(images, embeds)
+        out = runner(images, text_embeds=embeds)
+        logits, masks = out.pred_logits, out.pred_masks
         assert logits.shape == (batch, want["pred_logits"].shape[1], len(prompts) + 1)
         torch.testing.assert_close(logits, want["pred_logits"], atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(masks, want["pred_masks"], atol=1e-3, rtol=1e-3)
     with pytest.raises(ValueError, match="pad_square"):
-        runner(torch.rand(1, 3, 64, 96), model.encode_prompts(["hat"]))
+        runner(torch.rand(1, 3, 64, 96), text_embeds=model.encode_prompts(["hat"]))
     assert pad_square(torch.ones(1, 3, 40, 96), 96)[:, :, 40:].abs().sum() == 0
 
 
@@ -47,8 +48,8 @@ def test_pipeline_and_cli_on_the_onnx_backend(tiny_model_dir, exported, tmp_path
     square = Image.open(EXAMPLES / "group.jpg").convert("RGB").resize((96, 96))
     torch_pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96)
     onnx_pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, onnx=exported)
-    a = torch_pipe(square, prompts=["shirt", "hat"], threshold=0.0)
-    b = onnx_pipe(square, prompts=["shirt", "hat"], threshold=0.0)
+    a = torch_pipe(square, prompts=["shirt", "hat"], score_threshold=0.0)
+    b = onnx_pipe(square, prompts=["shirt", "hat"], score_threshold=0.0)
     assert (a.label_map == b.label_map).mean() > 0.99 and len(a.persons) == len(b.persons)
     wide = onnx_pipe(np.asarray(square.resize((150, 60))), prompts=["shirt"])  # padded to square, cropped back
     assert wide.label_map.shape == (60, 150)
@@ -56,10 +57,11 @@ def test_pipeline_and_cli_on_the_onnx_backend(tiny_model_dir, exported, tmp_path
     # shape, in both modes (the export used to agree on 75% of pixels of real photos).
     group = np.asarray(Image.open(EXAMPLES / "group.jpg").convert("RGB").resize((240, 150)))
     for mode in ("top-down", "bottom-up"):
-        a = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96, mode=mode)(group, threshold=0.0)
-        b = SpectrumPipeline.from_pretrained(tiny_model_dir, onnx=exported, mode=mode)(group, threshold=0.0)
+        a = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96, mode=mode)(group, score_threshold=0.0)
+        b = SpectrumPipeline.from_pretrained(tiny_model_dir, onnx=exported, mode=mode)(group, score_threshold=0.0)
         assert (a.label_map == b.label_map).mean() > 0.999 and len(a.persons) == len(b.persons), mode
-    fast = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96, square_inputs=False)(group, threshold=0.0)
+    fast = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96, square_inputs=False)(
+        group, score_threshold=0.0)
     assert fast.label_map.shape == group.shape[:2]  # the faster, non-square inputs: a result, not ONNX's
     with pytest.raises(ValueError, match="96-px inputs"):
         SpectrumPipeline.from_pretrained(tiny_model_dir, onnx=exported, image_size=128)

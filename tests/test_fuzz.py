@@ -118,7 +118,7 @@ def _array(h: int, w: int, c: int | None, dtype: str, fill: str, seed: int) -> n
 def test_fuzz_pipeline_inputs(fuzz_pipe: SpectrumPipeline, array: np.ndarray, prompts: list[str] | None,
                               threshold: float) -> None:
     try:
-        result = fuzz_pipe(array, prompts=prompts, threshold=threshold)
+        result = fuzz_pipe(array, prompts=prompts, score_threshold=threshold)
     except EXPECTED as err:
         assert str(err) and "\n" not in str(err)
         _count("api", f"refused ({type(err).__name__})")
@@ -136,7 +136,7 @@ def test_fuzz_top_down_inputs(fuzz_top_down: SpectrumPipeline, array: np.ndarray
                               threshold: float) -> None:
     """The same inputs through the top-down path (person detector, BlazePose, crops): a result or one line."""
     try:
-        result = fuzz_top_down(array, prompts=prompts, threshold=threshold)
+        result = fuzz_top_down(array, prompts=prompts, score_threshold=threshold)
     except EXPECTED as err:
         assert str(err) and "\n" not in str(err)
         _count("api top-down", f"refused ({type(err).__name__})")
@@ -169,7 +169,7 @@ FIELD = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00")
        content_type=st.sampled_from(["image/jpeg", "image/png", "text/plain", "application/octet-stream"]))
 def test_fuzz_http_endpoint(fuzz_client, data: bytes, name: str, prompts: str | None, threshold: str | None,
                             ebp: str | None, preset: str | None, content_type: str) -> None:
-    fields = {k: (None, v) for k, v in {"prompts": prompts, "threshold": threshold, "ebp": ebp,
+    fields = {k: (None, v) for k, v in {"prompts": prompts, "score_threshold": threshold, "ebp": ebp,
                                         "preset": preset}.items() if v is not None}
     response = fuzz_client.post("/api/parse", files={"image": (name or "x", data, content_type), **fields})
     assert response.status_code < 500, response.text[:300]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -13,6 +14,7 @@ from spectrum_parsing import LossConfig, SpectrumConfig, SpectrumCriterion, Spec
 from spectrum_parsing.backbones import load_backbone_config
 from spectrum_parsing.configs import ConfigError, DecoderConfig, TextEncoderConfig
 from spectrum_parsing.hub import ModelLoadError
+from spectrum_parsing.pipeline import SpectrumPipeline
 
 SMALL_DECODER = DecoderConfig(hidden_dim=32, mask_dim=32, num_queries=8, num_heads=4, encoder_layers=1,
                               encoder_ffn_dim=64, decoder_layers=3, decoder_ffn_dim=64)
@@ -194,7 +196,9 @@ def test_parse_groups_parts_by_person(model):
         loss.backward()
         optimizer.step()
     model.eval()
-    results = model.parse(batch, ["shirt"])
+    pipe = SpectrumPipeline(model, image_size=64, mode="bottom-up")
+    arrays = [(image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for image in batch]
+    results = pipe(arrays, prompts=["shirt"], ebp=False)
     assert len(results) == 2
     for result, (persons, shirts) in zip(results, truth):
         assert result.prompts == ["shirt", "person"] and result.labels == ["shirt"]
@@ -212,13 +216,13 @@ def test_parse_groups_parts_by_person(model):
         assert (result.label_map[shirts.any(0).numpy()] == 1).mean() > 0.9
 
 
-def test_parse_rejects_bad_input(model):
-    with pytest.raises(ValueError, match="prompt"):
-        model.parse(torch.rand(1, 3, 32, 32), [])
+def test_forward_rejects_bad_input(model):
     with pytest.raises(ValueError, match="shape"):
-        model.parse(torch.rand(3, 32, 32), ["hat"])
+        model(torch.rand(3, 32, 32), ["hat"])
     with pytest.raises(ValueError, match="empty"):
-        model.parse(torch.rand(1, 3, 32, 32), [""])
+        model(torch.rand(1, 3, 32, 32), [""])
+    with pytest.raises(ValueError, match="images or precomputed features"):
+        model(prompts=["hat"])
 
 
 def test_fine_tuned_backbone_trains_saves_and_loads(tmp_path, minilm):

@@ -58,7 +58,7 @@ def test_pipeline_accepts_paths_pil_numpy_and_lists(tiny_model_dir):
 
 def test_label_map_only_covers_detected_persons(tiny_model_dir):
     pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=128)
-    result = pipe(Image.open(EXAMPLES / "group.jpg").resize((160, 120)), prompts=["shirt"], threshold=0.0)
+    result = pipe(Image.open(EXAMPLES / "group.jpg").resize((160, 120)), prompts=["shirt"], score_threshold=0.0)
     worn = np.zeros(result.label_map.shape, dtype=bool)
     for person in result.persons:
         worn |= person.mask.numpy()
@@ -127,7 +127,7 @@ def test_parsing_result_new_fields_default_and_json_has_coco(tiny_model_dir):
     assert old.ids == [1, 2] and old.palette is None and old.preset is None
     assert old.to_dict()["labels"] == {"1": "shirt", "2": "hat"} and old.label_map_image().mode == "P"
     pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96)
-    result = pipe(Image.open(EXAMPLES / "group.jpg").resize((96, 72)), prompts=["shirt"], threshold=0.0)
+    result = pipe(Image.open(EXAMPLES / "group.jpg").resize((96, 72)), prompts=["shirt"], score_threshold=0.0)
     data = result.to_dict("g.jpg")
     assert {"image", "height", "width", "prompts", "labels", "persons"} <= set(data)
     assert data["coco"]["images"] == [{"id": 1, "file_name": "g.jpg", "height": 72, "width": 96}]
@@ -144,7 +144,7 @@ def test_pipeline_prompts_thresholds_and_non_latin_prompts(tiny_model_dir):
     with pytest.raises(ValueError, match="at least one prompt"):
         pipe(image, prompts=[])
     with pytest.raises(ValueError, match="threshold must be a number in"):
-        pipe(image, prompts=["hat"], threshold=1.5)
+        pipe(image, prompts=["hat"], score_threshold=1.5)
 
 
 @pytest.mark.parametrize("mode", ["bottom-up", "top-down"])
@@ -152,8 +152,8 @@ def test_large_images_are_parsed_at_a_working_size_and_scaled_back(tiny_model_di
     image = Image.open(EXAMPLES / "group.jpg").resize((240, 180))
     full = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, mode=mode)
     small = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, work_pixels=60 * 80, mode=mode)
-    a = full(image, prompts=["shirt"], threshold=0.0)
-    b = small(image, prompts=["shirt"], threshold=0.0)
+    a = full(image, prompts=["shirt"], score_threshold=0.0)
+    b = small(image, prompts=["shirt"], score_threshold=0.0)
     assert b.label_map.shape == a.label_map.shape == (180, 240) and (b.height, b.width) == (180, 240)
     for person in b.persons:
         assert person.mask.shape == (180, 240)
@@ -183,7 +183,7 @@ def test_thin_images_and_tiny_model_inputs_are_padded_not_crashing(tiny_model_di
     # raised. The model now pads its input to at least 64 px per side; outputs keep the image's size.
     pipe = SpectrumPipeline.from_pretrained(tiny_model_dir)
     strip = np.random.default_rng(0).integers(0, 256, (8, 2000, 3), dtype=np.uint8)
-    assert pipe(strip, prompts=["hat"], threshold=0.0).label_map.shape == (8, 2000)
+    assert pipe(strip, prompts=["hat"], score_threshold=0.0).label_map.shape == (8, 2000)
     small = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=32)
     assert small(strip[:, :40], prompts=["hat"]).label_map.shape == (8, 40)
 
@@ -269,7 +269,7 @@ def test_top_down_needs_a_detector_and_reports_nobody_on_an_empty_scene(tiny_mod
         SpectrumPipeline.from_pretrained(tiny_model_dir, mode="sideways")
     pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64)
     wall = np.full((120, 160, 3), 200, dtype=np.uint8)
-    result = pipe(wall, prompts=["shirt"], threshold=0.0)
+    result = pipe(wall, prompts=["shirt"], score_threshold=0.0)
     assert result.persons == [] and not result.label_map.any()
 
 
@@ -277,7 +277,7 @@ def test_id_to_label_names_every_pixel_and_palette_neighbours_are_distinct(tiny_
     from spectrum_parsing.rendering import palette
 
     pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, mode="bottom-up")
-    result = pipe(_small("group.jpg"), prompts=["shirt", "hat"], threshold=0.0)
+    result = pipe(_small("group.jpg"), prompts=["shirt", "hat"], score_threshold=0.0)
     names = result.id_to_label
     assert names[0] == "background" and set(np.unique(result.label_map)) <= set(names)
     assert {int(k): v for k, v in result.to_dict()["labels"].items()} == {k: v for k, v in names.items() if k}

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import spectrum_parsing.postprocess as pp
-from spectrum_parsing.postprocess import group_instances, mask_box, semantic_map
+from spectrum_parsing.postprocess import group_instances
+from spectrum_parsing.results import mask_box
 
 PROMPTS = ["person", "shirt", "hand", "pants"]
 H, W = 20, 40
@@ -108,44 +109,6 @@ def test_group_instances_requires_person_prompt() -> None:
         group_instances(logits, masks, PROMPTS, person_index=None)
     with pytest.raises(ValueError):
         group_instances(logits, masks, PROMPTS[:3], person_index=0)
-
-
-def test_semantic_map_hand_case() -> None:
-    big = 1e4
-    # P = 3 prompts + no-object; probabilities made exact with huge negative logits.
-    logits = torch.full((3, 4), -big)
-    logits[0, 0] = 0.0  # q0: prompt 0 ("person"), prob 1
-    logits[1, 1] = 0.0  # q1: prompt 1, prob 1
-    logits[2, 2] = torch.log(torch.tensor(0.4))  # q2: prompt 2, prob 0.4 (0.6 no-object)
-    logits[2, 3] = torch.log(torch.tensor(0.6))
-    masks = torch.full((3, 2, 3), -big)
-    masks[0] = torch.log(torch.tensor(9.0))  # sigmoid 0.9 everywhere
-    masks[1, :, 0] = big  # column 0
-    masks[2, :, 1] = big  # column 1
-
-    expected = torch.tensor([[2, 1, 1], [2, 1, 1]])
-    assert torch.equal(semantic_map(logits, masks), expected)
-    # Excluding the person prompt: column 1 has only 0.4 (< 0.5) and column 2 nothing.
-    assert torch.equal(semantic_map(logits, masks, exclude=[0]), torch.tensor([[2, 0, 0], [2, 0, 0]]))
-    low_bg = semantic_map(logits, masks, exclude=[0], background_threshold=0.3)
-    assert torch.equal(low_bg, torch.tensor([[2, 3, 0], [2, 3, 0]]))
-    assert torch.equal(semantic_map(logits, masks, exclude=[0, 1, 2]), torch.zeros(2, 3, dtype=torch.long))
-    out = semantic_map(logits, masks)
-    assert out.dtype == torch.long and out.shape == (2, 3)
-    with pytest.raises(ValueError):
-        semantic_map(logits, masks, exclude=[3])
-
-
-def test_semantic_map_chunking_matches_direct(monkeypatch: pytest.MonkeyPatch) -> None:
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(7, 5, generator=g) * 3
-    masks = torch.randn(7, 13, 11, generator=g) * 3
-    seg = torch.einsum("qp,qhw->phw", logits.softmax(-1)[:, :-1], masks.sigmoid())
-    seg[1] = -1.0
-    best, arg = seg.max(0)
-    direct = torch.where(best < 0.4, 0, arg + 1)
-    monkeypatch.setattr(pp, "_SEMANTIC_CHUNK_ELEMENTS", 50)  # forces one row per chunk
-    assert torch.equal(semantic_map(logits, masks, exclude=(1,), background_threshold=0.4), direct)
 
 
 def test_pairwise_intersections_chunked_match_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -149,7 +149,7 @@ def test_label_map_file_errors_and_unmatched_names(tmp_path):
 # ------------------------------------------------------------------------------------------------ pipeline
 def test_pipeline_with_preset_writes_dataset_ids_and_palette(pipe, image, tmp_path):
     lip = get_preset("lip")
-    result = pipe(image, preset="lip", threshold=0.0)
+    result = pipe(image, preset="lip", score_threshold=0.0)
     assert result.labels == list(LIP_LABELS[1:]) and result.ids == list(range(1, 20))
     assert result.prompts == [*lip.prompts, "person"]  # exactly the dataset's classes: no EBP additions
     assert result.label_map.dtype == np.int32 and result.label_map.shape == (SIZE[1], SIZE[0])
@@ -172,9 +172,9 @@ def test_pipeline_with_preset_writes_dataset_ids_and_palette(pipe, image, tmp_pa
 
 def test_pipeline_label_map_remaps_ids_and_parts(pipe, image):
     prompts = ["shirt", "t-shirt", "pants"]
-    raw = pipe(image, prompts=prompts, ebp=False, threshold=0.0)
+    raw = pipe(image, prompts=prompts, ebp=False, score_threshold=0.0)
     lm = {"merge": {"t-shirt": "upper clothes", "shirt": "upper clothes"}, "rename": {"pants": "trousers"}}
-    mapped = pipe(image, prompts=prompts, ebp=False, threshold=0.0, label_map=lm)
+    mapped = pipe(image, prompts=prompts, ebp=False, score_threshold=0.0, label_map=lm)
     assert mapped.labels == ["upper clothes", "trousers"] and mapped.ids == [1, 2]
     assert np.array_equal(mapped.label_map, np.array([0, 1, 1, 2])[raw.label_map])
     rename = {"shirt": "upper clothes", "t-shirt": "upper clothes", "pants": "trousers"}
@@ -184,7 +184,7 @@ def test_pipeline_label_map_remaps_ids_and_parts(pipe, image):
     assert data["labels"] == {"1": "upper clothes", "2": "trousers"}
     assert {part["label_id"] for p in data["persons"] for part in p["parts"]} <= {1, 2}
     # "labels": fixed ids, the prompts implied by the map, other labels (the EBP additions) dropped
-    fixed = pipe(image, threshold=0.0, label_map={"labels": {"3": "upper clothes", "7": "trousers"},
+    fixed = pipe(image, score_threshold=0.0, label_map={"labels": {"3": "upper clothes", "7": "trousers"},
                                                   "merge": {"shirt": "upper clothes"}, "rename": {"pants": "trousers"}})
     assert fixed.prompts[:3] == ["shirt", "upper clothes", "pants"] and "hair" in fixed.prompts
     assert fixed.labels == ["upper clothes", "trousers"] and fixed.ids == [3, 7]

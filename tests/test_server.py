@@ -69,7 +69,7 @@ class FakePipeline:
     def resolve_prompts(self, prompts: Any, ebp: bool) -> list[str]:
         return list(prompts or ["shirt"])
 
-    def __call__(self, image: Image.Image, prompts: Any = None, threshold: float = 0.3,
+    def __call__(self, image: Image.Image, prompts: Any = None, score_threshold: float = 0.3,
                  ebp: bool = True) -> ParsingResult:
         self.calls += 1
         self.started.set()
@@ -105,12 +105,12 @@ def assert_error(response: Any, status: int, fragment: str) -> None:
 
 # ---------------------------------------------------------------------------------------------------- API
 def test_parse_returns_the_result_with_masks_and_maps(client, small_jpeg):
-    response = client.post("/api/parse", files=upload(small_jpeg, prompts="shirt, hat,, shirt", threshold="0"))
+    response = client.post("/api/parse", files=upload(small_jpeg, prompts="shirt, hat,, shirt", score_threshold="0"))
     assert response.status_code == 200, response.text
     data = response.json()
     w, h = SIZE
     assert (data["width"], data["height"]) == (w, h) and data["image"] == "photo.jpg"
-    assert data["prompts"][:2] == ["shirt", "hat"] and data["threshold"] == 0.0 and data["model"] == "tiny-random"
+    assert data["prompts"][:2] == ["shirt", "hat"] and data["score_threshold"] == 0.0 and data["model"] == "tiny-random"
     assert data["persons"], "the tiny model should find persons at threshold 0"
     for person in data["persons"]:
         assert decode_rle(person["segmentation"]).shape == (h, w)
@@ -149,7 +149,7 @@ def test_presets_when_available_and_when_absent(client, small_jpeg, monkeypatch)
     presets = load_presets()
     if presets:
         name = next(iter(presets))
-        response = client.post("/api/parse", files=upload(small_jpeg, preset=name.upper(), threshold="0.5"))
+        response = client.post("/api/parse", files=upload(small_jpeg, preset=name.upper(), score_threshold="0.5"))
         assert response.status_code == 200, response.text
         assert list(response.json()["prompts"][: len(presets[name])]) == presets[name]
     assert_error(client.post("/api/parse", files=upload(small_jpeg, preset="no-such-preset")), 422, "preset")
@@ -188,7 +188,7 @@ def test_bad_requests_are_json_errors(client, small_jpeg):
     truncated = small_jpeg.read_bytes()[:1500]
     assert_error(client.post("/api/parse", files=upload(truncated)), 422, "could not be decoded")
     for bad in ("abc", "1.5", "-0.1", "nan"):
-        assert_error(client.post("/api/parse", files=upload(small_jpeg, threshold=bad)), 422, "threshold")
+        assert_error(client.post("/api/parse", files=upload(small_jpeg, score_threshold=bad)), 422, "threshold")
     assert_error(client.post("/api/parse", files=upload(small_jpeg, ebp="maybe")), 422, "ebp")
     many = ",".join(f"p{i}" for i in range(100))
     assert_error(client.post("/api/parse", files=upload(small_jpeg, prompts=many)), 422, "too many prompts")
@@ -542,7 +542,7 @@ def test_openapi_describes_the_form_and_the_answers():
     post = schema["paths"]["/api/parse"]["post"]
     form = post["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
     fields = schema["components"]["schemas"][form]["properties"]
-    assert set(fields) == {"image", "prompts", "preset", "threshold", "ebp"}
+    assert set(fields) == {"image", "prompts", "preset", "score_threshold", "ebp"}
     assert schema["components"]["schemas"][form]["required"] == ["image"]
     answer = post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert answer.endswith("/ParseResponse") and "413" in post["responses"] and "422" in post["responses"]

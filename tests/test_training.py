@@ -65,6 +65,7 @@ def test_train_checkpoint_resume_is_exact_then_eval(experiment, tmp_path):
     from spectrum_parsing.data import open_dataset
     from spectrum_parsing.evaluation import EvalConfig, evaluate
     from spectrum_parsing.modeling import SpectrumModel
+    from spectrum_parsing.pipeline import SpectrumPipeline
 
     config = ExperimentConfig.from_dict({**experiment, "train": {**experiment["train"],
                                                                   "output_dir": str(tmp_path / "a")}})
@@ -88,9 +89,10 @@ def test_train_checkpoint_resume_is_exact_then_eval(experiment, tmp_path):
     model = SpectrumModel.from_pretrained(final)
     assert model.config.withheld == ["pants"]
     dataset = open_dataset(experiment["data"]["train"][0]["dataset"], split="all")
-    result = evaluate(model, dataset, EvalConfig(image_size=64, limit=2, withheld=model.config.withheld))
+    pipe = SpectrumPipeline(model, image_size=64, mode="bottom-up")
+    result = evaluate(pipe, dataset, EvalConfig(limit=2, withheld=model.config.withheld))
     assert result["num_images"] == 2 and 0 <= result["miou"] <= 100
-    unseen = evaluate(model, dataset, EvalConfig(protocol="unseen", image_size=64, limit=2,
+    unseen = evaluate(pipe, dataset, EvalConfig(protocol="unseen", limit=2,
                                                  withheld=model.config.withheld))
     assert set(unseen["per_class"]) == {"background", "pants"}
 
@@ -254,9 +256,10 @@ def test_train_and_eval_commands(experiment, tmp_path, capsys):
                  "--image-size", "64", "--limit", "2", "--json", "--background-threshold", "1"]) == 0
     empty = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert all(not v for k, v in empty["per_class"].items() if k != "background")
-    assert main(["eval", "--model", str(tmp_path / "run" / "model"), "--dataset", dataset,
-                 "--background-threshold", "1.5"]) == 2
-    assert "background_threshold must be in [0, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--model", str(tmp_path / "run" / "model"), "--dataset", dataset,
+              "--background-threshold", "1.5"])
+    assert exit_info.value.code == 2 and "must be in [0, 1]" in capsys.readouterr().err
     assert main(["eval", "--model", str(tmp_path / "run" / "model"), "--dataset", "nope:/x"]) == 2
     assert "unknown dataset format" in capsys.readouterr().err
 

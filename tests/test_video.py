@@ -189,7 +189,7 @@ def test_tracker_update_returns_a_new_consistent_result():
 def test_parse_video_writes_frames_overlay_video_and_summary(tiny_model_dir, clip, tmp_path):
     pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64)
     out = tmp_path / "out"
-    summary = parse_video(pipe, clip, out, prompts=["shirt"], every=2, threshold=0.0, progress=False)
+    summary = parse_video(pipe, clip, out, prompts=["shirt"], every=2, score_threshold=0.0, progress=False)
     indices = [0, 2, 4, 6, 8, 10]
     assert summary == json.loads((out / "walk.json").read_text())
     assert summary["frames"] == 6 and summary["frame_indices"] == indices and summary["fps"] == FPS
@@ -238,11 +238,11 @@ def test_frames_in_batches_give_the_same_outputs(tiny_model_dir, clip, tmp_path,
         return pipe(images, **kwargs)
 
     one = parse_video(counting, clip, tmp_path / "one", prompts=["shirt"], max_frames=5, formats=("json",),
-                      threshold=0.0, progress=False)
+                      score_threshold=0.0, progress=False)
     assert calls == [1] * 5
     calls.clear()
     batched = parse_video(counting, clip, tmp_path / "three", prompts=["shirt"], max_frames=5, formats=("json",),
-                          threshold=0.0, progress=False, batch_size=3)
+                          score_threshold=0.0, progress=False, batch_size=3)
     assert calls == [3, 2] and one["tracks"] == batched["tracks"]
     for index in one["frame_indices"]:
         a = json.loads((tmp_path / "one" / "walk" / f"frame_{index:06d}.json").read_text())

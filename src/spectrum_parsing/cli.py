@@ -37,6 +37,17 @@ def _image_side(text: str) -> int:
     return value
 
 
+def _unit(text: str) -> float:
+    """argparse type of a threshold: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
 def _positive_seconds(text: str) -> float:
     """argparse type of a timeout: a finite number of seconds > 0."""
     try:
@@ -119,7 +130,8 @@ def _image_options(args: argparse.Namespace) -> dict:
         raise ValueError("--max-pixels must be >= 1")
     return {"formats": formats, "batch_size": args.batch_size, "overwrite": args.overwrite,
             "max_pixels": args.max_pixels if args.max_pixels is not None else DEFAULT_MAX_PIXELS,
-            "call": {"prompts": args.prompt or None, "threshold": args.threshold, "ebp": not args.no_ebp,
+            "call": {"prompts": args.prompt or None, "score_threshold": args.score_threshold,
+                     "background_threshold": args.background_threshold, "ebp": not args.no_ebp,
                      "preset": get_preset(args.preset) if args.preset else None,
                      "label_map": load_label_map(args.label_map) if args.label_map else None,
                      "batch_size": args.batch_size}}
@@ -197,7 +209,8 @@ def _settings(args: argparse.Namespace, options: dict) -> dict:
             "onnx": args.onnx, "mode": args.mode, "person_masks": args.person_masks, "detector": args.detector,
             "image_size": args.image_size,
             "prompts": call["prompts"], "preset": args.preset, "label_map": call["label_map"],
-            "threshold": call["threshold"], "ebp": call["ebp"], "max_pixels": options["max_pixels"]}
+            "score_threshold": call["score_threshold"], "background_threshold": call["background_threshold"],
+            "ebp": call["ebp"], "max_pixels": options["max_pixels"]}
 
 
 def _check_out(out: Path) -> None:
@@ -343,29 +356,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .data import open_dataset
     from .embedded import embedded_model_dir
     from .evaluation import EvalConfig, evaluate, to_json, to_markdown
-    from .modeling import SpectrumModel
+    from .pipeline import SpectrumPipeline
 
     embedded = embedded_model_dir(args.model)  # None, or a name this tool prints for an embedded model
     if embedded is not None:
         args.model = str(embedded)
-    pipe = None
-    if args.protocol == "instance" and args.mode == "top-down":
-        from .pipeline import SpectrumPipeline
-
-        pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
-                                                mode="top-down", person_masks=args.person_masks,
-                                                detector=args.detector)
-        model = pipe.model
-    else:
-        model = SpectrumModel.from_pretrained(args.model).to(_device(args.device)).eval()
+    # The pipeline `spectrum parse` builds (same detector, crops, person masks); --mode whole-image runs only
+    # its model (and, for the instance protocol, its bottom-up grouping).
+    pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
+                                            mode="bottom-up" if args.mode == "whole-image" else "top-down",
+                                            person_masks=args.person_masks, detector=args.detector)
     dataset = open_dataset(args.dataset, split=args.split)
-    config = EvalConfig(protocol=args.protocol, image_size=args.image_size or model.config.input_size, limit=args.limit,
-                        withheld=list(model.config.withheld), background_threshold=args.background_threshold)
+    config = EvalConfig(protocol=args.protocol, mode="whole-image" if args.mode == "whole-image" else "pipeline",
+                        limit=args.limit, withheld=list(pipe.model.config.withheld),
+                        score_threshold=args.score_threshold, background_threshold=args.background_threshold)
     n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
-    result = evaluate(model, dataset, config, progress=tqdm(range(n), desc="eval", unit="img", disable=args.json),
-                      pipeline=pipe)
-    if args.protocol == "instance":
-        result["mode"] = args.mode
+    result = evaluate(pipe, dataset, config, progress=tqdm(range(n), desc="eval", unit="img", disable=args.json))
+    result["mode"] = args.mode
     print(to_json(result) if args.json else to_markdown(result))
     return 0
 
@@ -428,7 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--prompt", action="append", help="a text prompt (repeatable); default: the model's list")
     parse.add_argument("--model", help=MODEL_HELP)
     parse.add_argument("--out", default="outputs", help="output directory (default: outputs)")
-    parse.add_argument("--threshold", type=float, default=0.3, help="minimum instance score")
+    parse.add_argument("--score-threshold", "--threshold", dest="score_threshold", type=_unit, default=0.3,
+                       help="parts whose mean score is below this are dropped (default 0.3)")
+    parse.add_argument("--background-threshold", type=_unit, default=0.5,
+                       help="pixels whose best prompt score is below this are background (default 0.5)")
     parse.add_argument("--image-size", type=_image_side, default=None,
                        help="longest side fed to the model (default: the size it was trained at)")
     parse.add_argument("--no-ebp", action="store_true", help="do not add the expanded body-part prompts")
@@ -477,20 +487,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate a model on a dataset (prompt-based)")
     ev.add_argument("--model", help=MODEL_HELP)
-    ev.add_argument("--mode", choices=["top-down", "bottom-up"], default="top-down",
-                    help="instance protocol: score top-down persons (default) or the bottom-up grouping")
+    ev.add_argument("--mode", choices=["top-down", "whole-image"], default="top-down",
+                    help="top-down (default): every image through the pipeline `spectrum parse` runs (people found, "
+                         "each parsed in its crop); whole-image: the bare model on the whole image (research "
+                         "comparisons; instance protocol: the bottom-up grouping)")
     ev.add_argument("--person-masks", choices=["blazepose", "parser"], default=None,
-                    help="instance protocol, top-down: whose masks decide each person's pixels (default blazepose)")
+                    help="top-down: whose masks decide each person's pixels (default blazepose)")
     ev.add_argument("--detector", choices=["movenet", "blazepose"], default="movenet",
-                    help="instance protocol, top-down: who finds the people (default movenet)")
+                    help="top-down: who finds the people (default movenet)")
     ev.add_argument("--dataset", required=True, help="FORMAT:PATH, e.g. ccp:../shared/datasets/ccp")
     ev.add_argument("--split", default="val", help="train, val or all (default val)")
     ev.add_argument("--protocol", default="all", choices=["all", "body", "clothing", "unseen", "person", "instance"])
     ev.add_argument("--image-size", type=_image_side, default=None,
                        help="longest side fed to the model (default: the size it was trained at)")
     ev.add_argument("--limit", type=int, help="evaluate only the first N images")
-    ev.add_argument("--background-threshold", type=float, default=0.5,
+    ev.add_argument("--background-threshold", type=_unit, default=0.5,
                     help="pixels whose best prompt score is below this are background (default 0.5)")
+    ev.add_argument("--score-threshold", type=_unit, default=0.3,
+                    help="parts whose mean score is below this are dropped (default 0.3)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of Markdown")
     ev.add_argument("--device", default="auto")
     ev.set_defaults(func=cmd_eval)

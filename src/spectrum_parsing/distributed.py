@@ -92,7 +92,7 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
                    person_masks: str | None = None, detector: str | None = None) -> dict[str, Any]:
     """Parse image files on Ray and write ``formats`` into ``out_dir`` exactly as the local engine does.
 
-    ``call_kwargs``: keyword arguments of :meth:`SpectrumPipeline.__call__` (prompts, threshold, preset...).
+    ``call_kwargs``: keyword arguments of :meth:`SpectrumPipeline.__call__` (prompts, score_threshold, preset...).
     ``num_actors``: model actors (default: the cluster's GPUs when on CUDA, else its CPUs); each takes one GPU on
     CUDA. ``ray_address``: connect to that cluster; otherwise the running Ray instance, or a new local one (shut
     down at the end only if started here). ``names``: output name per input (default: unique stems, see

@@ -1,8 +1,12 @@
 """Evaluation: prompt-based semantic parsing metrics, the paper's protocols, and multi-person AP^r.
 
-Prompt-based evaluation: every category of the dataset is prompted by its canonical name; the predicted masks
-are composed into a label map by score (Mask2Former semantic inference over the prompts); the label map is
-compared with the dataset's own label map.
+Prompt-based evaluation: every category of the dataset is prompted by its canonical name and the label map is
+compared with the dataset's own label map. **What is measured is what users run**: by default
+(``mode="pipeline"``) each image goes through the same :class:`~spectrum_parsing.pipeline.SpectrumPipeline` call
+that ``spectrum parse`` makes (its detector, crops, person masks and thresholds; EBP additions off, since the
+dataset's classes are the prompts), and its label map is scored. ``mode="whole-image"`` keeps the bare-model
+measurement for research comparisons: the whole image through the model once, the processor's semantic inference
+(Mask2Former's) over the prompts, no persons; for the instance protocol, the bottom-up pipeline.
 
 Protocols (reported separately, as in the paper):
 
@@ -32,11 +36,10 @@ from typing import Any
 import numpy as np
 
 from .data.sample import IGNORE_ID, Sample
-from .inference import outputs_at_size, predict, predict_batch, resize_for_model  # noqa: F401 (re-exported)
-from .postprocess import group_instances, semantic_map
 from .vocab import categories as vocabulary
 
 PROTOCOLS = ("all", "body", "clothing", "unseen", "person", "instance")
+MODES = ("pipeline", "whole-image")
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -76,10 +79,11 @@ def summarize(cm: np.ndarray, names: Sequence[str], classes: Sequence[int] | Non
 # ------------------------------------------------------------------------------------------------ inference
 @dataclass
 class EvalConfig:
-    """How images are run through the model for evaluation."""
+    """What is evaluated and how images are run (``mode``: see the module docstring; the image size is the
+    pipeline's)."""
 
     protocol: str = "all"
-    image_size: int = 512  # longest side fed to the model
+    mode: str = "pipeline"
     score_threshold: float = 0.3
     background_threshold: float = 0.5
     limit: int | None = None  # evaluate only the first N images
@@ -88,6 +92,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}; choose one of {PROTOCOLS}")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of {MODES}")
         if not 0.0 <= self.background_threshold <= 1.0:
             raise ValueError(f"background_threshold must be in [0, 1], got {self.background_threshold}")
 
@@ -133,20 +139,44 @@ def _check_skipped(skipped: list[dict[str, str]], n: int) -> None:
                          f"{skipped[0]['reason']}); is this the right dataset and format?")
 
 
-def evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | None = None,
-             pipeline: Any = None) -> dict[str, Any]:
-    """Evaluate ``model`` on a ``ParsingDataset`` under ``config.protocol``; returns the metrics dict.
-    ``pipeline`` (instance protocol): score its persons instead of ``model``'s bottom-up grouping.
-    ``skipped`` lists unreadable samples, ``unlabelled`` the photos the reader found without a label map."""
-    result = _evaluate(model, dataset, config, progress, pipeline)
+def evaluate(pipeline: Any, dataset: Any, config: EvalConfig, progress: Iterable | None = None) -> dict[str, Any]:
+    """Evaluate a :class:`~spectrum_parsing.pipeline.SpectrumPipeline` on a ``ParsingDataset`` under
+    ``config.protocol`` (``config.mode``: the pipeline's own call, or the whole image through its model); returns
+    the metrics dict. ``skipped`` lists unreadable samples, ``unlabelled`` the photos the reader found without a
+    label map."""
+    result = _evaluate(pipeline, dataset, config, progress)
     result["unlabelled"] = list(getattr(dataset, "unlabelled", []))
+    result["mode"] = config.mode
     return result
 
 
-def _evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | None,
-              pipeline: Any) -> dict[str, Any]:
+def _label_map(pipeline: Any, image: np.ndarray, prompts: list[str], config: EvalConfig) -> np.ndarray:
+    """(H, W) labels, 0 = background, else 1 + index into ``prompts`` (distinct, person prompt excluded)."""
+    if config.mode == "pipeline":
+        result = pipeline(image, prompts=prompts, ebp=False, score_threshold=config.score_threshold,
+                          background_threshold=config.background_threshold)
+        return np.asarray(result.label_map)
+    scores = pipeline.predict_scores([image], prompts)[0]
+    labels, _ = pipeline.processor.label_map(scores, background_threshold=config.background_threshold)
+    return labels.numpy()
+
+
+def _person_map(pipeline: Any, image: np.ndarray, config: EvalConfig) -> np.ndarray:
+    """(H, W) bool: the pixels of any person."""
+    if config.mode == "pipeline":
+        result = pipeline(image, ebp=False, score_threshold=config.score_threshold,
+                          background_threshold=config.background_threshold)
+        out = np.zeros(image.shape[:2], dtype=bool)
+        for person in result.persons:
+            out |= person.mask.cpu().numpy()
+        return out
+    scores = pipeline.predict_scores([image], [pipeline.model.config.person_prompt])[0]
+    return (pipeline.processor.label_map(scores, background_threshold=config.background_threshold)[0] > 0).numpy()
+
+
+def _evaluate(pipeline: Any, dataset: Any, config: EvalConfig, progress: Iterable | None) -> dict[str, Any]:
     if config.protocol == "instance":
-        return evaluate_instances(model, dataset, config, progress, pipeline=pipeline)
+        return evaluate_instances(pipeline, dataset, config, progress)
     classes, canonical = list(dataset.classes), list(dataset.canonical)
     n = len(dataset) if config.limit is None else min(config.limit, len(dataset))
     indices = progress if progress is not None else range(n)
@@ -154,18 +184,22 @@ def _evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable |
     if config.protocol == "person":
         cm = np.zeros((2, 2), dtype=np.int64)
         for _, sample in _readable(dataset, indices, skipped):
-            logits, masks = predict(model, sample.image, ["person"], config.image_size)
-            pred = semantic_map(logits, masks, background_threshold=config.background_threshold).numpy()
+            pred = _person_map(pipeline, sample.image, config)
             gt = np.where(sample.semantic == IGNORE_ID, IGNORE_ID, (sample.semantic > 0).astype(np.int64))
-            cm += confusion_matrix(gt, (pred > 0).astype(np.int64), 2)
+            cm += confusion_matrix(gt, pred.astype(np.int64), 2)
         _check_skipped(skipped, n)
         result = summarize(cm, ["background", "person"])
         return {**result, "num_images": n - len(skipped), "skipped": skipped, "protocol": "person",
                 "dataset": dataset.name}
 
     selected = protocol_classes(classes, canonical, config.protocol, config.withheld)
-    prompts = [canonical[c] for c in selected]
-    lut = np.array([0] + selected, dtype=np.int64)  # semantic_map value -> dataset id
+    person_prompt = pipeline.model.config.person_prompt
+    first_id: dict[str, int] = {}  # distinct prompts; a class sharing another's canonical name is never predicted
+    for c in selected:
+        if canonical[c] != person_prompt:
+            first_id.setdefault(canonical[c], c)
+    prompts = list(first_id)
+    lut = np.array([0, *first_id.values()], dtype=np.int64)  # label (1 + prompt index) -> dataset id
     keep = np.full(len(classes) + 1, False)
     keep[[0, *selected]] = True
     cm = np.zeros((len(classes), len(classes)), dtype=np.int64)
@@ -176,8 +210,7 @@ def _evaluate(model: Any, dataset: Any, config: EvalConfig, progress: Iterable |
         groups = [vocabulary.coarse_group(canonical[c]) if c else "background" for c in range(len(classes))]
         coarse_lut = np.array([vocabulary.COARSE_GROUPS.index(g) for g in groups])
     for _, sample in _readable(dataset, indices, skipped):
-        logits, masks = predict(model, sample.image, prompts, config.image_size)
-        pred = lut[semantic_map(logits, masks, background_threshold=config.background_threshold).numpy()]
+        pred = lut[_label_map(pipeline, sample.image, prompts, config)]
         gt = sample.semantic.astype(np.int64)
         in_range = (gt >= 0) & (gt < len(classes))
         gt = np.where(in_range & keep[np.clip(gt, 0, len(classes))], gt, IGNORE_ID)
@@ -214,17 +247,18 @@ def match_person_ious(gt: list[np.ndarray], pred: list[np.ndarray]) -> list[floa
     return out
 
 
-def evaluate_instances(model: Any, dataset: Any, config: EvalConfig, progress: Iterable | None = None,
-                       pipeline: Any = None) -> dict:
+def evaluate_instances(pipeline: Any, dataset: Any, config: EvalConfig, progress: Iterable | None = None) -> dict:
     """AP^r (IoU 0.5:0.95) and AP^r_50 of per-person part instances, with pycocotools' COCOeval; plus the share
     of images with the right person count and the mean person-mask IoU (GT persons matched one to one).
 
-    ``pipeline``: a :class:`~spectrum_parsing.pipeline.SpectrumPipeline` whose persons are scored (top-down or
-    bottom-up, as it was made); without it, ``model``'s whole-image (bottom-up) grouping is scored."""
+    The persons of ``pipeline`` are scored as it was made (``mode="pipeline"``), or those of the same model
+    parsing bottom-up (``mode="whole-image"``: the parser's own person masks, no detector)."""
     from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    if config.mode == "whole-image" and pipeline.mode != "bottom-up":
+        pipeline = pipeline.with_mode("bottom-up")
     n = len(dataset) if config.limit is None else min(config.limit, len(dataset))
     names = [c for c in vocabulary.names() if c != "person"]
     cat_ids = {name: i + 1 for i, name in enumerate(names)}
@@ -249,12 +283,8 @@ def evaluate_instances(model: Any, dataset: Any, config: EvalConfig, progress: I
         if not prompts:
             right_count += not gt_persons
             continue
-        if pipeline is not None:
-            persons = pipeline(sample.image, prompts=prompts, ebp=False, threshold=config.score_threshold).persons
-        else:
-            logits, masks = predict(model, sample.image, [*prompts, "person"], config.image_size)
-            persons = group_instances(logits, masks, [*prompts, "person"], len(prompts),
-                                      score_threshold=config.score_threshold)
+        persons = pipeline(sample.image, prompts=prompts, ebp=False, score_threshold=config.score_threshold,
+                           background_threshold=config.background_threshold).persons
         right_count += len(persons) == len(gt_persons)
         person_ious += match_person_ious(gt_persons, [p.mask.cpu().numpy() for p in persons])
         for person in persons:

@@ -4,7 +4,7 @@ The exported graph is everything after the text encoder: backbone, pixel decoder
 grounding, from ``images`` (B, 3, S, S) float in [0, 1] and ``text_embeds`` (P, D) to ``pred_logits``
 (B, Q, P + 1) and ``pred_masks`` (B, Q, S/4, S/4). Batch and prompt count are dynamic; the image side ``S``
 is fixed at export (the traced graph bakes in the level shapes); inputs are resized to a longest side of
-``S`` and zero-padded right/bottom to ``S x S`` (:func:`~spectrum_parsing.inference.pad_square`), which is also
+``S`` and zero-padded right/bottom to ``S x S`` (:func:`~spectrum_parsing.processor.pad_square`), which is also
 what the PyTorch path runs (and how training presents images), so both give the same result; masks are
 cropped back. Prompts are
 still embedded by the PyTorch text encoder (cached), which is cheap next to the image path.
@@ -26,7 +26,8 @@ from torch import nn
 
 from . import __version__
 from .hub import ModelLoadError
-from .inference import pad_square
+from .outputs import SpectrumOutput
+from .processor import pad_square
 from .writers import TMP_TAG, process_umask
 
 __all__ = ["ONNX_OPSET", "OnnxRunner", "export_onnx", "pad_square"]
@@ -94,14 +95,17 @@ def _export_to(model: torch.nn.Module, path: Path, size: int, opset: int, check:
         prompts = model.encode_prompts(["person", "hat", "left hand"])
         with torch.no_grad():
             want = wrapper(probe, prompts)
-        got = OnnxRunner(path)(probe, prompts)
-        worst = max(float((a - b).abs().max()) for a, b in zip(want, got))
+        out = OnnxRunner(path)(probe, text_embeds=prompts)
+        worst = max(float((a - b).abs().max()) for a, b in zip(want, (out.pred_logits, out.pred_masks)))
         if worst > 1e-3:
             raise RuntimeError(f"the ONNX export differs from PyTorch by {worst:.2e} (limit 1e-3)")
 
 
 class OnnxRunner:
-    """An onnxruntime session of an exported Spectrum image path (see :func:`export_onnx`)."""
+    """An onnxruntime session of an exported Spectrum image path (see :func:`export_onnx`): a backend of
+    :mod:`.processor` like the PyTorch model (``runner(pixel_values, text_embeds=...) -> SpectrumOutput``)."""
+
+    device = torch.device("cpu")  # inputs are handed to onnxruntime from CPU tensors
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
                  providers: list[str] | None = None) -> None:
@@ -124,8 +128,8 @@ class OnnxRunner:
         self.text_dim = int(meta.get("text_dim", 0))
         self.path = path
 
-    def __call__(self, images: torch.Tensor, text_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, S, S) images and (P, D) prompt embeddings -> (pred_logits, pred_masks) as CPU tensors."""
+    def __call__(self, images: torch.Tensor, *, text_embeds: torch.Tensor) -> SpectrumOutput:
+        """(B, 3, S, S) images and (P, D) prompt embeddings -> pred_logits and pred_masks (CPU tensors)."""
         if tuple(images.shape[-2:]) != (self.image_size, self.image_size):
             raise ValueError(f"the ONNX model takes {self.image_size}x{self.image_size} images, got "
                              f"{tuple(images.shape[-2:])}: pad with pad_square()")
@@ -133,4 +137,4 @@ class OnnxRunner:
             raise ValueError(f"the ONNX model takes {self.text_dim}-d prompt embeddings, got {text_embeds.shape[-1]}")
         logits, masks = self.session.run(None, {"images": images.detach().float().cpu().contiguous().numpy(),
                                                 "text_embeds": text_embeds.detach().float().cpu().numpy()})
-        return torch.from_numpy(logits), torch.from_numpy(masks)
+        return SpectrumOutput(pred_logits=torch.from_numpy(logits), pred_masks=torch.from_numpy(masks))

@@ -10,13 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .backbones import FeatureBackbone, backbone_config_from_dict, load_backbone, without_initial_weights
-from .backbones.base import check_images
 from .configs import (
     MAX_IMAGE_SIDE,
     MIN_IMAGE_SIDE,
@@ -28,9 +26,8 @@ from .configs import (
 )
 from .decoder import SpectrumDecoder
 from .hub import ModelLoadError, resolve_dir
-from .inference import MIN_MODEL_SIDE
-from .postprocess import bottom_up_parse
-from .results import ParsingResult
+from .outputs import SpectrumOutput
+from .processor import MIN_MODEL_SIDE
 from .text_encoders import (
     PROMPT_TABLE,
     LazyTextEncoder,
@@ -233,8 +230,9 @@ class SpectrumModel(nn.Module):
 
     def forward(self, images: torch.Tensor | None = None, prompts: Sequence[str] | None = None, *,
                 features: dict[int, torch.Tensor] | None = None,
-                text_embeds: torch.Tensor | None = None) -> dict[str, object]:
-        """Decoder outputs for ``images`` (or precomputed backbone ``features``) and ``prompts`` (or embeds)."""
+                text_embeds: torch.Tensor | None = None) -> SpectrumOutput:
+        """Decoder outputs for ``images`` (or precomputed backbone ``features``) and ``prompts`` (or embeds):
+        the backend interface of :mod:`.processor` (``model(pixel_values, text_embeds=...)``)."""
         if features is None:
             if images is None:
                 raise ValueError("pass images or precomputed features")
@@ -249,39 +247,7 @@ class SpectrumModel(nn.Module):
                 raise ValueError("pass prompts or text_embeds")
             text_embeds = self.encode_prompts(prompts)
         features = {s: f.to(self.device) for s, f in features.items()}
-        return self.decoder(features, text_embeds.to(self.device))
-
-    @torch.no_grad()
-    def parse(self, images: torch.Tensor, prompts: Sequence[str], score_threshold: float = 0.3,
-              mask_threshold: float = 0.5, min_part_overlap: float = 0.5) -> list[ParsingResult]:
-        """Parse a batch (B, 3, H, W) in [0, 1] bottom-up: per image a :class:`ParsingResult` (the pipeline's
-        result type), persons with their parts and a label map rendered from them.
-
-        The person prompt (``config.person_prompt``) is added if missing: full-body masks are what parts
-        are grouped by; parts that fall on no person are dropped. For top-down parsing, pre-processing and
-        presets use :class:`~spectrum_parsing.pipeline.SpectrumPipeline`.
-        """
-        check_images(images)
-        prompts = list(dict.fromkeys(prompts))
-        if not prompts:
-            raise ValueError("give at least one prompt")
-        if self.config.person_prompt not in prompts:
-            prompts.append(self.config.person_prompt)
-        person = prompts.index(self.config.person_prompt)
-        out = self(images, prompts)
-        h, w = images.shape[-2:]
-        masks = out["pred_masks"]
-        masks = F.interpolate(masks.float(), scale_factor=4, mode="bilinear", align_corners=False)[..., :h, :w]
-        labels = [p for i, p in enumerate(prompts) if i != person]
-        results = []
-        for logits, m in zip(out["pred_logits"].float(), masks):
-            persons, label_map = bottom_up_parse(logits, m, prompts, person, threshold=score_threshold,
-                                                 mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
-            # label ids: 1 + prompt index; the person prompt has none, so ids after it shift down by one
-            shift = np.arange(len(prompts) + 1, dtype=np.int32)
-            shift[person + 2:] -= 1
-            results.append(ParsingResult(persons, shift[label_map], labels, prompts, int(h), int(w)))
-        return results
+        return SpectrumOutput.from_dict(self.decoder(features, text_embeds.to(self.device)))
 
 
 def _read_safetensors(path: Path, map_location: str | torch.device) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,13 +28,14 @@ from .embedded import (  # noqa: F401  (re-exported: the embedded models' names 
 )
 from .export import OnnxRunner
 from .images import DEFAULT_MAX_PIXELS, as_rgb_image
-from .inference import forward_grouped, outputs_at_size, pad_square, predict_batch, resize_for_model
 from .modeling import SpectrumModel
+from .options import ParseOptions
 from .persons import BlazePoseSegmenter, PersonDetector
-from .postprocess import PersonInstance, bottom_up_parse
+from .postprocess import group_instances
 from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
+from .processor import ImagePrediction, PersonCandidate, SpectrumImageProcessor, assemble_persons
 from .prompts import clean_prompts
-from .results import ImageInput, ParsingResult
+from .results import ImageInput, ParsingResult, PersonInstance
 from .topdown import TopDownConfig, derived_prompts, parse_top_down
 from .vocab.phrases import EBP_PROMPTS, with_ebp
 
@@ -75,7 +76,7 @@ def _upscaled(result: ParsingResult, height: int, width: int) -> ParsingResult:
     """A result computed at a working size with its label map and masks scaled (nearest) to ``height x width``.
 
     Only each mask's box is scaled, so memory grows with the area the parts cover, not with parts x pixels."""
-    from .postprocess import region_mask
+    from .results import region_mask
 
     ys, xs = _nearest_index(result.height, height), _nearest_index(result.width, width)
 
@@ -146,6 +147,8 @@ class SpectrumPipeline:
             raise ValueError(f"the ONNX export takes {self.onnx.image_size}-px inputs; image_size={image_size} "
                              "cannot change that (export again with --image-size)")
         self.image_size = self.onnx.image_size if self.onnx is not None else image_size or model.config.input_size
+        # The ONNX export takes square inputs only; it then gives what the PyTorch model gives on them.
+        self.processor = SpectrumImageProcessor(self.image_size, square=square_inputs or self.onnx is not None)
         self.max_pixels = max_pixels
         self.work_pixels = work_pixels
 
@@ -210,26 +213,34 @@ class SpectrumPipeline:
             raise ValueError("give at least one prompt other than the person prompt")
         return prompts
 
+    def with_mode(self, mode: str) -> SpectrumPipeline:
+        """The same model, backend and settings parsing in ``mode`` (``"bottom-up"`` needs no detector)."""
+        return SpectrumPipeline(self.model, image_size=None if self.onnx is not None else self.image_size,
+                                max_pixels=self.max_pixels, work_pixels=self.work_pixels, onnx=self.onnx, mode=mode,
+                                person_detector=self.person_detector, person_segmenter=self.person_segmenter,
+                                top_down=self.top_down, crop_batch=self.crop_batch, square_inputs=self.square_inputs)
+
+    @property
+    def backend(self) -> Any:
+        """What runs the model: the ONNX runner when one is given, else the PyTorch model."""
+        return self.onnx if self.onnx is not None else self.model
+
     @torch.no_grad()
-    def __call__(self, images: ImageInput | Sequence[ImageInput], prompts: Sequence[str] | None = None,
-                 threshold: float = 0.3, mask_threshold: float = 0.5, ebp: bool = True,
-                 min_part_overlap: float = 0.5, *, preset: str | Preset | None = None,
+    def __call__(self, images: ImageInput | Sequence[ImageInput], prompts: Sequence[str] | None = None, *,
+                 options: ParseOptions | None = None, preset: str | Preset | None = None,
                  label_map: Mapping[str, Any] | str | os.PathLike[str] | None = None,
-                 batch_size: int = 1) -> ParsingResult | list[ParsingResult]:
+                 **knobs: Any) -> ParsingResult | list[ParsingResult]:
         """Parse one image (returns a ParsingResult) or a list of images (returns a list).
 
+        ``options`` (:class:`~spectrum_parsing.options.ParseOptions`) holds every knob; any of its fields may
+        also be given by name (``pipe(photo, score_threshold=0.4, ebp=False)``), overriding ``options``.
         ``preset``: a dataset label scheme (``"lip"``, ``"cihp"``, ``"atr"``, ``"pascal-person-part"``, ``"ccp"``
         or a :class:`Preset`): its prompts are scored (without EBP additions) and the label map holds the dataset's
         ids; not combinable with ``prompts``. ``label_map``: merge / rename / fixed ids of the output labels (a
-        dict or a JSON file, schema in :mod:`.presets`). ``batch_size``: images run through the model together
+        dict or a JSON file, schema in :mod:`.presets`). ``batch_size`` images run through the model together
         (those of one batch with the same model input size share a forward pass).
         """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        for name, value in (("threshold", threshold), ("mask_threshold", mask_threshold),
-                            ("min_part_overlap", min_part_overlap)):
-            if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        options = (options or ParseOptions()).replace(**knobs) if knobs else (options or ParseOptions())
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
         if isinstance(label_map, (str, os.PathLike)):
@@ -244,23 +255,23 @@ class SpectrumPipeline:
         else:
             if prompts is None and label_map is not None:
                 prompts = label_map_prompts(label_map)
-            labels = self.resolve_prompts(prompts, ebp)
+            labels = self.resolve_prompts(prompts, options.ebp)
             scheme = apply_label_map(labels, None, label_map)
         relabel = preset_obj is not None or label_map is not None
         lut = np.array([0, *scheme.source_ids], dtype=np.int32)
         scored = [*labels, self.model.config.person_prompt]
         results: list[ParsingResult] = []
-        for start in range(0, len(batch), batch_size):
-            pils = [as_rgb_image(image, self.max_pixels) for image in batch[start:start + batch_size]]
+        for start in range(0, len(batch), options.batch_size):
+            pils = [as_rgb_image(image, self.max_pixels) for image in batch[start:start + options.batch_size]]
             arrays = [np.asarray(_downscaled(pil, self.work_pixels)) for pil in pils]
-            predictions = self._predict(arrays, scored) if self.mode == "bottom-up" else None
-            for pil, array in zip(pils, arrays):
+            predictions = (self._predict(arrays, scored) if self.mode == "bottom-up"
+                           else [None] * len(arrays))
+            for pil, array, prediction in zip(pils, arrays, predictions):
                 h, w = array.shape[:2]
-                if predictions is None:
-                    persons, semantic = self._parse_top_down(array, scored, len(labels), threshold, mask_threshold)
+                if prediction is None:
+                    persons, semantic = self._parse_top_down(array, scored, len(labels), options)
                 else:
-                    persons, semantic = self._parse_bottom_up(next(predictions), scored, len(labels), threshold,
-                                                              mask_threshold, min_part_overlap)
+                    persons, semantic = self._parse_bottom_up(prediction, scored, len(labels), options)
                 if relabel:
                     persons = _relabel(persons, scheme)
                 result = ParsingResult(persons, lut[semantic], list(scheme.names), scored, h, w,
@@ -272,8 +283,17 @@ class SpectrumPipeline:
                 results.append(result)
         return results[0] if single else results
 
-    def _parse_top_down(self, array: np.ndarray, scored: Sequence[str], person_index: int, threshold: float,
-                        mask_threshold: float) -> tuple[list[PersonInstance], np.ndarray]:
+    def _predict(self, arrays: Sequence[np.ndarray], prompts: Sequence[str]) -> list[ImagePrediction]:
+        """The backend's outputs for each image (inputs of equal padded size share calls)."""
+        embeds = self.model.encode_prompts(list(prompts))
+        return self.processor.predict(self.backend, arrays, embeds, max_batch=self.crop_batch)
+
+    def predict_scores(self, arrays: Sequence[np.ndarray], prompts: Sequence[str]) -> list[torch.Tensor]:
+        """Per-prompt pixel scores (P, H, W) of each image, whole (the processor's semantic inference)."""
+        return [self.processor.semantic_scores(p) for p in self._predict(arrays, prompts)]
+
+    def _parse_top_down(self, array: np.ndarray, scored: Sequence[str], person_index: int,
+                        options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:
         """Persons and semantic map of one working-size image, people first (:mod:`.topdown`)."""
         assert self.person_detector is not None
         detections = self.person_detector(array)
@@ -282,64 +302,31 @@ class SpectrumPipeline:
             assert self.person_segmenter is not None
             probs = self.person_segmenter(array, detections.boxes)
         prompts, derived, hidden = derived_prompts(scored)  # "left hand": carved from "left arm" by keypoints
-        return parse_top_down(array, detections, lambda crops: list(self._predict_scores(crops, prompts)), prompts,
-                              person_index, self.top_down, person_probs=probs, threshold=threshold,
-                              background_threshold=mask_threshold, derived=derived, hidden=hidden)
+        return parse_top_down(array, detections, lambda crops: self.predict_scores(crops, prompts), prompts,
+                              person_index, self.top_down, person_probs=probs, threshold=options.score_threshold,
+                              background_threshold=options.background_threshold, derived=derived, hidden=hidden)
 
-    def _predict_scores(self, arrays: Sequence[np.ndarray], prompts: Sequence[str]) -> Iterator[torch.Tensor]:
-        """Per-prompt pixel scores (P, H, W) of each image (Mask2Former semantic inference), computed at the
-        model's mask resolution and resized to the image: P maps are resized instead of Q masks."""
-        inputs = [resize_for_model(a, self.image_size) for a in arrays]
-        embeds = self.model.encode_prompts(list(prompts))
-        if self.onnx is not None:  # square crops: up to crop_batch of them per session call
-            outputs = []
-            for start in range(0, len(inputs), self.crop_batch):
-                logits, masks = self.onnx(torch.cat([pad_square(t, self.image_size)
-                                                     for t in inputs[start:start + self.crop_batch]]), embeds)
-                outputs += list(zip(logits, masks))
-        else:  # square as in training and as the ONNX export; crops of equal padded size share passes
-            padded = [pad_square(t, self.image_size) for t in inputs] if self.square_inputs else inputs
-            outputs = forward_grouped(self.model, padded, embeds, max_batch=self.crop_batch)
-        for t, a, (logits, masks) in zip(inputs, arrays, outputs):
-            rh, rw = t.shape[-2:]
-            probs = logits.float().softmax(-1)[:, :-1]
-            low = torch.einsum("qp,qhw->phw", probs, masks.float().sigmoid())
-            up = torch.nn.functional.interpolate(low[None], scale_factor=4, mode="bilinear",
-                                                 align_corners=False)[..., :rh, :rw]
-            yield torch.nn.functional.interpolate(up, size=a.shape[:2], mode="bilinear",
-                                                  align_corners=False)[0].cpu()
-
-    def _parse_bottom_up(self, prediction: tuple[torch.Tensor, torch.Tensor], scored: Sequence[str],
-                         person_index: int, threshold: float, mask_threshold: float,
-                         min_part_overlap: float) -> tuple[list[PersonInstance], np.ndarray]:
+    def _parse_bottom_up(self, prediction: ImagePrediction, scored: Sequence[str], person_index: int,
+                         options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:
         """Persons and semantic map from one whole-image prediction, with the top-down path's contract: person
         instances (Mask2Former instance inference) own the pixels where they score highest (people never share
-        a pixel), and each person's parts are the semantic labels on its pixels, so the label map is rendered
-        from the parts."""
-        logits, masks = prediction
-        return bottom_up_parse(logits, masks, scored, person_index, threshold=threshold,
-                               mask_threshold=mask_threshold, min_part_overlap=min_part_overlap,
-                               min_person_pixels=self.top_down.min_person_pixels,
-                               min_part_pixels=self.top_down.min_part_pixels)
-
-    def _predict(self, arrays: Sequence[np.ndarray], prompts: Sequence[str]) -> Iterator[tuple[torch.Tensor,
-                                                                                             torch.Tensor]]:
-        """Grounding and mask logits of each image, in order; images with equal model input size share a pass."""
-        inputs = [resize_for_model(a, self.image_size) for a in arrays]
-        if self.onnx is not None:  # one square batch: pad each input, crop each output
-            embeds = self.model.encode_prompts(list(prompts))
-            logits, masks = self.onnx(torch.cat([pad_square(t, self.image_size) for t in inputs]), embeds)
-            for k, (t, a) in enumerate(zip(inputs, arrays)):
-                yield outputs_at_size(logits[k], masks[k], tuple(t.shape[-2:]), a.shape[:2])
-            return
-        done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        for i in range(len(arrays)):
-            if i not in done:
-                group = [j for j in range(i, len(arrays)) if inputs[j].shape == inputs[i].shape]
-                outputs = predict_batch(self.model, torch.cat([inputs[j] for j in group]), prompts,
-                                        [arrays[j].shape[:2] for j in group], square=self.square_inputs)
-                done.update(zip(group, outputs))
-            yield done.pop(i)
+        a pixel), and each person's parts are the semantic labels on its pixels (the processor's assembly)."""
+        masks = self.processor.mask_logits(prediction)
+        found = group_instances(prediction.logits, masks, scored, person_index,
+                                score_threshold=options.score_threshold, mask_threshold=options.mask_threshold,
+                                min_part_overlap=options.min_part_overlap)
+        del masks
+        labels, best = self.processor.post_process_semantic(prediction, exclude=(person_index,),
+                                                            background_threshold=options.background_threshold)
+        owner = torch.full(labels.shape, -1, dtype=torch.long)
+        for k in reversed(range(len(found))):  # by descending score: the best-scored person wins a shared pixel
+            owner[found[k].mask.cpu()] = k
+        h, w = labels.shape
+        candidates = [PersonCandidate(region=(0, 0, w, h), owned=owner == k, labels=labels, scores=best,
+                                      score=person.score) for k, person in enumerate(found)]
+        return assemble_persons(candidates, scored, (h, w), threshold=options.score_threshold,
+                                min_person_pixels=self.top_down.min_person_pixels,
+                                min_part_pixels=self.top_down.min_part_pixels)
 
 
 def _relabel(persons: list[PersonInstance], scheme: LabelScheme) -> list[PersonInstance]:

@@ -1,130 +1,25 @@
-"""Inference post-processing: person instances with their parts, and semantic label maps.
+"""Mask2Former instance inference: person instances (with parts) from one image's decoder outputs, for bottom-up
+parsing (people found by the parser itself). Semantic inference and the person assembly shared with top-down
+parsing live in :mod:`.processor`.
 
-Inputs are one image's decoder outputs: grounding logits ``(Q, P + 1)`` (last column =
-no-object) and mask logits ``(Q, H, W)`` already resized to the output image size.
+Inputs are one image's decoder outputs: grounding logits ``(Q, P + 1)`` (last column = no-object) and mask
+logits ``(Q, H, W)`` already resized to the output image size
+(:meth:`~spectrum_parsing.processor.SpectrumImageProcessor.mask_logits`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import InitVar, dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = [
-    "PartInstance",
-    "PersonInstance",
-    "mask_box",
-    "region_mask",
-    "group_instances",
-    "semantic_map",
-    "bottom_up_parse",
-]
+from .results import PartInstance, PersonInstance, mask_box
 
-# Rough element budgets for one chunk of the chunked computations (float32 elements).
-_SEMANTIC_CHUNK_ELEMENTS = 1 << 24
+__all__ = ["group_instances"]
+
 _INTERSECT_CHUNK_ELEMENTS = 1 << 24
-
-
-def region_mask(local: Tensor, x0: int, y0: int, size: tuple[int, int]) -> dict[str, Any]:
-    """Constructor arguments (``box``, ``crop``, ``size``) of a mask given inside a region at ``(x0, y0)`` of an
-    image of ``size`` (H, W), without building the full-size mask."""
-    bx0, by0, bx1, by1 = mask_box(local)
-    x0, y0 = int(x0), int(y0)
-    return {"box": (x0 + bx0, y0 + by0, x0 + bx1, y0 + by1), "crop": local[by0:by1, bx0:bx1].bool().clone(),
-            "size": (int(size[0]), int(size[1]))}
-
-
-class _BoxedMask:
-    """Mask storage shared by :class:`PartInstance` and :class:`PersonInstance`: only the crop inside the mask's
-    box is kept (``box``, ``crop``, ``size`` fields), so a result's memory grows with the area its parts cover,
-    not with (number of parts) x (image pixels). ``mask`` gives the full-size bool tensor, built on access."""
-
-    def __post_init__(self, mask: Tensor | None) -> None:
-        if mask is not None:  # a full-size mask given: keep its box only
-            for key, value in region_mask(mask, 0, 0, tuple(mask.shape)).items():
-                setattr(self, key, value)
-            return
-        if self.crop is None:
-            raise ValueError(f"{type(self).__name__} needs a mask (or its crop, box and size)")
-        x0, y0, x1, y1 = self.box
-        if tuple(self.crop.shape) != (y1 - y0, x1 - x0) or not (0 <= x0 <= x1 <= self.size[1]
-                                                                 and 0 <= y0 <= y1 <= self.size[0]):
-            raise ValueError(f"crop of shape {tuple(self.crop.shape)} does not fit box {self.box} in {self.size}")
-
-    def _full_mask(self) -> Tensor:
-        """The full-size bool ``(H, W)`` mask, rebuilt from the stored crop (a new tensor on every access)."""
-        out = torch.zeros(self.size, dtype=torch.bool, device=self.crop.device)
-        x0, y0, x1, y1 = self.box
-        out[y0:y1, x0:x1] = self.crop
-        return out
-
-    def replace(self, **changes: Any) -> Any:
-        """A copy with ``changes`` (use this, not ``dataclasses.replace``, which would rebuild the full mask)."""
-        from dataclasses import fields
-
-        kwargs = {f.name: getattr(self, f.name) for f in fields(self)}
-        if "mask" in changes:  # a new full-size mask replaces the stored crop
-            kwargs.pop("crop")
-        kwargs.update(changes)
-        return type(self)(**kwargs)
-
-    @property
-    def area(self) -> int:
-        """Number of mask pixels."""
-        return int(self.crop.sum())
-
-
-@dataclass(eq=False)
-class PartInstance(_BoxedMask):
-    """A body part or garment instance attached to a person.
-
-    ``mask``: bool ``(H, W)`` at the image size (built from ``crop`` on each access); ``box``: tight
-    ``x0, y0, x1, y1`` (end-exclusive); ``crop``: the mask inside ``box``; ``size``: ``(H, W)``."""
-
-    label: str
-    prompt_index: int
-    score: float
-    mask: InitVar[Tensor | None] = None
-    box: tuple[int, int, int, int] = (0, 0, 0, 0)
-    crop: Tensor | None = field(default=None, repr=False)
-    size: tuple[int, int] = (0, 0)
-
-
-@dataclass(eq=False)
-class PersonInstance(_BoxedMask):
-    """A person instance with its parts sorted by descending score (mask storage as :class:`PartInstance`).
-
-    ``keypoints``: ``(17, 3)`` x, y, score in pixels (COCO order) when a pose detector found the person."""
-
-    id: int
-    score: float
-    mask: InitVar[Tensor | None] = None
-    box: tuple[int, int, int, int] = (0, 0, 0, 0)
-    parts: list[PartInstance] = field(default_factory=list)
-    keypoints: Any = None
-    crop: Tensor | None = field(default=None, repr=False)
-    size: tuple[int, int] = (0, 0)
-
-
-# Set after the dataclasses are built (their ``mask = None`` default would hide an inherited property), so
-# ``mask`` stays an init-only constructor argument and reads as the full-size tensor.
-PartInstance.mask = PersonInstance.mask = property(  # type: ignore[assignment]
-    _BoxedMask._full_mask, doc="Full-size bool (H, W) mask, built from the crop on access.")
-
-
-def mask_box(mask: Tensor) -> tuple[int, int, int, int]:
-    """Tight ``(x0, y0, x1, y1)`` box of a 2-D mask, end-exclusive; ``(0, 0, 0, 0)`` if empty."""
-    if mask.dim() != 2:
-        raise ValueError(f"mask_box expects a 2-D mask, got shape {tuple(mask.shape)}")
-    m = mask.bool()
-    rows = torch.nonzero(m.any(dim=1)).flatten()
-    if rows.numel() == 0:
-        return (0, 0, 0, 0)
-    cols = torch.nonzero(m.any(dim=0)).flatten()
-    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+"""Rough element budget (float32 elements) of one chunk of the pairwise intersections."""
 
 
 def _pairwise_intersections(a: Tensor, b: Tensor) -> Tensor:
@@ -286,98 +181,3 @@ def group_instances(
             for i in kept
         ]
     return persons
-
-
-@torch.no_grad()
-def semantic_map(
-    pred_logits: Tensor,
-    pred_masks: Tensor,
-    exclude: Sequence[int] = (),
-    background_threshold: float = 0.5,
-    return_scores: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
-    """Mask2Former semantic inference: (H, W) long map, 0 = background, else 1 + prompt index.
-
-    Per-prompt scores are ``einsum('qp,qhw->phw', softmax(logits)[:, :-1], sigmoid(masks))``;
-    prompt columns in ``exclude`` (e.g. the person prompt) never win. Pixels whose best score is
-    below ``background_threshold`` are background. Computed in row chunks to bound memory.
-    ``return_scores``: also return the (H, W) float score of each pixel's best prompt.
-    """
-    _check_inputs(pred_logits, pred_masks)
-    num_queries, num_cols = pred_logits.shape
-    num_prompts = num_cols - 1
-    height, width = pred_masks.shape[-2:]
-    device = pred_masks.device
-    excluded = set()
-    for e in exclude:
-        if not 0 <= int(e) < num_prompts:
-            raise ValueError(f"exclude index {e} out of range for {num_prompts} prompts")
-        excluded.add(int(e))
-    keep = [p for p in range(num_prompts) if p not in excluded]
-    out = torch.zeros(height, width, dtype=torch.long, device=device)
-    scores = torch.zeros(height, width, dtype=torch.float32, device=device)
-    if not keep or num_queries == 0 or height == 0 or width == 0:
-        return (out, scores) if return_scores else out
-
-    keep_t = torch.tensor(keep, dtype=torch.long, device=device)
-    probs = pred_logits.float().softmax(-1)[:, keep_t].to(device)  # (Q, K)
-    per_row = (num_queries + len(keep)) * width
-    rows = max(1, _SEMANTIC_CHUNK_ELEMENTS // max(per_row, 1))
-    for y0 in range(0, height, rows):
-        y1 = min(height, y0 + rows)
-        sig = pred_masks[:, y0:y1].float().sigmoid()
-        seg = torch.einsum("qk,qhw->khw", probs, sig)  # (K, h, W)
-        best, arg = seg.max(dim=0)
-        labels = keep_t[arg] + 1
-        labels[best < background_threshold] = 0
-        out[y0:y1] = labels
-        scores[y0:y1] = best
-    return (out, scores) if return_scores else out
-
-
-@torch.no_grad()
-def bottom_up_parse(
-    pred_logits: Tensor,
-    pred_masks: Tensor,
-    prompts: Sequence[str],
-    person_index: int,
-    threshold: float = 0.3,
-    mask_threshold: float = 0.5,
-    min_part_overlap: float = 0.5,
-    min_person_pixels: int = 64,
-    min_part_pixels: int = 16,
-) -> tuple[list[PersonInstance], Any]:
-    """Persons and label map of one whole-image prediction, with the top-down path's contract.
-
-    Person instances (:func:`group_instances`) own the pixels where they score highest (people never share a
-    pixel); each person's parts are the :func:`semantic_map` labels on its pixels (mean best score at least
-    ``threshold``, at least ``min_part_pixels``), and the (H, W) int32 label map (0 = background, else 1 +
-    prompt index) is rendered from those parts, so it and the persons agree pixel for pixel.
-    """
-    import numpy as np
-
-    found = group_instances(pred_logits, pred_masks, prompts, person_index, score_threshold=threshold,
-                            mask_threshold=mask_threshold, min_part_overlap=min_part_overlap)
-    semantic, best = semantic_map(pred_logits, pred_masks, exclude=(person_index,), return_scores=True)
-    semantic, best = semantic.cpu(), best.cpu()
-    owner = torch.full(semantic.shape, -1, dtype=torch.long)
-    for k in reversed(range(len(found))):  # by descending score: the best-scored person wins a shared pixel
-        owner[found[k].mask.cpu()] = k
-    persons: list[PersonInstance] = []
-    label_map = np.zeros(tuple(semantic.shape), dtype=np.int32)
-    for k, person in enumerate(found):
-        own = owner == k
-        if int(own.sum()) < min_person_pixels:
-            continue
-        parts = []
-        for label in torch.unique(semantic[own]).tolist():
-            part = own & (semantic == label)
-            area = int(part.sum())
-            score = float(best[part].mean()) if area else 0.0
-            if label == 0 or area < min_part_pixels or score < threshold:
-                continue
-            parts.append(PartInstance(label=prompts[label - 1], prompt_index=label - 1, score=score, mask=part))
-            label_map[part.numpy()] = label
-        parts.sort(key=lambda p: -p.score)
-        persons.append(person.replace(id=len(persons), mask=own, parts=parts))
-    return persons, label_map

@@ -6,20 +6,121 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
+from torch import Tensor
 
 from .images import as_rgb_image
-from .postprocess import PersonInstance
 from .rendering import label_map_image, overlay, palette
 from .rle import encode_rle_cropped
 
-__all__ = ["ImageInput", "ParsingResult"]
+__all__ = ["ImageInput", "ParsingResult", "PartInstance", "PersonInstance", "mask_box", "region_mask"]
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
+
+
+def region_mask(local: Tensor, x0: int, y0: int, size: tuple[int, int]) -> dict[str, Any]:
+    """Constructor arguments (``box``, ``crop``, ``size``) of a mask given inside a region at ``(x0, y0)`` of an
+    image of ``size`` (H, W), without building the full-size mask."""
+    bx0, by0, bx1, by1 = mask_box(local)
+    x0, y0 = int(x0), int(y0)
+    return {"box": (x0 + bx0, y0 + by0, x0 + bx1, y0 + by1), "crop": local[by0:by1, bx0:bx1].bool().clone(),
+            "size": (int(size[0]), int(size[1]))}
+
+
+class _BoxedMask:
+    """Mask storage shared by :class:`PartInstance` and :class:`PersonInstance`: only the crop inside the mask's
+    box is kept (``box``, ``crop``, ``size`` fields), so a result's memory grows with the area its parts cover,
+    not with (number of parts) x (image pixels). ``mask`` gives the full-size bool tensor, built on access."""
+
+    def __post_init__(self, mask: Tensor | None) -> None:
+        if mask is not None:  # a full-size mask given: keep its box only
+            for key, value in region_mask(mask, 0, 0, tuple(mask.shape)).items():
+                setattr(self, key, value)
+            return
+        if self.crop is None:
+            raise ValueError(f"{type(self).__name__} needs a mask (or its crop, box and size)")
+        x0, y0, x1, y1 = self.box
+        if tuple(self.crop.shape) != (y1 - y0, x1 - x0) or not (0 <= x0 <= x1 <= self.size[1]
+                                                                 and 0 <= y0 <= y1 <= self.size[0]):
+            raise ValueError(f"crop of shape {tuple(self.crop.shape)} does not fit box {self.box} in {self.size}")
+
+    def _full_mask(self) -> Tensor:
+        """The full-size bool ``(H, W)`` mask, rebuilt from the stored crop (a new tensor on every access)."""
+        out = torch.zeros(self.size, dtype=torch.bool, device=self.crop.device)
+        x0, y0, x1, y1 = self.box
+        out[y0:y1, x0:x1] = self.crop
+        return out
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with ``changes`` (use this, not ``dataclasses.replace``, which would rebuild the full mask)."""
+        from dataclasses import fields
+
+        kwargs = {f.name: getattr(self, f.name) for f in fields(self)}
+        if "mask" in changes:  # a new full-size mask replaces the stored crop
+            kwargs.pop("crop")
+        kwargs.update(changes)
+        return type(self)(**kwargs)
+
+    @property
+    def area(self) -> int:
+        """Number of mask pixels."""
+        return int(self.crop.sum())
+
+
+@dataclass(eq=False)
+class PartInstance(_BoxedMask):
+    """A body part or garment instance attached to a person.
+
+    ``mask``: bool ``(H, W)`` at the image size (built from ``crop`` on each access); ``box``: tight
+    ``x0, y0, x1, y1`` (end-exclusive); ``crop``: the mask inside ``box``; ``size``: ``(H, W)``."""
+
+    label: str
+    prompt_index: int
+    score: float
+    mask: InitVar[Tensor | None] = None
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)
+    crop: Tensor | None = field(default=None, repr=False)
+    size: tuple[int, int] = (0, 0)
+
+
+@dataclass(eq=False)
+class PersonInstance(_BoxedMask):
+    """A person instance with its parts sorted by descending score (mask storage as :class:`PartInstance`).
+
+    ``keypoints``: ``(17, 3)`` x, y, score in pixels (COCO order) when a pose detector found the person."""
+
+    id: int
+    score: float
+    mask: InitVar[Tensor | None] = None
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)
+    parts: list[PartInstance] = field(default_factory=list)
+    keypoints: Any = None
+    crop: Tensor | None = field(default=None, repr=False)
+    size: tuple[int, int] = (0, 0)
+
+
+# Set after the dataclasses are built (their ``mask = None`` default would hide an inherited property), so
+# ``mask`` stays an init-only constructor argument and reads as the full-size tensor.
+PartInstance.mask = PersonInstance.mask = property(  # type: ignore[assignment]
+    _BoxedMask._full_mask, doc="Full-size bool (H, W) mask, built from the crop on access.")
+
+
+def mask_box(mask: Tensor) -> tuple[int, int, int, int]:
+    """Tight ``(x0, y0, x1, y1)`` box of a 2-D mask, end-exclusive; ``(0, 0, 0, 0)`` if empty."""
+    if mask.dim() != 2:
+        raise ValueError(f"mask_box expects a 2-D mask, got shape {tuple(mask.shape)}")
+    m = mask.bool()
+    rows = torch.nonzero(m.any(dim=1)).flatten()
+    if rows.numel() == 0:
+        return (0, 0, 0, 0)
+    cols = torch.nonzero(m.any(dim=0)).flatten()
+    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+
 
 
 @dataclass

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from .persons import PersonDetections
-from .postprocess import PartInstance, PersonInstance, region_mask
+from .processor import PersonCandidate, SpectrumImageProcessor, assemble_persons
+from .results import PersonInstance
 
 __all__ = ["DERIVED_PARTS", "PERSON_MASK_SOURCES", "TopDownConfig", "crop_regions", "derived_prompts",
            "parse_top_down"]
@@ -141,20 +142,16 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     :func:`derived_prompts` (derived prompts are never scored by the parser, hidden ones never reported)."""
     derived = derived or {}
     h, w = image.shape[:2]
-    semantic = np.zeros((h, w), dtype=np.int32)
     if len(detections) == 0:
-        return [], semantic
+        return [], np.zeros((h, w), dtype=np.int32)
     regions = crop_regions(detections, h, w, config.margin, config.keypoint_threshold)
     crops = [np.ascontiguousarray(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in regions]
     outputs = predict(crops)
-    cols = torch.tensor([p for p in range(len(prompts)) if p != person_index and p not in derived],
-                        dtype=torch.long)
+    columns = [p for p in range(len(prompts)) if p != person_index and p not in derived]
     # Everything per person is computed in its crop; only ownership is decided on the whole image.
     local_labels, local_scores, local_probs = [], [], []
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
-        best, arg = scores[cols].max(0)
-        labels = cols[arg] + 1  # 1 + prompt index, 0 = no label
-        labels[best < background_threshold] = 0
+        labels, best = SpectrumImageProcessor.label_map(scores, columns, background_threshold)
         for target, (source, wrist, elbow) in derived.items():
             _carve(labels, source, target, None if detections.keypoints is None else detections.keypoints[k],
                    (x0, y0), wrist, elbow, config.keypoint_threshold)
@@ -169,28 +166,10 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         top[y0:y1, x0:x1][better] = local_probs[k][better]
         owner[y0:y1, x0:x1][better] = k
     owner[top <= 0.5] = -1
-    persons: list[PersonInstance] = []
-    for k, (x0, y0, x1, y1) in enumerate(regions):
-        local = owner[y0:y1, x0:x1] == k
-        if int(local.sum()) < config.min_person_pixels:
-            continue
-        parts = []
-        for label in torch.unique(local_labels[k][local]).tolist():
-            if label == 0 or label - 1 in hidden:
-                continue
-            part = local & (local_labels[k] == label)
-            area = int(part.sum())
-            score = float(local_scores[k][part].mean()) if area else 0.0
-            if area < config.min_part_pixels or score < threshold:
-                continue
-            parts.append(PartInstance(label=prompts[label - 1], prompt_index=label - 1, score=score,
-                                      **region_mask(part, x0, y0, (h, w))))
-        parts.sort(key=lambda p: -p.score)
-        persons.append(PersonInstance(id=len(persons), score=float(detections.scores[k]), parts=parts,
-                                      keypoints=None if detections.keypoints is None else detections.keypoints[k],
-                                      **region_mask(local, x0, y0, (h, w))))
-    for person in persons:
-        for part in person.parts:
-            x0, y0, x1, y1 = part.box
-            semantic[y0:y1, x0:x1][part.crop.numpy()] = part.prompt_index + 1
-    return persons, semantic
+    candidates = [PersonCandidate(region=tuple(int(v) for v in region), owned=owner[y0:y1, x0:x1] == k,
+                                  labels=local_labels[k], scores=local_scores[k], score=float(detections.scores[k]),
+                                  keypoints=None if detections.keypoints is None else detections.keypoints[k])
+                  for k, region in enumerate(regions) for x0, y0, x1, y1 in [region]]
+    return assemble_persons(candidates, prompts, (h, w), threshold=threshold,
+                            min_person_pixels=config.min_person_pixels, min_part_pixels=config.min_part_pixels,
+                            hidden=hidden)

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .postprocess import PersonInstance, _pairwise_intersections
+from .postprocess import _pairwise_intersections
+from .results import PersonInstance
 from .writers import atomic_save_image, atomic_write_text, inside, make_tool_folder, safe_name
 
 if TYPE_CHECKING:
@@ -384,12 +385,13 @@ def _parsed_frames(pipeline: SpectrumPipeline, path: Path, every: int, max_frame
 
 def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                 prompts: Sequence[str] | None = None, every: int = 1, max_frames: int | None = None,
-                formats: Collection[str] = VIDEO_FORMATS, threshold: float = 0.3, ebp: bool = True,
+                formats: Collection[str] = VIDEO_FORMATS, ebp: bool = True,
                 tracker: PersonTracker | None = None, progress: bool = True, name: str | None = None,
                 batch_size: int = 1, **pipeline_kwargs: Any) -> dict[str, Any]:
     """Parse every ``every``-th frame of a video with tracked person ids; returns the summary dict.
 
-    ``pipeline_kwargs`` (e.g. ``preset``, ``label_map``, ``mask_threshold``) go to each ``pipeline(...)`` call.
+    ``pipeline_kwargs`` (e.g. ``preset``, ``label_map``, ``score_threshold``, any
+    :class:`~spectrum_parsing.options.ParseOptions` field) go to each ``pipeline(...)`` call.
     ``batch_size`` frames go to the pipeline together (bottom-up: frames share forward passes; top-down: each
     frame's person crops share passes anyway); the prompt embeddings are computed once and cached.
 
@@ -431,7 +433,7 @@ def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_di
     bar = tqdm(total=total, desc=path.name, unit="frame", disable=not progress)
     try:
         for index, time_s, rgb, parsed in _parsed_frames(pipeline, path, every, max_frames, batch_size,
-                                                         prompts=prompts, threshold=threshold, ebp=ebp,
+                                                         prompts=prompts, ebp=ebp,
                                                          **pipeline_kwargs):
             result = last = tracker.update(parsed, frame=index, time_s=time_s)
             stem = frames_dir / f"frame_{index:06d}"

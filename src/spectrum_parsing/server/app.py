@@ -27,7 +27,7 @@ Endpoints
     - ``prompts`` (optional): comma- (or newline-) separated prompts; empty = the model's default prompts.
     - ``preset`` (optional): a preset name from ``/api/info`` (a dataset label scheme); not combinable with
       ``prompts`` where the pipeline supports presets natively.
-    - ``threshold`` (optional, default 0.3): minimum instance score in [0, 1].
+    - ``score_threshold`` (optional, default 0.3): parts whose mean score is below this are dropped, in [0, 1].
     - ``ebp`` (optional, default true): add the expanded body-part prompts (``true``/``false``).
 
     The answer is :meth:`ParsingResult.to_dict() <spectrum_parsing.pipeline.ParsingResult.to_dict>` plus::
@@ -42,7 +42,7 @@ Endpoints
                        "parts": [{"label": str, "score": float, "box": [...], "segmentation": {...}, ...}]}],
           ...                           # any further keys of to_dict() (e.g. "preset", "coco")
           "colors": {"<id>": [r, g, b]},  # colour of each label id in label_map_png ("0": the background)
-          "threshold": float, "model": str, "elapsed_ms": float,               # model call, decode to encode
+          "score_threshold": float, "model": str, "elapsed_ms": float,               # model call, decode to encode
           "overlay_png": str,           # base64 PNG: the image with parts blended in, person boxes, a legend
           "label_map_png": str,         # base64 palette PNG: pixel value = label id (as ``spectrum parse``)
           "label_ids_png": str,         # base64 8-bit grey PNG: the same ids without a palette (for browsers)
@@ -112,7 +112,7 @@ T = TypeVar("T")
 class ParsingPipeline(Protocol):
     """What the server needs of a pipeline (:class:`SpectrumPipeline` or a test double)."""
 
-    def __call__(self, images: Any, prompts: Any = None, threshold: float = 0.3, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, images: Any, prompts: Any = None, *args: Any, **kwargs: Any) -> Any:
         ...
 
     def resolve_prompts(self, prompts: Any, ebp: bool) -> list[str]:
@@ -130,7 +130,7 @@ class ServerSettings:
     request_timeout_s: float = 120.0
     max_prompts: int = 64
     max_prompt_chars: int = 100
-    default_threshold: float = 0.3
+    default_score_threshold: float = 0.3
     model_name: str = "spectrum"
     set_pillow_limit: bool = field(default=True, compare=False)
 
@@ -142,8 +142,9 @@ class ServerSettings:
             raise ValueError(f"ServerSettings.max_queue must be >= 0, got {self.max_queue}")
         if not self.request_timeout_s > 0:
             raise ValueError(f"ServerSettings.request_timeout_s must be > 0, got {self.request_timeout_s}")
-        if not 0.0 <= self.default_threshold <= 1.0:
-            raise ValueError(f"ServerSettings.default_threshold must be in [0, 1], got {self.default_threshold}")
+        if not 0.0 <= self.default_score_threshold <= 1.0:
+            raise ValueError("ServerSettings.default_score_threshold must be in [0, 1], "
+                             f"got {self.default_score_threshold}")
 
     def limits(self) -> dict[str, Any]:
         """The limits as shown by ``/api/info``."""
@@ -555,8 +556,9 @@ def create_app(pipeline: ParsingPipeline | Callable[[], ParsingPipeline],
                     image: Annotated[UploadFile, File(description="the photo (JPEG, PNG, WebP, ...)")],
                     prompts: Annotated[str | None, Form(description="comma- or newline-separated prompts")] = None,
                     preset: Annotated[str | None, Form(description="a preset name from /api/info")] = None,
-                    threshold: Annotated[float | None, Form(ge=0.0, le=1.0, allow_inf_nan=False,
-                                                            description="minimum instance score")] = None,
+                    score_threshold: Annotated[float | None, Form(
+                        ge=0.0, le=1.0, allow_inf_nan=False,
+                        description="parts whose mean score is below this are dropped")] = None,
                     ebp: Annotated[bool, Form(description="add the expanded body-part prompts")] = True,
                     ) -> JSONResponse:
         """Parse one uploaded image (schema in the module docstring)."""
@@ -566,10 +568,10 @@ def create_app(pipeline: ParsingPipeline | Callable[[], ParsingPipeline],
             raise ApiError(413, f"upload too large: the limit is {settings.max_upload_bytes / 2**20:.1f} MB")
         filename = safe_filename(image.filename)
         prompt_list = parse_prompts(prompts, settings)
-        threshold = settings.default_threshold if threshold is None else threshold
+        score_threshold = settings.default_score_threshold if score_threshold is None else score_threshold
         preset_name = (preset or "").strip() or None
         preset = resolve_preset(preset_name, state.presets) if preset_name else None
-        kwargs: dict[str, Any] = {"prompts": prompt_list, "threshold": threshold, "ebp": ebp}
+        kwargs: dict[str, Any] = {"prompts": prompt_list, "score_threshold": score_threshold, "ebp": ebp}
         if preset is not None:
             if state.native_presets:
                 kwargs["preset"] = preset
@@ -583,7 +585,7 @@ def create_app(pipeline: ParsingPipeline | Callable[[], ParsingPipeline],
             rgb = decode_image(opened)
             result = state.pipeline(rgb, **kwargs)
             payload = build_response(result, rgb, filename)
-            payload.update(threshold=threshold, model=settings.model_name,
+            payload.update(score_threshold=score_threshold, model=settings.model_name,
                            elapsed_ms=round(1000 * (time.perf_counter() - start), 1))
             return payload
 

@@ -52,7 +52,7 @@ class ParseResponse(BaseModel):
     persons: list[Person]
     coco: dict[str, Any] = Field(description="the same persons and parts as a COCO instance-segmentation file")
     colors: dict[str, list[int]] = Field(description="label id -> [r, g, b] in label_map_png ('0': background)")
-    threshold: float
+    score_threshold: float
     model: str
     elapsed_ms: float = Field(description="decode, model call and encoding, in milliseconds")
     overlay_png: str = Field(description="base64 PNG: the image with parts blended in, person boxes, a legend")
