@@ -17,12 +17,12 @@ import time
 import torch
 
 from common import PROMPTS, median_time, record
+from spectrum_parsing.backbones.diffusion import build_full_size_backbone
 from spectrum_parsing.configs import DecoderConfig, TextEncoderConfig
 from spectrum_parsing.decoder import SpectrumDecoder
 from spectrum_parsing.postprocess import group_instances
 from spectrum_parsing.processor import ImagePrediction, SpectrumImageProcessor
 from spectrum_parsing.text_encoders import load_text_encoder
-from spectrum_parsing.tiny_models import build_full_size_backbone
 
 
 def main() -> None:

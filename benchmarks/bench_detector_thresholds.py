@@ -37,7 +37,7 @@ def main() -> int:
     from spectrum_parsing.data import open_dataset
     from spectrum_parsing.data.formats.cihp import CIHPDataset
     from spectrum_parsing.persons import MoveNetDetector
-    from spectrum_parsing.persons.detection import _nms, accept_people
+    from spectrum_parsing.persons.movenet import _nms, accept_people
 
     if not (SHARED / "datasets").is_dir():
         print(f"needs the shared datasets at {SHARED}", file=sys.stderr)

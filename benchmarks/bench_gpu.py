@@ -64,7 +64,7 @@ def build(tiny: bool, device: torch.device, dtype: torch.dtype) -> tuple[nn.Modu
         paths = build_tiny_models(tempfile.mkdtemp(prefix="spectrum-tiny-"))
         backbone = load_backbone(load_backbone_config(paths["i2tx_config"]))
     else:
-        from spectrum_parsing.tiny_models import build_full_size_backbone
+        from spectrum_parsing.backbones.diffusion import build_full_size_backbone
 
         backbone = build_full_size_backbone("i2tx")
     backbone = backbone.to(device=device, dtype=dtype).eval()

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from common import record
+from spectrum_parsing.backbones.diffusion import build_full_size_backbone
 from spectrum_parsing.configs import DecoderConfig, TextEncoderConfig
 from spectrum_parsing.data import open_dataset
 from spectrum_parsing.data.targets import TargetConfig
@@ -27,7 +28,6 @@ from spectrum_parsing.feature_cache import FeatureCacheDataset, build_feature_ca
 from spectrum_parsing.losses import LossConfig, SpectrumCriterion
 from spectrum_parsing.modeling import SpectrumConfig, SpectrumModel
 from spectrum_parsing.text_encoders import load_text_encoder
-from spectrum_parsing.tiny_models import build_full_size_backbone
 from spectrum_parsing.training import AugmentConfig, BatchCollator, MixtureDataset, training_step
 
 

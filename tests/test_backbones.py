@@ -13,11 +13,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from spectrum_parsing.backbones import DiffusionBackbone, load_backbone, load_backbone_config
+from spectrum_parsing.backbones import DiffusionBackbone, DiffusionBackboneConfig, load_backbone, load_backbone_config
 from spectrum_parsing.backbones.base import ActivationCollector
 from spectrum_parsing.backbones.diffusion import merge_texture_lora
 from spectrum_parsing.backbones.im2context import Im2Context, load_im2context
-from spectrum_parsing.configs import STRIDES, DiffusionBackboneConfig
+from spectrum_parsing.configs import STRIDES
 from spectrum_parsing.hub import ModelLoadError, resolve_file
 from spectrum_parsing.tiny_models import build_tiny_im2context, build_tiny_texture_lora
 
@@ -491,7 +491,7 @@ def test_default_taps_follow_the_unet_block_structure(tiny_models, tmp_path: Pat
     exactly the documented SD 2.1 taps."""
     from diffusers import UNet2DConditionModel
 
-    from spectrum_parsing.configs import DEFAULT_FEATURE_LAYERS
+    from spectrum_parsing.backbones.diffusion import DEFAULT_FEATURE_LAYERS
     from spectrum_parsing.tiny_models import TINY_CONTEXT_DIM
 
     sd = tmp_path / "sd"

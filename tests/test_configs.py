@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from spectrum_parsing.backbones import backbone_config_from_dict, load_backbone_config
-from spectrum_parsing.configs import ConfigError, DecoderConfig, DiffusionBackboneConfig, TextEncoderConfig
+from spectrum_parsing.backbones import DiffusionBackboneConfig, backbone_config_from_dict, load_backbone_config
+from spectrum_parsing.configs import ConfigError, DecoderConfig, TextEncoderConfig
 
 I2TX = {"type": "i2tx", "vision_encoder": "owner/vision", "im2context": "owner/i2t"}
 
@@ -253,7 +253,8 @@ def test_training_image_size_and_batch_are_bounded():
 
 def test_backbone_type_of_the_wrong_json_type_is_one_config_error():
     # Found by fuzzing: {"type": []} raised "unhashable type: 'list'" from the registry lookup.
-    from spectrum_parsing.configs import ConfigError, registered_backbone_config
+    from spectrum_parsing.backbones import backbone_config_from_dict as registered_backbone_config
+    from spectrum_parsing.configs import ConfigError
 
     for kind in ([], {}, 3, None):
         with pytest.raises(ConfigError, match="backbone config needs 'type'"):

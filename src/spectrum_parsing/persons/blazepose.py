@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .detection import WEIGHTS_DIR, PersonDetections, _nms, box_iou
+from .movenet import _nms
 from .tfgraph import TFGraphModule, load_graph_model
+from .types import WEIGHTS_DIR, PersonDetections, box_iou
 
 DETECTOR_INPUT = 224
 LANDMARK_INPUT = 256
@@ -223,3 +224,66 @@ class BlazePoseDetector:
             return PersonDetections.empty()
         found = PersonDetections(np.stack(boxes), scores[keep], np.stack(keypoints))
         return _nms(found, 0.5)
+
+
+class BlazePoseSegmenter:
+    """Per-person masks from BlazePose's segmentation head: each detection's box is squared (side =
+    ``scale`` x its longer side, centred), cropped (zero outside the image), resized to 256x256, and its person
+    probability map pasted back at full resolution. No I/O in the constructor (:meth:`from_pretrained`)."""
+
+    INPUT = 256
+
+    def __init__(self, graph: TFGraphModule, scale: float = 1.25, batch_size: int = 8) -> None:
+        if scale < 1.0:
+            raise ValueError(f"scale must be >= 1, got {scale}")
+        self.graph = graph.eval()
+        self.scale = scale
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike[str] | None = None, **kwargs: object) -> BlazePoseSegmenter:
+        return cls(load_graph_model(source or WEIGHTS_DIR / "blazepose-full"), **kwargs)  # type: ignore[arg-type]
+
+    def to(self, device: str | torch.device) -> BlazePoseSegmenter:
+        self.graph.to(device)
+        return self
+
+    def squares(self, boxes: np.ndarray) -> np.ndarray:
+        """The square crop (x0, y0, x1, y1), in pixels, used for each box."""
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).clip(min=8) * self.scale
+        return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], axis=-1)
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
+        """(N, H, W) float person probabilities, one map per box (0 outside its crop)."""
+        h, w = image.shape[:2]
+        squares = np.round(self.squares(boxes)).astype(np.int64)
+        device = next(iter(self.graph.buffers())).device
+        out = torch.zeros(len(squares), h, w)
+        if not len(squares):
+            return out
+        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).to(device).permute(2, 0, 1).float() / 255.0
+        crops = []
+        for x0, y0, x1, y1 in squares:
+            canvas = torch.zeros(3, y1 - y0, x1 - x0, device=device)  # zero outside the image, as BlazePose pads
+            ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+            if ix1 > ix0 and iy1 > iy0:
+                canvas[:, iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = pixels[:, iy0:iy1, ix0:ix1]
+            crops.append(F.interpolate(canvas[None], size=(self.INPUT, self.INPUT), mode="bilinear",
+                                       align_corners=False, antialias=True))
+        batch = torch.cat(crops).permute(0, 2, 3, 1).contiguous()
+        probs = []
+        for start in range(0, len(batch), self.batch_size):
+            result = self.graph(batch[start:start + self.batch_size], outputs=["Identity_1"])["Identity_1"]
+            probs.append(result[..., 0].float())
+        seg = torch.cat(probs)  # (N, 256, 256)
+        for k, (x0, y0, x1, y1) in enumerate(squares):
+            ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+            if ix1 <= ix0 or iy1 <= iy0:
+                continue
+            back = F.interpolate(seg[k][None, None], size=(int(y1 - y0), int(x1 - x0)), mode="bilinear",
+                                 align_corners=False)[0, 0]
+            out[k, iy0:iy1, ix0:ix1] = back[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0].cpu()
+        return out

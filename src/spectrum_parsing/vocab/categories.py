@@ -9,6 +9,8 @@ small accessories).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 COARSE_GROUPS: tuple[str, ...] = (
@@ -151,10 +153,26 @@ def get(name: str) -> Category:
         raise KeyError(f"unknown canonical category {name!r}") from None
 
 
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
 def canonical_name(text: str) -> str | None:
-    """Map a label or prompt (name or synonym, any case, '-'/'_' as spaces) to a canonical name, or None."""
-    key = " ".join(text.lower().replace("_", " ").split())
+    """Map a label or prompt (name or synonym, any case, '-'/'_' and camelCase as spaces) to a canonical name,
+    or None."""
+    key = " ".join(_CAMEL.sub(" ", text).lower().replace("_", " ").split())
     return _LOOKUP.get(key) or _LOOKUP.get(key.replace("-", " "))
+
+
+def side_pairs(classes: Sequence[str]) -> list[tuple[int, int]]:
+    """(left id, right id) pairs of a label list: a class naming a left category and the class naming its mirror
+    (the first class of each canonical name); the one source of left/right pairs for flips."""
+    first: dict[str, int] = {}
+    for i, label in enumerate(classes):
+        name = canonical_name(label)
+        if name is not None:
+            first.setdefault(name, i)
+    return sorted((i, first[BY_NAME[name].mirror]) for name, i in first.items()
+                  if BY_NAME[name].side == "left" and BY_NAME[name].mirror in first)
 
 
 def mirror(name: str) -> str:

@@ -19,7 +19,7 @@ from spectrum_parsing.persons import (
     PersonDetector,
     box_iou,
 )
-from spectrum_parsing.persons.detection import _nms, _tiles
+from spectrum_parsing.persons.movenet import _nms, _tiles
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -1,0 +1,138 @@
+"""MoveNet-MultiPose as a :class:`~.types.PersonDetector`: up to 6 people per pass, tiles for crowds and
+panoramas, the acceptance rule that keeps garments on a bed out, box NMS."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .tfgraph import TFGraphModule, load_graph_model
+from .types import WEIGHTS_DIR, PersonDetections, box_iou
+
+__all__ = ["MoveNetDetector", "accept_people"]
+
+
+def _nms(dets: PersonDetections, iou: float, containment: float = 0.8) -> PersonDetections:
+    """Greedy NMS by score: a box is dropped when its IoU with a kept box exceeds ``iou`` or when one of the two
+    lies mostly (``containment`` of its area) inside the other (a tile's half person inside a whole one)."""
+    order = np.argsort(-dets.scores, kind="stable")
+    b = dets.boxes.astype(np.float64)
+    area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
+    overlaps = box_iou(b, b)
+    inter = overlaps * (area[:, None] + area[None, :]) / (1 + overlaps)
+    contained = inter / np.minimum(area[:, None], area[None, :])
+    keep: list[int] = []
+    for i in order:
+        if all(overlaps[i, j] <= iou and contained[i, j] <= containment for j in keep):
+            keep.append(int(i))
+    return dets.select(keep)
+
+
+def _tiles(height: int, width: int, full: bool) -> list[tuple[int, int, int, int]]:
+    """Overlapping tiles (x0, y0, x1, y1): along the long side of a very elongated image (each tile about
+    1.25x as long as the short side, 25% overlap), and 2x2 tiles of 60% of each side when a pass was full."""
+    tiles = []
+    long_side, short_side = max(height, width), min(height, width)
+    if long_side > 2 * short_side and short_side >= 64:  # a strip thinner than 64 px holds no findable person
+        size = max(min(long_side, int(1.25 * short_side)), long_side // 8)  # at most about 10 tiles
+        count = math.ceil((long_side - size) / (0.75 * size)) + 1
+        starts = np.linspace(0, long_side - size, count).round().astype(int)
+        for s in starts:
+            tiles.append((int(s), 0, int(s) + size, height) if width >= height else (0, int(s), width, int(s) + size))
+    if full:
+        th, tw = math.ceil(height * 0.6), math.ceil(width * 0.6)
+        tiles += [(x0, y0, x0 + tw, y0 + th) for y0 in (0, height - th) for x0 in (0, width - tw)]
+    return tiles
+
+
+def accept_people(dets: PersonDetections, score_threshold: float, min_keypoints: int,
+                  keypoint_threshold: float = 0.3) -> PersonDetections:
+    """The detections :class:`MoveNetDetector` keeps: person score >= ``score_threshold`` and at least
+    ``min_keypoints`` keypoints scored >= ``keypoint_threshold`` (order kept)."""
+    confident = (dets.keypoints[..., 2] >= keypoint_threshold).sum(1)
+    return dets.select(np.nonzero((dets.scores >= score_threshold) & (confident >= min_keypoints))[0])
+
+
+class MoveNetDetector:
+    """MoveNet-MultiPose as a :class:`PersonDetector` (no I/O in the constructor: give it the ported graph, or
+    use :meth:`from_pretrained`).
+
+    ``input_size``: the long side the image is resized to (a multiple of 32; 256 is MoveNet's native size and
+    measured best: 320-448 found fewer of the right counts). A detection needs a person score of at least
+    ``score_threshold`` *and* at least ``min_keypoints`` keypoints scored >= ``keypoint_threshold``: MoveNet
+    gives garments lying on a bed person scores up to 0.34 but never more than 6 confident keypoints, while
+    people score 0.24-0.56 with 5-16 (``benchmarks/bench_persons.py``). ``tile``: when a pass is full (6 people)
+    or the image is more than twice as long as it is wide, overlapping tiles are run too and the detections
+    merged (:func:`_nms`), so crowds of more than 6 and wide panoramas are found.
+    """
+
+    MAX_PEOPLE = 6
+
+    def __init__(self, graph: TFGraphModule, input_size: int = 256, score_threshold: float = 0.15,
+                 min_keypoints: int = 7, keypoint_threshold: float = 0.3, tile: bool = True,
+                 nms_iou: float = 0.5) -> None:
+        if input_size < 64 or input_size % 32:
+            raise ValueError(f"input_size must be a multiple of 32 and >= 64, got {input_size}")
+        if not 0.0 <= score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        self.graph = graph.eval()
+        self.input_size = input_size
+        self.score_threshold = score_threshold
+        self.min_keypoints = min_keypoints
+        self.keypoint_threshold = keypoint_threshold
+        self.tile = tile
+        self.nms_iou = nms_iou
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike[str] | None = None, **kwargs: object) -> MoveNetDetector:
+        """Load the ported graph (default: the copy shipped in the package)."""
+        return cls(load_graph_model(source or WEIGHTS_DIR / "movenet-multipose"), **kwargs)  # type: ignore[arg-type]
+
+    def to(self, device: str | torch.device) -> MoveNetDetector:
+        self.graph.to(device)
+        return self
+
+    @torch.no_grad()
+    def _single_pass(self, image: np.ndarray) -> PersonDetections:
+        h, w = image.shape[:2]
+        scale = self.input_size / max(h, w)
+        th = max(32, int(round(h * scale / 32)) * 32)
+        tw = max(32, int(round(w * scale / 32)) * 32)
+        device = next(iter(self.graph.buffers())).device
+        x = torch.from_numpy(np.array(image, dtype=np.uint8)).to(device).permute(2, 0, 1)[None].float()
+        x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False, antialias=True)
+        x = x.round().clamp(0, 255).to(torch.int32).permute(0, 2, 3, 1).contiguous()
+        out = self.graph(x)[self.graph.spec.outputs.get("output_0", "Identity")][0].float().cpu().numpy()
+        kpts = out[:, :51].reshape(-1, 17, 3)
+        keypoints = np.stack([kpts[..., 1] * w, kpts[..., 0] * h, kpts[..., 2]], axis=-1)
+        boxes = np.stack([out[:, 52] * w, out[:, 51] * h, out[:, 54] * w, out[:, 53] * h], axis=-1)
+        order = np.argsort(-out[:, 55], kind="stable")
+        found = PersonDetections(boxes, out[:, 55], keypoints).select(order)
+        return accept_people(found, self.score_threshold, self.min_keypoints, self.keypoint_threshold)
+
+    def __call__(self, image: np.ndarray) -> PersonDetections:
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
+        found = self._single_pass(image)
+        h, w = image.shape[:2]
+        tiles = _tiles(h, w, full=len(found) >= self.MAX_PEOPLE) if self.tile else []
+        if not tiles:
+            return found
+        parts = [found]
+        for x0, y0, x1, y1 in tiles:
+            tile = self._single_pass(image[y0:y1, x0:x1])
+            tile.boxes += np.array([x0, y0, x0, y0], dtype=np.float32)
+            if tile.keypoints is not None:
+                tile.keypoints[..., :2] += np.array([x0, y0], dtype=np.float32)
+            parts.append(tile)
+        merged = PersonDetections(np.concatenate([p.boxes for p in parts]),
+                                  np.concatenate([p.scores for p in parts]),
+                                  np.concatenate([p.keypoints for p in parts]))
+        return _nms(merged, self.nms_iou)
+
+

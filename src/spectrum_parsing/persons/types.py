@@ -1,0 +1,85 @@
+"""What person detection produces and needs: :class:`PersonDetections` (boxes, scores, COCO keypoints), the
+:class:`PersonDetector` protocol, fixed boxes (:class:`BoxDetector`) and box IoU."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["KEYPOINT_NAMES", "WEIGHTS_DIR", "BoxDetector", "PersonDetections", "PersonDetector", "box_iou"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+KEYPOINT_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+                  "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+                  "right_knee", "left_ankle", "right_ankle")
+
+
+@dataclass
+class PersonDetections:
+    """People found in one image, by descending score. ``boxes``: (N, 4) float ``x0, y0, x1, y1`` in pixels;
+    ``scores``: (N,); ``keypoints``: (N, 17, 3) ``x, y, score`` in pixels (COCO order) or None."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    keypoints: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if len(self.boxes) != len(self.scores):
+            raise ValueError(f"{len(self.boxes)} boxes but {len(self.scores)} scores")
+        if self.keypoints is not None:
+            kps = np.asarray(self.keypoints, dtype=np.float32)
+            count = kps.shape[1] if kps.ndim == 3 else len(KEYPOINT_NAMES)
+            self.keypoints = kps.reshape(len(self.boxes), count, 3)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def select(self, index: Sequence[int] | np.ndarray) -> PersonDetections:
+        """The detections at ``index`` (in that order)."""
+        index = np.asarray(index, dtype=np.int64)
+        return PersonDetections(self.boxes[index], self.scores[index],
+                                None if self.keypoints is None else self.keypoints[index])
+
+    @classmethod
+    def empty(cls) -> PersonDetections:
+        return cls(np.zeros((0, 4)), np.zeros(0))
+
+
+@runtime_checkable
+class PersonDetector(Protocol):
+    """Anything that finds people: ``detector(image) -> PersonDetections`` for an (H, W, 3) uint8 RGB array."""
+
+    def __call__(self, image: np.ndarray) -> PersonDetections: ...
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4), ``x0, y0, x1, y1``."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+class BoxDetector:
+    """Fixed person boxes (e.g. ground truth), each with score 1 unless given."""
+
+    def __init__(self, boxes: np.ndarray | Sequence[Sequence[float]], scores: Sequence[float] | None = None) -> None:
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        self.detections = PersonDetections(boxes, np.ones(len(boxes)) if scores is None else scores)
+
+    def __call__(self, image: np.ndarray) -> PersonDetections:
+        return self.detections
+
+
