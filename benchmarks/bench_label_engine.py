@@ -1,5 +1,6 @@
 """The label engine measured where the truth is known: VITON's face, arms and legs merged into one skin mask,
-split back by the person's MoveNet keypoints (``spectrum_parsing.limbs``), compared with VITON's own labels.
+split back by the person's MoveNet keypoints (``spectrum_parsing.limbs``, with the engine's connected-piece vote),
+compared with VITON's own labels.
 
     python scripts/cache_keypoints.py --dataset lip:../shared/datasets/viton --out runs/keypoints/viton.json
     python benchmarks/bench_label_engine.py [--keypoints runs/keypoints/viton.json] [--limit N]
@@ -20,6 +21,7 @@ import numpy as np
 
 from common import record
 from spectrum_parsing.data import open_dataset
+from spectrum_parsing.data.pose_labels import COMPONENT_MAJORITY
 from spectrum_parsing.limbs import REGIONS, split_by_limbs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +44,8 @@ def measure(dataset: str, split: str, keypoints: dict, regions: tuple[str, ...],
         if kps is None:
             split_map = np.where(skin, len(regions), -1)
         else:
-            split_map = split_by_limbs(skin, np.asarray(kps), regions=regions, max_radii=max_radii)
+            split_map = split_by_limbs(skin, np.asarray(kps), regions=regions, max_radii=max_radii,
+                                       component_majority=COMPONENT_MAJORITY)
         unclaimed += int((split_map == len(regions)).sum())
         for part, lid in LIP_PARTS.items():
             truth = sem == lid

@@ -6,8 +6,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from spectrum_parsing.postprocess import PartInstance, mask_box
-from spectrum_parsing.rendering import overlay, palette
+from spectrum_parsing.rendering import (
+    COLOURS,
+    DISTINCT_COLOURS,
+    MIN_DELTA_E,
+    _srgb_to_lab,
+    categorical_colours,
+    delta_e2000,
+    label_colours,
+    overlay,
+    palette,
+    side_by_side,
+)
+from spectrum_parsing.results import PartInstance, mask_box
 from spectrum_parsing.rle import decode_rle, encode_rle, encode_rle_cropped
 
 
@@ -43,7 +54,70 @@ def test_overlay_colours_labelled_pixels_only() -> None:
     label_map = np.zeros((30, 40), np.int32)
     label_map[5:10, 5:10] = 1
     out = np.asarray(overlay(image, label_map, ["hair"], alpha=0.5))
-    assert out.shape == (30 + 22, 40, 3)  # the legend row below
+    assert out.shape[0] > 30 and out.shape[1] >= 40  # the legend rows below
     assert (out[0, 0] == 100).all()
-    expected = np.round(0.5 * 100 + 0.5 * palette(2)[1].astype(float))
+    expected = np.round(0.5 * 100 + 0.5 * palette(2, ["hair"])[1].astype(float))
     assert np.abs(out[7, 7].astype(float) - expected).max() <= 1
+
+
+def test_delta_e2000_matches_sharmas_reference_pairs() -> None:
+    # Sharma, Wu & Dalal (2005), test data pairs 1, 7 and 17.
+    lab1 = np.array([[50.0, 2.6772, -79.7751], [50.0, 0.0, 0.0], [50.0, 2.5, 0.0]])
+    lab2 = np.array([[50.0, 0.0, -82.7485], [50.0, -1.0, 2.0], [73.0, 25.0, -18.0]])
+    got = np.diag(delta_e2000(lab1, lab2))
+    assert np.allclose(got, [2.0425, 2.3669, 27.1492], atol=1e-3)
+
+
+def test_categorical_colours_are_the_shipped_constant_and_far_apart() -> None:
+    computed = categorical_colours(DISTINCT_COLOURS)
+    assert np.array_equal(computed, np.array(COLOURS, dtype=np.uint8))
+    lab = _srgb_to_lab(computed)
+    d = delta_e2000(lab, lab)
+    np.fill_diagonal(d, np.inf)
+    assert d.min() >= MIN_DELTA_E
+
+
+def test_default_prompts_colours_differ_by_delta_e_12_and_keep_their_category_colour() -> None:
+    from spectrum_parsing.pipeline import BUILTIN_DEFAULT_PROMPTS
+
+    defaults = ["hair", "face", "left arm", "right arm", "left leg", "right leg", "hat", "sunglasses", "scarf",
+                "upper clothes", "t-shirt", "shirt", "sweater", "jacket", "coat", "dress", "skirt", "pants",
+                "jeans", "shorts", "socks", "left shoe", "right shoe", "bag", "belt"]
+    for labels in (defaults, BUILTIN_DEFAULT_PROMPTS, ["saree", "heels", "hair"], ["Upper-Clothes", "upper clothes"]):
+        colours = label_colours(labels)
+        lab = _srgb_to_lab(colours)
+        d = delta_e2000(lab, lab)
+        np.fill_diagonal(d, np.inf)
+        assert d.min() >= MIN_DELTA_E, labels
+    # A category keeps its colour whatever else is shown (when nothing earlier took it).
+    assert np.array_equal(label_colours(["face"])[0], label_colours(["dress", "face"])[1])
+    assert np.array_equal(label_colours(["pants", "hair"])[1], label_colours(["hair"])[0])
+
+
+def _legend_texts_fit(width: int, height: int) -> Image.Image:
+    image = Image.new("RGB", (width, height), (120, 120, 120))
+    labels = ["hair", "face", "upper clothes", "pants", "right arm", "left shoe"]
+    label_map = np.zeros((height, width), np.int32)
+    for k in range(len(labels)):
+        label_map[(k * height) // len(labels):((k + 1) * height) // len(labels)] = k + 1
+    return overlay(image, label_map, labels, boxes=[(0, (1, 1, width - 1, height - 1))])
+
+
+def test_legend_scales_wraps_and_is_never_cut() -> None:
+    for width, height in ((80, 160), (180, 240), (4000, 3000)):
+        out = _legend_texts_fit(width, height)
+        legend = np.asarray(out)[height:]
+        assert out.height > height and out.width >= width
+        # every legend row ends inside the canvas: its last column is background white
+        assert (legend[:, -1] == 255).all(), (width, legend.shape)
+        dark = (legend.sum(-1) < 200).any(0)  # columns with text or swatch outlines
+        assert dark.any()
+    small, large = _legend_texts_fit(180, 240), _legend_texts_fit(4000, 3000)
+    assert (large.height - 3000) > 2 * (small.height - 240)  # text grows with the image
+
+
+def test_side_by_side_puts_the_photo_left_of_the_overlay() -> None:
+    photo = Image.new("RGB", (50, 40), (10, 20, 30))
+    overlaid = overlay(photo, np.zeros((40, 50), np.int32), [])
+    out = side_by_side(photo, overlaid)
+    assert out.width == 50 + overlaid.width and np.asarray(out)[5, 5].tolist() == [10, 20, 30]

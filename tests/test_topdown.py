@@ -1,4 +1,5 @@
-"""Top-down parsing details: parts derived from keypoints ("left hand")."""
+"""Top-down parsing details: parts derived from keypoints ("left hand", bare skin named by pose) and hidden
+competitors, with a fake parser."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import numpy as np
 import torch
 
 from spectrum_parsing.persons import PersonDetections
-from spectrum_parsing.topdown import TopDownConfig, derived_prompts, parse_top_down
+from spectrum_parsing.topdown import (
+    TopDownConfig,
+    competitor_phrases,
+    derived_prompts,
+    parse_top_down,
+    plan_prompts,
+)
 
 
 def _scene(prompts: list[str], confidence: float = 0.9):
@@ -17,7 +24,8 @@ def _scene(prompts: list[str], confidence: float = 0.9):
     keypoints[0, 7] = (30, 25, confidence)  # left elbow
     keypoints[0, 9] = (70, 25, confidence)  # left wrist
     detections = PersonDetections(boxes=[[0, 0, w, h]], scores=[0.9], keypoints=keypoints)
-    scored, derived, hidden = derived_prompts(prompts)
+    plan = plan_prompts(prompts, body_parts="model")
+    scored = plan.prompts
 
     def predict(crops):
         out = []
@@ -30,8 +38,8 @@ def _scene(prompts: list[str], confidence: float = 0.9):
         return out
 
     config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
-    persons, semantic = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predict, scored,
-                                       scored.index("person"), config, derived=derived, hidden=hidden)
+    persons, semantic = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predict, plan,
+                                       scored.index("person"), config)
     return persons, semantic, scored
 
 
@@ -55,3 +63,79 @@ def test_left_hand_alone_reports_no_arm_and_needs_confident_keypoints():
     assert derived_prompts(["Left Hand", "hair"])[1] == {0: (2, 9, 7)}  # case-insensitive, arm appended
     unsure, _, _ = _scene(["left hand", "person"], confidence=0.1)
     assert unsure[0].parts == []  # no confident wrist: no hand is guessed (and the hidden arm is not reported)
+
+
+def _figure() -> np.ndarray:
+    """17 COCO keypoints of a person facing the camera in a 200 x 300 image (own left = image right), with the
+    left fist raised beside the head."""
+    k = np.zeros((17, 3), np.float32)
+    pts = {0: (100, 40), 1: (106, 34), 2: (94, 34), 3: (112, 38), 4: (88, 38), 5: (125, 80), 6: (75, 80),
+           7: (140, 55), 8: (65, 120), 9: (140, 25), 10: (60, 155), 11: (115, 160), 12: (85, 160),
+           13: (117, 220), 14: (83, 220), 15: (118, 280), 16: (82, 280)}
+    for i, (x, y) in pts.items():
+        k[i] = (x, y, 0.9)
+    return k
+
+
+def test_bare_skin_is_named_by_pose_a_raised_fist_is_an_arm():
+    h, w = 300, 200
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "pants", "person"]
+    plan = plan_prompts(prompts)
+    assert "skin" in plan.prompts and plan.prompts.index("skin") in plan.hidden and not plan.pool
+    ys, xs = np.mgrid[:h, :w]
+
+    def predict(crops):
+        out = []
+        for crop in crops:
+            scores = torch.zeros(len(plan.prompts), h, w)
+            scores[plan.prompts.index("person")] = 1.0
+            # The parser calls the raised fist "face" and the bare forearm only "skin".
+            scores[plan.prompts.index("face")][torch.from_numpy((xs - 100) ** 2 + (ys - 40) ** 2 < 12 ** 2)] = 0.9
+            scores[plan.prompts.index("face")][torch.from_numpy((xs - 140) ** 2 + (ys - 22) ** 2 < 6 ** 2)] = 0.9
+            scores[plan.prompts.index("skin")][torch.from_numpy((abs(xs - 140) < 4) & (ys > 30) & (ys < 55))] = 0.8
+            scores[plan.prompts.index("pants"), 170:270, 80:120] = 0.9
+            y0, x0 = 10, 40
+            out.append(scores[:, y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]])
+        return out
+
+    config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
+    persons, semantic = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predict, plan,
+                                       prompts.index("person"), config)
+    labels = {p.label: p.mask.numpy() for p in persons[0].parts}
+    assert set(labels) == {"face", "left arm", "pants"}  # skin is hidden; the fist and forearm are the left arm
+    assert labels["left arm"][22, 140] and labels["left arm"][45, 140] and labels["face"][40, 100]
+    model = plan_prompts(prompts, body_parts="model")
+    assert "skin" not in model.prompts and not model.body
+
+
+def test_competitors_keep_an_absent_prompt_empty():
+    h, w = 60, 40
+    detections = PersonDetections(boxes=[[0, 0, w, h]], scores=[0.9], keypoints=np.zeros((1, 17, 3)))
+    prompts = ["saree", "person"]
+    pool = competitor_phrases(["saree"], ["pants", "shirt", "dress", "saree", "face", "person"])
+    assert "pants" in pool and "face" in pool and "dress" not in pool and "person" not in pool  # same group out
+    plan = plan_prompts(prompts, competitors=pool)
+    assert plan.prompts[-1] == "(competitors)" and plan.scored[-len(pool):] == pool
+    assert plan.pooled == list(range(2, 2 + len(pool)))
+
+    def predict(crops):
+        scores = torch.zeros(len(plan.prompts), h, w)
+        scores[plan.prompts.index("person")] = 1.0
+        scores[plan.prompts.index("saree"), 20:50] = 0.6  # the parser half-believes trousers are a saree
+        scores[-1, 20:50] = 0.8  # ... but "pants" (pooled) believes it more
+        scores[plan.prompts.index("saree"), 5:15] = 0.7  # and nothing competes here
+        return [scores]
+
+    config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
+    persons, semantic = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predict, plan, 1, config)
+    (saree,) = persons[0].parts
+    assert saree.label == "saree" and saree.area == 10 * w  # only the rows nothing else claims
+    assert int(semantic.max()) == 1
+
+
+def test_competitor_phrases_read_the_category_inside_free_phrases():
+    candidates = ["dress", "pants", "shirt", "hat", "heels", "face"]
+    assert "dress" not in competitor_phrases(["red summer dress"], candidates)
+    assert "heels" not in competitor_phrases(["high heels"], candidates)  # footwear group
+    assert set(competitor_phrases(["zebra"], candidates)) == set(candidates)  # unknown: everything competes

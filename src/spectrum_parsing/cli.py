@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .batch import EXPECTED_ERRORS, decode_row, expand_inputs, parse_rows, plan_images, summary_line
 from .embedded import DEFAULT_MODEL_NAME, EMBEDDED_MODELS, model_display_name
-from .writers import PARSE_FORMATS, Manifest, slugify, sweep_stale_parts
+from .writers import PARSE_FORMATS, SIDE_BY_SIDE, Manifest, slugify, sweep_stale_parts
 
 __all__ = ["EXPECTED_ERRORS", "build_parser", "expand_inputs", "main", "slugify"]
 
@@ -121,6 +121,8 @@ def _image_options(args: argparse.Namespace) -> dict:
     unknown = [f for f in formats if f not in PARSE_FORMATS]
     if unknown or not formats:
         raise ValueError(f"--format {args.format!r}: give a comma-separated list of {', '.join(PARSE_FORMATS)}")
+    if getattr(args, "overlay", "standard") == "side-by-side":
+        formats = [SIDE_BY_SIDE if f == "overlay" else f for f in formats]
     if args.preset and args.prompt:
         raise ValueError("--prompt and --preset cannot be combined: a preset scores exactly its dataset's classes "
                          "(use --label-map to merge, rename or drop them)")
@@ -276,7 +278,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
     for path in videos:
         try:
             call = dict(options["call"])  # prompts, threshold, preset, batch_size (frames per pipeline call)...
-            formats = [f for f in options["formats"] if f in VIDEO_FORMATS] + ["video"]
+            formats = [f for f in ("overlay" if f == SIDE_BY_SIDE else f for f in options["formats"])
+                       if f in VIDEO_FORMATS] + ["video"]
             summary = parse_video(pipe, path, out, every=args.every, max_frames=args.max_frames, formats=formats,
                                   name=names[path], **call)
             print(f"parsed {summary['frames']} frame(s) of {path} with {len(summary['tracks'])} person track(s) "
@@ -446,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--format", default="png,overlay,json",
                        help="image outputs, comma-separated: png (label ids), overlay, json (persons -> parts, and a "
                             "COCO block), masks (OUT/STEM/person<id>_<label>.png); default png,overlay,json")
+    parse.add_argument("--overlay", choices=["standard", "side-by-side"], default="standard",
+                       help="the overlay image: labels over the photo (default), or photo | overlay side by side")
     parse.add_argument("--preset", help="dataset label scheme and ids: lip, cihp, atr, pascal-person-part or ccp "
                                         "(not with --prompt)")
     parse.add_argument("--label-map", metavar="FILE.json",

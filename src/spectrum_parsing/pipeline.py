@@ -36,7 +36,8 @@ from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map
 from .processor import ImagePrediction, PersonCandidate, SpectrumImageProcessor, assemble_persons
 from .prompts import clean_prompts
 from .results import ImageInput, ParsingResult, PersonInstance
-from .topdown import TopDownConfig, derived_prompts, parse_top_down
+from .topdown import ScoringPlan, TopDownConfig, competitor_phrases, parse_top_down, plan_prompts
+from .vocab import categories as vocabulary
 from .vocab.phrases import EBP_PROMPTS, with_ebp
 
 BUILTIN_DEFAULT_PROMPTS = [
@@ -288,9 +289,22 @@ class SpectrumPipeline:
         embeds = self.model.encode_prompts(list(prompts))
         return self.processor.predict(self.backend, arrays, embeds, max_batch=self.crop_batch)
 
-    def predict_scores(self, arrays: Sequence[np.ndarray], prompts: Sequence[str]) -> list[torch.Tensor]:
-        """Per-prompt pixel scores (P, H, W) of each image, whole (the processor's semantic inference)."""
-        return [self.processor.semantic_scores(p) for p in self._predict(arrays, prompts)]
+    def predict_scores(self, arrays: Sequence[np.ndarray], prompts: Sequence[str],
+                       pool: Sequence[int] = ()) -> list[torch.Tensor]:
+        """Per-prompt pixel scores (P, H, W) of each image, whole (the processor's semantic inference; ``pool``:
+        columns merged into one last map, their pixel-wise best)."""
+        return [self.processor.semantic_scores(p, pool) for p in self._predict(arrays, prompts)]
+
+    def plan(self, scored: Sequence[str]) -> ScoringPlan:
+        """What top-down parsing scores for ``scored`` (the prompts and the person prompt): see
+        :func:`~spectrum_parsing.topdown.plan_prompts`. Competitors are the known categories the model's prompt
+        table holds (so no text encoder is loaded for them)."""
+        competitors: list[str] = []
+        if self.top_down.competitors:
+            table = getattr(self.model.text_encoder, "table", None)
+            known = [c for c in vocabulary.names() if table is None or c in table]
+            competitors = competitor_phrases([p for p in scored if p != self.model.config.person_prompt], known)
+        return plan_prompts(scored, self.top_down.body_parts, competitors)
 
     def _parse_top_down(self, array: np.ndarray, scored: Sequence[str], person_index: int,
                         options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:
@@ -301,10 +315,10 @@ class SpectrumPipeline:
         if self.top_down.person_masks == "blazepose" and len(detections):
             assert self.person_segmenter is not None
             probs = self.person_segmenter(array, detections.boxes)
-        prompts, derived, hidden = derived_prompts(scored)  # "left hand": carved from "left arm" by keypoints
-        return parse_top_down(array, detections, lambda crops: self.predict_scores(crops, prompts), prompts,
-                              person_index, self.top_down, person_probs=probs, threshold=options.score_threshold,
-                              background_threshold=options.background_threshold, derived=derived, hidden=hidden)
+        plan = self.plan(scored)
+        return parse_top_down(array, detections, lambda crops: self.predict_scores(crops, plan.scored, plan.pooled),
+                              plan, person_index, self.top_down, person_probs=probs,
+                              threshold=options.score_threshold, background_threshold=options.background_threshold)
 
     def _parse_bottom_up(self, prediction: ImagePrediction, scored: Sequence[str], person_index: int,
                          options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:

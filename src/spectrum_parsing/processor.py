@@ -165,11 +165,16 @@ class SpectrumImageProcessor:
         up = F.interpolate(maps[None].float(), scale_factor=4, mode="bilinear", align_corners=False)[..., :rh, :rw]
         return F.interpolate(up, size=tuple(prediction.size), mode="bilinear", align_corners=False)[0]
 
-    def semantic_scores(self, prediction: ImagePrediction) -> torch.Tensor:
+    def semantic_scores(self, prediction: ImagePrediction, pool: Sequence[int] = ()) -> torch.Tensor:
         """Per-prompt pixel scores (P, H, W) in [0, 1] (Mask2Former semantic inference; computed at stride 4, so
-        P maps are resized instead of Q masks)."""
+        P maps are resized instead of Q masks). ``pool``: prompt columns replaced by one last map, their
+        pixel-wise best (hidden competitors: one map to resize however many they are)."""
         probs = prediction.logits.float().softmax(-1)[:, :-1]
         low = torch.einsum("qp,qhw->phw", probs, prediction.masks.float().sigmoid())
+        if pool:
+            pooled = set(pool)
+            keep = [p for p in range(low.shape[0]) if p not in pooled]
+            low = torch.cat([low[keep], low[list(pool)].amax(0, keepdim=True)])
         return self._to_image(low, prediction).cpu()
 
     def mask_logits(self, prediction: ImagePrediction) -> torch.Tensor:

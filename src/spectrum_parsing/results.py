@@ -14,8 +14,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from . import rendering
 from .images import as_rgb_image
-from .rendering import label_map_image, overlay, palette
+from .rendering import label_colours, label_map_image, overlay
 from .rle import encode_rle_cropped
 
 __all__ = ["ImageInput", "ParsingResult", "PartInstance", "PersonInstance", "mask_box", "region_mask"]
@@ -130,7 +131,8 @@ class ParsingResult:
     ``persons``: each with id, full-body mask, box, score and parts (label, score, mask, box).
     ``label_map``: (H, W) int32, 0 = background, ``ids[i]`` = ``labels[i]`` (``i + 1`` unless a preset or label
     map set ``label_ids``); restricted to detected persons. ``prompts``: every prompt scored (the user's, EBP
-    additions, and the ``person`` prompt). ``palette``: colours by id (a preset's; None = the VOC colour map).
+    additions, and the ``person`` prompt). ``palette``: colours by id (a preset's; None = each label its category's
+    distinct colour, :meth:`colours`).
     """
 
     persons: list[PersonInstance]
@@ -155,11 +157,16 @@ class ParsingResult:
         return {0: "background", **dict(zip(self.ids, self.labels))}
 
     def colours(self) -> np.ndarray:
-        """(256, 3) uint8 colours by id: ``palette`` where given, the VOC colour map elsewhere."""
-        out = palette(256)
+        """(256, 3) uint8 colours by id: a preset's ``palette`` where given, else each label its category's
+        distinct colour (:func:`~spectrum_parsing.rendering.label_colours`; labels never share one)."""
+        out = np.zeros((256, 3), dtype=np.uint8)
         if self.palette is not None:
             own = np.asarray(self.palette, dtype=np.uint8)[:256]
             out[: len(own)] = own
+            return out
+        for i, colour in zip(self.ids, label_colours(self.labels)):
+            if 0 < i < 256:
+                out[i] = colour
         return out
 
     def to_dict(self, image_name: str | None = None) -> dict[str, Any]:
@@ -216,21 +223,18 @@ class ParsingResult:
 
     def label_map_image(self) -> Image.Image:
         """The label map as a palette PNG image (pixel value = label id; colours = :meth:`colours`)."""
-        if self.palette is None:
-            return label_map_image(self.label_map, max(self.ids, default=0))
-        if self.label_map.max(initial=0) > 255:
-            raise ValueError("label maps with ids above 255 cannot be stored as palette PNG")
-        image = Image.fromarray(self.label_map.astype(np.uint8), mode="P")
-        image.putpalette(self.colours().flatten().tolist())
-        return image
+        return label_map_image(self.label_map, self.colours())
 
-    def overlay(self, image: ImageInput) -> Image.Image:
-        """``image`` with the label map blended in (VOC colours by id), person boxes, and a legend."""
+    def overlay(self, image: ImageInput, side_by_side: bool = False) -> Image.Image:
+        """``image`` with the label map blended in (:meth:`colours`), person boxes, and a legend; with
+        ``side_by_side``, the photo and the overlay next to each other."""
         pil = as_rgb_image(image)
         by_id = [""] * max(self.ids, default=0)  # rendering.overlay colours value v with labels[v - 1]
         for i, name in zip(self.ids, self.labels):
             by_id[i - 1] = name
-        return overlay(pil, self.label_map, by_id, boxes=[(p.id, p.box) for p in self.persons])
+        out = overlay(pil, self.label_map, by_id, colours=self.colours()[: len(by_id) + 1],
+                      boxes=[(p.id, p.box) for p in self.persons])
+        return rendering.side_by_side(pil, out) if side_by_side else out
 
 
 def _rles(persons: Sequence[PersonInstance]) -> dict[int, dict[str, Any]]:

@@ -11,6 +11,18 @@
    no pixel (or a mean score below the threshold) are dropped. The label map is rendered from those parts,
    so the label map, the persons and the JSON always agree. Garments and objects that belong to no person
    (nobody detected there) get no label at all.
+
+What is scored is planned per call (:func:`plan_prompts`): the user's prompts, plus hidden columns that are
+never reported:
+
+* **bare skin, named by pose** (``body_parts="pose"``): the face, arm and leg prompts and a hidden ``skin``
+  prompt together find the bare skin; the person's keypoints then name it (:func:`spectrum_parsing.limbs.
+  split_by_limbs`: face, left/right arm, left/right leg, the person's own side), so a raised fist is an arm and
+  a bare forearm is not background. ``"model"`` keeps the parser's own part labels.
+* **hands** carved from the arms around and beyond the wrist (:data:`DERIVED_PARTS`).
+* **competitors** (``competitors=True``): every known category of another coarse group than the user's prompts
+  (from the model's prompt table), pooled into one column: a pixel goes to a user prompt only if it beats them,
+  so a prompt for something nobody wears ("saree" on a photo of suits) stays empty.
 """
 
 from __future__ import annotations
@@ -21,12 +33,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .limbs import split_by_limbs
 from .persons import PersonDetections
 from .processor import PersonCandidate, SpectrumImageProcessor, assemble_persons
 from .results import PersonInstance
+from .vocab import categories as vocabulary
 
-__all__ = ["DERIVED_PARTS", "PERSON_MASK_SOURCES", "TopDownConfig", "crop_regions", "derived_prompts",
-           "parse_top_down"]
+__all__ = ["BODY_PART_SOURCES", "DERIVED_PARTS", "PERSON_MASK_SOURCES", "ScoringPlan", "TopDownConfig",
+           "competitor_phrases", "crop_regions", "derived_prompts", "parse_top_down", "plan_prompts"]
+
+POSE_REGIONS = ("face", "left arm", "right arm", "left leg", "right leg")
+"""Body parts named by pose from bare skin (the regions of :mod:`.limbs` that LIP labels)."""
+BODY_PART_SOURCES = ("pose", "model")
+SKIN_COMPONENT_MAJORITY = 0.6
+"""A connected piece of bare skin goes whole to the region claiming this share of it (as the label engine)."""
 
 DERIVED_PARTS: dict[str, tuple[str, int, int]] = {
     "left hand": ("left arm", 9, 7),  # (parsed part it is carved from, wrist keypoint, elbow keypoint)
@@ -54,6 +74,88 @@ def derived_prompts(prompts: Sequence[str]) -> tuple[list[str], dict[int, tuple[
             hidden.add(len(scored) - 1)
         derived[i] = (scored.index(source), wrist, elbow)
     return scored, derived, hidden
+
+
+@dataclass
+class ScoringPlan:
+    """What a top-down parse scores. ``prompts``: every scored column (the caller's prompts first, in order, then
+    hidden helpers, then — when ``pool`` is not empty — one column holding the best of the ``pool`` phrases).
+    ``hands``: derived hand index -> (arm index, wrist, elbow); ``body``: prompt index -> pose region;
+    ``skin``: indices whose pixels are bare skin; ``hidden``: indices never reported."""
+
+    prompts: list[str]
+    hands: dict[int, tuple[int, int, int]]
+    body: dict[int, str]
+    skin: list[int]
+    hidden: set[int]
+    pool: list[str]
+
+    @property
+    def scored(self) -> list[str]:
+        """The phrases the model scores: every column but the pooled one, then the pooled phrases."""
+        return [*(self.prompts[:-1] if self.pool else self.prompts), *self.pool]
+
+    @property
+    def pooled(self) -> list[int]:
+        """Indices into :attr:`scored` pooled into the last column."""
+        start = len(self.prompts) - 1
+        return list(range(start, start + len(self.pool))) if self.pool else []
+
+
+def competitor_phrases(prompts: Sequence[str], candidates: Sequence[str]) -> list[str]:
+    """The ``candidates`` (canonical category names) that may compete with ``prompts``: those whose coarse group
+    no prompt shares (a prompt's category is found in its words: "red dress" is a dress). Nothing competes with a
+    prompt of unknown category in its own group, so an unknown phrase competes with everything else."""
+    groups = set()
+    for prompt in prompts:
+        category = vocabulary.phrase_category(prompt)
+        if category is not None:
+            groups.add(vocabulary.BY_NAME[category].coarse)
+    taken = {vocabulary.canonical_name(p) for p in prompts}
+    return [c for c in candidates if c in vocabulary.BY_NAME and c != "person" and c not in taken
+            and vocabulary.BY_NAME[c].coarse and vocabulary.BY_NAME[c].coarse not in groups]
+
+
+def plan_prompts(prompts: Sequence[str], body_parts: str = "pose", competitors: Sequence[str] = ()) -> ScoringPlan:
+    """The :class:`ScoringPlan` of ``prompts`` (the person prompt among them): hands carved from arms, bare-skin
+    parts named by pose (``body_parts="pose"``, adding a hidden ``skin`` prompt), ``competitors`` pooled last."""
+    scored, hands, hidden = derived_prompts(prompts)
+    body: dict[int, str] = {}
+    skin: list[int] = []
+    if body_parts == "pose":
+        for i, prompt in enumerate(scored):
+            name = vocabulary.canonical_name(prompt)
+            if name in POSE_REGIONS and i not in hands:
+                body[i] = name
+        if body:
+            if "skin" not in scored:
+                scored.append("skin")
+                hidden.add(len(scored) - 1)
+            skin = [*body, scored.index("skin")]
+    pool = list(competitors)
+    if pool:
+        scored.append("(competitors)")
+        hidden.add(len(scored) - 1)
+    return ScoringPlan(scored, hands, body, skin, hidden, pool)
+
+
+def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | None, origin: tuple[int, int],
+               threshold: float) -> None:
+    """In crop-local ``labels``, give the bare-skin pixels (any of ``plan.skin``) the body part the person's
+    keypoints place them in (in place); pixels no part claims keep their label."""
+    if keypoints is None or not plan.body:
+        return
+    mask = torch.zeros(labels.shape, dtype=torch.bool)
+    for i in plan.skin:
+        mask |= labels == i + 1
+    if not bool(mask.any()):
+        return
+    regions = list(dict.fromkeys(plan.body.values()))
+    target = {name: i for i, name in plan.body.items()}
+    split = torch.from_numpy(split_by_limbs(mask.numpy(), keypoints, threshold=threshold, regions=regions,
+                                            origin=origin, component_majority=SKIN_COMPONENT_MAJORITY))
+    for k, name in enumerate(regions):
+        labels[split == k] = target[name] + 1
 
 
 def _carve(labels: torch.Tensor, source: int, target: int, keypoints: np.ndarray | None, origin: tuple[int, int],
@@ -86,13 +188,17 @@ class TopDownConfig:
 
     margin: float = 0.15  # each side, as a fraction of the box's side
     person_masks: str = "blazepose"
-    keypoint_threshold: float = 0.3  # keypoints this confident widen the crop
+    keypoint_threshold: float = 0.3  # keypoints this confident widen the crop (and name bare skin)
     min_part_pixels: int = 16
     min_person_pixels: int = 64
+    body_parts: str = "pose"  # who names bare skin: the person's pose ("pose") or the parser ("model")
+    competitors: bool = True  # known categories of other groups compete, hidden, with the user's prompts
 
     def __post_init__(self) -> None:
         if self.person_masks not in PERSON_MASK_SOURCES:
             raise ValueError(f"person_masks must be one of {PERSON_MASK_SOURCES}, got {self.person_masks!r}")
+        if self.body_parts not in BODY_PART_SOURCES:
+            raise ValueError(f"body_parts must be one of {BODY_PART_SOURCES}, got {self.body_parts!r}")
         if not 0.0 <= self.margin <= 2.0:
             raise ValueError(f"margin must be in [0, 2], got {self.margin}")
 
@@ -131,30 +237,30 @@ CropPredictor = Callable[[Sequence[np.ndarray]], Sequence[torch.Tensor]]
 
 
 @torch.no_grad()
-def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: CropPredictor,
-                   prompts: Sequence[str], person_index: int, config: TopDownConfig,
-                   person_probs: torch.Tensor | None = None, threshold: float = 0.3,
-                   background_threshold: float = 0.5, derived: dict[int, tuple[int, int, int]] | None = None,
-                   hidden: set[int] | frozenset[int] = frozenset()) -> tuple[list[PersonInstance], np.ndarray]:
-    """Persons with their parts, and the (H, W) semantic map (0 = background, else 1 + prompt index),
-    rendered from the parts. ``person_probs``: (N, H, W) person probabilities per detection (BlazePose);
-    None uses the parser's own person scores inside each crop. ``derived`` / ``hidden``: see
-    :func:`derived_prompts` (derived prompts are never scored by the parser, hidden ones never reported)."""
-    derived = derived or {}
+def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: CropPredictor, plan: ScoringPlan,
+                   person_index: int, config: TopDownConfig, person_probs: torch.Tensor | None = None,
+                   threshold: float = 0.3, background_threshold: float = 0.5
+                   ) -> tuple[list[PersonInstance], np.ndarray]:
+    """Persons with their parts, and the (H, W) semantic map (0 = background, else 1 + index into
+    ``plan.prompts``), rendered from the parts. ``predict`` scores crops as ``plan`` says (one map per column of
+    ``plan.prompts``). ``person_probs``: (N, H, W) person probabilities per detection (BlazePose); None uses the
+    parser's own person scores inside each crop."""
+    prompts = plan.prompts
     h, w = image.shape[:2]
     if len(detections) == 0:
         return [], np.zeros((h, w), dtype=np.int32)
     regions = crop_regions(detections, h, w, config.margin, config.keypoint_threshold)
     crops = [np.ascontiguousarray(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in regions]
     outputs = predict(crops)
-    columns = [p for p in range(len(prompts)) if p != person_index and p not in derived]
+    columns = [p for p in range(len(prompts)) if p != person_index and p not in plan.hands]
     # Everything per person is computed in its crop; only ownership is decided on the whole image.
     local_labels, local_scores, local_probs = [], [], []
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
         labels, best = SpectrumImageProcessor.label_map(scores, columns, background_threshold)
-        for target, (source, wrist, elbow) in derived.items():
-            _carve(labels, source, target, None if detections.keypoints is None else detections.keypoints[k],
-                   (x0, y0), wrist, elbow, config.keypoint_threshold)
+        keypoints = None if detections.keypoints is None else detections.keypoints[k]
+        _name_skin(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
+        for target, (source, wrist, elbow) in plan.hands.items():
+            _carve(labels, source, target, keypoints, (x0, y0), wrist, elbow, config.keypoint_threshold)
         local_labels.append(labels)
         local_scores.append(best)
         local_probs.append(scores[person_index] if person_probs is None
@@ -172,4 +278,4 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
                   for k, region in enumerate(regions) for x0, y0, x1, y1 in [region]]
     return assemble_persons(candidates, prompts, (h, w), threshold=threshold,
                             min_person_pixels=config.min_person_pixels, min_part_pixels=config.min_part_pixels,
-                            hidden=hidden)
+                            hidden=plan.hidden)

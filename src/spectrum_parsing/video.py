@@ -446,7 +446,7 @@ def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_di
                 if "video" in formats:
                     if writer is None:
                         writer = _VideoWriter(video_path, info.fps / every, rgb.shape[1], rgb.shape[0])
-                    writer.write(np.asarray(overlay)[: rgb.shape[0]])  # the legend changes size: leave it out
+                    writer.write(np.asarray(overlay)[: rgb.shape[0], : rgb.shape[1]])  # no legend (its size varies)
             if "json" in formats:
                 data = result.to_dict(path.name)
                 data.update(video=path.name, frame=index, time_s=round(time_s, 6))

@@ -39,6 +39,7 @@ __all__ = [
     "MARKER",
     "Manifest",
     "PARSE_FORMATS",
+    "SIDE_BY_SIDE",
     "OutputConflictError",
     "atomic_write",
     "atomic_write_text",
@@ -56,6 +57,8 @@ __all__ = [
 
 PARSE_FORMATS = ("png", "overlay", "json", "masks")
 """Image outputs of ``spectrum parse --format``: label-map PNG, overlay PNG, JSON (with a COCO block), binary masks."""
+SIDE_BY_SIDE = "overlay-side-by-side"
+"""The overlay format drawn as photo | overlay (``spectrum parse --overlay side-by-side``); same file name."""
 
 
 MARKER = ".spectrum-output"
@@ -221,7 +224,7 @@ def output_paths(out: Path, name: str, formats: Sequence[str]) -> dict[str, Path
     if name != safe_name(name):
         raise OutputConflictError(f"unsafe output name {name!r}")
     where = {"png": out / f"{name}.png", "overlay": out / f"{name}_overlay.png", "json": out / f"{name}.json",
-             "masks": out / name}
+             "masks": out / name, SIDE_BY_SIDE: out / f"{name}_overlay.png"}
     return {f: inside(out, where[f]) for f in formats}
 
 
@@ -277,8 +280,9 @@ def write_outputs(result: ParsingResult, image: Image.Image | np.ndarray, out: P
     written = []
     if "png" in targets:
         written.append(atomic_save_image(result.label_map_image(), targets["png"]))
-    if "overlay" in targets:
-        written.append(atomic_save_image(result.overlay(image), targets["overlay"]))
+    for style in ("overlay", SIDE_BY_SIDE):
+        if style in targets:
+            written.append(atomic_save_image(result.overlay(image, side_by_side=style == SIDE_BY_SIDE), targets[style]))
     if "masks" in targets:
         write_masks(result, targets["masks"])
         written.append(targets["masks"])

@@ -185,6 +185,17 @@ def names(kind: str | None = None) -> list[str]:
     return [c.name for c in CATEGORIES if kind is None or c.kind == kind]
 
 
+def phrase_category(text: str) -> str | None:
+    """The canonical category a free phrase names: its own canonical name, else the longest category name or
+    synonym it contains as whole words ("red summer dress" -> "dress", "high heels" -> "heels"), else None."""
+    name = canonical_name(text)
+    if name is not None:
+        return name
+    words = f" {' '.join(_CAMEL.sub(' ', text).lower().replace('_', ' ').replace('-', ' ').split())} "
+    found = [key for key in _LOOKUP if f" {key} " in words]
+    return _LOOKUP[max(found, key=len)] if found else None
+
+
 def coarse_group(name: str) -> str:
     """The coarse group of a canonical category (``background`` for None)."""
     return "background" if name is None else BY_NAME[name].coarse

@@ -1,0 +1,127 @@
+"""Body parts and absent prompts on real photos through the shipped path, for models and top-down options side by
+side: who names bare skin (the person's pose or the parser), hidden competitors on or off, flip test-time
+augmentation, input size.
+
+For each row (``MODEL[:option=value,...]``, options of ``TopDownConfig`` plus ``image_size``):
+
+* ``lip_dev`` (25 real LIP photos, human labels), prompted with LIP's body classes: per-part IoU (hair, face,
+  each arm, each leg), body-part mIoU, and the IoU of bare skin (the union of face, arms and legs) — the
+  same label maps ``spectrum eval --protocol body`` scores;
+* ``lip_dev`` all LIP categories mIoU; ``cihp_dev`` part AP^r / AP^r_50 (``spectrum eval``'s code);
+* absent prompts on ``lip_dev`` (share of the photo labelled by garments the photo does not show);
+* "saree" alone on ``examples/group.jpg`` (nobody wears one): share of the photo labelled;
+* VITON val body-part mIoU on the first ``--viton-limit`` photos (studio photos);
+* time of one parse of the group photo.
+
+    python benchmarks/bench_body_parts.py --rows spectrum-lite2 "spectrum-lite2:body_parts=model" \\
+        "spectrum-lite2:competitors=false"
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality import eval_absent, semantic  # noqa: E402
+from common import ROOT, record, side_by_side  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+BODY = ["hair", "face", "left arm", "right arm", "left leg", "right leg"]
+SKIN = ["face", "left arm", "right arm", "left leg", "right leg"]
+
+
+def load(row: str):
+    from spectrum_parsing.pipeline import SpectrumPipeline
+    from spectrum_parsing.topdown import TopDownConfig
+
+    name, _, opts = row.partition(":")
+    options: dict = {}
+    for item in filter(None, opts.split(",")):
+        key, _, value = item.partition("=")
+        options[key.strip()] = {"true": True, "false": False}.get(value.strip().lower(), value.strip())
+    image_size = int(options.pop("image_size")) if "image_size" in options else None
+    top_down = dataclasses.replace(TopDownConfig(), **options)
+    return SpectrumPipeline.from_pretrained(name, image_size=image_size, top_down=top_down)
+
+
+def lip_body(pipe) -> dict:
+    from spectrum_parsing.data import open_dataset
+    from spectrum_parsing.evaluation import confusion_matrix, summarize
+
+    data = open_dataset(f"lip:{SHARED / 'datasets' / 'lip_dev'}", split="all")
+    ids = [data.canonical.index(c) for c in BODY]
+    cm = np.zeros((len(BODY) + 1,) * 2, dtype=np.int64)
+    inter = union = 0
+    for i in range(len(data)):
+        sample = data[i]
+        gt = np.zeros(sample.size, dtype=np.int64)
+        for k, cid in enumerate(ids):
+            gt[sample.semantic == cid] = k + 1
+        known = (sample.semantic == 0) | np.isin(sample.semantic, ids)  # other categories: ignored
+        gt[~known] = 255
+        result = pipe(sample.image, prompts=BODY, ebp=False)
+        pred = np.asarray(result.label_map)  # 1 + index into BODY
+        cm += confusion_matrix(gt, pred, len(BODY) + 1)
+        gt_skin = np.isin(gt, range(2, len(BODY) + 1))
+        pred_skin = np.isin(pred, range(2, len(BODY) + 1))
+        inter += int((gt_skin & pred_skin).sum())
+        union += int((gt_skin | pred_skin).sum())
+    summary = summarize(cm, ["background", *BODY])
+    row = {f"lip_dev {k}": v for k, v in summary["per_class"].items() if k != "background"}
+    row["lip_dev body mIoU"] = round(summary["miou"], 2)
+    row["lip_dev bare skin IoU"] = round(100 * inter / max(union, 1), 2)
+    return row
+
+
+def run(row: str, args: argparse.Namespace) -> dict:
+    from PIL import Image
+
+    from spectrum_parsing.data import open_dataset
+    from spectrum_parsing.evaluation import EvalConfig, evaluate
+
+    pipe = load(row)
+    out = lip_body(pipe)
+    out["lip_dev all mIoU"] = round(semantic(pipe, f"lip:{SHARED / 'datasets' / 'lip_dev'}", "all", "all")["miou"], 2)
+    cihp = open_dataset(f"cihp:{SHARED / 'datasets' / 'cihp_dev'}", split="all")
+    inst = evaluate(pipe, cihp, EvalConfig(protocol="instance"))
+    out["cihp_dev part AP^r / AP^r_50"] = f"{inst['apr']:.1f} / {inst['apr50']:.1f}"
+    out["absent prompts on lip_dev (% of photo)"] = eval_absent(pipe)["mean share labelled by absent prompts (%)"]
+    group = Image.open(ROOT / "examples" / "group.jpg").convert("RGB")
+    saree = pipe(group, prompts=["saree"])
+    out["'saree' alone on group.jpg (% of photo)"] = round(100 * float((saree.label_map > 0).mean()), 2)
+    viton = semantic(pipe, f"lip:{SHARED / 'datasets' / 'viton'}", "val", "body", args.viton_limit)
+    out[f"VITON val body mIoU (first {args.viton_limit})"] = round(viton["miou"], 2)
+    start = time.perf_counter()
+    pipe(group)
+    out["group photo parse (s)"] = round(time.perf_counter() - start, 2)
+    print(row, out, flush=True)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", nargs="+", default=["spectrum-lite2"])
+    parser.add_argument("--viton-limit", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if not (SHARED / "datasets").is_dir():
+        print(f"needs the shared datasets at {SHARED}", file=sys.stderr)
+        return 2
+    results = {row: run(row, args) for row in args.rows}
+    record("Body parts and absent prompts on real photos, shipped path (CPU)",
+           "python benchmarks/bench_body_parts.py --rows " + " ".join(f'"{r}"' for r in args.rows),
+           {"rows": " | ".join(args.rows), "viton_limit": args.viton_limit, "threads": args.threads},
+           side_by_side(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
