@@ -1,7 +1,8 @@
 """Pack a training config for a GPU machine that has no ``../shared`` and no text encoder: a self-contained copy
 of its training data, its starting model and a prompt table holding every training phrase, under ``.gpu/``.
 
-    python scripts/pack_gpu_run.py --config configs/spectrum-lite2-ft.yaml [--long-side 416] [--viton 1000]
+    python scripts/pack_gpu_run.py --config configs/spectrum-lite2-ft.yaml [--long-side 416] [--viton 1000] \
+        [--init-from runs/lite2-bodypix/model]
     # then, on the GPU machine, from the repository root:
     python scripts/train_gpu.py --config .gpu/train.yaml --time-budget 420 --export $OUT
 
@@ -124,6 +125,9 @@ def main() -> None:
     parser.add_argument("--background-side", type=int, default=320, help="long side of the person-free photos")
     parser.add_argument("--viton", type=int, default=1000, help="VITON-style photos to pack")
     parser.add_argument("--num-workers", type=int, default=12)
+    parser.add_argument("--init-from", default=None,
+                        help="the model to start from (default: model.init_from, or the final model of "
+                             "model.init_from_experiment)")
     args = parser.parse_args()
     ExperimentConfig.from_yaml(args.config)  # validate first
     config = yaml.safe_load(Path(args.config).read_text())
@@ -157,7 +161,14 @@ def main() -> None:
         match = [e["dataset"] for e in entries if e["dataset"].startswith("no-person:")]
         augment["backgrounds"] = match[0] if match else augment["backgrounds"]
     config["data"]["num_workers"] = args.num_workers
-    config["model"]["init_from"] = rel(pack_model(config["model"]["init_from"], out))
+    start = args.init_from or config["model"].get("init_from")
+    if start is None and config["model"].get("init_from_experiment"):  # the earlier stage's final model
+        earlier = ExperimentConfig.from_yaml(config["model"]["init_from_experiment"])
+        start = str(Path(earlier.train.output_dir) / "model")
+    if start is None or not Path(start).is_dir():
+        raise SystemExit(f"pack_gpu_run: no starting model ({start}): train the earlier stage first, or --init-from")
+    config["model"].pop("init_from_experiment", None)
+    config["model"]["init_from"] = rel(pack_model(start, out))
     config["train"]["output_dir"] = "runs/gpu-" + Path(args.config).stem
     (out / "train.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     ExperimentConfig.from_yaml(out / "train.yaml")

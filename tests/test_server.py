@@ -518,9 +518,40 @@ def test_browser_upload_run_hover_toggle_download(live_server, small_jpeg, tmp_p
             assert not [k for k in downloaded if k.endswith("_png")]
             href = page.get_attribute("#download-labelmap", "href")
             assert href == "data:image/png;base64," + data["label_map_png"]
+
+            # try-on masks: chosen in the form, one agnostic mask and one LIP label map per person to download
+            page.select_option("#tryon", "upper")
+            with page.expect_response(lambda r: r.url.endswith("/api/parse")) as response_info:
+                page.click("#run")
+            data = response_info.value.json()
+            page.wait_for_selector("body[data-state=done]", timeout=30_000)
+            links = page.locator("#download-tryon a")
+            expect(links).to_have_count(2 * len(data["persons"]))
+            with page.expect_download() as download_info:
+                links.first.click()
+            assert download_info.value.suggested_filename == "group_small_person0_agnostic_upper.png"
+            download_info.value.save_as(tmp_path / "agnostic.png")
+            mask = np.array(Image.open(tmp_path / "agnostic.png"))
+            assert mask.shape == (h, w) and set(np.unique(mask)) <= {0, 255}
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_tryon_field_returns_each_persons_masks(tiny_model_dir, small_jpeg):
+    pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64)
+    with TestClient(create_app(pipe, ServerSettings(model_name="tiny-random"))) as client:
+        files = {"image": ("g.jpg", small_jpeg.read_bytes(), "image/jpeg")}
+        ok = client.post("/api/parse", files=files, data={"prompts": "shirt, pants", "tryon": "lower"})
+        bad = client.post("/api/parse", files=files, data={"tryon": "hat"})
+        none = client.post("/api/parse", files=files, data={"prompts": "shirt"})
+    assert ok.status_code == 200, ok.text
+    data = ok.json()
+    assert [t["person"] for t in data["tryon"]] == [p["id"] for p in data["persons"]]
+    first = data["tryon"][0]
+    assert first["garment"] == "lower" and png(first["agnostic_png"]).size == (data["width"], data["height"])
+    assert set(np.unique(np.array(png(first["label_map_png"])))) <= set(range(20))  # LIP ids
+    assert bad.status_code == 422 and none.json().get("tryon") is None
 
 
 def test_serve_top_down_default(tiny_model_dir, small_jpeg):
@@ -542,7 +573,7 @@ def test_openapi_describes_the_form_and_the_answers():
     post = schema["paths"]["/api/parse"]["post"]
     form = post["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
     fields = schema["components"]["schemas"][form]["properties"]
-    assert set(fields) == {"image", "prompts", "preset", "score_threshold", "ebp"}
+    assert set(fields) == {"image", "prompts", "preset", "score_threshold", "ebp", "tryon"}
     assert schema["components"]["schemas"][form]["required"] == ["image"]
     answer = post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert answer.endswith("/ParseResponse") and "413" in post["responses"] and "422" in post["responses"]

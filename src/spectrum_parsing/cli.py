@@ -123,6 +123,10 @@ def _image_options(args: argparse.Namespace) -> dict:
         raise ValueError(f"--format {args.format!r}: give a comma-separated list of {', '.join(PARSE_FORMATS)}")
     if getattr(args, "overlay", "standard") == "side-by-side":
         formats = [SIDE_BY_SIDE if f == "overlay" else f for f in formats]
+    if "tryon" in formats:
+        if not getattr(args, "garment", None):
+            raise ValueError("--format tryon needs --garment upper, lower or dress")
+        formats = [f"tryon-{args.garment}" if f == "tryon" else f for f in formats]
     if args.preset and args.prompt:
         raise ValueError("--prompt and --preset cannot be combined: a preset scores exactly its dataset's classes "
                          "(use --label-map to merge, rename or drop them)")
@@ -448,7 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_person_options(parse)
     parse.add_argument("--format", default="png,overlay,json",
                        help="image outputs, comma-separated: png (label ids), overlay, json (persons -> parts, and a "
-                            "COCO block), masks (OUT/STEM/person<id>_<label>.png); default png,overlay,json")
+                            "COCO block), masks (OUT/STEM/person<id>_<label>.png), tryon (OUT/STEM_tryon/: per person "
+                            "the agnostic mask of --garment and the LIP-id label map); default png,overlay,json")
+    parse.add_argument("--garment", choices=["upper", "lower", "dress"], default=None,
+                       help="with --format tryon: the garment category whose agnostic masks to write")
     parse.add_argument("--overlay", choices=["standard", "side-by-side"], default="standard",
                        help="the overlay image: labels over the photo (default), or photo | overlay side by side")
     parse.add_argument("--preset", help="dataset label scheme and ids: lip, cihp, atr, pascal-person-part or ccp "

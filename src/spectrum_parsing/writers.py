@@ -40,6 +40,7 @@ __all__ = [
     "Manifest",
     "PARSE_FORMATS",
     "SIDE_BY_SIDE",
+    "TRYON_FORMATS",
     "OutputConflictError",
     "atomic_write",
     "atomic_write_text",
@@ -52,13 +53,17 @@ __all__ = [
     "safe_name",
     "slugify",
     "write_masks",
+    "write_tryon",
     "write_outputs",
 ]
 
-PARSE_FORMATS = ("png", "overlay", "json", "masks")
-"""Image outputs of ``spectrum parse --format``: label-map PNG, overlay PNG, JSON (with a COCO block), binary masks."""
+PARSE_FORMATS = ("png", "overlay", "json", "masks", "tryon")
+"""Image outputs of ``spectrum parse --format``: label-map PNG, overlay PNG, JSON (with a COCO block), binary masks,
+try-on masks (with ``--garment``)."""
 SIDE_BY_SIDE = "overlay-side-by-side"
 """The overlay format drawn as photo | overlay (``spectrum parse --overlay side-by-side``); same file name."""
+TRYON_FORMATS = ("tryon-upper", "tryon-lower", "tryon-dress")
+"""``--format tryon --garment G``: per person the agnostic mask and LIP label map, in ``NAME_tryon/``."""
 
 
 MARKER = ".spectrum-output"
@@ -224,7 +229,8 @@ def output_paths(out: Path, name: str, formats: Sequence[str]) -> dict[str, Path
     if name != safe_name(name):
         raise OutputConflictError(f"unsafe output name {name!r}")
     where = {"png": out / f"{name}.png", "overlay": out / f"{name}_overlay.png", "json": out / f"{name}.json",
-             "masks": out / name, SIDE_BY_SIDE: out / f"{name}_overlay.png"}
+             "masks": out / name, SIDE_BY_SIDE: out / f"{name}_overlay.png",
+             **{f: out / f"{name}_tryon" for f in TRYON_FORMATS}}
     return {f: inside(out, where[f]) for f in formats}
 
 
@@ -233,41 +239,62 @@ def pending_formats(out: Path, name: str, formats: Sequence[str], overwrite: boo
     paths = output_paths(out, name, formats)
     if overwrite:
         return list(formats)
-    return [f for f, p in paths.items() if not (_is_tool_folder(p) if f == "masks" else p.exists())]
+    return [f for f, p in paths.items()
+            if not (_is_tool_folder(p) if f == "masks" or f in TRYON_FORMATS else p.exists())]
 
 
-def write_masks(result: ParsingResult, directory: Path) -> list[Path]:
-    """Binary 0/255 mode-"L" PNGs: ``person<id>.png`` (full body) and ``person<id>_<label>.png`` per part
-    (``_2``, ``_3``... for repeated labels of one person), assembled in a temporary folder renamed to
-    ``directory``. An existing ``directory`` is replaced only if the tool made it (it holds :data:`MARKER`);
-    anything else there raises :class:`OutputConflictError` and is left untouched. Returns the final paths."""
-    import numpy as np
+def _write_tool_folder(directory: Path, images: Sequence[tuple[str, Any]]) -> list[Path]:
+    """Mode-"L" PNGs (``name``, uint8 (H, W) array) assembled in a temporary folder renamed to ``directory``. An
+    existing ``directory`` is replaced only if the tool made it (it holds :data:`MARKER`); anything else there
+    raises :class:`OutputConflictError` and is left untouched. Returns the final paths."""
     from PIL import Image
 
     _refuse_foreign(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(directory.name), suffix=".part", dir=directory.parent))
     os.chmod(tmp, 0o777 & ~process_umask())
-    names: list[str] = []
     try:
         _mark(tmp)
-        for person in result.persons:
-            items = [(f"person{person.id}", person.mask)]
-            seen: dict[str, int] = {}
-            for part in person.parts:
-                name = f"person{person.id}_{slugify(part.label)}"
-                seen[name] = seen.get(name, 0) + 1
-                items.append((name if seen[name] == 1 else f"{name}_{seen[name]}", part.mask))
-            for name, mask in items:
-                Image.fromarray(mask.cpu().numpy().astype(np.uint8) * 255, mode="L").save(tmp / f"{name}.png")
-                names.append(f"{name}.png")
+        for name, array in images:
+            Image.fromarray(array, mode="L").save(tmp / f"{name}.png")
         if directory.exists():
             shutil.rmtree(directory)
         os.replace(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return [directory / n for n in names]
+    return [directory / f"{name}.png" for name, _ in images]
+
+
+def write_masks(result: ParsingResult, directory: Path) -> list[Path]:
+    """Binary 0/255 mode-"L" PNGs: ``person<id>.png`` (full body) and ``person<id>_<label>.png`` per part
+    (``_2``, ``_3``... for repeated labels of one person), written as a tool folder (:func:`_write_tool_folder`)."""
+    import numpy as np
+
+    images = []
+    for person in result.persons:
+        items = [(f"person{person.id}", person.mask)]
+        seen: dict[str, int] = {}
+        for part in person.parts:
+            name = f"person{person.id}_{slugify(part.label)}"
+            seen[name] = seen.get(name, 0) + 1
+            items.append((name if seen[name] == 1 else f"{name}_{seen[name]}", part.mask))
+        images += [(name, mask.cpu().numpy().astype(np.uint8) * 255) for name, mask in items]
+    return _write_tool_folder(directory, images)
+
+
+def write_tryon(result: ParsingResult, directory: Path, garment: str) -> list[Path]:
+    """Per person, ``person<id>_agnostic_<garment>.png`` (0/255) and ``person<id>_lip.png`` (LIP ids), the inputs
+    of virtual try-on pipelines (:mod:`.tryon`), written as a tool folder."""
+    import numpy as np
+
+    from .tryon import tryon_masks
+
+    images = []
+    for masks in tryon_masks(result, garment):
+        images.append((f"person{masks.person}_agnostic_{garment}", masks.agnostic.astype(np.uint8) * 255))
+        images.append((f"person{masks.person}_lip", masks.label_map))
+    return _write_tool_folder(directory, images)
 
 
 def write_outputs(result: ParsingResult, image: Image.Image | np.ndarray, out: Path, path: Path,
@@ -286,6 +313,10 @@ def write_outputs(result: ParsingResult, image: Image.Image | np.ndarray, out: P
     if "masks" in targets:
         write_masks(result, targets["masks"])
         written.append(targets["masks"])
+    for fmt in TRYON_FORMATS:
+        if fmt in targets:
+            write_tryon(result, targets[fmt], fmt.split("-", 1)[1])
+            written.append(targets[fmt])
     if "json" in targets:  # last: a JSON on disk means the image's other outputs were written before it
         data: dict[str, Any] = result.to_dict(path.name)
         written.append(atomic_write_text(targets["json"], json.dumps(data)))

@@ -81,7 +81,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Request, UploadFile
@@ -374,6 +374,17 @@ def build_response(result: Any, image: Image.Image, filename: str | None) -> dic
     return payload
 
 
+def tryon_payload(result: Any, garment: str) -> list[dict[str, Any]]:
+    """Per person the try-on masks (:mod:`spectrum_parsing.tryon`) as base64 PNGs: the agnostic mask (0/255) and
+    the person's LIP-id label map (8-bit grey)."""
+    from ..tryon import tryon_masks
+
+    return [{"person": m.person, "garment": m.garment,
+             "agnostic_png": png_base64(Image.fromarray(m.agnostic.astype(np.uint8) * 255, mode="L")),
+             "label_map_png": png_base64(Image.fromarray(m.label_map, mode="L"))}
+            for m in tryon_masks(result, garment)]
+
+
 # ---------------------------------------------------------------------------------------- bounded model calls
 class WorkGate:
     """At most ``concurrency`` calls at once in worker threads, at most ``max_queue`` waiting, with a deadline."""
@@ -560,6 +571,8 @@ def create_app(pipeline: ParsingPipeline | Callable[[], ParsingPipeline],
                         ge=0.0, le=1.0, allow_inf_nan=False,
                         description="parts whose mean score is below this are dropped")] = None,
                     ebp: Annotated[bool, Form(description="add the expanded body-part prompts")] = True,
+                    tryon: Annotated[Literal["upper", "lower", "dress"] | None, Form(
+                        description="also return each person's try-on masks for this garment category")] = None,
                     ) -> JSONResponse:
         """Parse one uploaded image (schema in the module docstring)."""
         state = runtime(request)
@@ -585,6 +598,8 @@ def create_app(pipeline: ParsingPipeline | Callable[[], ParsingPipeline],
             rgb = decode_image(opened)
             result = state.pipeline(rgb, **kwargs)
             payload = build_response(result, rgb, filename)
+            if tryon:
+                payload["tryon"] = tryon_payload(result, tryon)
             payload.update(score_threshold=score_threshold, model=settings.model_name,
                            elapsed_ms=round(1000 * (time.perf_counter() - start), 1))
             return payload

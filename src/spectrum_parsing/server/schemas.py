@@ -38,6 +38,15 @@ class Person(BaseModel):
     parts: list[Part]
 
 
+class TryOnMasks(BaseModel):
+    """One person's try-on masks (``tryon`` form field)."""
+
+    person: int
+    garment: str
+    agnostic_png: str = Field(description="base64 8-bit PNG: 255 = what try-on repaints")
+    label_map_png: str = Field(description="base64 8-bit grey PNG: the person's LIP ids")
+
+
 class ParseResponse(BaseModel):
     """The answer of ``POST /api/parse``."""
 
@@ -59,6 +68,7 @@ class ParseResponse(BaseModel):
     label_map_png: str = Field(description="base64 palette PNG: pixel value = label id")
     label_ids_png: str = Field(description="base64 8-bit grey PNG: the same ids without a palette")
     person_map_png: str = Field(description="base64 8-bit grey PNG: k = persons[k - 1], 0 = no person")
+    tryon: list[TryOnMasks] | None = Field(default=None, description="with the tryon field: per person masks")
 
 
 class Limits(BaseModel):
