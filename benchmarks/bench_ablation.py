@@ -28,8 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import (  # noqa: E402
     SHARED,
@@ -39,7 +37,7 @@ from bench_quality import (  # noqa: E402
     time_single,
     unseen_without_background,
 )
-from common import ROOT, record, side_by_side  # noqa: E402
+from common import ROOT, datasets_ready, record, side_by_side  # noqa: E402
 
 ENTRIES = 1000
 # row name -> (config, cache config, cache directory)
@@ -122,9 +120,7 @@ def main() -> int:
     parser.add_argument("--viton-limit", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    if not (SHARED / "datasets").is_dir():
-        print(f"needs the shared datasets at {SHARED}", file=sys.stderr)
+    if not datasets_ready(args.threads):
         return 2
     results: dict[str, dict] = {}
     for name in args.rows:

@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import eval_absent, semantic  # noqa: E402
-from common import ROOT, record, side_by_side  # noqa: E402
+from common import ROOT, datasets_ready, record, side_by_side  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 BODY = ["hair", "face", "left arm", "right arm", "left leg", "right leg"]
@@ -111,9 +110,7 @@ def main() -> int:
     parser.add_argument("--viton-limit", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    if not (SHARED / "datasets").is_dir():
-        print(f"needs the shared datasets at {SHARED}", file=sys.stderr)
+    if not datasets_ready(args.threads):
         return 2
     results = {row: run(row, args) for row in args.rows}
     record("Body parts and absent prompts on real photos, shipped path (CPU)",

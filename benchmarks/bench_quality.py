@@ -27,10 +27,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, median_time, record, side_by_side  # noqa: E402
+from common import ROOT, datasets_ready, median_time, record, side_by_side  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 ABSENT_CANDIDATES = ["saree", "heels", "skirt", "dress", "coat", "hat", "sunglasses", "scarf", "gloves", "jacket",
@@ -148,9 +147,7 @@ def main() -> int:
     parser.add_argument("--mode", choices=["pipeline", "whole-image"], default="pipeline",
                         help="pipeline (default): what `spectrum parse` runs; whole-image: the bare model")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    if not (SHARED / "datasets").is_dir():
-        print(f"needs the shared datasets at {SHARED}", file=sys.stderr)
+    if not datasets_ready(args.threads):
         return 2
     results = {name: run(name, args) for name in args.models}
     record("Model quality: val splits and real-world dev sets (CPU)",

@@ -8,6 +8,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,16 @@ REPORT = ROOT / "BENCHMARKS.md"
 PROMPTS = ["person", "hair", "face", "left arm", "right arm", "left hand", "right hand", "left leg", "right leg",
            "left shoe", "right shoe", "t-shirt", "shirt", "jacket", "coat", "dress", "skirt", "pants", "jeans",
            "shorts", "hat", "glasses", "bag", "scarf"]
+
+
+def datasets_ready(threads: int) -> bool:
+    """Set torch's thread count for a quality benchmark; False (with a message) when the shared datasets it
+    measures on are missing."""
+    torch.set_num_threads(threads)
+    if not (ROOT.parent / "shared" / "datasets").is_dir():
+        print(f"needs the shared datasets at {ROOT.parent / 'shared'}", file=sys.stderr)
+        return False
+    return True
 
 
 def machine() -> str:

@@ -51,9 +51,13 @@ def main() -> None:
                         help="the training config of the run (earlier stages follow model.init_from_experiment)")
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
     parser.add_argument("--image-size", type=int, default=None, help="default: the model's input_size")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="the input size the shipped model runs at (default: the size it was trained at)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only N images per split")
     parser.add_argument("--name", default="spectrum-bodypix", help="folder under weights/ to write")
     parser.add_argument("--cache-entries", default="N", help="views in the run's feature cache (for the card)")
+    parser.add_argument("--freeze-backbone", action="store_true",
+                        help="record the (fine-tuned) backbone as frozen in the shipped config")
     parser.add_argument("--history", default="", help="a sentence on how the run went, for the card")
     args = parser.parse_args()
     global TARGET
@@ -73,7 +77,11 @@ def main() -> None:
     config = json.loads((TARGET / "config.json").read_text())
     config["ebp_prompts"] = first.model.ebp_prompts
     config["default_prompts"] = first.model.default_prompts
-    config["input_size"] = experiment.data.image_size
+    config["input_size"] = args.input_size or experiment.data.image_size
+    if args.freeze_backbone:  # ship the fine-tuned backbone frozen: further training may cache its features
+        for member in config["backbone"].get("members", [config["backbone"]]):
+            if "trainable" in member:
+                member["trainable"] = False
     (TARGET / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     pipe = SpectrumPipeline.from_pretrained(TARGET, image_size=args.image_size)  # what `spectrum parse` runs
