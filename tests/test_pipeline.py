@@ -310,3 +310,15 @@ def test_parse_command_writes_tryon_masks(tiny_model_dir, tmp_path, capsys):
     names = sorted(p.name for p in folder.glob("*.png"))
     assert names == sorted(n for p in data["persons"]
                            for n in (f"person{p['id']}_agnostic_upper.png", f"person{p['id']}_lip.png"))
+
+
+def test_competitors_and_body_part_naming_are_options_of_the_shipped_path(tiny_model_dir):
+    default = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64)
+    assert default.top_down.body_parts == "pose" and not default.top_down.competitors
+    plan = default.plan(["face", "left arm", "saree", "person"])
+    assert "skin" in plan.prompts and not plan.pool  # bare skin named by pose; no competitors by default
+    opted = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, body_parts="model", competitors=True)
+    plan = opted.plan(["saree", "person"])
+    assert "skin" not in plan.prompts and "pants" in plan.pool and "dress" not in plan.pool
+    result = opted(_small("group.jpg"), prompts=["saree"])
+    assert set(result.labels) == {"saree"}  # competitors are scored, never reported

@@ -39,10 +39,7 @@ SIZE = (96, 72)  # W, H of the test images
 
 @pytest.fixture(scope="module")
 def pipe(tiny_model_dir) -> SpectrumPipeline:
-    from spectrum_parsing.topdown import TopDownConfig
-
-    # The tiny random model believes every prompt a little: hidden competitors would leave it no part to remap.
-    return SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96, top_down=TopDownConfig(competitors=False))
+    return SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96)
 
 
 @pytest.fixture(scope="module")

@@ -195,7 +195,7 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
                              batch_size=options["batch_size"], device=args.device, ray_address=args.ray_address,
                              image_size=args.image_size, names=names, pending=dict(todo),
                              max_pixels=options["max_pixels"], mode=args.mode, person_masks=args.person_masks,
-                             detector=args.detector)
+                             detector=args.detector, body_parts=args.body_parts, competitors=args.competitors)
     failed_paths = {line.split(": ", 1)[0] for line in summary["failures"]}
     for path, _ in todo:
         if str(path) not in failed_paths:
@@ -213,6 +213,7 @@ def _settings(args: argparse.Namespace, options: dict) -> dict:
     call = options["call"]
     return {"model": str(Path(args.model).resolve()) if args.model and Path(args.model).exists() else args.model,
             "onnx": args.onnx, "mode": args.mode, "person_masks": args.person_masks, "detector": args.detector,
+            "body_parts": args.body_parts, "competitors": args.competitors,
             "image_size": args.image_size,
             "prompts": call["prompts"], "preset": args.preset, "label_map": call["label_map"],
             "score_threshold": call["score_threshold"], "background_threshold": call["background_threshold"],
@@ -264,7 +265,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
                                                 max_pixels=options["max_pixels"], onnx=args.onnx, mode=args.mode,
-                                                person_masks=args.person_masks, detector=args.detector)
+                                                person_masks=args.person_masks, detector=args.detector,
+                                                body_parts=args.body_parts, competitors=args.competitors)
         print(f"loaded model {model_display_name(args.model)} in {time.perf_counter() - start:.1f}s",
               file=sys.stderr)
         call = options["call"]
@@ -372,7 +374,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     # its model (and, for the instance protocol, its bottom-up grouping).
     pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
                                             mode="bottom-up" if args.mode == "whole-image" else "top-down",
-                                            person_masks=args.person_masks, detector=args.detector)
+                                            person_masks=args.person_masks, detector=args.detector,
+                                            body_parts=args.body_parts, competitors=args.competitors)
     dataset = open_dataset(args.dataset, split=args.split)
     config = EvalConfig(protocol=args.protocol, mode="whole-image" if args.mode == "whole-image" else "pipeline",
                         limit=args.limit, withheld=list(pipe.model.config.withheld),
@@ -403,7 +406,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
                                             mode=args.mode, person_masks=args.person_masks,
-                                            detector=args.detector)
+                                            detector=args.detector, body_parts=args.body_parts,
+                                            competitors=args.competitors)
     print(f"loaded model {settings.model_name} in {time.perf_counter() - start:.1f}s; "
           f"serving on http://{args.host}:{args.port}", file=sys.stderr)
     serve(create_app(pipe, settings), args.host, args.port, header_timeout_s=args.header_timeout,
@@ -419,6 +423,16 @@ def _add_person_options(parser: argparse.ArgumentParser) -> None:
                         help="top-down: whose masks decide which pixels are each person's (default blazepose)")
     parser.add_argument("--detector", choices=["movenet", "blazepose"], default="movenet",
                         help="top-down: who finds the people: MoveNet-MultiPose (default) or BlazePose")
+    _add_naming_options(parser)
+
+
+def _add_naming_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--body-parts", choices=["pose", "model"], default="pose",
+                        help="top-down: who names bare skin (face, arms, legs): the person's pose (default) or the "
+                             "parser's own part labels")
+    parser.add_argument("--competitors", action="store_true",
+                        help="top-down: known categories of other groups compete, hidden, with the prompts (absent "
+                             "prompts stay emptier; costs part AP on real photos, see the README)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -507,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="top-down: whose masks decide each person's pixels (default blazepose)")
     ev.add_argument("--detector", choices=["movenet", "blazepose"], default="movenet",
                     help="top-down: who finds the people (default movenet)")
+    _add_naming_options(ev)
     ev.add_argument("--dataset", required=True, help="FORMAT:PATH, e.g. ccp:../shared/datasets/ccp")
     ev.add_argument("--split", default="val", help="train, val or all (default val)")
     ev.add_argument("--protocol", default="all", choices=["all", "body", "clothing", "unseen", "person", "instance"])

@@ -89,7 +89,8 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
                    ray_address: str | None = None, image_size: int | None = None,
                    names: Mapping[Path, str] | None = None, pending: Mapping[Path, Sequence[str]] | None = None,
                    max_pixels: int | None = DEFAULT_MAX_PIXELS, mode: str | None = None,
-                   person_masks: str | None = None, detector: str | None = None) -> dict[str, Any]:
+                   person_masks: str | None = None, detector: str | None = None,
+                   body_parts: str | None = None, competitors: bool | None = None) -> dict[str, Any]:
     """Parse image files on Ray and write ``formats`` into ``out_dir`` exactly as the local engine does.
 
     ``call_kwargs``: keyword arguments of :meth:`SpectrumPipeline.__call__` (prompts, score_threshold, preset...).
@@ -98,7 +99,8 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
     down at the end only if started here). ``names``: output name per input (default: unique stems, see
     :func:`~spectrum_parsing.writers.output_names`); ``pending``: the formats still to write per input (default
     ``formats``). ``max_pixels``: larger images fail (see :mod:`~spectrum_parsing.images`). ``mode``,
-    ``person_masks``, ``detector``: as in :meth:`SpectrumPipeline.from_pretrained` (default: its defaults).
+    ``person_masks``, ``detector``, ``body_parts``, ``competitors``: as in :meth:`SpectrumPipeline.from_pretrained`
+    (default: its defaults).
     Returns ``{"total", "done", "failed", "failures"}`` in input order.
     """
     from .video import is_video
@@ -131,7 +133,9 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
                   "formats": ",".join(pending[p] if pending is not None else formats)} for i, p in enumerate(paths)]
         load_kwargs = {"image_size": image_size, **({"mode": mode} if mode else {}),
                        **({"person_masks": person_masks} if person_masks else {}),
-                       **({"detector": detector} if detector else {})}
+                       **({"detector": detector} if detector else {}),
+                       **({"body_parts": body_parts} if body_parts else {}),
+                       **({"competitors": competitors} if competitors is not None else {})}
         actor_args = (model, "cuda" if gpu and device == "auto" else device, load_kwargs, dict(call_kwargs),
                       list(formats), str(out.resolve()))
         dataset = (ray.data.from_items(items, override_num_blocks=min(len(items), 4 * num_actors))

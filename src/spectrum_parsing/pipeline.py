@@ -156,13 +156,15 @@ class SpectrumPipeline:
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, device: str | torch.device | None = None,
                         image_size: int | None = None, mode: str = DEFAULT_MODE,
-                        person_masks: str | None = None, detector: str = "movenet", **kwargs: Any
+                        person_masks: str | None = None, detector: str = "movenet", *,
+                        body_parts: str | None = None, competitors: bool | None = None, **kwargs: Any
                         ) -> SpectrumPipeline:
         """Load a model directory or hub id; ``None`` loads the embedded default model (offline).
 
         ``mode="top-down"`` (default) also loads an embedded person detector — ``detector="movenet"``
         (MoveNet-MultiPose, default) or ``"blazepose"`` (BlazePose's pose detector + landmarks) — and, for
-        ``person_masks="blazepose"`` (default), BlazePose's segmentation. ``kwargs``: ``max_pixels``,
+        ``person_masks="blazepose"`` (default), BlazePose's segmentation. ``body_parts`` (``"pose"``, default, or
+        ``"model"``) and ``competitors`` set those :class:`~.topdown.TopDownConfig` fields. ``kwargs``: ``max_pixels``,
         ``work_pixels``, ``onnx``, ``person_detector`` (any :class:`~.persons.PersonDetector`, instead of
         ``detector``), ``top_down`` (see the constructor)."""
         from .persons import BlazePoseDetector, BlazePoseSegmenter, MoveNetDetector
@@ -177,8 +179,9 @@ class SpectrumPipeline:
                 raise FileNotFoundError(f"the embedded model {embedded.name} is missing from {embedded}")
             source = embedded
         top_down = kwargs.pop("top_down", None) or TopDownConfig()
-        if person_masks is not None:
-            top_down = dataclasses.replace(top_down, person_masks=person_masks)
+        changes = {k: v for k, v in (("person_masks", person_masks), ("body_parts", body_parts),
+                                     ("competitors", competitors)) if v is not None}
+        top_down = dataclasses.replace(top_down, **changes) if changes else top_down
         if mode == "top-down":
             if "person_detector" not in kwargs:
                 kwargs["person_detector"] = (MoveNetDetector.from_pretrained() if detector == "movenet"

@@ -192,7 +192,7 @@ class TopDownConfig:
     min_part_pixels: int = 16
     min_person_pixels: int = 64
     body_parts: str = "pose"  # who names bare skin: the person's pose ("pose") or the parser ("model")
-    competitors: bool = True  # known categories of other groups compete, hidden, with the user's prompts
+    competitors: bool = False  # known categories of other groups compete, hidden, with the user's prompts
 
     def __post_init__(self) -> None:
         if self.person_masks not in PERSON_MASK_SOURCES:
