@@ -323,3 +323,28 @@ def test_competitors_and_body_part_naming_are_options_of_the_shipped_path(tiny_m
     result = opted(_small("group.jpg"), prompts=["saree"], ebp=False)
     assert result.labels == ["saree"]  # competitors are scored, never reported
     assert {p.label for person in result.persons for p in person.parts} <= {"saree"}
+
+
+def test_detector_finding_nobody_falls_back_to_the_parsers_confident_large_people(tiny_model_dir):
+    from spectrum_parsing.persons import BoxDetector
+    from spectrum_parsing.topdown import TopDownConfig
+
+    nobody = BoxDetector(np.zeros((0, 4)))
+    image = _small("selfie.jpg")
+
+    def run(**fallback):  # -> ParsingResult
+        pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, person_detector=nobody,
+                                                top_down=TopDownConfig(person_masks="parser", **fallback))
+        return pipe(image, prompts=["shirt"], score_threshold=0.0)
+
+    assert run(fallback_score=1.0).persons == []  # fallback off: nobody found, nothing parsed
+    found = run(fallback_score=0.0, fallback_share=0.0)
+    assert found.persons and [p.id for p in found.persons] == list(range(len(found.persons)))
+    rendered = np.zeros_like(found.label_map)
+    for person in found.persons:
+        for part in person.parts:
+            rendered[part.mask.numpy()] = 1
+    assert np.array_equal(rendered > 0, found.label_map > 0)
+    assert run(fallback_score=0.0, fallback_share=1.0).persons == []  # nobody covers the whole photo
+    with pytest.raises(ValueError, match="fallback_share"):
+        TopDownConfig(fallback_share=2.0)

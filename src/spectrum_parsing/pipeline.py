@@ -314,6 +314,8 @@ class SpectrumPipeline:
         """Persons and semantic map of one working-size image, people first (:mod:`.topdown`)."""
         assert self.person_detector is not None
         detections = self.person_detector(array)
+        if len(detections) == 0 and self.top_down.fallback_score < 1.0:
+            return self._parse_fallback(array, scored, person_index, options)
         probs = None
         if self.top_down.person_masks == "blazepose" and len(detections):
             assert self.person_segmenter is not None
@@ -322,6 +324,25 @@ class SpectrumPipeline:
         return parse_top_down(array, detections, lambda crops: self.predict_scores(crops, plan.scored, plan.pooled),
                               plan, person_index, self.top_down, person_probs=probs,
                               threshold=options.score_threshold, background_threshold=options.background_threshold)
+
+    def _parse_fallback(self, array: np.ndarray, scored: Sequence[str], person_index: int,
+                        options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:
+        """When the detector finds nobody: the parser's own people on the whole image, kept only when one is
+        confident and large (``TopDownConfig.fallback_score`` / ``fallback_share``). A photo that is mostly one
+        person, cut by the frame or too small for the detector, is parsed; a garment on a bed stays empty (the
+        parser was trained on such photos as negatives: its person score there stays lower)."""
+        persons, semantic = self._parse_bottom_up(self._predict([array], scored)[0], scored, person_index, options)
+        h, w = semantic.shape
+        kept = [p for p in persons if p.score >= self.top_down.fallback_score
+                and p.area >= self.top_down.fallback_share * h * w]
+        if len(kept) == len(persons):
+            return persons, semantic
+        out = np.zeros_like(semantic)
+        for k, person in enumerate(kept):
+            x0, y0, x1, y1 = person.box
+            out[y0:y1, x0:x1][person.crop.numpy()] = semantic[y0:y1, x0:x1][person.crop.numpy()]
+            kept[k] = person.replace(id=k)
+        return kept, out
 
     def _parse_bottom_up(self, prediction: ImagePrediction, scored: Sequence[str], person_index: int,
                          options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:

@@ -1,6 +1,8 @@
 """Top-down multi-person parsing: find the people first, parse each one in its own crop, paste back.
 
 1. A :class:`~spectrum_parsing.persons.PersonDetector` (MoveNet-MultiPose by default) gives a box per person.
+   When it finds nobody, the parser's own people on the whole image are kept if one is confident and large
+   (``fallback_score``, ``fallback_share``): a photo that is mostly one person is never returned empty.
 2. Each person's box, widened by ``margin`` (and stretched to cover its confident keypoints: raised hands),
    is cropped and parsed at the model's input size, so a small person gets as many model pixels as a selfie.
 3. Who owns each pixel: a person probability map per detection — BlazePose's segmentation of a square crop
@@ -193,12 +195,19 @@ class TopDownConfig:
     min_person_pixels: int = 64
     body_parts: str = "pose"  # who names bare skin: the person's pose ("pose") or the parser ("model")
     competitors: bool = False  # known categories of other groups compete, hidden, with the user's prompts
+    # When the detector finds nobody, the parser's own whole-image people are used if one scores at least
+    # fallback_score and covers fallback_share of the image (1.0: never; benchmarks/bench_persons.py).
+    fallback_score: float = 0.85
+    fallback_share: float = 0.15
 
     def __post_init__(self) -> None:
         if self.person_masks not in PERSON_MASK_SOURCES:
             raise ValueError(f"person_masks must be one of {PERSON_MASK_SOURCES}, got {self.person_masks!r}")
         if self.body_parts not in BODY_PART_SOURCES:
             raise ValueError(f"body_parts must be one of {BODY_PART_SOURCES}, got {self.body_parts!r}")
+        for name in ("fallback_score", "fallback_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.margin <= 2.0:
             raise ValueError(f"margin must be in [0, 2], got {self.margin}")
 
