@@ -314,7 +314,7 @@ def test_parse_command_writes_tryon_masks(tiny_model_dir, tmp_path, capsys):
 
 def test_competitors_and_body_part_naming_are_options_of_the_shipped_path(tiny_model_dir):
     default = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64)
-    assert default.top_down.body_parts == "pose" and not default.top_down.competitors
+    assert default.top_down.body_parts == "sides" and not default.top_down.competitors
     plan = default.plan(["face", "left arm", "saree", "person"])
     assert "skin" in plan.prompts and not plan.pool  # bare skin named by pose; no competitors by default
     opted = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, body_parts="model", competitors=True)

@@ -107,6 +107,7 @@ def test_bare_skin_is_named_by_pose_a_raised_fist_is_an_arm():
     assert labels["left arm"][22, 140] and labels["left arm"][45, 140] and labels["face"][40, 100]
     model = plan_prompts(prompts, body_parts="model")
     assert "skin" not in model.prompts and not model.body
+    assert plan.sides_only  # the default: the parser's limb type, the pose's side
 
 
 def test_competitors_keep_an_absent_prompt_empty():
@@ -139,3 +140,31 @@ def test_competitor_phrases_read_the_category_inside_free_phrases():
     assert "dress" not in competitor_phrases(["red summer dress"], candidates)
     assert "heels" not in competitor_phrases(["high heels"], candidates)  # footwear group
     assert set(competitor_phrases(["zebra"], candidates)) == set(candidates)  # unknown: everything competes
+
+
+def test_sides_keep_the_parsers_limb_type_and_take_the_pose_side():
+    h, w = 300, 200
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
+    ys, xs = np.mgrid[:h, :w]
+    hand = torch.from_numpy((xs - 118) ** 2 + (ys - 170) ** 2 < 6 ** 2)  # a hand resting on the left thigh
+
+    def parse(body_parts: str, label: str) -> dict:
+        plan = plan_prompts(prompts, body_parts=body_parts)
+
+        def predict(crops):
+            scores = torch.zeros(len(plan.prompts), h, w)
+            scores[plan.prompts.index("person")] = 1.0
+            scores[plan.prompts.index(label)][hand] = 0.9
+            return [scores[:, 10:10 + crops[0].shape[0], 40:40 + crops[0].shape[1]]]
+
+        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
+        persons, _ = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predict, plan,
+                                    prompts.index("person"), config)
+        return {p.label: p.area for p in persons[0].parts}
+
+    # The parser says "right arm" for a hand on the left thigh: the pose alone calls it a leg; sides keep the
+    # parser's limb type (the pose, which saw a leg there, gives no arm side to take).
+    assert set(parse("pose", "right arm")) == {"left leg"}
+    assert set(parse("sides", "right arm")) == {"right arm"}
+    assert set(parse("sides", "face")) <= {"left leg", "left arm"}  # an unnamed (face) label is renamed by pose

@@ -427,9 +427,10 @@ def _add_person_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_naming_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--body-parts", choices=["pose", "model"], default="pose",
-                        help="top-down: who names bare skin (face, arms, legs): the person's pose (default) or the "
-                             "parser's own part labels")
+    parser.add_argument("--body-parts", choices=["sides", "pose", "model"], default="sides",
+                        help="top-down: who names bare skin (face, arms, legs): sides (default: the parser's limb "
+                             "type, the pose's side), pose (the pose names everything) or model (the parser's "
+                             "own labels)")
     parser.add_argument("--competitors", action="store_true",
                         help="top-down: known categories of other groups compete, hidden, with the prompts (absent "
                              "prompts stay emptier; costs part AP on real photos, see the README)")

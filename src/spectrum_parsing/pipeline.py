@@ -163,8 +163,9 @@ class SpectrumPipeline:
 
         ``mode="top-down"`` (default) also loads an embedded person detector — ``detector="movenet"``
         (MoveNet-MultiPose, default) or ``"blazepose"`` (BlazePose's pose detector + landmarks) — and, for
-        ``person_masks="blazepose"`` (default), BlazePose's segmentation. ``body_parts`` (``"pose"``, default, or
-        ``"model"``) and ``competitors`` set those :class:`~.topdown.TopDownConfig` fields. ``kwargs``: ``max_pixels``,
+        ``person_masks="blazepose"`` (default), BlazePose's segmentation. ``body_parts`` (``"sides"``, default,
+        ``"pose"`` or ``"model"``) and ``competitors`` set those :class:`~.topdown.TopDownConfig` fields.
+        ``kwargs``: ``max_pixels``,
         ``work_pixels``, ``onnx``, ``person_detector`` (any :class:`~.persons.PersonDetector`, instead of
         ``detector``), ``top_down`` (see the constructor)."""
         from .persons import BlazePoseDetector, BlazePoseSegmenter, MoveNetDetector

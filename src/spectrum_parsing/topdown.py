@@ -17,10 +17,11 @@
 What is scored is planned per call (:func:`plan_prompts`): the user's prompts, plus hidden columns that are
 never reported:
 
-* **bare skin, named by pose** (``body_parts="pose"``): the face, arm and leg prompts and a hidden ``skin``
-  prompt together find the bare skin; the person's keypoints then name it (:func:`spectrum_parsing.limbs.
-  split_by_limbs`: face, left/right arm, left/right leg, the person's own side), so a raised fist is an arm and
-  a bare forearm is not background. ``"model"`` keeps the parser's own part labels.
+* **bare skin, named by pose**: the face, arm and leg prompts and a hidden ``skin`` prompt together find the bare
+  skin; the person's keypoints then name it (:func:`spectrum_parsing.limbs.split_by_limbs`: face, left/right
+  arm, left/right leg, the person's own side), so a raised fist the parser calls a face is an arm.
+  ``body_parts="sides"`` (default) keeps the parser's limb type where it gave one (an arm stays an arm, a leg a
+  leg; the pose gives the side); ``"pose"`` lets the pose name everything; ``"model"`` keeps the parser's labels.
 * **hands** carved from the arms around and beyond the wrist (:data:`DERIVED_PARTS`).
 * **competitors** (``competitors=True``): every known category of another coarse group than the user's prompts
   (from the model's prompt table), pooled into one column: a pixel goes to a user prompt only if it beats them,
@@ -46,7 +47,7 @@ __all__ = ["BODY_PART_SOURCES", "DERIVED_PARTS", "PERSON_MASK_SOURCES", "Scoring
 
 POSE_REGIONS = ("face", "left arm", "right arm", "left leg", "right leg")
 """Body parts named by pose from bare skin (the regions of :mod:`.limbs` that LIP labels)."""
-BODY_PART_SOURCES = ("pose", "model")
+BODY_PART_SOURCES = ("pose", "sides", "model")
 SKIN_COMPONENT_MAJORITY = 0.6
 """A connected piece of bare skin goes whole to the region claiming this share of it (as the label engine)."""
 
@@ -91,6 +92,7 @@ class ScoringPlan:
     skin: list[int]
     hidden: set[int]
     pool: list[str]
+    sides_only: bool = False
 
     @property
     def scored(self) -> list[str]:
@@ -118,13 +120,14 @@ def competitor_phrases(prompts: Sequence[str], candidates: Sequence[str]) -> lis
             and vocabulary.BY_NAME[c].coarse and vocabulary.BY_NAME[c].coarse not in groups]
 
 
-def plan_prompts(prompts: Sequence[str], body_parts: str = "pose", competitors: Sequence[str] = ()) -> ScoringPlan:
+def plan_prompts(prompts: Sequence[str], body_parts: str = "sides", competitors: Sequence[str] = ()) -> ScoringPlan:
     """The :class:`ScoringPlan` of ``prompts`` (the person prompt among them): hands carved from arms, bare-skin
-    parts named by pose (``body_parts="pose"``, adding a hidden ``skin`` prompt), ``competitors`` pooled last."""
+    parts named by pose (``body_parts`` ``"sides"`` or ``"pose"``, adding a hidden ``skin`` prompt),
+    ``competitors`` pooled last."""
     scored, hands, hidden = derived_prompts(prompts)
     body: dict[int, str] = {}
     skin: list[int] = []
-    if body_parts == "pose":
+    if body_parts in ("pose", "sides"):
         for i, prompt in enumerate(scored):
             name = vocabulary.canonical_name(prompt)
             if name in POSE_REGIONS and i not in hands:
@@ -138,7 +141,7 @@ def plan_prompts(prompts: Sequence[str], body_parts: str = "pose", competitors: 
     if pool:
         scored.append("(competitors)")
         hidden.add(len(scored) - 1)
-    return ScoringPlan(scored, hands, body, skin, hidden, pool)
+    return ScoringPlan(scored, hands, body, skin, hidden, pool, sides_only=body_parts == "sides")
 
 
 def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | None, origin: tuple[int, int],
@@ -156,8 +159,15 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
     target = {name: i for i, name in plan.body.items()}
     split = torch.from_numpy(split_by_limbs(mask.numpy(), keypoints, threshold=threshold, regions=regions,
                                             origin=origin, component_majority=SKIN_COMPONENT_MAJORITY))
+    before = labels.clone()
     for k, name in enumerate(regions):
-        labels[split == k] = target[name] + 1
+        claimed = split == k
+        if plan.sides_only:  # the parser's arm or leg stays that limb; the pose gives its side
+            kind = name.split()[-1]
+            for i, other in plan.body.items():
+                if other != "face" and other.split()[-1] != kind:
+                    claimed &= before != i + 1
+        labels[claimed] = target[name] + 1
 
 
 def _carve(labels: torch.Tensor, source: int, target: int, keypoints: np.ndarray | None, origin: tuple[int, int],
@@ -193,7 +203,10 @@ class TopDownConfig:
     keypoint_threshold: float = 0.3  # keypoints this confident widen the crop (and name bare skin)
     min_part_pixels: int = 16
     min_person_pixels: int = 64
-    body_parts: str = "pose"  # who names bare skin: the person's pose ("pose") or the parser ("model")
+    # Who names bare skin: "sides" (default) the parser says which limb (arm, leg; face and plain skin count as
+    # unnamed) and the person's pose which side, and names what the parser left unnamed; "pose": the pose names
+    # everything; "model": the parser's own labels (benchmarks/bench_body_parts.py).
+    body_parts: str = "sides"
     competitors: bool = False  # known categories of other groups compete, hidden, with the user's prompts
     # When the detector finds nobody, the parser's own whole-image people are used if one scores at least
     # fallback_score and covers fallback_share of the image (1.0: never; benchmarks/bench_persons.py).
