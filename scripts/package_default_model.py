@@ -140,8 +140,9 @@ def _stage_lines(stages: list[ExperimentConfig], logs: list[list[str]]) -> list[
         lines.append(
             f"- Stage {n} ({start}): {stage.train.max_steps} steps of batch {stage.train.batch_size} at "
             f"{stage.data.image_size} px, sampling {mix}, copy-paste probability {stage.data.augment.copy_paste}, "
-            f"{lr}, {stage.train.schedule};{engine}{union}{tuned} about {minutes:.0f} min on {device}; "
-            f"last logged loss {loss}.")
+            f"{lr}, {stage.train.schedule};{engine}{union}{tuned} "
+            + (f"about {minutes:.0f} min on {device}; last logged loss {loss}." if table
+               else f"on {device}; its training log is not kept here."))
     return lines
 
 
