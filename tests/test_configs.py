@@ -268,3 +268,47 @@ def test_nested_config_of_the_wrong_json_type_is_one_config_error(value):
 
     with pytest.raises(ConfigError, match="SpectrumConfig.decoder: expected a JSON object"):
         SpectrumConfig.from_dict({"backbone": {"type": "bodypix", "weights": None}, "decoder": value})
+
+
+def test_training_yaml_reads_yaml_12_numbers_and_refuses_aliases_bombs_and_wrong_types(tmp_path):
+    from spectrum_parsing.training import ExperimentConfig
+
+    def load(text: str) -> ExperimentConfig:
+        path = tmp_path / "c.yaml"
+        path.write_text(text)
+        return ExperimentConfig.from_yaml(path)
+
+    assert load("train: {lr: 1e-4, backbone_lr: 2.5E-5}").train.lr == 1e-4  # YAML 1.1 would read a string
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b]\n"
+    with pytest.raises(ConfigError, match="aliases"):
+        load(bomb)
+    for text, match in [("train: {lr: soon}", "train.lr|TrainConfig.lr"), ("train: {log_every: 0}", "log_every"),
+                        ("train: {checkpoint_every: 0}", "checkpoint_every"),
+                        ("train: {warmup_steps: soon}", "warmup_steps"), ("train: {device: tpu}", "device"),
+                        ("data: {augment: {max_degrees: .inf}}", "max_degrees"),
+                        ("data: {augment: {max_people: 100000}}", "max_people"),
+                        ("train: {batch_size: 10000000}", "batch_size"), ("train: {lr: .nan}", "lr")]:
+        with pytest.raises(ConfigError, match=match):
+            load(text)
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (2 << 20))
+    with pytest.raises(ConfigError, match="larger than"):
+        ExperimentConfig.from_yaml(big)
+    if Path("/dev/zero").exists():
+        with pytest.raises(ConfigError, match="larger than|NUL"):
+            ExperimentConfig.from_yaml("/dev/zero")
+    with pytest.raises(ConfigError, match="is a folder"):
+        ExperimentConfig.from_yaml(tmp_path)
+
+
+def test_cli_counts_and_server_limits_are_checked_before_anything_loads(capsys):
+    from spectrum_parsing.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["cache-features", "--config", "c.yaml", "--out", "o", "--entries", "-3"],
+                 ["cache-features", "--config", "c.yaml", "--out", "o", "--entries", "4", "--shard-size", "0"],
+                 ["serve", "--port", "70000"], ["serve", "--max-upload-mb", "inf"], ["serve", "--timeout", "nan"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(argv)
+        assert exit_info.value.code == 2
+    assert "must be in" in capsys.readouterr().err

@@ -312,10 +312,12 @@ def test_serve_command_builds_the_app(tiny_pipe, monkeypatch, tmp_path):
     assert seen["header_timeout_s"] == 3 and seen["max_connections"] == 50 and seen["idle_timeout_s"] == 5
     settings = seen["app"].state.settings
     assert settings.max_upload_bytes == 2 * 2**20 and settings.max_concurrency == 2
-    assert main(["serve", "--model", str(tmp_path / "m"), "--max-concurrency", "0"]) == 2
+    for argv in (["--max-concurrency", "0"], ["--port", "70000"], ["--max-upload-mb", "inf"],
+                 ["--header-timeout", "0"]):
+        with pytest.raises(SystemExit) as exit_info:  # refused by argparse, before any model loads
+            main(["serve", "--model", str(tmp_path / "m"), *argv])
+        assert exit_info.value.code == 2
     assert main(["serve", "--model", str(tmp_path / "m"), "--max-connections", "0"]) == 2
-    with pytest.raises(SystemExit):
-        main(["serve", "--header-timeout", "0"])
 
 
 # ------------------------------------------------------------------------------------------------ slow clients

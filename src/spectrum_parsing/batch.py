@@ -18,6 +18,7 @@ from typing import Any
 from .configs import ConfigError
 from .hub import ModelLoadError
 from .images import ImageLoadError
+from .terminal import shown
 from .writers import Manifest, pending_formats, write_outputs
 
 __all__ = ["EXPECTED_ERRORS", "IMAGE_SUFFIXES", "Row", "decode_row", "expand_inputs", "parse_rows", "plan_images",
@@ -45,7 +46,7 @@ def expand_inputs(inputs: Sequence[str], out: Path | None = None) -> list[Path]:
     found: list[Path] = []
 
     def unreadable(err: OSError) -> None:
-        print(f"skipped unreadable folder {err.filename}: {err.strerror or err}", file=sys.stderr)
+        print(f"skipped unreadable folder {shown(err.filename)}: {shown(err.strerror or err)}", file=sys.stderr)
 
     for item in inputs:
         path = Path(item)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .batch import EXPECTED_ERRORS, decode_row, expand_inputs, parse_rows, plan_images, summary_line
 from .embedded import DEFAULT_MODEL_NAME, EMBEDDED_MODELS, model_display_name
+from .terminal import shown
 from .writers import PARSE_FORMATS, SIDE_BY_SIDE, Manifest, slugify, sweep_stale_parts
 
 __all__ = ["EXPECTED_ERRORS", "build_parser", "expand_inputs", "main", "slugify"]
@@ -34,6 +36,30 @@ def _image_side(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if not MIN_IMAGE_SIDE <= value <= MAX_IMAGE_SIDE:
         raise argparse.ArgumentTypeError(f"must be in [{MIN_IMAGE_SIDE}, {MAX_IMAGE_SIDE}] pixels, got {value}")
+    return value
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """argparse type of a count: an integer in ``[low, high]``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+        return value
+    return parse
+
+
+def _megabytes(text: str) -> float:
+    """argparse type of a size in MB: a finite number in (0, 10240]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of megabytes, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 10240):
+        raise argparse.ArgumentTypeError(f"must be a number of megabytes in (0, 10240], got {text}")
     return value
 
 
@@ -163,7 +189,7 @@ def _parse_images(pipe: SpectrumPipeline, todo: Sequence[tuple[Path, list[str]]]
         for row in parse_rows(pipe, rows, options["call"], out):
             if row.error:
                 failures.append(row.error)
-                tqdm.write(f"failed: {row.error}", file=sys.stderr)
+                tqdm.write(f"failed: {shown(row.error)}", file=sys.stderr)
             elif manifest is not None:
                 manifest.record(row.name, row.path, settings or {})
         if manifest is not None and rows:
@@ -180,11 +206,11 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
 
         require_ray()
     except ImportError as err:
-        print(f"spectrum parse: error: {err}", file=sys.stderr)
+        print(f"spectrum parse: error: {shown(err)}", file=sys.stderr)
         return 2
     out = Path(args.out)
     for stale in sweep_stale_parts(out) if out.is_dir() else []:  # left by a run that was killed
-        print(f"removed {stale.name}: an unfinished temporary file of a killed run", file=sys.stderr)
+        print(f"removed {shown(stale.name)}: an unfinished temporary file of a killed run", file=sys.stderr)
     manifest = Manifest.load(out)
     names = manifest.names(inputs)
     settings = _settings(args, options)
@@ -202,9 +228,9 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
             manifest.record(names[path], path, settings)
     if todo:
         manifest.save()
-    print(summary_line(out, summary["total"], summary["failed"], len(finished), len(refused)))
+    print(shown(summary_line(out, summary["total"], summary["failed"], len(finished), len(refused))))
     for line in [*refused, *summary["failures"]]:
-        print(f"  failed: {line}", file=sys.stderr)
+        print(f"  failed: {shown(line)}", file=sys.stderr)
     return 1 if summary["failures"] or refused else 0
 
 
@@ -278,7 +304,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         failures = _parse_images(pipe, todo, out, options, names, manifest, settings)
     if inputs:
-        print(summary_line(out, len(todo), len(failures), len(finished), len(refused)))
+        print(shown(summary_line(out, len(todo), len(failures), len(finished), len(refused))))
     failures = [*refused, *failures]
     video_failures = 0
     for path in videos:
@@ -288,16 +314,16 @@ def cmd_parse(args: argparse.Namespace) -> int:
                        if f in VIDEO_FORMATS] + ["video"]
             summary = parse_video(pipe, path, out, every=args.every, max_frames=args.max_frames, formats=formats,
                                   name=names[path], **call)
-            print(f"parsed {summary['frames']} frame(s) of {path} with {len(summary['tracks'])} person track(s) "
-                  f"into {out / names[path]}")
+            print(shown(f"parsed {summary['frames']} frame(s) of {path} with {len(summary['tracks'])} person "
+                        f"track(s) into {out / names[path]}"))
         except EXPECTED_ERRORS as err:
             video_failures += 1
             failures.append(f"{path}: {err}")
-            tqdm.write(f"failed: {path}: {err}", file=sys.stderr)
+            tqdm.write(f"failed: {shown(path)}: {shown(err)}", file=sys.stderr)
     if len(videos) > 1 or video_failures:
         print(f"parsed {len(videos) - video_failures} of {len(videos)} video(s) into {out}")
     for line in failures:
-        print(f"  failed: {line}", file=sys.stderr)
+        print(f"  failed: {shown(line)}", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -506,8 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     cache = sub.add_parser("cache-features", help="precompute frozen-backbone features of augmented training views")
     cache.add_argument("--config", required=True, help="experiment YAML (its model and data sections are used)")
     cache.add_argument("--out", required=True, help="cache directory")
-    cache.add_argument("--entries", type=int, required=True, help="number of augmented views to cache")
-    cache.add_argument("--shard-size", type=int, default=64)
+    cache.add_argument("--entries", type=_count(1, 10_000_000), required=True,
+                       help="number of augmented views to cache")
+    cache.add_argument("--shard-size", type=_count(1, 100_000), default=64)
     cache.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float16")
     cache.add_argument("--device", default="auto")
     cache.set_defaults(func=cmd_cache_features)
@@ -553,17 +580,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve the web demo and JSON API (needs the demo extra)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--port", type=_count(1, 65535), default=7860)
     serve.add_argument("--model", help=MODEL_HELP)
     _add_person_options(serve)
     serve.add_argument("--device", default="auto")
     serve.add_argument("--image-size", type=_image_side, default=None,
                        help="longest side fed to the model (default: the size it was trained at)")
-    serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted (default 10)")
-    serve.add_argument("--max-concurrency", type=int, default=1, help="model calls run at once (default 1)")
-    serve.add_argument("--max-queue", type=int, default=64, help="requests that may wait; more get 503 (default 64)")
-    serve.add_argument("--timeout", type=float, default=120.0, help="seconds per request before 503/504")
-    serve.add_argument("--max-pixels", type=int, default=25_000_000,
+    serve.add_argument("--max-upload-mb", type=_megabytes, default=10.0,
+                       help="largest upload accepted (default 10)")
+    serve.add_argument("--max-concurrency", type=_count(1, 1024), default=1,
+                       help="model calls run at once (default 1)")
+    serve.add_argument("--max-queue", type=_count(0, 100_000), default=64,
+                       help="requests that may wait; more get 503 (default 64)")
+    serve.add_argument("--timeout", type=_positive_seconds, default=120.0, help="seconds per request before 503/504")
+    serve.add_argument("--max-pixels", type=_count(1, 1_000_000_000), default=25_000_000,
                        help="largest image accepted, in pixels, checked from the header (default 25000000)")
     serve.add_argument("--header-timeout", type=_positive_seconds, default=10.0,
                        help="seconds a client has to send a complete request line and headers (default 10)")
@@ -610,13 +640,13 @@ def _configure_threads(command: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``spectrum`` console script."""
+    """Entry point of the ``spectrum`` console script (argparse exits with status 2 on a refused argument)."""
     args = build_parser().parse_args(argv)
     try:
         _configure_threads(args.command)
         return args.func(args)
     except (*EXPECTED_ERRORS, OSError) as err:  # permissions, a file where a folder is needed, output conflicts
-        print(f"spectrum {args.command}: error: {err}", file=sys.stderr)
+        print(f"spectrum {args.command}: error: {shown(err)}", file=sys.stderr)
         return 2
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,64 @@ def check_range(owner: str, name: str, value: Any, low: float, high: float, inte
     if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
         kind = "an integer" if integer else "a number"
         raise ConfigError(f"{owner}.{name} must be {kind} in [{low:g}, {high:g}], got {value!r:.40}")
+
+
+_SIMPLE = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _field_hints(cls: type) -> dict[str, Any]:
+    """The field annotations of a config class, resolved (cached per class)."""
+    cached = cls.__dict__.get("_spectrum_hints")
+    if cached is None:
+        import typing
+
+        try:
+            cached = typing.get_type_hints(cls)
+        except Exception:  # an annotation this module cannot resolve: no type checks for this class
+            cached = {}
+        setattr(cls, "_spectrum_hints", cached)  # noqa: B010
+    return cached
+
+
+def _matches(value: Any, kind: Any) -> bool | None:
+    """Whether ``value`` (parsed JSON/YAML) is of the simple ``kind``; None when ``kind`` is not checked here."""
+    import typing
+
+    if kind in _SIMPLE:
+        if kind is float:
+            return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        if kind is int:
+            return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, kind)
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is list and len(args) == 1 and args[0] in _SIMPLE:
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value)
+    if args and type(None) in args and len(args) == 2:  # X | None
+        inner = next(a for a in args if a is not type(None))
+        if value is None:
+            return True
+        return _matches(value, inner)
+    return None
+
+
+def _describe(kind: Any) -> str:
+    import typing
+
+    if kind in _SIMPLE:
+        return _SIMPLE[kind]
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) is list:
+        return f"a list of {_SIMPLE[args[0]].replace('an ', '').replace('a ', '')}s"
+    inner = next(a for a in args if a is not type(None))
+    return f"{_describe(inner)} or null"
+
+
+def _check_type(owner: str, key: str, value: Any, kind: Any) -> None:
+    """One :class:`ConfigError` line when a config value has the wrong JSON/YAML type (a YAML ``lr: soon``, a
+    ``max_degrees: .inf``) instead of a traceback later."""
+    ok = _matches(value, kind)
+    if ok is False:
+        raise ConfigError(f"{owner}.{key} must be {_describe(kind)}, got {value!r:.40} ({type(value).__name__})")
 
 
 def _plain(value: Any) -> Any:
@@ -89,6 +148,7 @@ class ConfigBase:
         if unknown:
             raise ConfigError(f"{cls.__name__}: unknown key(s) {unknown}; allowed: {sorted(names)}")
         nested = _nested_config_fields(cls)
+        hints = _field_hints(cls)
         values = {}
         for key, value in data.items():
             kind = nested.get(key)
@@ -103,9 +163,13 @@ class ConfigBase:
                 value = built if is_list else built[0]
             values[key] = value
         try:
-            return cls(**values)
-        except TypeError as err:  # missing required fields
+            built = cls(**values)
+        except TypeError as err:  # missing required fields, or a wrong type its own checks did not expect
             raise ConfigError(f"{cls.__name__}: {err}") from None
+        for key, value in data.items():  # after the class's own (more specific) checks: what they let through
+            if key in hints and key not in nested:
+                _check_type(cls.__name__, key, value, hints[key])
+        return built
 
     def to_json_string(self) -> str:
         """Serialise to an indented JSON string."""
@@ -121,19 +185,60 @@ class ConfigBase:
         return cls.from_dict(read_config_file(path))
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest config file read (configs are a few kB; a larger file, or an endless one like /dev/zero, is refused)."""
+
+
+def _yaml_loader() -> type:
+    """A safe YAML loader for configs: YAML 1.2 numbers (``1e-4`` is a float, not YAML 1.1's string) and no
+    aliases (``&a`` / ``*a``: the "billion laughs" expansion is refused before it starts)."""
+    import re
+
+    import yaml
+
+    class ConfigLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in configs",
+                                                  event.start_mark)
+            return super().compose_node(parent, index)
+
+    ConfigLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)$|^[-+]?(?:\d+\.\d*|\.\d+)$|^[-+]?\.(?:inf|Inf|INF)$"
+                   r"|^\.(?:nan|NaN|NAN)$"),
+        list("-+0123456789."))
+    return ConfigLoader
+
+
 def read_config_file(path: str | os.PathLike[str], yaml_ok: bool = False) -> Any:
-    """Parse a JSON (or, with ``yaml_ok``, YAML) config file; a missing or malformed file is a ConfigError."""
+    """Parse a JSON (or, with ``yaml_ok``, YAML) config file; a missing, oversized, aliased or malformed file is
+    one :class:`ConfigError` line."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder") from None
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read ({err.strerror or err})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB, not a config")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: contains NUL bytes, not a config")
     if yaml_ok:
         import yaml
 
         try:
-            return yaml.safe_load(text)
+            return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from None
+            raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())[:200]})") from None
         except RecursionError:
             raise ConfigError(f"{path}: nested too deeply to be a config") from None
     try:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .images import DEFAULT_MAX_PIXELS
+from .terminal import shown
 from .writers import output_names
 
 RAY_MISSING = ("the ray engine needs Ray Data; install the distributed extra: "
@@ -151,5 +152,5 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
     failures = [str(r["error"]).replace(r["path"], by_resolved.get(r["path"], r["path"]))
                 for r in rows if r["error"]]
     for line in failures:
-        print(f"failed: {line}", file=sys.stderr)
+        print(f"failed: {shown(line)}", file=sys.stderr)
     return {"total": len(paths), "done": len(paths) - len(failures), "failed": len(failures), "failures": failures}

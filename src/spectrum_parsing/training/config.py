@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +53,14 @@ class AugmentConfig(ConfigBase):
         for name in ("hflip", "color_jitter", "copy_paste", "rotate", "background", "occlude", "blur"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ConfigError(f"augment.{name} must be a probability in [0, 1], got {value!r}")
+                raise ConfigError(f"augment.{name} must be a probability in [0, 1], got {value!r:.40}")
+        check_range("augment", "max_degrees", self.max_degrees, 0, 180, integer=False)
+        check_range("augment", "max_people", self.max_people, 1, 64)
+        scale = self.scale
+        if (not isinstance(scale, list) or len(scale) != 2 or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.05 <= v <= 10 for v in scale)
+                or scale[0] > scale[1]):
+            raise ConfigError(f"augment.scale must be [low, high] with 0.05 <= low <= high <= 10, got {scale!r:.40}")
         if self.background > 0 and not self.backgrounds:
             raise ConfigError("augment.background > 0 needs augment.backgrounds (FORMAT:PATH of person-free photos)")
 
@@ -109,6 +117,16 @@ class TrainConfig(ConfigBase):
         check_range("train", "max_steps", self.max_steps, 1, 100_000_000)
         check_range("train", "batch_size", self.batch_size, 1, 4096)
         check_range("train", "grad_accum", self.grad_accum, 1, 4096)
+        check_range("train", "log_every", self.log_every, 1, 100_000_000)
+        check_range("train", "checkpoint_every", self.checkpoint_every, 1, 100_000_000)
+        check_range("train", "keep_checkpoints", self.keep_checkpoints, 1, 10_000)
+        check_range("train", "warmup_steps", self.warmup_steps, 0, 100_000_000)
+        check_range("train", "seed", self.seed, 0, 2**32 - 1)
+        for name, high in (("lr", 10.0), ("backbone_lr", 10.0), ("weight_decay", 10.0), ("clip_grad", 1e6),
+                           ("poly_power", 100.0), ("min_lr_ratio", 1.0)):
+            check_range("train", name, getattr(self, name), 0, high, integer=False)
+        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,2})?", self.device):
+            raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r:.40}")
 
 
 @dataclass
