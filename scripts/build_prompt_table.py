@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from spectrum_parsing import SpectrumPipeline
-    from spectrum_parsing.text_encoders import PROMPT_TABLE, load_text_encoder, save_prompt_table
+    from spectrum_parsing.modeling import attach_prompt_table
+    from spectrum_parsing.text_encoders import PROMPT_TABLE, load_text_encoder
 
     image = Image.open(ROOT / "examples" / "group.jpg").convert("RGB").resize((384, 288))
     for name in args.models:
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         pipe = SpectrumPipeline.from_pretrained(directory)
         phrases = record_phrases(pipe, image)
         encoder = load_text_encoder(pipe.model.config.text_encoder)  # a fresh encoder: embeddings one at a time
-        out = save_prompt_table(encoder, phrases, directory / PROMPT_TABLE)
+        out = attach_prompt_table(directory, encoder, phrases)  # the table, and its digest in config.json
         print(f"{name}: {len(phrases)} phrases -> {out} ({out.stat().st_size / 2**20:.2f} MiB)")
     return 0
 

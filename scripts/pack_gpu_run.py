@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from spectrum_parsing.data import open_dataset  # noqa: E402
 from spectrum_parsing.data.pose_labels import write_body_part_map  # noqa: E402
-from spectrum_parsing.modeling import SpectrumModel  # noqa: E402
-from spectrum_parsing.text_encoders import PROMPT_TABLE, load_text_encoder, save_prompt_table  # noqa: E402
+from spectrum_parsing.modeling import SpectrumModel, attach_prompt_table  # noqa: E402
+from spectrum_parsing.text_encoders import load_text_encoder  # noqa: E402
 from spectrum_parsing.training import ExperimentConfig  # noqa: E402
 from spectrum_parsing.vocab.phrases import training_phrases  # noqa: E402
 
@@ -113,7 +113,7 @@ def pack_model(source: str, out: Path) -> Path:
               metadata=metadata)
     encoder = load_text_encoder(model.config.text_encoder)
     phrases = [*training_phrases(), *getattr(model.text_encoder, "table", {})]
-    save_prompt_table(encoder, phrases, target / PROMPT_TABLE)
+    attach_prompt_table(target, encoder, phrases)  # every training phrase, and its digest in config.json
     return target
 
 

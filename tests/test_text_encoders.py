@@ -213,3 +213,43 @@ def test_default_parse_never_imports_transformers(tmp_path) -> None:
             "print(rc, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split()[-2:] == ["0", "False"]
+
+
+def test_a_prompt_table_edited_or_taken_from_another_model_is_refused(tmp_path) -> None:
+    """The model records its table's digest: swapped rows, NaN/inf or zero rows, or another model's table are
+    one ModelLoadError naming the file; removing the table falls back to the text encoder."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from spectrum_parsing.embedded import embedded_model_dir
+    from spectrum_parsing.hub import ModelLoadError
+    from spectrum_parsing.modeling import SpectrumConfig, SpectrumModel
+    from spectrum_parsing.text_encoders import PROMPT_TABLE, prompt_table_digest
+
+    source = embedded_model_dir("spectrum-lite2")
+    config = SpectrumConfig.from_json_file(source / "config.json")
+    table = load_file(str(source / PROMPT_TABLE))
+    assert config.prompt_table_sha256 == prompt_table_digest(table)
+    model = tmp_path / "m"
+    shutil.copytree(source, model)
+    metadata = {"text_encoder": __import__("json").dumps(config.text_encoder.to_dict(), sort_keys=True)}
+
+    def write(rows: dict) -> None:
+        save_file({k: v.contiguous() for k, v in rows.items()}, str(model / PROMPT_TABLE), metadata=metadata)
+
+    swapped = dict(table)
+    swapped["hair"], swapped["face"] = table["face"], table["hair"]
+    write(swapped)
+    with pytest.raises(ModelLoadError, match="not the one the model was saved with"):
+        SpectrumModel.from_pretrained(model)
+    for bad in (float("nan"), float("inf"), 0.0):
+        broken = dict(table)
+        broken["hair"] = torch.full_like(table["hair"], bad)
+        write(broken)
+        with pytest.raises(ModelLoadError, match="not finite or are zero"):
+            SpectrumModel.from_pretrained(model)
+    write(table)
+    reloaded = SpectrumModel.from_pretrained(model)
+    saved = reloaded.save_pretrained(tmp_path / "again")  # saving keeps the table and records its digest
+    assert SpectrumConfig.from_json_file(saved / "config.json").prompt_table_sha256 == config.prompt_table_sha256

@@ -33,6 +33,7 @@ from .text_encoders import (
     LazyTextEncoder,
     TextEncoder,
     load_text_encoder,
+    prompt_table_digest,
     read_prompt_table,
     save_prompt_table,
 )
@@ -58,6 +59,7 @@ class SpectrumConfig(ConfigBase):
     ebp_prompts: list[str] | None = None  # expanded body-part prompts this model knows (None: the full EBP set)
     default_prompts: list[str] | None = None  # prompts used when the caller gives none (None: a built-in list)
     input_size: int = 512  # longest image side fed to the model by default (the resolution it was trained at)
+    prompt_table_sha256: str | None = None  # the digest of the prompt table saved with the model (if any)
     format_version: int = 1
 
     def __post_init__(self) -> None:
@@ -92,12 +94,26 @@ class SpectrumConfig(ConfigBase):
 
 
 
-def _text_encoder_for(config: TextEncoderConfig, directory: Path) -> TextEncoder | LazyTextEncoder:
-    """The model's text encoder: lazily loaded behind the model's prompt table when it ships one."""
+def _text_encoder_for(config: SpectrumConfig, directory: Path) -> TextEncoder | LazyTextEncoder:
+    """The model's text encoder: lazily loaded behind the model's prompt table when it ships one (checked against
+    the digest the model recorded)."""
     table_file = directory / PROMPT_TABLE
+    encoder = config.text_encoder
     if table_file.is_file():
-        return LazyTextEncoder(config, read_prompt_table(table_file, config), lambda: load_text_encoder(config))
-    return load_text_encoder(config)
+        table = read_prompt_table(table_file, encoder, digest=config.prompt_table_sha256)
+        return LazyTextEncoder(encoder, table, lambda: load_text_encoder(encoder))
+    return load_text_encoder(encoder)
+
+
+def attach_prompt_table(directory: str | os.PathLike[str], encoder: TextEncoder, phrases: Sequence[str]) -> Path:
+    """Write the prompt table of ``phrases`` (by ``encoder``) beside a saved model and record its digest in the
+    model's ``config.json``; returns the table's path."""
+    directory = Path(directory)
+    path = save_prompt_table(encoder, phrases, directory / PROMPT_TABLE)
+    config = json.loads((directory / CONFIG_NAME).read_text())
+    config["prompt_table_sha256"] = prompt_table_digest(read_prompt_table(path, encoder.config))
+    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return path
 
 
 class SpectrumModel(nn.Module):
@@ -158,7 +174,7 @@ class SpectrumModel(nn.Module):
                 backbone_config = without_initial_weights(backbone_config)
             backbone = load_backbone(backbone_config)
         if text_encoder is None:
-            text_encoder = _text_encoder_for(config.text_encoder, directory)
+            text_encoder = _text_encoder_for(config, directory)
         model = cls(config, backbone, text_encoder)
         model.load_trainable_state_dict(state)
         return model
@@ -169,6 +185,9 @@ class SpectrumModel(nn.Module):
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        table = self.text_encoder.table if isinstance(self.text_encoder, LazyTextEncoder) else None
+        self.config = dataclasses.replace(self.config,
+                                          prompt_table_sha256=prompt_table_digest(table) if table else None)
         self.config.to_json_file(directory / CONFIG_NAME)
         state = {k: v.detach().contiguous().cpu() for k, v in self.trainable_state_dict().items()}
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "library": "spectrum_parsing"})

@@ -167,9 +167,24 @@ def save_prompt_table(encoder: TextEncoder, phrases: Sequence[str], path: str | 
     return Path(path)
 
 
-def read_prompt_table(path: str | os.PathLike[str], config: TextEncoderConfig) -> dict[str, torch.Tensor]:
+def prompt_table_digest(table: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a prompt table's phrases and float32 embeddings (phrase order does not matter; a row moved to
+    another phrase, or any value changed, does). The model records it, so a table edited or taken from another
+    model is refused on load."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for phrase in sorted(table):
+        digest.update(phrase.encode("utf-8") + b"\0")
+        digest.update(table[phrase].detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def read_prompt_table(path: str | os.PathLike[str], config: TextEncoderConfig,
+                      digest: str | None = None) -> dict[str, torch.Tensor]:
     """The phrase -> embedding table at ``path``; refused (:class:`ModelLoadError`) when it was written by
-    another text encoder than ``config`` or holds anything but 1-D float embeddings of one size."""
+    another text encoder than ``config``, holds anything but finite, non-zero 1-D float embeddings of one size,
+    or (``digest``: the model's record of it) differs from the table the model was saved with."""
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -184,7 +199,14 @@ def read_prompt_table(path: str | os.PathLike[str], config: TextEncoderConfig) -
     if not table or len(sizes) != 1 or len(next(iter(sizes))) != 1 or any(
             not v.is_floating_point() for v in table.values()):
         raise ModelLoadError(f"{path}: a prompt table holds 1-D float embeddings of one size")
-    return {k: v.float() for k, v in table.items()}
+    table = {k: v.float() for k, v in table.items()}
+    bad = [k for k, v in table.items() if not bool(torch.isfinite(v).all()) or float(v.norm()) < 1e-6]
+    if bad:
+        raise ModelLoadError(f"{path}: {len(bad)} embedding(s) are not finite or are zero (e.g. {bad[0]!r:.40})")
+    if digest is not None and prompt_table_digest(table) != digest:
+        raise ModelLoadError(f"{path}: this prompt table is not the one the model was saved with (edited, or "
+                             "from another model); delete it to use the text encoder, or rebuild it")
+    return table
 
 
 class LazyTextEncoder(nn.Module):

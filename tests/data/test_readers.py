@@ -309,6 +309,21 @@ def test_pascal_person_part_palette_and_ids(tmp_path):
     assert open_dataset(f"pascal-person-part:{root}", split="val").image_ids == ["2008_000002"]
 
 
+def test_pascal_colours_a_level_or_two_off_are_read_and_far_ones_refused(tmp_path):
+    from spectrum_parsing.data.formats.pascal import colors_to_ids
+
+    lbl = label_map(head=(1, 0, 3, 2, 6), torso=(2, 3, 7, 2, 7), ua=(3, 3, 6, 0, 2))
+    rgb = voc_colormap()[lbl].astype(np.int16)
+    rgb[lbl == 1] -= np.array([1, 0, 0], dtype=np.int16)  # head (128, 0, 0) stored as (127, 0, 0)
+    rgb[lbl == 2] += np.array([0, 2, 0], dtype=np.int16)  # torso (0, 128, 0) stored as (0, 130, 0)
+    with pytest.warns(UserWarning, match="pixel"):
+        ids = colors_to_ids(rgb.clip(0, 255).astype(np.uint8), 7, "x.png")
+    assert np.array_equal(ids, lbl)
+    rgb[0, 0] = (200, 30, 90)
+    with pytest.raises(ValueError, match="x.png: colours \\[\\(200, 30, 90\\)\\] are not PASCAL"):
+        colors_to_ids(rgb.clip(0, 255).astype(np.uint8), 7, "x.png")
+
+
 # ---------------------------------------------------------------- ATR
 
 

@@ -46,18 +46,35 @@ _LIST_CANDIDATES: dict[str, tuple[str, ...]] = {
 
 
 
+COLOUR_TOLERANCE = 3
+"""Public copies of PASCAL-Person-Part store some palette colours a level or two off (126/127 for 128): a colour
+within this many levels (each channel) of a palette colour is read as it."""
+
+
 def colors_to_ids(rgb: np.ndarray, num_classes: int, source: str | Path = "label") -> np.ndarray:
-    """Map an (H, W, 3) VOC-palette colour label map to ids 0..num_classes-1 (others -> IGNORE_ID)."""
+    """Map an (H, W, 3) VOC-palette colour label map to ids 0..num_classes-1 (the boundary colour -> IGNORE_ID).
+
+    Colours within :data:`COLOUR_TOLERANCE` levels of a palette colour are read as that colour (a warning says
+    how many pixels moved); a colour farther from every palette colour is a ValueError naming the file."""
     cmap = voc_colormap(256).astype(np.int64)
+    palette = np.concatenate([cmap[:num_classes], cmap[255:256]])  # the classes, then the boundary
+    palette_ids = np.array([*range(num_classes), IGNORE_ID], dtype=np.int32)
     codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-    table = {int((c[0] << 16) | (c[1] << 8) | c[2]): i for i, c in enumerate(cmap[:num_classes])}
-    uniq, inverse = np.unique(codes, return_inverse=True)
-    ids = np.array([table.get(int(u), IGNORE_ID) for u in uniq], dtype=np.int32)
-    boundary = int((cmap[255, 0] << 16) | (cmap[255, 1] << 8) | cmap[255, 2])
-    unknown = [int(u) for u in uniq if int(u) not in table and int(u) != boundary]
-    if unknown:
-        shown = [((u >> 16) & 255, (u >> 8) & 255, u & 255) for u in unknown[:5]]
-        warn_once(f"{source}: colours {shown} are not VOC palette colours of the {num_classes} classes; ignored")
+    uniq, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    colours = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=-1)
+    diff = np.abs(colours[:, None, :] - palette[None, :, :]).max(-1)  # (U, K) worst channel difference
+    nearest = diff.argmin(1)
+    distance = diff[np.arange(len(uniq)), nearest]
+    far = distance > COLOUR_TOLERANCE
+    if far.any():
+        shown = [tuple(int(v) for v in c) for c in colours[far][:5]]
+        raise ValueError(f"{source}: colours {shown} are not PASCAL-Person-Part palette colours (nor within "
+                         f"{COLOUR_TOLERANCE} levels of one); is this a label map of this dataset?")
+    moved = int(counts[distance > 0].sum())
+    if moved:
+        warn_once(f"{source}: {moved} pixel(s) of colours up to {int(distance.max())} level(s) off the palette "
+                  "read as their nearest palette colour")
+    ids = palette_ids[nearest]
     return ids[inverse.reshape(codes.shape)]
 
 
