@@ -277,3 +277,50 @@ def test_parse_command_on_a_video(tiny_model_dir, clip, tmp_path, capsys, monkey
     monkeypatch.setitem(sys.modules, "av", None)
     assert main(["parse", str(clip), "--model", str(tiny_model_dir), "--out", str(out)]) == 2
     assert "spectrum-parsing[video]" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_videos_resume_through_the_manifest_like_images(tiny_model_dir, clip, tmp_path, capsys):
+    """A rerun skips a video only when the same file was parsed with the same settings; other prompts, another
+    --every or a user's own files under its names are refused with one line (kept), --overwrite redoes them."""
+    out = tmp_path / "out"
+    base = ["parse", str(clip), "--model", str(tiny_model_dir), "--out", str(out), "--image-size", "64",
+            "--max-frames", "2", "--format", "json"]
+    assert main([*base, "--prompt", "hat"]) == 0
+    first = (out / "walk.json").read_text()
+    capsys.readouterr()
+    assert main([*base, "--prompt", "hat"]) == 0
+    assert "skipping 1 input(s)" in capsys.readouterr().err
+    for other in (["--prompt", "scarf"], ["--prompt", "hat", "--every", "2"]):
+        assert main([*base, *other]) == 1
+        err = capsys.readouterr().err
+        assert "with other settings" in err and "--overwrite" in err
+        assert (out / "walk.json").read_text() == first  # kept
+    assert main([*base, "--prompt", "scarf", "--overwrite"]) == 0
+    assert json.loads((out / "walk.json").read_text())["labels"]["1"] == "scarf"
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "walk_overlay.mp4").write_bytes(b"the user's own video")
+    assert main(["parse", str(clip), "--model", str(tiny_model_dir), "--out", str(mine), "--image-size", "64",
+                 "--max-frames", "2", "--prompt", "hat"]) == 1
+    assert "no record of what made them" in capsys.readouterr().err
+    assert (mine / "walk_overlay.mp4").read_bytes() == b"the user's own video"
+
+
+def test_an_interrupted_video_publishes_no_partial_overlay(tiny_model_dir, clip, tmp_path):
+    from spectrum_parsing.pipeline import SpectrumPipeline
+
+    pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64)
+    calls = []
+
+    def interrupting(images, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return pipe(images, *args, **kwargs)
+
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        parse_video(interrupting, clip, out, prompts=["hat"], formats=("video",), progress=False)
+    assert not (out / "walk_overlay.mp4").exists() and not (out / "walk.json").exists()
+    assert not [p for p in out.iterdir() if p.name.endswith(".part")]  # the unfinished file is removed

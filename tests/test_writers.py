@@ -308,3 +308,60 @@ def test_duplicate_long_names_keep_their_suffix_within_the_limit():
     assert second.endswith("__2") and len(second.encode()) <= MAX_NAME_BYTES and safe_name(second) == second
     assert first != second
     output_paths(Path("out"), second, ["png", "json", "masks"])
+
+
+def test_a_run_killed_between_an_images_outputs_is_completed_by_the_next(tiny_model_dir, tmp_path, monkeypatch,
+                                                                          capsys):
+    """The manifest records an image's intent before its files are written: a crash after the PNG and before
+    the JSON leaves outputs a rerun knows as its own, and completes instead of refusing."""
+    import spectrum_parsing.batch as batch
+
+    Image.open(EXAMPLES / "selfie.jpg").convert("RGB").resize((60, 80)).save(tmp_path / "x.jpg")
+    args = ["parse", str(tmp_path / "x.jpg"), "--model", str(tiny_model_dir), "--image-size", "64",
+            "--out", str(tmp_path / "out"), "--format", "png,json"]
+    real = batch.write_outputs
+
+    def crash_after_png(result, image, out, path, formats, name=None):
+        real(result, image, out, path, [f for f in formats if f == "png"], name=name)
+        raise KeyboardInterrupt  # the process dies here (as a kill -9 would, with nothing cleaned up)
+
+    monkeypatch.setattr(batch, "write_outputs", crash_after_png)
+    with pytest.raises(KeyboardInterrupt):
+        main(args)
+    assert (tmp_path / "out" / "x.png").is_file() and not (tmp_path / "out" / "x.json").exists()
+    monkeypatch.setattr(batch, "write_outputs", real)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert (tmp_path / "out" / "x.json").is_file() and "refused" not in capsys.readouterr().out
+
+
+def test_the_manifest_is_validated_and_merged_under_a_lock(tmp_path, tiny_model_dir, capsys):
+    from spectrum_parsing.writers import MANIFEST, Manifest
+
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    (tmp_path / "b.jpg").write_bytes(b"y")
+    one, two = Manifest.load(tmp_path / "out"), Manifest.load(tmp_path / "out")  # two runs, one folder
+    one.record("a", tmp_path / "a.jpg", {"prompts": None})
+    two.record("b", tmp_path / "b.jpg", {"prompts": None})
+    one.save()
+    two.save()  # the later save keeps the other run's entry
+    assert set(Manifest.load(tmp_path / "out").entries) == {"a", "b"}
+    (tmp_path / "out" / MANIFEST).write_text('{"version": 1, "entries": {"a": 3}}')
+    with pytest.raises(ValueError, match="damaged manifest .*not a record"):
+        Manifest.load(tmp_path / "out")
+    code = main(["parse", str(tmp_path / "a.jpg"), "--model", str(tiny_model_dir), "--out", str(tmp_path / "out")])
+    assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_every_local_run_sweeps_a_killed_runs_temporaries(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".spectrum-tmp.999999999.x.png.abc.part"  # a pid no process has
+    stale.write_bytes(b"half")
+    mine = out / ".my-notes.part"
+    mine.write_text("the user's")
+    Image.open(EXAMPLES / "selfie.jpg").convert("RGB").resize((60, 80)).save(tmp_path / "x.jpg")
+    assert main(["parse", str(tmp_path / "x.jpg"), "--model", str(tiny_model_dir), "--image-size", "64",
+                 "--out", str(out), "--format", "json"]) == 0
+    assert not stale.exists() and mine.read_text() == "the user's"
+    assert "removed .spectrum-tmp.999999999" in capsys.readouterr().err

@@ -186,14 +186,15 @@ def _parse_images(pipe: SpectrumPipeline, todo: Sequence[tuple[Path, list[str]]]
     for start in range(0, len(todo), size):
         rows = [decode_row(path, names[path], formats, options["max_pixels"])
                 for path, formats in todo[start:start + size]]
+        if manifest is not None:  # the intent first: a run killed while writing leaves outputs known as ours
+            for row in rows:
+                if not row.error:
+                    manifest.record(row.name, row.path, settings or {})
+            manifest.save()
         for row in parse_rows(pipe, rows, options["call"], out):
             if row.error:
                 failures.append(row.error)
                 tqdm.write(f"failed: {shown(row.error)}", file=sys.stderr)
-            elif manifest is not None:
-                manifest.record(row.name, row.path, settings or {})
-        if manifest is not None and rows:
-            manifest.save()
         bar.update(len(rows))
     bar.close()
     return failures
@@ -209,25 +210,21 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
         print(f"spectrum parse: error: {shown(err)}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    for stale in sweep_stale_parts(out) if out.is_dir() else []:  # left by a run that was killed
-        print(f"removed {shown(stale.name)}: an unfinished temporary file of a killed run", file=sys.stderr)
     manifest = Manifest.load(out)
     names = manifest.names(inputs)
     settings = _settings(args, options)
     todo, finished, refused = plan_images(inputs, out, options["formats"], options["overwrite"], names, manifest,
                                           settings)
     _report_skipped(finished)
+    for path, _ in todo:  # the intent first (see _parse_images)
+        manifest.record(names[path], path, settings)
+    if todo:
+        manifest.save()
     summary = parse_with_ray([p for p, _ in todo], out, args.model, options["call"], options["formats"],
                              batch_size=options["batch_size"], device=args.device, ray_address=args.ray_address,
                              image_size=args.image_size, names=names, pending=dict(todo),
                              max_pixels=options["max_pixels"], mode=args.mode, person_masks=args.person_masks,
                              detector=args.detector, body_parts=args.body_parts, competitors=args.competitors)
-    failed_paths = {line.split(": ", 1)[0] for line in summary["failures"]}
-    for path, _ in todo:
-        if str(path) not in failed_paths:
-            manifest.record(names[path], path, settings)
-    if todo:
-        manifest.save()
     print(shown(summary_line(out, summary["total"], summary["failed"], len(finished), len(refused))))
     for line in [*refused, *summary["failures"]]:
         print(f"  failed: {shown(line)}", file=sys.stderr)
@@ -255,6 +252,27 @@ def _check_out(out: Path) -> None:
         raise PermissionError(f"--out {out}: {existing} is not writable")
 
 
+def _plan_videos(videos: Sequence[Path], out: Path, names: dict[Path, str], manifest: Manifest,
+                 settings: dict, overwrite: bool) -> tuple[list[Path], list[Path], list[str]]:
+    """Videos to parse, videos finished (their summary exists and the manifest says they were made from this file,
+    unchanged, with these settings: prompts, --every, --max-frames, formats...) and refusals (outputs of another
+    file or other settings, or files of the user's under our names, kept unless ``overwrite``)."""
+    todo, done, refused = [], [], []
+    for path in videos:
+        name = names[path]
+        outputs = [out / f"{name}.json", out / name, out / f"{name}_overlay.mp4"]
+        same = manifest.matches(name, path, settings)
+        if overwrite or not any(o.exists() for o in outputs):
+            todo.append(path)
+        elif same is True:  # ours: finished, or half-written by a killed run (then done again)
+            (done if outputs[0].exists() else todo).append(path)
+        else:
+            why = ("were made from another input or with other settings (prompts, --every, --max-frames...)"
+                   if same is False else "exist but this tool has no record of what made them")
+            refused.append(f"{path}: its outputs {out / name}* {why}; --overwrite to replace them")
+    return todo, done, refused
+
+
 def cmd_parse(args: argparse.Namespace) -> int:
     """Parse images (label-map PNG, overlay PNG, JSON per image) and videos (the same per frame, tracked ids)."""
     from tqdm.auto import tqdm
@@ -267,6 +285,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
     options = _image_options(args)
     out = Path(args.out)
     _check_out(out)
+    for stale in sweep_stale_parts(out) if out.is_dir() else []:  # left by a run that was killed (any engine)
+        print(f"removed {shown(stale.name)}: an unfinished temporary file of a killed run", file=sys.stderr)
     inputs = expand_inputs(args.inputs, out)  # never our own outputs
     if not inputs:
         raise ValueError(f"no input images or videos found (files under --out {out} are never inputs)")
@@ -283,8 +303,12 @@ def cmd_parse(args: argparse.Namespace) -> int:
     settings = _settings(args, options)
     todo, finished, refused = plan_images(inputs, out, options["formats"], options["overwrite"], names, manifest,
                                           settings)
-    videos_done = [p for p in videos if (out / f"{names[p]}.json").exists() and not options["overwrite"]]
-    videos = [p for p in videos if p not in videos_done]
+    video_formats = [f for f in ("overlay" if f == SIDE_BY_SIDE else f for f in options["formats"])
+                     if f in VIDEO_FORMATS] + ["video"]
+    video_settings = {**settings, "every": args.every, "max_frames": args.max_frames, "formats": video_formats}
+    videos, videos_done, video_refused = _plan_videos(videos, out, names, manifest, video_settings,
+                                                      options["overwrite"])
+    refused = [*refused, *video_refused]
     _report_skipped([*finished, *videos_done])
     failures: list[str] = []
     if todo or videos:
@@ -310,10 +334,10 @@ def cmd_parse(args: argparse.Namespace) -> int:
     for path in videos:
         try:
             call = dict(options["call"])  # prompts, threshold, preset, batch_size (frames per pipeline call)...
-            formats = [f for f in ("overlay" if f == SIDE_BY_SIDE else f for f in options["formats"])
-                       if f in VIDEO_FORMATS] + ["video"]
-            summary = parse_video(pipe, path, out, every=args.every, max_frames=args.max_frames, formats=formats,
-                                  name=names[path], **call)
+            manifest.record(names[path], path, video_settings)  # the intent first, as for images
+            manifest.save()
+            summary = parse_video(pipe, path, out, every=args.every, max_frames=args.max_frames,
+                                  formats=video_formats, name=names[path], **call)
             print(shown(f"parsed {summary['frames']} frame(s) of {path} with {len(summary['tracks'])} person "
                         f"track(s) into {out / names[path]}"))
         except EXPECTED_ERRORS as err:

@@ -8,6 +8,7 @@ PyAV is an optional dependency: ``pip install "spectrum-parsing[video]"``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -23,7 +24,7 @@ import torch
 
 from .postprocess import _pairwise_intersections
 from .results import PersonInstance
-from .writers import atomic_save_image, atomic_write_text, inside, make_tool_folder, safe_name
+from .writers import TMP_TAG, atomic_save_image, atomic_write_text, inside, make_tool_folder, safe_name
 
 if TYPE_CHECKING:
     from .pipeline import SpectrumPipeline
@@ -336,7 +337,8 @@ class _VideoWriter:
         self.width, self.height = width + width % 2, height + height % 2
         self.frames = 0
         self.path = path
-        self._tmp = path.with_name(f".{path.name}.part")  # renamed to ``path`` by close(): never half-written
+        # renamed to ``path`` by close(): never half-written; a killed run's file is swept by the next run
+        self._tmp = path.with_name(f"{TMP_TAG}{os.getpid()}.{path.name}.part")
         self._container = av.open(str(self._tmp), "w", format="mp4")
         self._stream = self._container.add_stream(self.codec, rate=fps)
         self._stream.width, self._stream.height, self._stream.pix_fmt = self.width, self.height, "yuv420p"
@@ -353,10 +355,17 @@ class _VideoWriter:
         self.frames += 1
 
     def close(self) -> None:
+        """Finish the file and publish it under its name."""
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
         os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop the unfinished file (an interrupted or failed run publishes no partial video)."""
+        with contextlib.suppress(Exception):  # the container may be in any state after an interruption
+            self._container.close()
+        self._tmp.unlink(missing_ok=True)
 
 
 def _labels(result: ParsingResult) -> dict[str, str]:
@@ -431,6 +440,7 @@ def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_di
     processed: list[int] = []
     last: ParsingResult | None = None
     bar = tqdm(total=total, desc=path.name, unit="frame", disable=not progress)
+    completed = False
     try:
         for index, time_s, rgb, parsed in _parsed_frames(pipeline, path, every, max_frames, batch_size,
                                                          prompts=prompts, ebp=ebp,
@@ -453,10 +463,14 @@ def parse_video(pipeline: SpectrumPipeline, path: str | os.PathLike[str], out_di
                 atomic_write_text(stem.with_suffix(".json"), json.dumps(data))
             processed.append(index)
             bar.update(1)
+        completed = True
     finally:
         bar.close()
         if writer is not None:
-            writer.close()
+            if completed:
+                writer.close()
+            else:  # Ctrl-C or an error: no partial overlay video under its final name
+                writer.abort()
 
     summary: dict[str, Any] = {
         "video": path.name,

@@ -340,6 +340,7 @@ class Manifest:
     def __init__(self, out: Path, entries: dict[str, dict[str, Any]] | None = None) -> None:
         self.out = Path(out)
         self.entries: dict[str, dict[str, Any]] = dict(entries or {})
+        self._changed: set[str] = set()
 
     @classmethod
     def load(cls, out: Path) -> Manifest:
@@ -347,18 +348,45 @@ class Manifest:
         path = Path(out) / MANIFEST
         if not path.is_file():
             return cls(out)
+        return cls(out, cls._read(path))
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, dict[str, Any]]:
+        """The entries of a manifest file; a damaged one (not JSON, entries that are not records) is one
+        ValueError naming the file."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             entries = data["entries"]
             if not isinstance(entries, dict):
                 raise TypeError("entries is not an object")
+            for name, entry in entries.items():
+                if not (isinstance(entry, dict) and isinstance(entry.get("input"), str)
+                        and isinstance(entry.get("settings"), dict)):
+                    raise TypeError(f"the entry of {name!r:.60} is not a record of an input and its settings")
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
             raise ValueError(f"{path}: damaged manifest ({err}); move it away to start the folder afresh") from None
-        return cls(out, entries)
+        return entries
 
     def save(self) -> None:
-        """Write the manifest atomically."""
-        atomic_write_text(self.out / MANIFEST, json.dumps({"version": 1, "entries": self.entries}, indent=1))
+        """Write the manifest atomically, merged under a lock with what other runs recorded meanwhile (two runs
+        writing one folder each keep their entries; for one name, the later write wins)."""
+        import fcntl
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        lock = os.open(self.out, os.O_RDONLY)  # the folder itself is the lock: no file left behind
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                path = self.out / MANIFEST
+                merged = self._read(path) if path.is_file() else {}
+                merged.update({name: self.entries[name] for name in self._changed if name in self.entries})
+                self.entries = {**merged, **{k: v for k, v in self.entries.items() if k not in merged}}
+                atomic_write_text(path, json.dumps({"version": 1, "entries": merged}, indent=1))
+                self._changed.clear()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        finally:
+            os.close(lock)
 
     @staticmethod
     def describe(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
@@ -384,4 +412,8 @@ class Manifest:
         return entry == self.describe(path, settings)
 
     def record(self, name: str, path: Path, settings: dict[str, Any]) -> None:
+        """Record that ``name`` is made from ``path`` with ``settings`` (saved by :meth:`save`). Recorded *before*
+        the outputs are written, it marks half-written outputs of a killed run as the tool's own, so a rerun
+        completes them instead of refusing them."""
         self.entries[name] = self.describe(path, settings)
+        self._changed.add(name)
