@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from spectrum_parsing.backbones import DiffusionBackboneConfig, backbone_config_from_dict, load_backbone_config
 from spectrum_parsing.configs import ConfigError, DecoderConfig, TextEncoderConfig
@@ -312,3 +314,43 @@ def test_cli_counts_and_server_limits_are_checked_before_anything_loads(capsys):
             parser.parse_args(argv)
         assert exit_info.value.code == 2
     assert "must be in" in capsys.readouterr().err
+
+
+def test_damaged_inputs_of_every_kind_are_one_line_errors(tmp_path):
+    """Fusions of hundreds of members, damaged MoveNet graphs and garbage CCP .mat files: one clear error."""
+    import shutil
+
+    from spectrum_parsing.backbones import backbone_config_from_dict
+    from spectrum_parsing.data import open_dataset
+    from spectrum_parsing.hub import ModelLoadError
+    from spectrum_parsing.persons import load_graph_model
+    from spectrum_parsing.persons.types import WEIGHTS_DIR
+
+    with pytest.raises(ConfigError, match="at most 8 members"):
+        backbone_config_from_dict({"type": "fusion", "members": [{"type": "movenet"}] * 500})
+    graph = tmp_path / "movenet"
+    shutil.copytree(WEIGHTS_DIR / "movenet-multipose", graph)
+    spec = json.loads((graph / "graph.json").read_text())
+    original = json.dumps(spec)
+    spec["nodes"][5]["op"] = "NoSuchOp"
+    (graph / "graph.json").write_text(json.dumps(spec))
+    with pytest.raises(ModelLoadError, match="not a graph this port runs"):
+        load_graph_model(graph)
+    spec = json.loads(original)
+    del spec["nodes"][5]["inputs"]
+    (graph / "graph.json").write_text(json.dumps(spec))
+    with pytest.raises(ModelLoadError, match="damaged graph"):
+        load_graph_model(graph)
+    ccp = tmp_path / "ccp"
+    (ccp / "photos").mkdir(parents=True)
+    (ccp / "annotations" / "pixel-level").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(ccp / "photos" / "0001.jpg")
+    (ccp / "annotations" / "pixel-level" / "0001.mat").write_bytes(b"garbage, not MATLAB")
+    data = open_dataset(f"ccp:{ccp}")
+    with pytest.raises(ValueError, match="0001.mat: not a readable MATLAB file"):
+        data.load("0001")
+    import scipy.io
+
+    scipy.io.savemat(ccp / "annotations" / "pixel-level" / "0001.mat", {"wrong": np.zeros((8, 8))})
+    with pytest.raises(ValueError, match="no variable 'groundtruth'"):
+        data.load("0001")

@@ -365,3 +365,24 @@ def test_every_local_run_sweeps_a_killed_runs_temporaries(tiny_model_dir, tmp_pa
                  "--out", str(out), "--format", "json"]) == 0
     assert not stale.exists() and mine.read_text() == "the user's"
     assert "removed .spectrum-tmp.999999999" in capsys.readouterr().err
+
+
+def test_batches_are_bounded_by_decoded_pixels_not_only_by_count(tiny_model_dir, tmp_path, monkeypatch):
+    import spectrum_parsing.cli as cli
+
+    for k in range(3):
+        Image.open(EXAMPLES / "selfie.jpg").convert("RGB").resize((60, 80)).save(tmp_path / f"x{k}.jpg")
+    groups = []
+    real = cli.parse_rows
+
+    def spy(pipe, rows, call, out, **kw):
+        groups.append(len(rows))
+        return real(pipe, rows, call, out, **kw)
+
+    monkeypatch.setattr(cli, "parse_rows", spy)
+    args = ["parse", *(str(tmp_path / f"x{k}.jpg") for k in range(3)), "--model", str(tiny_model_dir),
+            "--image-size", "64", "--format", "json", "--batch-size", "3"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0 and groups == [3]
+    groups.clear()
+    monkeypatch.setattr(cli, "PIXELS_IN_FLIGHT", 2 * 60 * 80)  # two of these photos' pixels
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0 and groups == [2, 1]

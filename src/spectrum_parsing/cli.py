@@ -174,6 +174,11 @@ def _report_skipped(finished: Sequence[Path]) -> None:
         print(f"skipping {len(finished)} input(s) whose outputs exist (--overwrite to redo them)", file=sys.stderr)
 
 
+PIXELS_IN_FLIGHT = 48_000_000
+"""Decoded pixels one group of ``spectrum parse --batch-size`` holds at most (about 4 GB at the pipeline's peak
+per working-size pixel): the batch size bounds the count, this bounds the memory."""
+
+
 def _parse_images(pipe: SpectrumPipeline, todo: Sequence[tuple[Path, list[str]]], out: Path, options: dict,
                   names: dict[Path, str], manifest: Manifest | None = None, settings: dict | None = None,
                   ) -> list[str]:
@@ -183,9 +188,19 @@ def _parse_images(pipe: SpectrumPipeline, todo: Sequence[tuple[Path, list[str]]]
     size = options["batch_size"]
     failures: list[str] = []
     bar = tqdm(total=len(todo), desc="parse", unit="img", disable=not todo)
-    for start in range(0, len(todo), size):
-        rows = [decode_row(path, names[path], formats, options["max_pixels"])
-                for path, formats in todo[start:start + size]]
+    queue = iter(todo)
+    while True:
+        # A group holds at most --batch-size images and at most PIXELS_IN_FLIGHT decoded pixels: twelve 12-MP
+        # photos go through in groups of four, so memory is bounded by pixels, not by the count.
+        rows, pixels = [], 0
+        for path, formats in queue:
+            rows.append(decode_row(path, names[path], formats, options["max_pixels"]))
+            image = rows[-1].image
+            pixels += image.width * image.height if image is not None else 0
+            if len(rows) >= size or pixels >= PIXELS_IN_FLIGHT:
+                break
+        if not rows:
+            break
         if manifest is not None:  # the intent first: a run killed while writing leaves outputs known as ours
             for row in rows:
                 if not row.error:
@@ -460,8 +475,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                             competitors=args.competitors)
     print(f"loaded model {settings.model_name} in {time.perf_counter() - start:.1f}s; "
           f"serving on http://{args.host}:{args.port}", file=sys.stderr)
-    serve(create_app(pipe, settings), args.host, args.port, header_timeout_s=args.header_timeout,
-          idle_timeout_s=args.idle_timeout, max_connections=args.max_connections)
+    try:
+        serve(create_app(pipe, settings), args.host, args.port, header_timeout_s=args.header_timeout,
+              idle_timeout_s=args.idle_timeout, max_connections=args.max_connections)
+    except KeyboardInterrupt:  # a second Ctrl-C during uvicorn's graceful shutdown: one line, not tracebacks
+        print("spectrum serve: stopped", file=sys.stderr)
+        return 130
     return 0
 
 

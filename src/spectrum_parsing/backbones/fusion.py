@@ -24,6 +24,9 @@ from ..configs import STRIDES, ConfigBase, ConfigError
 from .base import FeatureBackbone
 from .registry import backbone_config_from_dict, load_backbone, register_backbone
 
+MAX_MEMBERS = 8
+"""Members of one fusion (each is a whole backbone run on every image: a config cannot ask for hundreds)."""
+
 
 @dataclass
 class FusionConfig(ConfigBase):
@@ -39,6 +42,8 @@ class FusionConfig(ConfigBase):
             raise ConfigError(f"backbone type {self.type!r} is not one of {self.TYPES}")
         if not isinstance(self.members, list) or not self.members:
             raise ConfigError("a fusion backbone needs a non-empty list 'members'")
+        if len(self.members) > MAX_MEMBERS:
+            raise ConfigError(f"a fusion backbone takes at most {MAX_MEMBERS} members, got {len(self.members)}")
         self.members = [backbone_config_from_dict(m) if isinstance(m, dict) else m for m in self.members]
         for m in self.members:
             if not isinstance(m, ConfigBase):

@@ -476,12 +476,18 @@ def load_graph_model(directory: str | os.PathLike[str]) -> TFGraphModule:
         tensors = load_file(str(directory / WEIGHTS_FILE))
     except (OSError, ValueError, KeyError, SafetensorError) as err:
         raise ModelLoadError(f"{directory}: not a ported graph model ({err})") from None
-    referenced = {i.split(":")[0] for n in spec.nodes for i in n["inputs"]}
-    defined = {n["name"] for n in spec.nodes} | set(spec.inputs)
+    try:
+        referenced = {str(i).split(":")[0] for n in spec.nodes for i in n["inputs"]}
+        defined = {n["name"] for n in spec.nodes} | set(spec.inputs)
+    except (KeyError, TypeError) as err:  # a node without inputs or name, or not an object
+        raise ModelLoadError(f"{directory / GRAPH_FILE}: damaged graph (a node lacks {err})") from None
     missing = sorted(referenced - defined - set(tensors))
     unexpected = sorted(set(tensors) - referenced)
     if missing or unexpected:
         raise ModelLoadError(f"{directory / WEIGHTS_FILE}: missing constants {missing[:5]}, "
                              f"unexpected {unexpected[:5]}")
     tensors = {k: v.float() if v.dtype == torch.float16 else v for k, v in tensors.items()}
-    return TFGraphModule.from_tensors(spec, tensors)
+    try:
+        return TFGraphModule.from_tensors(spec, tensors)
+    except (NotImplementedError, KeyError, TypeError, ValueError) as err:  # unknown ops, malformed attributes
+        raise ModelLoadError(f"{directory / GRAPH_FILE}: not a graph this port runs ({err})") from None

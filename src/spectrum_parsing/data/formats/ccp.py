@@ -35,6 +35,19 @@ from ..pose_labels import extended_classes, read_body_part_map
 from ..sample import IGNORE_ID, Sample
 
 
+def _load_mat(path: str | Path, key: str) -> np.ndarray:
+    """The variable ``key`` of a MATLAB file; a file that is not one, or lacks the variable, is one ValueError
+    naming it (evaluation then skips it with that reason)."""
+    try:
+        data = scipy.io.loadmat(str(path))
+    except Exception as err:  # scipy raises ValueError, MatReadError, TypeError... on garbage
+        raise ValueError(f"{path}: not a readable MATLAB file ({type(err).__name__}: {str(err)[:120]})") from None
+    if key not in data:
+        found = sorted(k for k in data if not k.startswith("__"))
+        raise ValueError(f"{path}: no variable {key!r} (found {found[:5]})")
+    return np.asarray(data[key])
+
+
 def _mat_strings(value: object) -> list[str]:
     """Flatten a MATLAB cell array / char matrix of strings as loaded by scipy into a list of str."""
     arr = np.asarray(value)
@@ -54,7 +67,7 @@ def _mat_strings(value: object) -> list[str]:
 
 def read_ccp_labels(path: str | Path) -> list[str]:
     """The label names stored in a CCP ``label_list.mat`` (index = label id)."""
-    names = _mat_strings(scipy.io.loadmat(str(path))["label_list"])
+    names = _mat_strings(_load_mat(path, "label_list"))
     if not names:
         raise ValueError(f"{path}: empty label_list")
     return names
@@ -135,7 +148,7 @@ class CCPDataset(ParsingDataset):
         if image_id in self._pixel:
             path = self._derived.get(image_id) or self._pixel[image_id]
             label = (read_body_part_map(path) if image_id in self._derived
-                     else np.asarray(scipy.io.loadmat(path)["groundtruth"]))
+                     else _load_mat(path, "groundtruth"))
             check_same_size(image, label, path)
             semantic = clean_label_map(label, len(self.classes), path)
             if not (semantic[semantic != IGNORE_ID] > 0).any():
@@ -145,7 +158,7 @@ class CCPDataset(ParsingDataset):
                 semantic[:] = IGNORE_ID
             return self._sample(image_id, image, semantic)
         path = self._tags[image_id]
-        ids = np.asarray(scipy.io.loadmat(path)["tags"]).astype(np.int64).ravel()
+        ids = _load_mat(path, "tags").astype(np.int64).ravel()
         tags: list[str] = []
         for i in ids.tolist():
             if not 0 <= i < len(self.classes):
