@@ -180,6 +180,56 @@ def test_feature_cache_training_matches_the_cached_views(experiment, tmp_path):
     other = dataclasses.replace(model.backbone.config, timestep=10)
     with pytest.raises(Exception, match="another backbone"):
         FeatureCacheDataset(cache_dir, other)
+    _tampered_caches_are_refused(cache_dir, model.backbone.config, tmp_path)
+
+
+def _tampered_caches_are_refused(cache_dir: Path, backbone, tmp_path: Path) -> None:
+    """Every way a cache can lie is one ModelLoadError naming the file, never a traceback or silent training."""
+    import shutil
+
+    from spectrum_parsing.feature_cache import FeatureCacheDataset
+    from spectrum_parsing.hub import ModelLoadError
+
+    index = json.loads((cache_dir / "index.json").read_text())
+
+    def variant(name: str, edit) -> Path:
+        folder = tmp_path / name
+        shutil.copytree(cache_dir, folder)
+        edit(folder, json.loads(json.dumps(index)))
+        return folder
+
+    def write_index(folder: Path, data) -> None:
+        (folder / "index.json").write_text(json.dumps(data))
+
+    cases = {
+        "missing backbone": lambda f, d: write_index(f, {k: v for k, v in d.items() if k != "backbone"}),
+        "entries beyond the shards": lambda f, d: write_index(f, {**d, "num_entries": 50}),
+        "shard outside": lambda f, d: write_index(f, {**d, "shards": [{**d["shards"][0], "file": "../x"},
+                                                                       *d["shards"][1:]]}),
+        "shards not records": lambda f, d: write_index(f, {**d, "shards": [1, 2, 3]}),
+        "index not JSON": lambda f, d: (f / "index.json").write_text("{"),
+    }
+    for name, edit in cases.items():
+        with pytest.raises(ModelLoadError, match="index"):
+            FeatureCacheDataset(variant(name.replace(" ", "-"), edit), backbone)[0]
+    truncated = variant("truncated", lambda f, d: (f / "shard-00001.safetensors").write_bytes(
+        (f / "shard-00001.safetensors").read_bytes()[:100]))
+    with pytest.raises(ModelLoadError, match="not the shard this cache's index recorded"):
+        FeatureCacheDataset(truncated, backbone)[2]
+    swapped = variant("swapped", lambda f, d: shutil.copy(f / "shard-00000.safetensors", f / "shard-00001.safetensors"))
+    with pytest.raises(ModelLoadError, match="not the shard"):
+        FeatureCacheDataset(swapped, backbone)[2]
+
+    def claim_other_backbone(folder: Path, data) -> None:
+        data["backbone"] = {**data["backbone"], "timestep": 10}
+        write_index(folder, data)
+
+    claimed = variant("claimed", claim_other_backbone)
+    with pytest.raises(ModelLoadError, match="built with another backbone"):
+        FeatureCacheDataset(claimed)[0]
+    unfinished = variant("unfinished", lambda f, d: (f / "index.json").unlink())
+    with pytest.raises(ModelLoadError, match="no index.json"):
+        FeatureCacheDataset(unfinished, backbone)
 
 
 def test_experiment_config_yaml_and_errors(experiment, tmp_path):

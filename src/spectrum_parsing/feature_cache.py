@@ -13,6 +13,12 @@ same views, which is what an ablation needs.
 Layout: ``index.json`` + ``shard-00000.safetensors``, ... each holding ``shard_size`` entries as tensors
 ``{j}.stride4`` ... ``{j}.stride32`` (C, h, w), ``{j}.masks`` (T, H, W uint8), ``{j}.ignore`` (H, W uint8),
 with per-entry ``image_id`` and ``categories`` in the shard's metadata.
+
+The reader trusts nothing it did not check: ``index.json`` must be well formed (counts that add up, shard files
+named inside the cache folder), each shard's SHA-256 must be the one the index recorded (checked the first time
+the shard is read), and each shard names the backbone it was built with, which must be the index's. A rebuild
+removes the old index first and writes the new one last, so a killed rebuild leaves no index, never new shards
+under an old one. Every problem is one :class:`~spectrum_parsing.hub.ModelLoadError` naming the file.
 """
 
 from __future__ import annotations
@@ -46,13 +52,15 @@ def build_feature_cache(model: Any, dataset: Dataset, num_entries: int, director
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / "index.json").unlink(missing_ok=True)  # a killed rebuild leaves no index, not a stale one
     shards, tensors, entries = [], {}, []
+    backbone = json.dumps(model.backbone.config.to_dict(), sort_keys=True)
     bar = tqdm(range(num_entries), desc="feature cache", unit="view", disable=not progress)
 
     def flush() -> None:
         name = f"shard-{len(shards):05d}.safetensors"
-        save_file(tensors, str(directory / name), metadata={"entries": json.dumps(entries)})
-        shards.append({"file": name, "entries": len(entries)})
+        save_file(tensors, str(directory / name), metadata={"entries": json.dumps(entries), "backbone": backbone})
+        shards.append({"file": name, "entries": len(entries), "sha256": _sha256(directory / name)})
         tensors.clear()
         entries.clear()
 
@@ -75,8 +83,53 @@ def build_feature_cache(model: Any, dataset: Dataset, num_entries: int, director
         flush()
     index = {"backbone": model.backbone.config.to_dict(), "num_entries": num_entries, "shard_size": shard_size,
              "dtype": dtype, "shards": shards, "member_channels": _member_channels(model.backbone)}
-    (directory / "index.json").write_text(json.dumps(index, indent=2))
+    from .writers import atomic_write_text
+
+    atomic_write_text(directory / "index.json", json.dumps(index, indent=2))  # last: the cache is complete
     return directory
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_index(index: Any, directory: Path) -> None:
+    """Raise ModelLoadError naming ``index.json`` unless it is a well-formed cache index."""
+    where = directory / "index.json"
+
+    def bad(why: str) -> ModelLoadError:
+        return ModelLoadError(f"{where}: damaged feature-cache index ({why})")
+
+    if not isinstance(index, dict):
+        raise bad("not a JSON object")
+    for key, kind in (("backbone", dict), ("num_entries", int), ("shard_size", int), ("shards", list)):
+        if not isinstance(index.get(key), kind) or isinstance(index.get(key), bool):
+            raise bad(f"{key!r} missing or not {kind.__name__}")
+    if index["num_entries"] < 1 or index["shard_size"] < 1:
+        raise bad("num_entries and shard_size must be >= 1")
+    total = 0
+    for k, shard in enumerate(index["shards"]):
+        if not (isinstance(shard, dict) and isinstance(shard.get("file"), str)
+                and isinstance(shard.get("entries"), int) and isinstance(shard.get("sha256"), str)):
+            raise bad(f"shard {k} is not a record of its file, entries and sha256")
+        name = shard["file"]
+        if Path(name).name != name or name.startswith(".") or not (directory / name).resolve().is_relative_to(
+                directory.resolve()):
+            raise bad(f"shard file {name!r:.60} is not a file of the cache folder")
+        if not (directory / name).is_file():
+            raise bad(f"shard file {name} is missing")
+        last = k == len(index["shards"]) - 1
+        if not 1 <= shard["entries"] <= index["shard_size"] or (not last and shard["entries"] != index["shard_size"]):
+            raise bad(f"shard {name} holds {shard['entries']} entries, the index's shards hold {index['shard_size']}")
+        total += shard["entries"]
+    if total != index["num_entries"]:
+        raise bad(f"num_entries {index['num_entries']} but the shards hold {total}")
 
 
 def _member_channels(backbone: Any) -> list[dict[str, int]]:
@@ -127,8 +180,13 @@ class FeatureCacheDataset(Dataset):
         self.directory = Path(directory)
         index_file = self.directory / "index.json"
         if not index_file.is_file():
-            raise ModelLoadError(f"{directory}: not a feature cache (no index.json)")
-        self.index = json.loads(index_file.read_text())
+            raise ModelLoadError(f"{directory}: not a feature cache (no index.json; an unfinished build leaves none)")
+        try:
+            self.index = json.loads(index_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as err:
+            raise ModelLoadError(f"{index_file}: not a feature-cache index ({err})") from None
+        _check_index(self.index, self.directory)
+        self._verified: set[int] = set()
         self.slices: dict[int, list[tuple[int, int]]] | None = None
         if backbone_config is not None:
             want, have = backbone_config.to_dict(), self.index["backbone"]
@@ -147,20 +205,37 @@ class FeatureCacheDataset(Dataset):
         return self.num_entries
 
     def __getitem__(self, i: int) -> tuple[int, tuple[dict[int, torch.Tensor], TrainingExample]]:
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         shard, j = divmod(i % self.num_entries, self.shard_size)
-        with safe_open(str(self.directory / self.index["shards"][shard]["file"]), "pt") as f:
-            meta = json.loads(f.metadata()["entries"])[j]
-            if self.slices is None:
-                feats = {s: f.get_tensor(f"{j}.stride{s}").float() for s in STRIDES}
-            else:
-                feats = {}
-                for s in STRIDES:
-                    stored = f.get_slice(f"{j}.stride{s}")
-                    feats[s] = torch.cat([stored[a:b] for a, b in self.slices[s]]).float()
-            masks = f.get_tensor(f"{j}.masks").bool()
-            ignore = f.get_tensor(f"{j}.ignore").bool()
+        record = self.index["shards"][shard]
+        path = self.directory / record["file"]
+        if shard not in self._verified:  # once per shard and process: the bytes the index recorded
+            if _sha256(path) != record["sha256"]:
+                raise ModelLoadError(f"{path}: not the shard this cache's index recorded (changed, truncated, or from "
+                                     "another cache); rebuild the cache")
+            self._verified.add(shard)
+        try:
+            with safe_open(str(path), "pt") as f:
+                metadata = f.metadata() or {}
+                if json.loads(metadata.get("backbone", "null")) != self.index["backbone"]:
+                    raise ModelLoadError(f"{path}: built with another backbone than {self.directory / 'index.json'} "
+                                         "says; rebuild the cache")
+                meta = json.loads(metadata["entries"])[j]
+                if self.slices is None:
+                    feats = {s: f.get_tensor(f"{j}.stride{s}").float() for s in STRIDES}
+                else:
+                    feats = {}
+                    for s in STRIDES:
+                        stored = f.get_slice(f"{j}.stride{s}")
+                        feats[s] = torch.cat([stored[a:b] for a, b in self.slices[s]]).float()
+                masks = f.get_tensor(f"{j}.masks").bool()
+                ignore = f.get_tensor(f"{j}.ignore").bool()
+        except (SafetensorError, OSError, KeyError, IndexError, TypeError, ValueError) as err:
+            if isinstance(err, ModelLoadError):
+                raise
+            raise ModelLoadError(f"{path}: damaged feature-cache shard ({type(err).__name__}: {str(err)[:120]})"
+                                 ) from None
         h, w = meta["size"]
         example = TrainingExample(image=torch.zeros(3, h, w), masks=masks, categories=meta["categories"],
                                   ignore=ignore, image_id=meta["image_id"], label_space=meta.get("label_space"),
