@@ -268,6 +268,61 @@ def test_fuzz_model_configs_load_or_fail_in_one_line(patch: dict, section: str |
     _count("configs", "loaded")
 
 
+TRAIN_FIELDS = {
+    "model": st.sampled_from(["init_from", "unfreeze_backbone", "backbone", "decoder", "loss", "ebp_prompts"]),
+    "data": st.sampled_from(["image_size", "num_workers", "augment", "targets", "train"]),
+    "train": st.sampled_from(["lr", "backbone_lr", "max_steps", "batch_size", "log_every", "checkpoint_every",
+                              "warmup_steps", "device", "mixed_precision", "schedule", "seed", "clip_grad"]),
+}
+YAML_LEAF = st.sampled_from(["1e-4", "2.0e-4", ".inf", "-.inf", ".nan", "soon", "0", "-3", "10000000000", "true",
+                             "null", "[]", "{}", "tpu", "cuda:0", "'1e-4'", "*a", "&a 5", "[0.5, 1.2]", "1.5"])
+
+
+@settings(max_examples=int(300 * SCALE), **COMMON)
+@given(section=st.sampled_from(sorted(TRAIN_FIELDS)), data=st.data())
+def test_fuzz_training_yaml_loads_or_fails_in_one_line(tmp_path_factory, section: str, data) -> None:
+    """Random YAML values (YAML 1.1 number spellings, infinities, strings, aliases, huge counts) in a training
+    config: a valid ExperimentConfig or one ConfigError line, never a traceback."""
+    from spectrum_parsing.configs import ConfigError
+    from spectrum_parsing.training import ExperimentConfig
+
+    field = data.draw(TRAIN_FIELDS[section])
+    value = data.draw(YAML_LEAF)
+    path = tmp_path_factory.mktemp("yaml") / "c.yaml"
+    path.write_text(f"{section}:\n  {field}: {value}\n")
+    try:
+        ExperimentConfig.from_yaml(path)
+    except ConfigError as err:
+        assert str(err) and "\n" not in str(err), str(err)
+        _count("training yaml", "refused")
+        return
+    _count("training yaml", "loaded")
+
+
+@settings(max_examples=int(200 * SCALE), **COMMON)
+@given(patch=st.dictionaries(st.sampled_from(["backbone", "num_entries", "shard_size", "shards", "dtype"]),
+                             JSON_VALUES, max_size=3))
+def test_fuzz_feature_cache_indexes_are_refused_in_one_line(tmp_path_factory, patch: dict) -> None:
+    """Random index.json contents for a feature cache: one ModelLoadError line naming the file."""
+    import json
+
+    from spectrum_parsing.feature_cache import FeatureCacheDataset
+    from spectrum_parsing.hub import ModelLoadError
+
+    folder = tmp_path_factory.mktemp("cache")
+    (folder / "shard-00000.safetensors").write_bytes(b"x")
+    index = {"backbone": {"type": "bodypix"}, "num_entries": 1, "shard_size": 1, "dtype": "float16",
+             "shards": [{"file": "shard-00000.safetensors", "entries": 1, "sha256": "0" * 64}], **patch}
+    (folder / "index.json").write_text(json.dumps(index))
+    try:
+        FeatureCacheDataset(folder)[0]
+    except ModelLoadError as err:
+        assert str(err) and "\n" not in str(err) and str(folder) in str(err), str(err)
+        _count("cache index", "refused")
+        return
+    raise AssertionError(f"a cache with a 1-byte shard was served: {index}")
+
+
 def test_fuzz_report() -> None:
     """Prints how many cases each fuzz test tried and how they ended (for the README's reliability figures)."""
     print("fuzz outcomes:", dict(sorted(COUNTS.items())))
