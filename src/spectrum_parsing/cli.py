@@ -39,50 +39,33 @@ def _image_side(text: str) -> int:
     return value
 
 
-def _count(low: int, high: int) -> Callable[[str], int]:
-    """argparse type of a count: an integer in ``[low, high]``."""
-    def parse(text: str) -> int:
+def _number(low: float, high: float, *, integer: bool = False, low_open: bool = False,
+            unit: str = "") -> Callable[[str], float]:
+    """argparse type of a bounded finite number: ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    kind = "an integer" if integer else "a number"
+    noun = f" of {unit}" if unit else ""
+    bounds = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
         try:
-            value = int(text)
+            value = int(text) if integer else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+            raise argparse.ArgumentTypeError(f"expected {kind}{noun}, got {text!r}") from None
+        above = value > low if low_open else value >= low
+        if not (math.isfinite(value) and above and value <= high):
+            raise argparse.ArgumentTypeError(f"must be in {bounds}, got {text}")
         return value
     return parse
 
 
-def _megabytes(text: str) -> float:
-    """argparse type of a size in MB: a finite number in (0, 10240]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of megabytes, got {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 10240):
-        raise argparse.ArgumentTypeError(f"must be a number of megabytes in (0, 10240], got {text}")
-    return value
+def _count(low: int, high: int) -> Callable[[str], float]:
+    """argparse type of a count: an integer in ``[low, high]``."""
+    return _number(low, high, integer=True)
 
 
-def _unit(text: str) -> float:
-    """argparse type of a threshold: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    """argparse type of a timeout: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
-    return value
+_unit = _number(0.0, 1.0)
+_megabytes = _number(0.0, 10240.0, low_open=True, unit="megabytes")
+_positive_seconds = _number(0.0, 7 * 24 * 3600.0, low_open=True, unit="seconds")
 
 
 def _device(name: str) -> str:
