@@ -33,7 +33,7 @@ from .options import ParseOptions
 from .persons import BlazePoseSegmenter, PersonDetector
 from .postprocess import group_instances
 from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
-from .processor import ImagePrediction, PersonCandidate, SpectrumImageProcessor, assemble_persons
+from .processor import ImagePrediction, PersonCandidate, SpectrumImageProcessor, assemble_persons, render_label_map
 from .prompts import clean_prompts
 from .results import ImageInput, ParsingResult, PersonInstance
 from .topdown import ScoringPlan, TopDownConfig, competitor_phrases, parse_top_down, plan_prompts
@@ -245,7 +245,9 @@ class SpectrumPipeline:
         dict or a JSON file, schema in :mod:`.presets`). ``batch_size`` images run through the model together
         (those of one batch with the same model input size share a forward pass).
         """
-        options = (options or ParseOptions()).replace(**knobs) if knobs else (options or ParseOptions())
+        options = options or ParseOptions()
+        if knobs:
+            options = options.replace(**knobs)
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
         if isinstance(label_map, (str, os.PathLike)):
@@ -334,16 +336,12 @@ class SpectrumPipeline:
         parser was trained on such photos as negatives: its person score there stays lower)."""
         persons, semantic = self._parse_bottom_up(self._predict([array], scored)[0], scored, person_index, options)
         h, w = semantic.shape
-        kept = [p for p in persons if p.score >= self.top_down.fallback_score
-                and p.area >= self.top_down.fallback_share * h * w]
+        kept = [p.replace(id=k) for k, p in enumerate(
+            p for p in persons if p.score >= self.top_down.fallback_score
+            and p.area >= self.top_down.fallback_share * h * w)]
         if len(kept) == len(persons):
             return persons, semantic
-        out = np.zeros_like(semantic)
-        for k, person in enumerate(kept):
-            x0, y0, x1, y1 = person.box
-            out[y0:y1, x0:x1][person.crop.numpy()] = semantic[y0:y1, x0:x1][person.crop.numpy()]
-            kept[k] = person.replace(id=k)
-        return kept, out
+        return kept, render_label_map(kept, (h, w))
 
     def _parse_bottom_up(self, prediction: ImagePrediction, scored: Sequence[str], person_index: int,
                          options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:

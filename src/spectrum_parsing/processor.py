@@ -32,7 +32,7 @@ from .outputs import SpectrumOutput
 from .results import PartInstance, PersonInstance, region_mask
 
 __all__ = ["Backend", "ImagePrediction", "PersonCandidate", "SpectrumImageProcessor", "assemble_persons",
-           "forward_grouped", "pad_square", "padded_size", "resize_for_model"]
+           "forward_grouped", "pad_square", "padded_size", "render_label_map", "resize_for_model"]
 
 FEATURE_MULTIPLE = 32
 """Every backbone's features cover its input rounded up to a multiple of 32, padded with black at the right and
@@ -201,7 +201,8 @@ class SpectrumImageProcessor:
         """Label map and best scores (see :meth:`label_map`) of one prediction; prompts in ``exclude`` (e.g.
         the person prompt) never win."""
         scores = self.semantic_scores(prediction)
-        columns = [p for p in range(scores.shape[0]) if p not in set(exclude)]
+        excluded = set(exclude)
+        columns = [p for p in range(scores.shape[0]) if p not in excluded]
         return self.label_map(scores, columns, background_threshold)
 
     @staticmethod
@@ -243,9 +244,14 @@ def assemble_persons(candidates: Sequence[PersonCandidate], prompts: Sequence[st
         parts.sort(key=lambda p: -p.score)
         persons.append(PersonInstance(id=len(persons), score=float(candidate.score), parts=parts,
                                       keypoints=candidate.keypoints, **region_mask(owned, x0, y0, (h, w))))
-    semantic = np.zeros((h, w), dtype=np.int32)
+    return persons, render_label_map(persons, size)
+
+
+def render_label_map(persons: Sequence[PersonInstance], size: tuple[int, int]) -> np.ndarray:
+    """The (H, W) int32 label map of ``persons``' parts: 0 = background, else 1 + prompt index."""
+    semantic = np.zeros(size, dtype=np.int32)
     for person in persons:
         for part in person.parts:
-            bx0, by0, bx1, by1 = part.box
-            semantic[by0:by1, bx0:bx1][part.crop.numpy()] = part.prompt_index + 1
-    return persons, semantic
+            x0, y0, x1, y1 = part.box
+            semantic[y0:y1, x0:x1][part.crop.numpy()] = part.prompt_index + 1
+    return semantic

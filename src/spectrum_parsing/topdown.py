@@ -294,10 +294,10 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         top[y0:y1, x0:x1][better] = local_probs[k][better]
         owner[y0:y1, x0:x1][better] = k
     owner[top <= 0.5] = -1
-    candidates = [PersonCandidate(region=tuple(int(v) for v in region), owned=owner[y0:y1, x0:x1] == k,
+    candidates = [PersonCandidate(region=(int(x0), int(y0), int(x1), int(y1)), owned=owner[y0:y1, x0:x1] == k,
                                   labels=local_labels[k], scores=local_scores[k], score=float(detections.scores[k]),
                                   keypoints=None if detections.keypoints is None else detections.keypoints[k])
-                  for k, region in enumerate(regions) for x0, y0, x1, y1 in [region]]
+                  for k, (x0, y0, x1, y1) in enumerate(regions)]
     return assemble_persons(candidates, prompts, (h, w), threshold=threshold,
                             min_person_pixels=config.min_person_pixels, min_part_pixels=config.min_part_pixels,
                             hidden=plan.hidden)
