@@ -8,8 +8,9 @@ stolen by a thin forearm passing nearby), and to no region when it is more than 
 them. Hands extend the arm past the wrist and feet the leg past the ankle, as LIP labels them. "Left" and
 "right" are the person's own sides (COCO's and LIP's convention).
 
-Used by the label engine (``data.pose_labels``: CCP's bare ``skin`` split into LIP's body parts for training)
-and at inference (body parts derived from bare skin). Pure numpy; imports nothing of the package.
+Used by the label engine (``data.pose_labels``: CCP's bare ``skin`` split into LIP's body parts for training),
+at inference (body parts derived from bare skin, hands carved from arms) and by the try-on masks. Pure numpy;
+imports nothing of the package.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["REGIONS", "body_scale", "region_capsules", "split_by_limbs"]
+__all__ = ["REGIONS", "body_scale", "hand_zone", "region_capsules", "split_by_limbs"]
 
 REGIONS: tuple[str, ...] = ("face", "left arm", "right arm", "left leg", "right leg", "torso")
 """The regions :func:`split_by_limbs` assigns, in index order."""
@@ -108,6 +109,24 @@ def region_capsules(keypoints: np.ndarray, threshold: float = 0.3
         top, bottom = np.mean(shoulders, axis=0), np.mean(hips, axis=0)
         out["torso"] = [(top + 0.15 * (bottom - top), bottom)]
     return out, scale
+
+
+HAND_REACH = 0.9
+"""A hand lies within this many forearm lengths of its wrist."""
+
+
+def hand_zone(shape: tuple[int, int], wrist: np.ndarray, elbow: np.ndarray, back: float,
+              origin: tuple[float, float] = (0.0, 0.0), min_length: float = 0.0) -> np.ndarray:
+    """Bool ``shape`` mask of where a hand can be: within :data:`HAND_REACH` forearm lengths of the ``wrist``
+    (x, y) and at most ``back`` forearm lengths behind it towards the ``elbow`` (LIP counts the hand as arm;
+    this carves it out). ``origin``: the mask's top-left corner in the keypoints' coordinates; the forearm
+    counts as at least ``min_length`` pixels long."""
+    wx, wy = float(wrist[0]) - origin[0], float(wrist[1]) - origin[1]
+    ex, ey = float(elbow[0]) - origin[0], float(elbow[1]) - origin[1]
+    length = max(float(np.hypot(wx - ex, wy - ey)), min_length)
+    ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    along = ((xs - wx) * (wx - ex) + (ys - wy) * (wy - ey)) / length**2
+    return (along > -back) & (np.hypot(xs - wx, ys - wy) < HAND_REACH * length)
 
 
 def _segment_distance(xs: np.ndarray, ys: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:

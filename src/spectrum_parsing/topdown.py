@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .limbs import split_by_limbs
+from .limbs import hand_zone, split_by_limbs
 from .persons import PersonDetections
 from .processor import PersonCandidate, SpectrumImageProcessor, assemble_persons
 from .results import PersonInstance
@@ -176,20 +176,10 @@ def _carve(labels: torch.Tensor, source: int, target: int, keypoints: np.ndarray
     if keypoints is None:
         return
     w, e = keypoints[wrist], keypoints[elbow]
-    if min(w[2], e[2]) < threshold:
+    if min(w[2], e[2]) < threshold or float(np.hypot(w[0] - e[0], w[1] - e[1])) < 3:
         return
-    x0, y0 = origin
-    wx, wy, ex, ey = w[0] - x0, w[1] - y0, e[0] - x0, e[1] - y0
-    length = float(np.hypot(wx - ex, wy - ey))
-    if length < 3:
-        return
-    dx, dy = (wx - ex) / length, (wy - ey) / length
-    h, wd = labels.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(wd, dtype=torch.float32),
-                            indexing="ij")
-    along = ((xs - wx) * dx + (ys - wy) * dy) / length
-    near = torch.hypot(xs - wx, ys - wy) / length < 0.9
-    labels[(labels == source + 1) & (along > -0.15) & near] = target + 1
+    hand = torch.from_numpy(hand_zone(tuple(labels.shape), w[:2], e[:2], back=0.15, origin=origin))
+    labels[(labels == source + 1) & hand] = target + 1
 
 PERSON_MASK_SOURCES = ("blazepose", "parser")
 

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from .limbs import L_ANKLE, L_ELBOW, L_HIP, L_SHOULDER, L_WRIST, R_ANKLE, R_ELBOW, R_HIP, R_SHOULDER, R_WRIST, hand_zone
 from .results import ParsingResult
 from .vocab import categories as vocabulary
 from .vocab.labels import LIP_LABELS
@@ -55,11 +56,11 @@ def _lip_id(label: str) -> int:
     category = vocabulary.BY_NAME[name]
     if category.side and category.parent in ("shoes", "foot"):
         return L_SHOE if category.side == "left" else R_SHOE
-    if name in ("skirt",):
+    if name == "skirt":
         return SKIRT
     if name in ("socks", "stockings", "tights", "leggings"):
         return SOCKS if name == "socks" else PANTS
-    if name in ("glasses",):
+    if name == "glasses":
         return SUNGLASSES
     if name in ("gloves", "left glove", "right glove"):
         return GLOVE
@@ -104,10 +105,8 @@ def _quad(keypoints: np.ndarray | None, top: tuple[int, int], bottom: tuple[int,
         return np.zeros(shape, dtype=bool)
     a, b = k[top[0], :2], k[top[1], :2]
     c, d = k[bottom[1], :2], k[bottom[0], :2]
-    grow = 0.2 * np.linalg.norm(a - b)
-    out = (a - b) / max(np.linalg.norm(a - b), 1e-6) * grow
-    down = (c - b) / max(np.linalg.norm(c - b), 1e-6)
-    pts = [a + out, b - out, c - out + 0.0 * down, d + out]
+    out = 0.2 * (a - b)  # a fifth of the top width, outwards on each side
+    pts = [a + out, b - out, c - out, d + out]
     return _polygon(shape, [tuple(p) for p in pts])
 
 
@@ -116,15 +115,10 @@ def _hands(lip: np.ndarray, keypoints: np.ndarray | None, threshold: float = 0.3
     keep = np.zeros(lip.shape, dtype=bool)
     if keypoints is None:
         return keep
-    ys, xs = np.mgrid[: lip.shape[0], : lip.shape[1]]
-    for arm, wrist, elbow in ((L_ARM, 9, 7), (R_ARM, 10, 8)):
+    for arm, wrist, elbow in ((L_ARM, L_WRIST, L_ELBOW), (R_ARM, R_WRIST, R_ELBOW)):
         w, e = keypoints[wrist], keypoints[elbow]
-        if min(w[2], e[2]) < threshold:
-            continue
-        length = max(float(np.hypot(*(w[:2] - e[:2]))), 3.0)
-        along = ((xs - w[0]) * (w[0] - e[0]) + (ys - w[1]) * (w[1] - e[1])) / length**2
-        near = np.hypot(xs - w[0], ys - w[1]) < 0.9 * length
-        keep |= (lip == arm) & (along > -0.4) & near
+        if min(w[2], e[2]) >= threshold:
+            keep |= (lip == arm) & hand_zone(lip.shape, w[:2], e[:2], back=0.4, min_length=3.0)
     return keep
 
 
@@ -134,7 +128,7 @@ def _feet(lip: np.ndarray, keypoints: np.ndarray | None, threshold: float = 0.3)
     if keypoints is None:
         return keep
     rows = np.arange(lip.shape[0])[:, None]
-    for leg, ankle in ((L_LEG, 15), (R_LEG, 16)):
+    for leg, ankle in ((L_LEG, L_ANKLE), (R_LEG, R_ANKLE)):
         if keypoints[ankle, 2] >= threshold:
             keep |= (lip == leg) & (rows > keypoints[ankle, 1])
     return keep
@@ -164,9 +158,9 @@ def tryon_masks(result: ParsingResult, garment: str, dilate: float = 0.03) -> li
         keypoints = None if person.keypoints is None else np.asarray(person.keypoints, dtype=np.float64)
         region = np.isin(own_lip, sorted(replace))
         if upper:
-            region |= _quad(keypoints, (5, 6), (11, 12), shape)  # shoulders to hips
+            region |= _quad(keypoints, (L_SHOULDER, R_SHOULDER), (L_HIP, R_HIP), shape)  # shoulders to hips
         if lower:
-            region |= _quad(keypoints, (11, 12), (15, 16), shape)  # hips to ankles
+            region |= _quad(keypoints, (L_HIP, R_HIP), (L_ANKLE, R_ANKLE), shape)  # hips to ankles
         x0, y0, x1, y1 = person.box
         grow = max(1, round(dilate * (y1 - y0)))
         region = ndimage.binary_dilation(region, iterations=grow)
