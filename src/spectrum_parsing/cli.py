@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .batch import EXPECTED_ERRORS, decode_row, expand_inputs, parse_rows, plan_images, summary_line
+from .configs import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 from .embedded import DEFAULT_MODEL_NAME, EMBEDDED_MODELS, model_display_name
 from .terminal import shown
 from .writers import PARSE_FORMATS, SIDE_BY_SIDE, Manifest, slugify, sweep_stale_parts
@@ -26,31 +27,17 @@ MODEL_HELP = (f"model directory, hub id, or an embedded model ({', '.join(EMBEDD
               f"default: {DEFAULT_MODEL_NAME})")
 
 
-def _image_side(text: str) -> int:
-    """argparse type of --image-size: an integer side in [32, 4096] (0, negative or huge sizes are refused)."""
-    from .configs import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not MIN_IMAGE_SIDE <= value <= MAX_IMAGE_SIDE:
-        raise argparse.ArgumentTypeError(f"must be in [{MIN_IMAGE_SIDE}, {MAX_IMAGE_SIDE}] pixels, got {value}")
-    return value
-
-
 def _number(low: float, high: float, *, integer: bool = False, low_open: bool = False,
             unit: str = "") -> Callable[[str], float]:
     """argparse type of a bounded finite number: ``[low, high]`` (``(low, high]`` with ``low_open``)."""
-    kind = "an integer" if integer else "a number"
-    noun = f" of {unit}" if unit else ""
-    bounds = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+    kind = ("an integer" if integer else "a number") + (f" {'number ' if integer else ''}of {unit}" if unit else "")
+    bounds = f"{'(' if low_open else '['}{low:g}, {high:g}]" + (f" {unit}" if unit else "")
 
     def parse(text: str) -> float:
         try:
             value = int(text) if integer else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind}{noun}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
         above = value > low if low_open else value >= low
         if not (math.isfinite(value) and above and value <= high):
             raise argparse.ArgumentTypeError(f"must be in {bounds}, got {text}")
@@ -66,6 +53,8 @@ def _count(low: int, high: int) -> Callable[[str], float]:
 _unit = _number(0.0, 1.0)
 _megabytes = _number(0.0, 10240.0, low_open=True, unit="megabytes")
 _positive_seconds = _number(0.0, 7 * 24 * 3600.0, low_open=True, unit="seconds")
+_image_side = _number(MIN_IMAGE_SIDE, MAX_IMAGE_SIDE, integer=True, unit="pixels")
+"""--image-size: an integer side (0, negative or huge sizes are refused)."""
 
 
 def _device(name: str) -> str:
@@ -184,11 +173,8 @@ def _parse_images(pipe: SpectrumPipeline, todo: Sequence[tuple[Path, list[str]]]
                 break
         if not rows:
             break
-        if manifest is not None:  # the intent first: a run killed while writing leaves outputs known as ours
-            for row in rows:
-                if not row.error:
-                    manifest.record(row.name, row.path, settings or {})
-            manifest.save()
+        if manifest is not None:
+            manifest.intend(((row.name, row.path) for row in rows if not row.error), settings or {})
         for row in parse_rows(pipe, rows, options["call"], out):
             if row.error:
                 failures.append(row.error)
@@ -214,10 +200,7 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
     todo, finished, refused = plan_images(inputs, out, options["formats"], options["overwrite"], names, manifest,
                                           settings)
     _report_skipped(finished)
-    for path, _ in todo:  # the intent first (see _parse_images)
-        manifest.record(names[path], path, settings)
-    if todo:
-        manifest.save()
+    manifest.intend(((names[path], path) for path, _ in todo), settings)
     summary = parse_with_ray([p for p, _ in todo], out, args.model, options["call"], options["formats"],
                              batch_size=options["batch_size"], device=args.device, ray_address=args.ray_address,
                              image_size=args.image_size, names=names, pending=dict(todo),
@@ -332,8 +315,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
     for path in videos:
         try:
             call = dict(options["call"])  # prompts, threshold, preset, batch_size (frames per pipeline call)...
-            manifest.record(names[path], path, video_settings)  # the intent first, as for images
-            manifest.save()
+            manifest.intend([(names[path], path)], video_settings)
             summary = parse_video(pipe, path, out, every=args.every, max_frames=args.max_frames,
                                   formats=video_formats, name=names[path], **call)
             print(shown(f"parsed {summary['frames']} frame(s) of {path} with {len(summary['tracks'])} person "

@@ -24,7 +24,7 @@ import re
 import shutil
 import tempfile
 import unicodedata
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -417,3 +417,13 @@ class Manifest:
         completes them instead of refusing them."""
         self.entries[name] = self.describe(path, settings)
         self._changed.add(name)
+
+    def intend(self, items: Iterable[tuple[str, Path]], settings: dict[str, Any]) -> None:
+        """Record every ``(name, path)`` about to be written, then save: the intent first, so a run killed while
+        writing leaves outputs known as ours (see :meth:`record`)."""
+        recorded = False
+        for name, path in items:
+            self.record(name, path, settings)
+            recorded = True
+        if recorded:
+            self.save()
