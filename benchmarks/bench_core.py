@@ -17,6 +17,7 @@ import time
 import torch
 
 from common import PROMPTS, median_time, record
+from spectrum_parsing.backbones.base import DTYPES
 from spectrum_parsing.backbones.diffusion import build_full_size_backbone
 from spectrum_parsing.configs import DecoderConfig, TextEncoderConfig
 from spectrum_parsing.decoder import SpectrumDecoder
@@ -33,7 +34,7 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
+    dtype = DTYPES[args.dtype]
     device = torch.device(args.device)
     sync = device.type == "cuda"
 

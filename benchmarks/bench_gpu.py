@@ -27,10 +27,9 @@ import torch
 from torch import nn
 
 from common import PROMPTS, median_time, record
+from spectrum_parsing.backbones.base import DTYPES
 from spectrum_parsing.configs import DecoderConfig
 from spectrum_parsing.decoder import SpectrumDecoder
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def compile_blocks(module: nn.Module) -> int:

@@ -77,11 +77,11 @@ def cmd_features(args: argparse.Namespace) -> int:
     """Extract multi-scale backbone features of one or more images into safetensors files."""
     import dataclasses
 
-    import torch
     from safetensors.torch import save_file
     from tqdm import tqdm
 
     from .backbones import load_backbone, load_backbone_config
+    from .backbones.base import DTYPES
     from .images import load_image, to_tensor
 
     config = load_backbone_config(args.backbone)
@@ -94,7 +94,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     backbone = load_backbone(config).to(device)
     print(f"loaded {config.type} backbone in {time.perf_counter() - start:.1f}s on {device}", file=sys.stderr)
-    save_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.save_dtype]
+    save_dtype = DTYPES[args.save_dtype]
     single_file = len(args.images) == 1 and out.suffix == ".safetensors"
     for path in tqdm(args.images, desc="features", unit="img", disable=len(args.images) < 2):
         image = to_tensor(load_image(path))[None].to(device)

@@ -31,11 +31,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from .backbones.base import DTYPES
 from .configs import STRIDES, ConfigBase
 from .data.targets import TargetConfig, TrainingExample, collate
 from .hub import ModelLoadError
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def _pad32(image: torch.Tensor) -> torch.Tensor:

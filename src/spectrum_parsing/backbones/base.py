@@ -17,6 +17,9 @@ from ..configs import STRIDES
 
 T = TypeVar("T")
 
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+"""Floating-point dtypes by the names configs, caches and command-line options use."""
+
 
 class FeatureBackbone(nn.Module):
     """A frozen network mapping RGB images to multi-scale feature maps.

@@ -119,9 +119,6 @@ class BodyPixConfig(ConfigBase):
         return resolve_weights_path(self, base_dir)
 
 
-# Registered where it is defined (importing the backbones package registers every backbone type).
-
-
 # ------------------------------------------------------------------------------------------------ network
 def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
     """TensorFlow ``SAME`` / ONNX ``SAME_UPPER`` padding (before, after) of one spatial dimension."""

@@ -44,16 +44,12 @@ from torch.nn import functional as F
 
 from ..configs import ConfigBase, ConfigError, check_range
 from ..hub import ModelLoadError, check_tokenizer, load_transformers_strict, resolve_file
-from .base import ActivationCollector, FeatureBackbone, check_images, group_by_stride, pad_to_multiple
+from .base import DTYPES, ActivationCollector, FeatureBackbone, check_images, group_by_stride, pad_to_multiple
 from .im2context import Im2Context, load_im2context
 from .registry import register_backbone
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-DTYPE_MAP = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
 
 DEFAULT_FEATURE_LAYERS: dict[str, list[str]] = {
     # VAE encoder E: output of down block 1 (after its downsampler: stride 4) and of the mid block (stride 8).
@@ -123,9 +119,6 @@ class DiffusionBackboneConfig(ConfigBase):
                 if candidate.exists():
                     updates[name] = str(candidate.resolve())
         return dataclasses.replace(self, **updates)
-
-
-DTYPES = {"float32", "float16", "bfloat16"}
 
 
 class VisionContext(nn.Module):
@@ -392,7 +385,7 @@ def load_diffusion_backbone(config: DiffusionBackboneConfig) -> DiffusionBackbon
         )
     alphas = _scheduler_alphas(base, rev) if config.timestep > 0 else None
     backbone = DiffusionBackbone(config, vae, unet, context, alphas)
-    return backbone.to(DTYPE_MAP[config.dtype])
+    return backbone.to(DTYPES[config.dtype])
 
 
 def build_full_size_backbone(kind: str = "i2tx", seed: int = 0) -> DiffusionBackbone:

@@ -123,8 +123,6 @@ class EfficientNetLiteConfig(ConfigBase):
         return resolve_weights_path(self, base_dir, keep=("pypi",))
 
 
-
-
 # ------------------------------------------------------------------------------------------------ network
 class MBConv(nn.Module):
     """Inverted residual block (BN folded): 1x1 expand + ReLU6, kxk depthwise + ReLU6, 1x1 project (+ skip)."""

@@ -65,8 +65,6 @@ class FusionConfig(ConfigBase):
             dataclasses.replace(m, weights=None) if hasattr(m, "weights") else m for m in self.members])
 
 
-
-
 class FusionBackbone(FeatureBackbone):
     """Runs ``members`` on the same images and concatenates their features per stride."""
 

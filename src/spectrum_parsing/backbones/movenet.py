@@ -60,8 +60,6 @@ class MoveNetFeaturesConfig(ConfigBase):
         return resolve_weights_path(self, base_dir, keep=(PACKAGED,))
 
 
-
-
 class MoveNetBackbone(FeatureBackbone):
     """MoveNet-MultiPose's feature pyramid on images in [0, 1] (see the module docstring for the taps)."""
 
