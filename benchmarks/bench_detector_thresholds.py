@@ -37,7 +37,8 @@ def main() -> int:
     from spectrum_parsing.data import open_dataset
     from spectrum_parsing.data.formats.cihp import CIHPDataset
     from spectrum_parsing.persons import MoveNetDetector
-    from spectrum_parsing.persons.movenet import _nms, accept_people
+    from spectrum_parsing.persons.movenet import accept_people
+    from spectrum_parsing.persons.types import nms
 
     if not (SHARED / "datasets").is_dir():
         print(f"needs the shared datasets at {SHARED}", file=sys.stderr)
@@ -66,7 +67,7 @@ def main() -> int:
     crowd = composite_12()
 
     def kept(found, score: float, keypoints: int) -> int:
-        return len(_nms(accept_people(found, score, keypoints), 0.5))
+        return len(nms(accept_people(found, score, keypoints), 0.5))
 
     results = {}
     for score in SCORES:

@@ -19,7 +19,8 @@ from spectrum_parsing.persons import (
     PersonDetector,
     box_iou,
 )
-from spectrum_parsing.persons.movenet import _nms, _tiles
+from spectrum_parsing.persons.movenet import _tiles
+from spectrum_parsing.persons.types import nms
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -59,7 +60,7 @@ def test_tiles_and_nms():
     wide = _tiles(100, 500, full=False)
     assert wide[0][0] == 0 and wide[-1][2] == 500 and all(y1 - y0 == 100 for _, y0, _, y1 in wide)
     dets = PersonDetections([[0, 0, 10, 20], [1, 1, 10, 20], [0, 0, 10, 10], [50, 0, 60, 20]], [0.9, 0.8, 0.7, 0.6])
-    assert _nms(dets, 0.5).scores.tolist() == pytest.approx([0.9, 0.6])  # duplicate and half-person dropped
+    assert nms(dets, 0.5).scores.tolist() == pytest.approx([0.9, 0.6])  # duplicate and half-person dropped
 
 
 def test_garments_nobody_wears_give_no_person(detector, shared_dir):

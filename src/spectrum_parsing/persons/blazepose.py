@@ -26,9 +26,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .movenet import _nms
 from .tfgraph import TFGraphModule, load_graph_model
-from .types import WEIGHTS_DIR, PersonDetections, box_iou
+from .types import WEIGHTS_DIR, PersonDetections, box_iou, nms
 
 DETECTOR_INPUT = 224
 LANDMARK_INPUT = 256
@@ -223,7 +222,7 @@ class BlazePoseDetector:
         if not keep:
             return PersonDetections.empty()
         found = PersonDetections(np.stack(boxes), scores[keep], np.stack(keypoints))
-        return _nms(found, 0.5)
+        return nms(found, 0.5)
 
 
 class BlazePoseSegmenter:

@@ -11,25 +11,9 @@ import torch
 from torch.nn import functional as F
 
 from .tfgraph import TFGraphModule, load_graph_model
-from .types import WEIGHTS_DIR, PersonDetections, box_iou
+from .types import WEIGHTS_DIR, PersonDetections, nms
 
 __all__ = ["MoveNetDetector", "accept_people"]
-
-
-def _nms(dets: PersonDetections, iou: float, containment: float = 0.8) -> PersonDetections:
-    """Greedy NMS by score: a box is dropped when its IoU with a kept box exceeds ``iou`` or when one of the two
-    lies mostly (``containment`` of its area) inside the other (a tile's half person inside a whole one)."""
-    order = np.argsort(-dets.scores, kind="stable")
-    b = dets.boxes.astype(np.float64)
-    area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
-    overlaps = box_iou(b, b)
-    inter = overlaps * (area[:, None] + area[None, :]) / (1 + overlaps)
-    contained = inter / np.minimum(area[:, None], area[None, :])
-    keep: list[int] = []
-    for i in order:
-        if all(overlaps[i, j] <= iou and contained[i, j] <= containment for j in keep):
-            keep.append(int(i))
-    return dets.select(keep)
 
 
 def _tiles(height: int, width: int, full: bool) -> list[tuple[int, int, int, int]]:
@@ -67,7 +51,7 @@ class MoveNetDetector:
     gives garments lying on a bed person scores up to 0.34 but never more than 6 confident keypoints, while
     people score 0.24-0.56 with 5-16 (``benchmarks/bench_persons.py``). ``tile``: when a pass is full (6 people)
     or the image is more than twice as long as it is wide, overlapping tiles are run too and the detections
-    merged (:func:`_nms`), so crowds of more than 6 and wide panoramas are found.
+    merged (:func:`~.types.nms`), so crowds of more than 6 and wide panoramas are found.
     """
 
     MAX_PEOPLE = 6
@@ -133,6 +117,6 @@ class MoveNetDetector:
         merged = PersonDetections(np.concatenate([p.boxes for p in parts]),
                                   np.concatenate([p.scores for p in parts]),
                                   np.concatenate([p.keypoints for p in parts]))
-        return _nms(merged, self.nms_iou)
+        return nms(merged, self.nms_iou)
 
 

@@ -1,5 +1,5 @@
 """What person detection produces and needs: :class:`PersonDetections` (boxes, scores, COCO keypoints), the
-:class:`PersonDetector` protocol, fixed boxes (:class:`BoxDetector`) and box IoU."""
+:class:`PersonDetector` protocol, fixed boxes (:class:`BoxDetector`), box IoU and detection NMS."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["KEYPOINT_NAMES", "WEIGHTS_DIR", "BoxDetector", "PersonDetections", "PersonDetector", "box_iou"]
+__all__ = ["KEYPOINT_NAMES", "WEIGHTS_DIR", "BoxDetector", "PersonDetections", "PersonDetector", "box_iou", "nms"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
@@ -70,6 +70,22 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def nms(dets: PersonDetections, iou: float, containment: float = 0.8) -> PersonDetections:
+    """Greedy NMS by score: a box is dropped when its IoU with a kept box exceeds ``iou`` or when one of the two
+    lies mostly (``containment`` of its area) inside the other (a tile's half person inside a whole one)."""
+    order = np.argsort(-dets.scores, kind="stable")
+    b = dets.boxes.astype(np.float64)
+    area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
+    overlaps = box_iou(b, b)
+    inter = overlaps * (area[:, None] + area[None, :]) / (1 + overlaps)
+    contained = inter / np.minimum(area[:, None], area[None, :])
+    keep: list[int] = []
+    for i in order:
+        if all(overlaps[i, j] <= iou and contained[i, j] <= containment for j in keep):
+            keep.append(int(i))
+    return dets.select(keep)
 
 
 class BoxDetector:
