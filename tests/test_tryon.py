@@ -48,8 +48,6 @@ def _result(labels: list[str], preset: str | None = None) -> ParsingResult:
     return ParsingResult([a, b], sem_a + sem_b, labels, labels, H, W, label_ids=ids, preset=preset)
 
 
-
-
 def test_upper_repaints_garment_and_arms_keeps_face_hands_lower_body_and_the_other_person():
     result = _result(LABELS)
     masks = tryon_masks(result, "upper")

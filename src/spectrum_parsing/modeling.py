@@ -92,8 +92,6 @@ class SpectrumConfig(ConfigBase):
         return super().from_dict(data)
 
 
-
-
 def _text_encoder_for(config: SpectrumConfig, directory: Path) -> TextEncoder | LazyTextEncoder:
     """The model's text encoder: lazily loaded behind the model's prompt table when it ships one (checked against
     the digest the model recorded)."""

@@ -123,7 +123,6 @@ def mask_box(mask: Tensor) -> tuple[int, int, int, int]:
     return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
-
 @dataclass
 class ParsingResult:
     """The parsing of one image.

@@ -27,8 +27,6 @@ def checkpoint_dirs(output_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
-
-
 def save_checkpoint(accelerator: Any, model: SpectrumModel, output_dir: Path, step: int, keep: int) -> Path:
     """Save model weights (``save_pretrained``), optimizer/scheduler/RNG state and the step counter."""
     directory = output_dir / "checkpoints" / f"step-{step}"

@@ -103,7 +103,5 @@ class BatchCollator:
         return collate([ex for _, ex in items], self.targets, rng)
 
 
-
-
 def open_sources(entries: Sequence[DatasetEntry]) -> list[Any]:
     return [open_dataset(e.dataset, split=e.split, **e.options) for e in entries]

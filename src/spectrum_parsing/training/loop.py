@@ -47,8 +47,6 @@ class CSVLogger:
             csv.writer(f).writerow([row.get(k, "") for k in self.fields])
 
 
-
-
 def continue_after(config: ExperimentConfig, progress: bool = True) -> ExperimentConfig:
     """``config`` with ``init_from`` set to the final model of its ``init_from_experiment``, training that earlier
     stage first (resuming its newest checkpoint) if its model does not exist yet."""

@@ -156,10 +156,15 @@ def get(name: str) -> Category:
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 
+def _words(text: str) -> str:
+    """Lower-case words separated by single spaces ('_' and camelCase split words; '-' is kept)."""
+    return " ".join(_CAMEL.sub(" ", text).lower().replace("_", " ").split())
+
+
 def canonical_name(text: str) -> str | None:
     """Map a label or prompt (name or synonym, any case, '-'/'_' and camelCase as spaces) to a canonical name,
     or None."""
-    key = " ".join(_CAMEL.sub(" ", text).lower().replace("_", " ").split())
+    key = _words(text)
     return _LOOKUP.get(key) or _LOOKUP.get(key.replace("-", " "))
 
 
@@ -191,7 +196,7 @@ def phrase_category(text: str) -> str | None:
     name = canonical_name(text)
     if name is not None:
         return name
-    words = f" {' '.join(_CAMEL.sub(' ', text).lower().replace('_', ' ').replace('-', ' ').split())} "
+    words = f" {_words(text.replace('-', ' '))} "
     found = [key for key in _LOOKUP if f" {key} " in words]
     return _LOOKUP[max(found, key=len)] if found else None
 

@@ -44,8 +44,6 @@ _LIST_CANDIDATES: dict[str, tuple[str, ...]] = {
 }
 
 
-
-
 COLOUR_TOLERANCE = 3
 """Public copies of PASCAL-Person-Part store some palette colours a level or two off (126/127 for 128): a colour
 within this many levels (each channel) of a palette colour is read as it."""

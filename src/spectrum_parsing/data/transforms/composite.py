@@ -307,7 +307,6 @@ def paste_on_background(sample: Sample, background: np.ndarray, rng: np.random.G
     return _replace(sample, image=image, semantic=semantic, ignore=ignore)
 
 
-
 @dataclass
 class RealPhotoLook:
     """Make studio photos look like users' photos (each step with its own probability).

@@ -261,7 +261,6 @@ class ResizeLongestSide:
         return resize_sample(sample, (max(1, round(h * scale)), max(1, round(w * scale))))
 
 
-
 def rotate_sample(sample: Sample, degrees: float) -> Sample:
     """Rotate about the centre by ``degrees`` (counter-clockwise), same size; corners outside the source are
     black and ignored (a later :func:`paste_on_background` makes them known background)."""
