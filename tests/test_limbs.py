@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spectrum_parsing.limbs import REGIONS, body_scale, split_by_limbs
+from spectrum_parsing.limbs import REGIONS, SEGMENTS, body_scale, split_by_limbs, split_by_segments
 
 
 def figure(arms: str = "down", missing: tuple[int, ...] = ()) -> np.ndarray:
@@ -100,3 +100,43 @@ def test_component_vote_gives_a_piece_to_its_majority():
     voted = split_by_limbs(mask, figure(), component_majority=0.6)
     assert set(np.unique(voted[mask]).tolist()) == {REGIONS.index("right arm")}
     assert (plain[mask] == REGIONS.index("right arm")).mean() >= 0.6
+
+
+def segment_at(labels: np.ndarray, x: int, y: int) -> str:
+    value = int(labels[y, x])
+    return SEGMENTS[value] if 0 <= value < len(SEGMENTS) else "none"
+
+
+SEGMENT_SPOTS = {"head": (100, 30), "torso": (100, 120), "left upper arm": (131, 100), "right upper arm": (69, 100),
+                 "left lower arm": (139, 150), "right lower arm": (61, 150), "left upper leg": (116, 190),
+                 "right upper leg": (84, 190), "left lower leg": (118, 260), "right lower leg": (82, 260)}
+
+
+def test_segments_partition_a_clothed_figure():
+    """Every pixel of the person (clothes included) goes to one PASCAL-Person-Part segment, its own side."""
+    shape = (300, 200)
+    mask = np.zeros(shape, dtype=bool)
+    mask[20:295, 55:146] = True  # a loose silhouette: a coat and wide trousers
+    labels = split_by_segments(mask, figure())
+    for name, (x, y) in SEGMENT_SPOTS.items():
+        assert segment_at(labels, x, y) == name
+    assert (labels[mask] >= 0).all() and (labels[~mask] == -1).all()
+    # the torso stops at the hip line, and a crotch pixel just below it is a leg
+    assert segment_at(labels, 100, 165).endswith("upper leg")
+    # the coat's side beside the waist is torso, not arm, where no forearm passes
+    assert segment_at(labels, 112, 150) == "torso"
+
+
+def test_segments_crossed_arms_and_missing_joints():
+    shape = (300, 200)
+    mask = np.ones(shape, dtype=bool)
+    crossed = split_by_segments(mask, figure("crossed"))
+    assert segment_at(crossed, 90, 127) == "left lower arm"  # the left forearm in front of the torso
+    assert segment_at(crossed, 110, 127) == "right lower arm"
+    no_knee = split_by_segments(mask, figure(missing=(13,)))  # the knee is the middle of hip and ankle
+    assert segment_at(no_knee, 116, 200) == "left upper leg" and segment_at(no_knee, 118, 250) == "left lower leg"
+    no_elbow = split_by_segments(mask, figure(missing=(7,)))
+    assert segment_at(no_elbow, 131, 100) == "left upper arm" and segment_at(no_elbow, 139, 150) == "left lower arm"
+    only_shoulder = split_by_segments(mask, figure(missing=(7, 9)))  # an arm that cannot be placed is not guessed
+    assert "left upper arm" not in {segment_at(only_shoulder, x, y) for x in range(0, 200, 5) for y in range(0, 300, 5)}
+    assert (split_by_segments(mask, np.zeros((17, 3))) == len(SEGMENTS)).all()

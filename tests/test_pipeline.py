@@ -348,3 +348,19 @@ def test_detector_finding_nobody_falls_back_to_the_parsers_confident_large_peopl
     assert run(fallback_score=0.0, fallback_share=1.0).persons == []  # nobody covers the whole photo
     with pytest.raises(ValueError, match="fallback_share"):
         TopDownConfig(fallback_share=2.0)
+
+
+@pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "model.safetensors").is_file(), reason="embedded model not built yet")
+def test_pascal_person_part_preset_partitions_each_person_by_pose():
+    """PASCAL-Person-Part's parts (clothing included) come from each person's pixels and keypoints: every person
+    of the group photo (all shown to below the hips) gets head, torso, both arm segments and upper legs, and the
+    parts cover the person's pixels."""
+    pipe = SpectrumPipeline.from_pretrained()
+    result = pipe(EXAMPLES / "group.jpg", preset="pascal-person-part")
+    assert len(result.persons) >= 4
+    for person in result.persons:
+        labels = {part.label for part in person.parts}
+        assert {"head", "torso", "upper arms", "lower arms", "upper legs"} <= labels, labels
+        covered = sum(int(part.mask.sum()) for part in person.parts)
+        assert covered >= 0.95 * int(person.mask.sum())
+    assert set(np.unique(result.label_map)) <= {0, *result.label_ids}

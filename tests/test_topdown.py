@@ -99,7 +99,7 @@ def test_bare_skin_is_named_by_pose_a_raised_fist_is_an_arm():
             out.append(scores[:, y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]])
         return out
 
-    config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
+    config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1, skin_colour=0.0)
     persons, semantic = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predict, plan,
                                        prompts.index("person"), config)
     labels = {p.label: p.mask.numpy() for p in persons[0].parts}
@@ -158,7 +158,7 @@ def test_sides_keep_the_parsers_limb_type_and_take_the_pose_side():
             scores[plan.prompts.index(label)][hand] = 0.9
             return [scores[:, 10:10 + crops[0].shape[0], 40:40 + crops[0].shape[1]]]
 
-        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
+        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1, skin_colour=0.0)
         persons, _ = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predict, plan,
                                     prompts.index("person"), config)
         return {p.label: p.area for p in persons[0].parts}
@@ -168,3 +168,45 @@ def test_sides_keep_the_parsers_limb_type_and_take_the_pose_side():
     assert set(parse("pose", "right arm")) == {"left leg"}
     assert set(parse("sides", "right arm")) == {"right arm"}
     assert set(parse("sides", "face")) <= {"left leg", "left arm"}  # an unnamed (face) label is renamed by pose
+
+
+def test_bare_legs_the_parser_missed_grow_from_the_persons_own_skin_colour():
+    """Shins the parser left unlabelled become legs (the skin colour of its face and arm, near the leg
+    skeleton); trousers (a guard prompt), a skin-coloured patch on the torso and the background do not."""
+    h, w = 300, 200
+    skin, cloth, wall = (224, 172, 140), (40, 50, 130), (90, 140, 90)
+    image = np.empty((h, w, 3), np.uint8)
+    image[:] = wall
+    ys, xs = np.mgrid[:h, :w]
+    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
+    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
+    body = (abs(xs - 100) < 30) & (ys > 60) & (ys < 220)
+    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 220) & (ys < 285)
+    patch = (abs(xs - 100) < 6) & (abs(ys - 120) < 6)  # skin-coloured print on the shirt
+    image[face | arm | shins | patch] = skin
+    image[body & ~patch] = cloth
+    person = torch.from_numpy(face | arm | body | shins | patch)
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "pants", "person"]
+    plan = plan_prompts(prompts, grow_skin=True)
+    assert plan.prompts.index("pants") in plan.guards and "skirt" in plan.prompts
+    assert plan.prompts.index("skirt") in plan.aside and plan.prompts.index("pants") not in plan.aside
+
+    def predict(crops):
+        scores = torch.zeros(len(plan.prompts), h, w)
+        scores[plan.prompts.index("person")] = person.float()
+        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
+        scores[plan.prompts.index("left arm")][torch.from_numpy(arm)] = 0.9
+        scores[plan.prompts.index("pants")][torch.from_numpy(body & (ys > 160))] = 0.9
+        return [scores[:, 10:10 + crops[0].shape[0], 40:40 + crops[0].shape[1]]]
+
+    def parts(colour: float) -> dict:
+        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1, skin_colour=colour)
+        persons, _ = parse_top_down(image, detections, predict, plan, prompts.index("person"), config)
+        return {p.label: p.mask.numpy() for p in persons[0].parts}
+
+    grown = parts(2.0)
+    assert grown["left leg"][250, 117] and grown["right leg"][250, 83]  # the person's own side
+    assert grown["left leg"].sum() > 0.8 * (shins & (xs > 100)).sum()
+    assert not grown["left leg"][body].any() and not grown["right leg"][body].any()  # not the trousers or print
+    assert "left leg" not in parts(0.0)  # off: the parser's labels only

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["REGIONS", "body_scale", "hand_zone", "region_capsules", "split_by_limbs"]
+__all__ = ["REGIONS", "SEGMENTS", "body_scale", "hand_zone", "region_capsules", "segment_capsules", "split_by_limbs",
+           "split_by_segments"]
 
 REGIONS: tuple[str, ...] = ("face", "left arm", "right arm", "left leg", "right leg", "torso")
 """The regions :func:`split_by_limbs` assigns, in index order."""
@@ -38,6 +39,16 @@ _LIMBS: dict[str, tuple[tuple[int, ...], float]] = {
 # Capsule radius per region, as a fraction of the person's size (body_scale).
 RADII: dict[str, float] = {"face": 0.22, "left arm": 0.11, "right arm": 0.11, "left leg": 0.15, "right leg": 0.15,
                            "torso": 0.30}
+
+SEGMENTS: tuple[str, ...] = ("head", "torso", "left upper arm", "right upper arm", "left lower arm",
+                             "right lower arm", "left upper leg", "right upper leg", "left lower leg",
+                             "right lower leg")
+"""The body segments :func:`split_by_segments` assigns (PASCAL-Person-Part's parts, per side), in index order."""
+SEGMENT_RADII: dict[str, float] = {"head": 0.22, "torso": 0.25, "upper arm": 0.13, "lower arm": 0.12,
+                                   "upper leg": 0.17, "lower leg": 0.14}
+SEGMENT_THRESHOLD = 0.15
+"""Keypoint confidence :func:`split_by_segments` trusts: lower than bare-skin naming's, since a segment that
+is missing entirely (a raised arm MoveNet is unsure of) costs more than one slightly misplaced."""
 
 
 def _confident(keypoints: np.ndarray, threshold: float) -> np.ndarray:
@@ -86,11 +97,7 @@ def region_capsules(keypoints: np.ndarray, threshold: float = 0.3
         out["face"] = [(xy[i], xy[i]) for i in head]
     shoulders = [xy[i] for i in (L_SHOULDER, R_SHOULDER) if ok[i]]
     hips = [xy[i] for i in (L_HIP, R_HIP) if ok[i]]
-    down = np.array([0.0, 1.0])  # the body's axis, head to hips (image-down when unknown)
-    if shoulders and hips:
-        axis = np.mean(hips, axis=0) - np.mean(shoulders, axis=0)
-        if np.linalg.norm(axis) > 1:
-            down = axis / np.linalg.norm(axis)
+    down = _body_axis(ok, xy)  # head to hips
     for name, (chain, extend) in _LIMBS.items():
         points = [i for i in chain if ok[i]]
         segments = [(xy[a], xy[b]) for a, b in zip(points, points[1:])]
@@ -108,6 +115,77 @@ def region_capsules(keypoints: np.ndarray, threshold: float = 0.3
     if shoulders and hips:
         top, bottom = np.mean(shoulders, axis=0), np.mean(hips, axis=0)
         out["torso"] = [(top + 0.15 * (bottom - top), bottom)]
+    return out, scale
+
+
+def _body_axis(ok: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Unit vector from the shoulders' middle to the hips' (image-down when either is unknown)."""
+    shoulders = [xy[i] for i in (L_SHOULDER, R_SHOULDER) if ok[i]]
+    hips = [xy[i] for i in (L_HIP, R_HIP) if ok[i]]
+    if shoulders and hips:
+        axis = np.mean(hips, axis=0) - np.mean(shoulders, axis=0)
+        if np.linalg.norm(axis) > 1:
+            return axis / np.linalg.norm(axis)
+    return np.array([0.0, 1.0])
+
+
+def _two_part_chain(ok: np.ndarray, xy: np.ndarray, chain: tuple[int, int, int], extend: float
+                    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple[np.ndarray, np.ndarray]]]:
+    """Segments of the upper and lower part of a limb (root, joint, end keypoints), from whichever two or three of
+    them are confident: a missing joint is the middle of root and end; a missing end or root is as far from the
+    joint as the other; the lower part extends past the end by ``extend`` of its length (hand, foot)."""
+    root, joint, end = (xy[i] if ok[i] else None for i in chain)
+    if joint is None and root is not None and end is not None:
+        joint = (root + end) / 2
+    if joint is None:
+        return [], []
+    if end is None and root is not None:
+        end = joint + (joint - root)
+    if root is None and end is not None:
+        root = joint - (end - joint)
+    if root is None or end is None:
+        return [], []
+    return [(root, joint)], [(joint, end), (end, end + extend * (end - joint))]
+
+
+def segment_capsules(keypoints: np.ndarray, threshold: float = 0.3
+                     ) -> tuple[dict[str, list[tuple[np.ndarray, np.ndarray]]], float | None]:
+    """Per body segment (:data:`SEGMENTS`), its segments ``(p, q)`` (pixels, x-y) from the confident keypoints;
+    and the person's size. The head is the nose-eyes-ears web and a crown above it; the torso the shoulder line,
+    the hip line and the spine; each limb splits at its elbow or knee."""
+    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)
+    if keypoints.shape[0] != 17:
+        raise ValueError(f"expected 17 COCO keypoints, got {keypoints.shape[0]}")
+    faces, scale = region_capsules(keypoints, threshold)
+    out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in SEGMENTS}
+    if scale is None:
+        return out, None
+    ok, xy = _confident(keypoints, threshold), keypoints[:, :2]
+    up = -_body_axis(ok, xy)
+    head = [xy[i] for i in (NOSE, L_EYE, R_EYE, L_EAR, R_EAR) if ok[i]]
+    if head:
+        centre = np.mean(head, axis=0)
+        out["head"] = [*faces["face"], (centre, centre + 0.25 * scale * up)]
+    shoulders = [xy[i] for i in (L_SHOULDER, R_SHOULDER) if ok[i]]
+    hips = [xy[i] for i in (L_HIP, R_HIP) if ok[i]]
+    if shoulders:
+        top = np.mean(shoulders, axis=0)
+        bottom = np.mean(hips, axis=0) if hips else top - 0.9 * scale * up
+        out["torso"] = [(top, bottom)]
+        if len(shoulders) == 2:
+            out["torso"].append((shoulders[0] + 0.25 * (shoulders[1] - shoulders[0]),
+                                 shoulders[1] + 0.25 * (shoulders[0] - shoulders[1])))
+        if len(hips) == 2:
+            out["torso"].append((hips[0], hips[1]))
+    for side, arm, leg in (("left", (L_SHOULDER, L_ELBOW, L_WRIST), (L_HIP, L_KNEE, L_ANKLE)),
+                           ("right", (R_SHOULDER, R_ELBOW, R_WRIST), (R_HIP, R_KNEE, R_ANKLE))):
+        out[f"{side} upper arm"], out[f"{side} lower arm"] = _two_part_chain(ok, xy, arm, _LIMBS["left arm"][1])
+        upper, lower = _two_part_chain(ok, xy, leg, _LIMBS["left leg"][1])
+        if not upper and ok[leg[0]]:  # a hip alone: the leg runs down the body's axis
+            hip = xy[leg[0]]
+            knee = hip - 0.6 * scale * up
+            upper, lower = [(hip, knee)], [(knee, knee - 0.6 * scale * up)]
+        out[f"{side} upper leg"], out[f"{side} lower leg"] = upper, lower
     return out, scale
 
 
@@ -148,30 +226,90 @@ def split_by_limbs(mask: np.ndarray, keypoints: np.ndarray, threshold: float = 0
     :data:`REGIONS`, in any order), ``len(regions)`` for mask pixels no region claims (no confident keypoints
     for any of them, or farther than ``max_radii`` radii from all).
     """
-    mask = np.asarray(mask, dtype=bool)
     unknown = sorted(set(regions) - set(REGIONS))
     if unknown:
         raise ValueError(f"unknown region(s) {unknown}; known: {', '.join(REGIONS)}")
+    capsules, scale = region_capsules(keypoints, threshold)
+    out = _nearest_capsule(mask, capsules, {name: RADII[name] for name in regions}, scale, regions, origin,
+                           max_radii)
+    if component_majority < 1.0:
+        _component_vote(out, len(regions), component_majority)
+    return out
+
+
+def split_by_segments(mask: np.ndarray, keypoints: np.ndarray, threshold: float = SEGMENT_THRESHOLD,
+                      max_radii: float = 4.0, origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Partition ``mask`` (the person's pixels, clothing included) into :data:`SEGMENTS` by the person's
+    ``keypoints``: PASCAL-Person-Part's head, torso, upper and lower arms and legs, per side. Each pixel goes to
+    the nearest segment in capsule radii, except that the torso is the quadrilateral of shoulders and hips
+    (inside it only a limb's own skeleton, within one radius, beats it) and never reaches below the hip line.
+    Returns an int16 map as :func:`split_by_limbs` does (``k`` for ``SEGMENTS[k]``, ``len(SEGMENTS)`` unclaimed).
+    """
+    capsules, scale = segment_capsules(keypoints, threshold)
+    mask = np.asarray(mask, dtype=bool)
     out = np.full(mask.shape, -1, dtype=np.int16)
     ys, xs = np.nonzero(mask)
-    out[ys, xs] = len(regions)
-    capsules, scale = region_capsules(keypoints, threshold)
+    out[ys, xs] = len(SEGMENTS)
+    if scale is None or not len(ys):
+        return out
+    px, py = xs.astype(np.float64) + origin[0], ys.astype(np.float64) + origin[1]
+    dist = np.full((len(SEGMENTS), len(ys)), np.inf)
+    for k, name in enumerate(SEGMENTS):
+        radius = SEGMENT_RADII[name.removeprefix("left ").removeprefix("right ")] * scale
+        for p, q in capsules[name]:
+            dist[k] = np.minimum(dist[k], _segment_distance(px, py, p, q) / radius)
+    torso = SEGMENTS.index("torso")
+    kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)
+    ok, xy = _confident(kp, threshold), kp[:, :2]
+    if ok[[L_SHOULDER, R_SHOULDER, L_HIP, R_HIP]].all():
+        quad = xy[[L_SHOULDER, R_SHOULDER, R_HIP, L_HIP]]
+        limbs = np.array([k for k, name in enumerate(SEGMENTS) if name not in ("head", "torso")])
+        inside = _inside_polygon(px, py, quad) & (dist[limbs].min(0) > 1.0)
+        dist[torso, inside] = 0.0
+        down = _body_axis(ok, xy)
+        below = (px - (xy[L_HIP, 0] + xy[R_HIP, 0]) / 2) * down[0] + (py - (xy[L_HIP, 1] + xy[R_HIP, 1]) / 2) * down[1]
+        dist[torso, below > 0] = np.inf
+    label = dist.argmin(0).astype(np.int16)
+    label[dist.min(0) > max_radii] = len(SEGMENTS)
+    out[ys, xs] = label
+    return out
+
+
+def _inside_polygon(xs: np.ndarray, ys: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Whether each point lies inside ``polygon`` ((K, 2) x-y vertices; even-odd rule)."""
+    inside = np.zeros(xs.shape, dtype=bool)
+    for (x0, y0), (x1, y1) in zip(polygon, np.roll(polygon, -1, axis=0)):
+        if y0 == y1:
+            continue
+        crosses = (y0 > ys) != (y1 > ys)
+        x_at = x0 + (ys - y0) * (x1 - x0) / (y1 - y0)
+        inside ^= crosses & (xs < x_at)
+    return inside
+
+
+def _nearest_capsule(mask: np.ndarray, capsules: dict[str, list[tuple[np.ndarray, np.ndarray]]],
+                     radii: dict[str, float], scale: float | None, names: Sequence[str],
+                     origin: tuple[float, float], max_radii: float) -> np.ndarray:
+    """Each ``mask`` pixel's nearest of the ``names``' capsules, in capsule radii (``radii`` x ``scale``);
+    ``len(names)`` beyond ``max_radii`` of all, ``-1`` outside the mask."""
+    mask = np.asarray(mask, dtype=bool)
+    out = np.full(mask.shape, -1, dtype=np.int16)
+    ys, xs = np.nonzero(mask)
+    out[ys, xs] = len(names)
     if scale is None or not len(ys):
         return out
     px, py = xs.astype(np.float64) + origin[0], ys.astype(np.float64) + origin[1]
     best = np.full(len(ys), np.inf)
-    label = np.full(len(ys), len(regions), dtype=np.int16)
-    for k, name in enumerate(regions):
-        radius = RADII[name] * scale
+    label = np.full(len(ys), len(names), dtype=np.int16)
+    for k, name in enumerate(names):
+        radius = radii[name] * scale
         for p, q in capsules[name]:
             dist = _segment_distance(px, py, p, q) / radius
             closer = dist < best
             best[closer] = dist[closer]
             label[closer] = k
-    label[best > max_radii] = len(regions)
+    label[best > max_radii] = len(names)
     out[ys, xs] = label
-    if component_majority < 1.0:
-        _component_vote(out, len(regions), component_majority)
     return out
 
 

@@ -296,10 +296,10 @@ class SpectrumPipeline:
         return self.processor.predict(self.backend, arrays, embeds, max_batch=self.crop_batch)
 
     def predict_scores(self, arrays: Sequence[np.ndarray], prompts: Sequence[str],
-                       pool: Sequence[int] = ()) -> list[torch.Tensor]:
+                       pool: Sequence[int] = (), aside: Sequence[int] = ()) -> list[torch.Tensor]:
         """Per-prompt pixel scores (P, H, W) of each image, whole (the processor's semantic inference; ``pool``:
-        columns merged into one last map, their pixel-wise best)."""
-        return [self.processor.semantic_scores(p, pool) for p in self._predict(arrays, prompts)]
+        columns merged into one last map, their pixel-wise best; ``aside``: columns that change no other's score)."""
+        return [self.processor.semantic_scores(p, pool, aside) for p in self._predict(arrays, prompts)]
 
     def plan(self, scored: Sequence[str]) -> ScoringPlan:
         """What top-down parsing scores for ``scored`` (the prompts and the person prompt): see
@@ -310,7 +310,7 @@ class SpectrumPipeline:
             table = getattr(self.model.text_encoder, "table", None)
             known = [c for c in vocabulary.names() if table is None or c in table]
             competitors = competitor_phrases([p for p in scored if p != self.model.config.person_prompt], known)
-        return plan_prompts(scored, self.top_down.body_parts, competitors)
+        return plan_prompts(scored, self.top_down.body_parts, competitors, grow_skin=self.top_down.skin_colour > 0)
 
     def _parse_top_down(self, array: np.ndarray, scored: Sequence[str], person_index: int,
                         options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:
@@ -324,8 +324,11 @@ class SpectrumPipeline:
             assert self.person_segmenter is not None
             probs = self.person_segmenter(array, detections.boxes)
         plan = self.plan(scored)
-        return parse_top_down(array, detections, lambda crops: self.predict_scores(crops, plan.scored, plan.pooled),
-                              plan, person_index, self.top_down, person_probs=probs,
+
+        def predict(crops: Sequence[np.ndarray]) -> list[torch.Tensor]:
+            return self.predict_scores(crops, plan.scored, plan.pooled, plan.aside)
+
+        return parse_top_down(array, detections, predict, plan, person_index, self.top_down, person_probs=probs,
                               threshold=options.score_threshold, background_threshold=options.background_threshold)
 
     def _parse_fallback(self, array: np.ndarray, scored: Sequence[str], person_index: int,

@@ -165,11 +165,18 @@ class SpectrumImageProcessor:
         up = F.interpolate(maps[None].float(), scale_factor=4, mode="bilinear", align_corners=False)[..., :rh, :rw]
         return F.interpolate(up, size=tuple(prediction.size), mode="bilinear", align_corners=False)[0]
 
-    def semantic_scores(self, prediction: ImagePrediction, pool: Sequence[int] = ()) -> torch.Tensor:
+    def semantic_scores(self, prediction: ImagePrediction, pool: Sequence[int] = (),
+                        aside: Sequence[int] = ()) -> torch.Tensor:
         """Per-prompt pixel scores (P, H, W) in [0, 1] (Mask2Former semantic inference; computed at stride 4, so
         P maps are resized instead of Q masks). ``pool``: prompt columns replaced by one last map, their
-        pixel-wise best (hidden competitors: one map to resize however many they are)."""
-        probs = prediction.logits.float().softmax(-1)[:, :-1]
+        pixel-wise best (hidden competitors: one map to resize however many they are). ``aside``: columns kept
+        out of the others' softmax (scored against all, they change no other column's score)."""
+        logits = prediction.logits.float()
+        probs = logits.softmax(-1)[:, :-1]
+        if aside:
+            apart = set(aside)
+            rest = [p for p in range(logits.shape[-1]) if p not in apart]  # the no-object column included
+            probs[:, rest[:-1]] = logits[:, rest].softmax(-1)[:, :-1]
         low = torch.einsum("qp,qhw->phw", probs, prediction.masks.float().sigmoid())
         if pool:
             pooled = set(pool)

@@ -22,7 +22,14 @@ never reported:
   arm, left/right leg, the person's own side), so a raised fist the parser calls a face is an arm.
   ``body_parts="sides"`` (default) keeps the parser's limb type where it gave one (an arm stays an arm, a leg a
   leg; the pose gives the side); ``"pose"`` lets the pose name everything; ``"model"`` keeps the parser's labels.
+* **bare legs grown by skin colour** (``skin_colour``, on by default): the parser finds faces and arms on real
+  photos far more often than bare legs. The person's own pixels it left unlabelled, near a leg's skeleton and of
+  the chroma of the skin it did find on that person (:mod:`.skin`), become that leg, unless a garment that
+  covers legs (:data:`LEG_GARMENTS`, scored hidden and kept out of the others' softmax) claims them.
 * **hands** carved from the arms around and beyond the wrist (:data:`DERIVED_PARTS`).
+* **geometric parts** (:data:`GEOMETRIC_PARTS`: PASCAL-Person-Part's head, torso, upper/lower arms and legs,
+  clothing included) are not scored: the person's pixels no other prompt claims are partitioned by its keypoints
+  (:func:`spectrum_parsing.limbs.split_by_segments`).
 * **competitors** (``competitors=True``): every known category of another coarse group than the user's prompts
   (from the model's prompt table), pooled into one column: a pixel goes to a user prompt only if it beats them,
   so a prompt for something nobody wears ("saree" on a photo of suits) stays empty.
@@ -30,16 +37,19 @@ never reported:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import ndimage
 
-from .limbs import hand_zone, split_by_limbs
+from .limbs import SEGMENTS, body_scale, hand_zone, split_by_limbs, split_by_segments
 from .persons import PersonDetections
 from .processor import PersonCandidate, SpectrumImageProcessor, assemble_persons
 from .results import PersonInstance
+from .skin import skin_colour_mask
 from .vocab import categories as vocabulary
 
 __all__ = ["BODY_PART_SOURCES", "DERIVED_PARTS", "PERSON_MASK_SOURCES", "ScoringPlan", "TopDownConfig",
@@ -48,6 +58,24 @@ __all__ = ["BODY_PART_SOURCES", "DERIVED_PARTS", "PERSON_MASK_SOURCES", "Scoring
 POSE_REGIONS = ("face", "left arm", "right arm", "left leg", "right leg")
 """Body parts named by pose from bare skin (the regions of :mod:`.limbs` that LIP labels)."""
 BODY_PART_SOURCES = ("pose", "sides", "model")
+GEOMETRIC_PARTS: dict[str, tuple[str, ...]] = {
+    "head": ("head",), "torso": ("torso",),
+    **{f"{part} {limb}": (f"left {part} {limb}", f"right {part} {limb}")
+       for part in ("upper", "lower") for limb in ("arm", "leg")},
+    **{f"{side} {part} {limb}": (f"{side} {part} {limb}",)
+       for side in ("left", "right") for part in ("upper", "lower") for limb in ("arm", "leg")},
+}
+"""Parts that are regions of the whole person, clothing included (PASCAL-Person-Part's), by canonical name: the
+body segments of :func:`spectrum_parsing.limbs.split_by_segments` each covers. Top-down parsing derives them from
+the person's pixels and keypoints; they take the person's pixels no other prompt claims."""
+GROWN_REGIONS = ("left leg", "right leg")
+"""Body parts that grow by skin colour (``TopDownConfig.skin_colour``): the parser finds faces and arms on real
+photos, but rarely bare legs."""
+LEG_GARMENTS = ("pants", "shorts", "skirt", "dress", "socks", "shoes")
+"""What covers legs: skin never grows where one of these scores :data:`GUARD_SCORE` or more."""
+GUARD_SCORE = 0.4
+MIN_GROWN_PIECE = 0.02
+"""Skin grown by colour comes in connected pieces of at least this share of the person's size squared."""
 SKIN_COMPONENT_MAJORITY = 0.6
 """A connected piece of bare skin goes whole to the region claiming this share of it (as the label engine)."""
 
@@ -84,7 +112,9 @@ class ScoringPlan:
     """What a top-down parse scores. ``prompts``: every scored column (the caller's prompts first, in order, then
     hidden helpers, then — when ``pool`` is not empty — one column holding the best of the ``pool`` phrases).
     ``hands``: derived hand index -> (arm index, wrist, elbow); ``body``: prompt index -> pose region;
-    ``skin``: indices whose pixels are bare skin; ``hidden``: indices never reported."""
+    ``skin``: indices whose pixels are bare skin; ``hidden``: indices never reported; ``guards``: garments that
+    keep skin from growing over them (:data:`LEG_GARMENTS`; the hidden ones take no part in labelling);
+    ``geometric``: prompt index -> the body segments it covers (:data:`GEOMETRIC_PARTS`)."""
 
     prompts: list[str]
     hands: dict[int, tuple[int, int, int]]
@@ -93,11 +123,18 @@ class ScoringPlan:
     hidden: set[int]
     pool: list[str]
     sides_only: bool = False
+    guards: list[int] = dataclasses.field(default_factory=list)
+    geometric: dict[int, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def scored(self) -> list[str]:
         """The phrases the model scores: every column but the pooled one, then the pooled phrases."""
         return [*(self.prompts[:-1] if self.pool else self.prompts), *self.pool]
+
+    @property
+    def aside(self) -> list[int]:
+        """Indices into :attr:`scored` that change no other column's score: the hidden guards."""
+        return sorted(set(self.guards) & self.hidden)
 
     @property
     def pooled(self) -> list[int]:
@@ -120,11 +157,15 @@ def competitor_phrases(prompts: Sequence[str], candidates: Sequence[str]) -> lis
             and vocabulary.BY_NAME[c].coarse and vocabulary.BY_NAME[c].coarse not in groups]
 
 
-def plan_prompts(prompts: Sequence[str], body_parts: str = "sides", competitors: Sequence[str] = ()) -> ScoringPlan:
+def plan_prompts(prompts: Sequence[str], body_parts: str = "sides", competitors: Sequence[str] = (),
+                 grow_skin: bool = False) -> ScoringPlan:
     """The :class:`ScoringPlan` of ``prompts`` (the person prompt among them): hands carved from arms, bare-skin
-    parts named by pose (``body_parts`` ``"sides"`` or ``"pose"``, adding a hidden ``skin`` prompt),
-    ``competitors`` pooled last."""
+    parts named by pose (``body_parts`` ``"sides"`` or ``"pose"``, adding a hidden ``skin`` prompt), legs grown by
+    skin colour (``grow_skin``: guarded by :data:`LEG_GARMENTS`, hidden where not asked for), ``competitors``
+    pooled last."""
     scored, hands, hidden = derived_prompts(prompts)
+    geometric = {i: GEOMETRIC_PARTS[name] for i, name in enumerate(vocabulary.canonical_name(p) for p in scored)
+                 if name in GEOMETRIC_PARTS}
     body: dict[int, str] = {}
     skin: list[int] = []
     if body_parts in ("pose", "sides"):
@@ -137,11 +178,21 @@ def plan_prompts(prompts: Sequence[str], body_parts: str = "sides", competitors:
                 scored.append("skin")
                 hidden.add(len(scored) - 1)
             skin = [*body, scored.index("skin")]
+    guards: list[int] = []
+    if grow_skin and any(name in GROWN_REGIONS for name in body.values()):
+        names = [vocabulary.canonical_name(p) for p in scored]
+        for garment in LEG_GARMENTS:
+            if garment not in names:
+                scored.append(garment)
+                names.append(garment)
+                hidden.add(len(scored) - 1)
+            guards.append(names.index(garment))
     pool = list(competitors)
     if pool:
         scored.append("(competitors)")
         hidden.add(len(scored) - 1)
-    return ScoringPlan(scored, hands, body, skin, hidden, pool, sides_only=body_parts == "sides")
+    return ScoringPlan(scored, hands, body, skin, hidden, pool, sides_only=body_parts == "sides", guards=guards,
+                       geometric=geometric)
 
 
 def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | None, origin: tuple[int, int],
@@ -168,6 +219,65 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
                 if other != "face" and other.split()[-1] != kind:
                     claimed &= before != i + 1
         labels[claimed] = target[name] + 1
+
+
+def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, crop: np.ndarray, person: torch.Tensor,
+               plan: ScoringPlan,
+               keypoints: np.ndarray | None, origin: tuple[int, int], threshold: float, distance: float,
+               max_radii: float) -> None:
+    """In crop-local ``labels``: the person's own pixels (``person`` probability > 0.5) the parser left as
+    background, near one of its limbs (``max_radii`` capsule radii) and of the colour of the skin the parser did
+    find there, become the body part the pose places them in (in place); their score in ``best`` is the mean
+    score of that skin."""
+    if keypoints is None or not plan.body or distance <= 0:
+        return
+    seeds = torch.zeros(labels.shape, dtype=torch.bool)
+    for i in plan.skin:
+        seeds |= labels == i + 1
+    candidates = (labels == 0) & (person > 0.5)
+    if plan.guards:
+        candidates &= scores[plan.guards].amax(0) < GUARD_SCORE
+    if not bool(candidates.any()):
+        return
+    grown = skin_colour_mask(crop, seeds.numpy(), candidates.numpy(), max_distance=distance)
+    scale = body_scale(keypoints, threshold)
+    if not grown.any() or scale is None:
+        return
+    pieces, count = ndimage.label(grown)
+    sizes = np.bincount(pieces.ravel(), minlength=count + 1)
+    keep = sizes >= MIN_GROWN_PIECE * scale**2
+    keep[0] = False
+    grown = keep[pieces]
+    regions = list(dict.fromkeys(plan.body.values()))
+    target = {name: i for i, name in plan.body.items()}
+    split = torch.from_numpy(split_by_limbs(grown, keypoints, threshold=threshold, regions=regions, origin=origin,
+                                            max_radii=max_radii))
+    regions = [name if name in GROWN_REGIONS else "" for name in regions]
+    seed_score = best[seeds].mean()
+    for k, name in enumerate(regions):
+        if not name:
+            continue
+        claimed = split == k
+        labels[claimed] = target[name] + 1
+        best[claimed] = seed_score
+
+
+def _split_segments(labels: torch.Tensor, best: torch.Tensor, person: torch.Tensor, plan: ScoringPlan,
+                    keypoints: np.ndarray | None, origin: tuple[int, int]) -> None:
+    """In crop-local ``labels``: the person's pixels (``person`` probability > 0.5) no prompt claims go to the
+    geometric part (``plan.geometric``) whose body segment they lie in, scored by the person probability."""
+    if keypoints is None or not plan.geometric:
+        return
+    free = (labels == 0) & (person > 0.5)
+    if not bool(free.any()):
+        return
+    split = torch.from_numpy(split_by_segments(free.numpy(), keypoints, origin=origin))
+    for index, segments in plan.geometric.items():
+        claimed = torch.zeros_like(free)
+        for segment in segments:
+            claimed |= split == SEGMENTS.index(segment)
+        labels[claimed] = index + 1
+        best[claimed] = person[claimed]
 
 
 def _carve(labels: torch.Tensor, source: int, target: int, keypoints: np.ndarray | None, origin: tuple[int, int],
@@ -202,6 +312,11 @@ class TopDownConfig:
     # fallback_score and covers fallback_share of the image (1.0: never; benchmarks/bench_persons.py).
     fallback_score: float = 0.85
     fallback_share: float = 0.15
+    # Bare skin the parser missed (legs, on real photos): the person's own unlabelled pixels within skin_radii
+    # capsule radii of a limb and skin_colour standard deviations of the chroma of the skin the parser found
+    # become that limb (0: off; benchmarks/bench_body_parts.py).
+    skin_colour: float = 2.0
+    skin_radii: float = 1.5
 
     def __post_init__(self) -> None:
         if self.person_masks not in PERSON_MASK_SOURCES:
@@ -264,19 +379,24 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     regions = crop_regions(detections, h, w, config.margin, config.keypoint_threshold)
     crops = [np.ascontiguousarray(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in regions]
     outputs = predict(crops)
-    columns = [p for p in range(len(prompts)) if p != person_index and p not in plan.hands]
+    # hidden guards only keep skin off garments, geometric parts are derived: neither competes for pixels
+    silent = set(plan.aside) | set(plan.geometric)
+    columns = [p for p in range(len(prompts)) if p != person_index and p not in plan.hands and p not in silent]
     # Everything per person is computed in its crop; only ownership is decided on the whole image.
     local_labels, local_scores, local_probs = [], [], []
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
         labels, best = SpectrumImageProcessor.label_map(scores, columns, background_threshold)
         keypoints = None if detections.keypoints is None else detections.keypoints[k]
+        probs = (scores[person_index] if person_probs is None else person_probs[k, y0:y1, x0:x1].float().cpu())
         _name_skin(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
+        _grow_skin(labels, best, scores, crops[k], probs, plan, keypoints, (x0, y0), config.keypoint_threshold,
+                   config.skin_colour, config.skin_radii)
         for target, (source, wrist, elbow) in plan.hands.items():
             _carve(labels, source, target, keypoints, (x0, y0), wrist, elbow, config.keypoint_threshold)
+        _split_segments(labels, best, probs, plan, keypoints, (x0, y0))
         local_labels.append(labels)
         local_scores.append(best)
-        local_probs.append(scores[person_index] if person_probs is None
-                           else person_probs[k, y0:y1, x0:x1].float().cpu())
+        local_probs.append(probs)
     top = torch.zeros(h, w)
     owner = torch.full((h, w), -1, dtype=torch.long)
     for k, (x0, y0, x1, y1) in enumerate(regions):  # by descending detection score: ties go to the first

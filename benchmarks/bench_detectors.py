@@ -1,0 +1,186 @@
+"""Every person found: the person detector on its own, its variants side by side in one run.
+
+    python benchmarks/bench_detectors.py                     # every row below, recorded in BENCHMARKS.md
+    python benchmarks/bench_detectors.py --rows today "scales=256+512" --no-record
+
+A row is ``NAME`` or ``option=value,...`` of :class:`~spectrum_parsing.persons.MoveNetDetector` (``scales`` as
+``256+512``); ``today`` is the shipped detector. For each row:
+
+* ``cihp_dev`` (5 real CIHP photos, 2-7 people, per-person labels; validation only), CCP val copy-paste
+  composites of 2-12 people (mixed sizes, people cut by the frame, occluding each other), and the bundled photos
+  (counted by eye; no boxes): exact-count rate; for the labelled sets per-person recall and precision at box IoU
+  0.5 (the ground-truth box is the box of the person's visible pixels; a detection's box is clipped to the image;
+  one-to-one greedy matching by IoU);
+* a 12-person composite of the bundled photos: persons found;
+* ``lip_dev`` (25 photos, each of one person): share with at least one person found, by the detector alone and
+  through the shipped pipeline (which parses the whole photo as one person when the parser is sure of one);
+* ``garments_unworn`` (photos of garments nobody wears): share with no person;
+* time per image (median over the bundled photos and a few composites, detector only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_persons import EXAMPLE_COUNTS, EXAMPLES, SHARED, composite_12  # noqa: E402
+from common import record, side_by_side  # noqa: E402
+
+ROWS = {"today": {}}
+
+
+def detector(row: str):
+    from spectrum_parsing.persons import MoveNetDetector
+
+    options: dict = dict(ROWS.get(row, {}))
+    if row not in ROWS:
+        for item in filter(None, row.split(",")):
+            key, _, value = item.partition("=")
+            key, value = key.strip(), value.strip()
+            if key == "scales":
+                options[key] = tuple(int(v) for v in value.split("+"))
+            else:
+                options[key] = {"true": True, "false": False}.get(value.lower())
+                if options[key] is None:
+                    options[key] = float(value) if "." in value else int(value)
+    return MoveNetDetector.from_pretrained(**options)
+
+
+def person_boxes(masks: list[np.ndarray]) -> np.ndarray:
+    boxes = []
+    for m in masks:
+        ys, xs = np.nonzero(m)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
+
+def match(gt: np.ndarray, found: np.ndarray, shape: tuple[int, int]) -> int:
+    """Ground-truth boxes matched one-to-one by a found box (clipped to the image) at IoU >= 0.5."""
+    from spectrum_parsing.persons import box_iou
+
+    if not len(gt) or not len(found):
+        return 0
+    found = found.copy()
+    found[:, [0, 2]] = found[:, [0, 2]].clip(0, shape[1])
+    found[:, [1, 3]] = found[:, [1, 3]].clip(0, shape[0])
+    iou = box_iou(gt, found)
+    hits = 0
+    while iou.size and iou.max() >= 0.5:
+        i, j = np.unravel_index(iou.argmax(), iou.shape)
+        hits += 1
+        iou[i, :] = -1
+        iou[:, j] = -1
+    return hits
+
+
+def labelled_sets(composites: int) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """{set: [(image, ground-truth boxes)]}: cihp_dev and CCP val composites of 2-12 people."""
+    from spectrum_parsing.data import open_dataset
+    from spectrum_parsing.data.formats.cihp import CIHPDataset
+    from spectrum_parsing.data.transforms import CopyPasteComposite
+
+    out: dict[str, list] = {}
+    cihp = SHARED / "datasets" / "cihp_dev"
+    if cihp.is_dir():
+        data = CIHPDataset(cihp, split="all")
+        out["cihp_dev"] = [(np.asarray(s.image), person_boxes([g.mask for g in s.segments if g.category == "person"]))
+                           for s in (data[i] for i in range(len(data)))]
+    ccp = SHARED / "datasets" / "ccp"
+    if ccp.is_dir() and composites:
+        data = open_dataset(f"ccp:{ccp}", split="val")
+        rng = np.random.default_rng(0)
+        # mixed sizes (a far person is 0.25 of the canvas person's height), cut by the frame (40% may be outside)
+        paste = CopyPasteComposite(num_people=(2, 12), scale=(0.25, 1.0), min_inside=0.6, min_visible=0.4)
+        items = []
+        for _ in range(composites):
+            picks = rng.choice(len(data), size=12, replace=False)
+            sample = paste([data[int(i)] for i in picks], rng)
+            masks = {}
+            for seg in sample.segments:
+                if seg.category == "person":
+                    masks[seg.person] = masks.get(seg.person, 0) | seg.mask
+            keep = [m for m in masks.values() if m.sum() >= 200]  # a sliver left by occlusion is nobody to find
+            items.append((np.asarray(sample.image), person_boxes(keep)))
+        out["CCP val composites (2-12 people)"] = items
+    return out
+
+
+def run(row: str, sets: dict, args: argparse.Namespace) -> dict:
+    from spectrum_parsing import SpectrumPipeline
+
+    found_by = detector(row)
+    out: dict = {}
+    times: list[float] = []
+    for name, items in sets.items():
+        gt_total = det_total = hits = exact = 0
+        for image, gt in items:
+            start = time.perf_counter()
+            dets = found_by(image)
+            times.append(time.perf_counter() - start)
+            gt_total += len(gt)
+            det_total += len(dets)
+            exact += len(dets) == len(gt)
+            hits += match(gt, dets.boxes.astype(np.float64), image.shape[:2])
+        counts = [len(gt) for _, gt in items]
+        out[name] = {"photos": len(items), "people": f"{min(counts)}-{max(counts)} ({gt_total})",
+                     "exact count (%)": round(100 * exact / len(items), 1),
+                     "recall (%)": round(100 * hits / max(gt_total, 1), 1),
+                     "precision (%)": round(100 * hits / max(det_total, 1), 1)}
+    bundled = {}
+    for file, count in EXAMPLE_COUNTS.items():
+        image = np.asarray(Image.open(EXAMPLES / file).convert("RGB"))
+        start = time.perf_counter()
+        bundled[file] = f"{len(found_by(image))}/{count}"
+        times.append(time.perf_counter() - start)
+    out["bundled photos (found / by eye)"] = bundled
+    out["12-person composite: found"] = len(found_by(composite_12()))
+    lip = SHARED / "datasets" / "lip_dev"
+    if lip.is_dir():
+        from spectrum_parsing.data import open_dataset
+
+        data = open_dataset(f"lip:{lip}", split="all")
+        images = [np.asarray(data[i].image) for i in range(len(data))]
+        pipe = SpectrumPipeline.from_pretrained(person_detector=found_by)
+        alone = sum(len(found_by(a)) > 0 for a in images)
+        parsed = sum(len(pipe(a, prompts=["face"]).persons) > 0 for a in images)
+        out["lip_dev: at least one person"] = {"detector": f"{alone}/{len(images)}",
+                                               "pipeline": f"{parsed}/{len(images)}"}
+    unworn = SHARED / "datasets" / "garments_unworn" / "images"
+    if unworn.is_dir():
+        files = sorted(unworn.glob("*.jpg"))[: args.unworn_limit]
+        empty = sum(len(found_by(np.asarray(Image.open(f).convert("RGB")))) == 0 for f in files)
+        out["garments_unworn: no person"] = f"{empty}/{len(files)} ({100 * empty / len(files):.1f}%)"
+    out["time per image (s, median)"] = round(statistics.median(times), 3)
+    print(row, out, flush=True)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", nargs="+", default=list(ROWS))
+    parser.add_argument("--composites", type=int, default=40)
+    parser.add_argument("--unworn-limit", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sets = labelled_sets(args.composites)
+    results = {row: run(row, sets, args) for row in args.rows}
+    if not args.no_record:
+        record("People found: the person detector and its variants (CPU)",
+               "python benchmarks/bench_detectors.py --rows " + " ".join(f'"{r}"' for r in args.rows),
+               {"threads": args.threads, "composites": args.composites, "unworn_limit": args.unworn_limit},
+               side_by_side(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
