@@ -205,7 +205,7 @@ def test_bare_legs_the_parser_missed_grow_from_the_persons_own_skin_colour():
         persons, _ = parse_top_down(image, detections, predict, plan, prompts.index("person"), config)
         return {p.label: p.mask.numpy() for p in persons[0].parts}
 
-    grown = parts(2.0)
+    grown = parts(1.5)
     assert grown["left leg"][250, 117] and grown["right leg"][250, 83]  # the person's own side
     assert grown["left leg"].sum() > 0.8 * (shins & (xs > 100)).sum()
     assert not grown["left leg"][body].any() and not grown["right leg"][body].any()  # not the trousers or print

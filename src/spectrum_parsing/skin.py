@@ -2,8 +2,8 @@
 
 On real photos the parser finds a person's face and arms far more often than bare legs (it saw bare legs labelled
 on studio photos only), but a person's skin has one colour. :func:`skin_colour_mask` fits a Gaussian to the
-chroma (Cb, Cr of YCbCr: shading changes luminance, not chroma) of the skin the parser did find, and returns the
-candidate pixels within ``max_distance`` (Mahalanobis) of it. The caller chooses the candidates (the person's
+chromaticity (r, g: shading changes the intensity, not the proportions) of the skin the parser did find, and
+returns the candidate pixels within ``max_distance`` (Mahalanobis) of it. The caller chooses the candidates (the person's
 own pixels the parser left unlabelled, near a limb) and names what is returned by pose. Pure numpy.
 """
 
@@ -18,19 +18,18 @@ MIN_SEED_PIXELS = 64
 
 
 def chroma(image: np.ndarray) -> np.ndarray:
-    """(H, W, 2) float32 Cb, Cr (ITU-R BT.601, 0..255) of an (H, W, 3) uint8 RGB image."""
+    """(H, W, 2) float32 chromaticity r, g (R / (R+G+B), G / (R+G+B), times 255) of an (H, W, 3) uint8 RGB image:
+    the same surface in shadow keeps its chromaticity."""
     rgb = np.asarray(image, dtype=np.float32)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    cb = 128.0 - 0.168736 * r - 0.331264 * g + 0.5 * b
-    cr = 128.0 + 0.5 * r - 0.418688 * g - 0.081312 * b
-    return np.stack([cb, cr], axis=-1)
+    total = rgb.sum(-1, keepdims=True) + 3.0  # +1 per channel: black stays neutral
+    return 255.0 * (rgb[..., :2] + 1.0) / total
 
 
 def skin_colour_mask(image: np.ndarray, seeds: np.ndarray, candidates: np.ndarray,
-                     max_distance: float = 2.5, min_spread: float = 2.0) -> np.ndarray:
-    """Bool (H, W): the ``candidates`` whose chroma lies within ``max_distance`` standard deviations
-    (Mahalanobis) of the chroma of the ``seeds`` (bool masks of ``image``'s size). ``min_spread``: the smallest
-    standard deviation (chroma levels) per axis, so a flat-lit seed does not make the model needle-thin. All
+                     max_distance: float = 1.5, min_spread: float = 2.0) -> np.ndarray:
+    """Bool (H, W): the ``candidates`` whose chromaticity lies within ``max_distance`` standard deviations
+    (Mahalanobis) of the chromaticity of the ``seeds`` (bool masks of ``image``'s size). ``min_spread``: the smallest
+    standard deviation (chromaticity levels, of 255) per axis, so a flat-lit seed does not make the model needle-thin. All
     False when there are fewer than :data:`MIN_SEED_PIXELS` seeds."""
     seeds, candidates = np.asarray(seeds, dtype=bool), np.asarray(candidates, dtype=bool)
     out = np.zeros(candidates.shape, dtype=bool)

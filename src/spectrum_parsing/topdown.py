@@ -24,7 +24,7 @@ never reported:
   leg; the pose gives the side); ``"pose"`` lets the pose name everything; ``"model"`` keeps the parser's labels.
 * **bare legs grown by skin colour** (``skin_colour``, on by default): the parser finds faces and arms on real
   photos far more often than bare legs. The person's own pixels it left unlabelled, near a leg's skeleton and of
-  the chroma of the skin it did find on that person (:mod:`.skin`), become that leg, unless a garment that
+  the chromaticity of the skin it did find on that person (:mod:`.skin`), become that leg, unless a garment that
   covers legs (:data:`LEG_GARMENTS`, scored hidden and kept out of the others' softmax) claims them.
 * **hands** carved from the arms around and beyond the wrist (:data:`DERIVED_PARTS`).
 * **geometric parts** (:data:`GEOMETRIC_PARTS`: PASCAL-Person-Part's head, torso, upper/lower arms and legs,
@@ -313,9 +313,9 @@ class TopDownConfig:
     fallback_score: float = 0.85
     fallback_share: float = 0.15
     # Bare skin the parser missed (legs, on real photos): the person's own unlabelled pixels within skin_radii
-    # capsule radii of a limb and skin_colour standard deviations of the chroma of the skin the parser found
+    # capsule radii of a limb and skin_colour standard deviations of the chromaticity of the skin the parser found
     # become that limb (0: off; benchmarks/bench_body_parts.py).
-    skin_colour: float = 2.0
+    skin_colour: float = 1.5
     skin_radii: float = 1.5
 
     def __post_init__(self) -> None:

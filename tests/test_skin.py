@@ -1,0 +1,31 @@
+"""Skin colour model (spectrum_parsing.skin)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spectrum_parsing.skin import MIN_SEED_PIXELS, chroma, skin_colour_mask
+
+
+def test_same_chroma_in_shadow_is_skin_other_colours_are_not():
+    image = np.zeros((20, 30, 3), np.uint8)
+    image[:, :10] = (220, 170, 140)  # lit skin: the seeds
+    image[:, 10:20] = (110, 85, 70)  # the same skin in shadow (half the light: same hue, lower luminance)
+    image[:, 20:] = (60, 90, 200)  # a blue shirt
+    seeds = np.zeros(image.shape[:2], bool)
+    seeds[:, :10] = True
+    candidates = ~seeds
+    found = skin_colour_mask(image, seeds, candidates)
+    assert found[:, 10:20].all() and not found[:, 20:].any() and not found[:, :10].any()  # only candidates
+
+
+def test_too_few_seeds_give_nothing():
+    image = np.full((10, 10, 3), 200, np.uint8)
+    seeds = np.zeros((10, 10), bool)
+    seeds.flat[: MIN_SEED_PIXELS - 1] = True
+    assert not skin_colour_mask(image, seeds, ~seeds).any()
+
+
+def test_chroma_of_grey_is_neutral():
+    grey = np.full((2, 2, 3), 77, np.uint8)
+    assert np.allclose(chroma(grey), 255.0 / 3, atol=0.01)  # a third of the light in each channel
