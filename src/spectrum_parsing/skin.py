@@ -3,8 +3,8 @@
 On real photos the parser finds a person's face and arms far more often than bare legs (it saw bare legs labelled
 on studio photos only), but a person's skin has one colour. :func:`skin_colour_mask` fits a Gaussian to the
 chromaticity (r, g: shading changes the intensity, not the proportions) of the skin the parser did find, and
-returns the candidate pixels within ``max_distance`` (Mahalanobis) of it. The caller chooses the candidates (the person's
-own pixels the parser left unlabelled, near a limb) and names what is returned by pose. Pure numpy.
+returns the candidate pixels within ``max_distance`` (Mahalanobis) of it. The caller chooses the candidates (the
+person's own pixels the parser left unlabelled, near a limb) and names what is returned by pose. Pure numpy.
 """
 
 from __future__ import annotations
@@ -28,19 +28,19 @@ def chroma(image: np.ndarray) -> np.ndarray:
 def skin_colour_mask(image: np.ndarray, seeds: np.ndarray, candidates: np.ndarray,
                      max_distance: float = 1.5, min_spread: float = 2.0) -> np.ndarray:
     """Bool (H, W): the ``candidates`` whose chromaticity lies within ``max_distance`` standard deviations
-    (Mahalanobis) of the chromaticity of the ``seeds`` (bool masks of ``image``'s size). ``min_spread``: the smallest
-    standard deviation (chromaticity levels, of 255) per axis, so a flat-lit seed does not make the model needle-thin. All
-    False when there are fewer than :data:`MIN_SEED_PIXELS` seeds."""
+    (Mahalanobis) of the chromaticity of the ``seeds`` (bool masks of ``image``'s size). ``min_spread``: the
+    smallest standard deviation (chromaticity levels, of 255) per axis, so a flat-lit seed does not make the model
+    needle-thin. All False when there are fewer than :data:`MIN_SEED_PIXELS` seeds."""
     seeds, candidates = np.asarray(seeds, dtype=bool), np.asarray(candidates, dtype=bool)
     out = np.zeros(candidates.shape, dtype=bool)
     if int(seeds.sum()) < MIN_SEED_PIXELS or not candidates.any():
         return out
-    cbcr = chroma(image)
-    sample = cbcr[seeds].astype(np.float64)
+    colour = chroma(image)
+    sample = colour[seeds].astype(np.float64)
     mean = sample.mean(0)
     cov = np.cov(sample, rowvar=False) + np.eye(2) * min_spread**2
     inverse = np.linalg.inv(cov)
-    diff = cbcr[candidates].astype(np.float64) - mean
+    diff = colour[candidates].astype(np.float64) - mean
     d2 = np.einsum("ni,ij,nj->n", diff, inverse, diff)
     out[candidates] = d2 <= max_distance**2
     return out
