@@ -1,10 +1,10 @@
 """Every person found: the person detector on its own, its variants side by side in one run.
 
     python benchmarks/bench_detectors.py                     # every row below, recorded in BENCHMARKS.md
-    python benchmarks/bench_detectors.py --rows today "scales=256+512" --no-record
+    python benchmarks/bench_detectors.py --rows today "extra_sizes=512,merge=oks" --no-record
 
-A row is ``NAME`` or ``option=value,...`` of :class:`~spectrum_parsing.persons.MoveNetDetector` (``scales`` as
-``256+512``); ``today`` is the shipped detector. For each row:
+A row is ``NAME`` or ``option=value,...`` of :class:`~spectrum_parsing.persons.MoveNetDetector` (``extra_sizes``
+as ``384+512``); ``today`` is the shipped detector. For each row:
 
 * ``cihp_dev`` (5 real CIHP photos, 2-7 people, per-person labels; validation only), CCP val copy-paste
   composites of 2-12 people (mixed sizes, people cut by the frame, occluding each other), and the bundled photos
@@ -38,20 +38,27 @@ ROWS = {"today": {}}
 
 
 def detector(row: str):
-    from spectrum_parsing.persons import MoveNetDetector
+    """The detector of a row: ``[+blazepose:]option=value,...`` (``+blazepose``: BlazePose's second opinion
+    merged, :class:`~spectrum_parsing.persons.MergedDetector`)."""
+    from spectrum_parsing.persons import BlazePoseDetector, MergedDetector, MoveNetDetector
 
+    second, row = row.startswith("+blazepose"), row.removeprefix("+blazepose").lstrip(":")
     options: dict = dict(ROWS.get(row, {}))
     if row not in ROWS:
         for item in filter(None, row.split(",")):
             key, _, value = item.partition("=")
             key, value = key.strip(), value.strip()
-            if key == "scales":
+            if key == "extra_sizes":
                 options[key] = tuple(int(v) for v in value.split("+"))
+            elif value.lower() in ("true", "false"):
+                options[key] = value.lower() == "true"
             else:
-                options[key] = {"true": True, "false": False}.get(value.lower())
-                if options[key] is None:
+                try:
                     options[key] = float(value) if "." in value else int(value)
-    return MoveNetDetector.from_pretrained(**options)
+                except ValueError:
+                    options[key] = value
+    movenet = MoveNetDetector.from_pretrained(**options)
+    return MergedDetector([movenet, BlazePoseDetector.from_pretrained()]) if second else movenet
 
 
 def person_boxes(masks: list[np.ndarray]) -> np.ndarray:

@@ -364,3 +364,35 @@ def test_pascal_person_part_preset_partitions_each_person_by_pose():
         covered = sum(int(part.mask.sum()) for part in person.parts)
         assert covered >= 0.95 * int(person.mask.sum())
     assert set(np.unique(result.label_map)) <= {0, *result.label_ids}
+
+
+def test_flip_test_time_augmentation_makes_parsing_mirror_symmetric(tiny_model_dir):
+    """With flip TTA a crop's scores are its own and its mirror's (mirrored back, left and right swapped), so
+    parsing the mirrored photo gives the mirrored label map with left and right swapped — exactly; without it the
+    tiny random model is not symmetric."""
+    from spectrum_parsing.persons import BoxDetector
+    from spectrum_parsing.topdown import TopDownConfig
+
+    image = np.asarray(Image.open(EXAMPLES / "selfie.jpg").convert("RGB").resize((64, 64)))
+    prompts = ["left shoe", "right shoe"]
+
+    def maps(flip: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, flip=flip,
+                                                person_detector=BoxDetector([[0, 0, 64, 64]]),
+                                                person_segmenter=lambda im, boxes: torch.ones(len(boxes), 64, 64),
+                                                top_down=TopDownConfig(margin=0.0))
+        a = pipe(image, prompts=prompts, ebp=False, score_threshold=0.0, background_threshold=0.0)
+        b = pipe(np.ascontiguousarray(image[:, ::-1]), prompts=prompts, ebp=False, score_threshold=0.0,
+                 background_threshold=0.0)
+        return a.label_map, b.label_map, a.labels
+
+    a, b, labels = maps(True)
+    left, right = labels.index("left shoe") + 1, labels.index("right shoe") + 1
+    swapped = a[:, ::-1].copy()
+    swapped[a[:, ::-1] == left], swapped[a[:, ::-1] == right] = right, left
+    assert (a > 0).mean() > 0.5 and {left, right} <= set(np.unique(a))
+    assert np.array_equal(b, swapped)
+    a, b, _ = maps(False)
+    swapped = a[:, ::-1].copy()
+    swapped[a[:, ::-1] == left], swapped[a[:, ::-1] == right] = right, left
+    assert not np.array_equal(b, swapped)

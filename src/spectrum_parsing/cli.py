@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .batch import EXPECTED_ERRORS, decode_row, expand_inputs, parse_rows, plan_images, summary_line
 from .configs import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
@@ -204,21 +204,24 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
     summary = parse_with_ray([p for p, _ in todo], out, args.model, options["call"], options["formats"],
                              batch_size=options["batch_size"], device=args.device, ray_address=args.ray_address,
                              image_size=args.image_size, names=names, pending=dict(todo),
-                             max_pixels=options["max_pixels"], mode=args.mode, person_masks=args.person_masks,
-                             detector=args.detector, body_parts=args.body_parts, competitors=args.competitors)
+                             max_pixels=options["max_pixels"], load_options=_load_options(args))
     print(shown(summary_line(out, summary["total"], summary["failed"], len(finished), len(refused))))
     for line in [*refused, *summary["failures"]]:
         print(f"  failed: {shown(line)}", file=sys.stderr)
     return 1 if summary["failures"] or refused else 0
 
 
+def _load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``SpectrumPipeline.from_pretrained`` that the people and naming options set."""
+    return {"mode": args.mode, "person_masks": args.person_masks, "detector": args.detector,
+            "body_parts": args.body_parts, "competitors": args.competitors, "flip": args.flip}
+
+
 def _settings(args: argparse.Namespace, options: dict) -> dict:
     """What decides an image's outputs besides the image: recorded in the manifest, compared on reruns."""
     call = options["call"]
     return {"model": str(Path(args.model).resolve()) if args.model and Path(args.model).exists() else args.model,
-            "onnx": args.onnx, "mode": args.mode, "person_masks": args.person_masks, "detector": args.detector,
-            "body_parts": args.body_parts, "competitors": args.competitors,
-            "image_size": args.image_size,
+            "onnx": args.onnx, **_load_options(args), "image_size": args.image_size,
             "prompts": call["prompts"], "preset": args.preset, "label_map": call["label_map"],
             "score_threshold": call["score_threshold"], "background_threshold": call["background_threshold"],
             "ebp": call["ebp"], "max_pixels": options["max_pixels"]}
@@ -295,9 +298,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
     if todo or videos:
         start = time.perf_counter()
         pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
-                                                max_pixels=options["max_pixels"], onnx=args.onnx, mode=args.mode,
-                                                person_masks=args.person_masks, detector=args.detector,
-                                                body_parts=args.body_parts, competitors=args.competitors)
+                                                max_pixels=options["max_pixels"], onnx=args.onnx,
+                                                **_load_options(args))
         print(f"loaded model {model_display_name(args.model)} in {time.perf_counter() - start:.1f}s",
               file=sys.stderr)
         call = options["call"]
@@ -403,9 +405,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     # The pipeline `spectrum parse` builds (same detector, crops, person masks); --mode whole-image runs only
     # its model (and, for the instance protocol, its bottom-up grouping).
     pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
-                                            mode="bottom-up" if args.mode == "whole-image" else "top-down",
-                                            person_masks=args.person_masks, detector=args.detector,
-                                            body_parts=args.body_parts, competitors=args.competitors)
+                                            **{**_load_options(args),
+                                               "mode": "bottom-up" if args.mode == "whole-image" else "top-down"})
     dataset = open_dataset(args.dataset, split=args.split)
     config = EvalConfig(protocol=args.protocol, mode="whole-image" if args.mode == "whole-image" else "pipeline",
                         limit=args.limit, withheld=list(pipe.model.config.withheld),
@@ -435,9 +436,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                               max_pixels=args.max_pixels, model_name=model_display_name(args.model))
     start = time.perf_counter()
     pipe = SpectrumPipeline.from_pretrained(args.model, device=_device(args.device), image_size=args.image_size,
-                                            mode=args.mode, person_masks=args.person_masks,
-                                            detector=args.detector, body_parts=args.body_parts,
-                                            competitors=args.competitors)
+                                            **_load_options(args))
     print(f"loaded model {settings.model_name} in {time.perf_counter() - start:.1f}s; "
           f"serving on http://{args.host}:{args.port}", file=sys.stderr)
     try:
@@ -468,6 +467,9 @@ def _add_naming_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--competitors", action="store_true",
                         help="top-down: known categories of other groups compete, hidden, with the prompts (absent "
                              "prompts stay emptier; costs part AP on real photos, see the README)")
+    parser.add_argument("--flip", action="store_true",
+                        help="top-down: flip test-time augmentation, each crop also parsed mirrored (better body "
+                             "parts on real photos, twice the parser's time; see the README)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -89,9 +89,8 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
                    formats: Sequence[str], num_actors: int | None = None, batch_size: int = 1, device: str = "auto",
                    ray_address: str | None = None, image_size: int | None = None,
                    names: Mapping[Path, str] | None = None, pending: Mapping[Path, Sequence[str]] | None = None,
-                   max_pixels: int | None = DEFAULT_MAX_PIXELS, mode: str | None = None,
-                   person_masks: str | None = None, detector: str | None = None,
-                   body_parts: str | None = None, competitors: bool | None = None) -> dict[str, Any]:
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                   load_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Parse image files on Ray and write ``formats`` into ``out_dir`` exactly as the local engine does.
 
     ``call_kwargs``: keyword arguments of :meth:`SpectrumPipeline.__call__` (prompts, score_threshold, preset...).
@@ -99,9 +98,9 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
     CUDA. ``ray_address``: connect to that cluster; otherwise the running Ray instance, or a new local one (shut
     down at the end only if started here). ``names``: output name per input (default: unique stems, see
     :func:`~spectrum_parsing.writers.output_names`); ``pending``: the formats still to write per input (default
-    ``formats``). ``max_pixels``: larger images fail (see :mod:`~spectrum_parsing.images`). ``mode``,
-    ``person_masks``, ``detector``, ``body_parts``, ``competitors``: as in :meth:`SpectrumPipeline.from_pretrained`
-    (default: its defaults).
+    ``formats``). ``max_pixels``: larger images fail (see :mod:`~spectrum_parsing.images`). ``load_options``:
+    more keyword arguments of :meth:`SpectrumPipeline.from_pretrained` (``mode``, ``person_masks``, ``detector``,
+    ``body_parts``, ``competitors``, ``flip``; None values are left out: its defaults).
     Returns ``{"total", "done", "failed", "failures"}`` in input order.
     """
     from .video import is_video
@@ -132,11 +131,8 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
         names = dict(names) if names is not None else output_names(paths)
         items = [{"index": i, "path": str(p.resolve()), "name": names[p], "max_pixels": max_pixels,
                   "formats": ",".join(pending[p] if pending is not None else formats)} for i, p in enumerate(paths)]
-        load_kwargs = {"image_size": image_size, **({"mode": mode} if mode else {}),
-                       **({"person_masks": person_masks} if person_masks else {}),
-                       **({"detector": detector} if detector else {}),
-                       **({"body_parts": body_parts} if body_parts else {}),
-                       **({"competitors": competitors} if competitors is not None else {})}
+        load_kwargs = {"image_size": image_size,
+                       **{k: v for k, v in (load_options or {}).items() if v is not None}}
         actor_args = (model, "cuda" if gpu and device == "auto" else device, load_kwargs, dict(call_kwargs),
                       list(formats), str(out.resolve()))
         dataset = (ray.data.from_items(items, override_num_blocks=min(len(items), 4 * num_actors))

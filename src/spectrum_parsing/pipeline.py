@@ -157,14 +157,15 @@ class SpectrumPipeline:
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, device: str | torch.device | None = None,
                         image_size: int | None = None, mode: str = DEFAULT_MODE,
                         person_masks: str | None = None, detector: str = "movenet", *,
-                        body_parts: str | None = None, competitors: bool | None = None, **kwargs: Any
+                        body_parts: str | None = None, competitors: bool | None = None, flip: bool | None = None,
+                        **kwargs: Any
                         ) -> SpectrumPipeline:
         """Load a model directory or hub id; ``None`` loads the embedded default model (offline).
 
         ``mode="top-down"`` (default) also loads an embedded person detector — ``detector="movenet"``
         (MoveNet-MultiPose, default) or ``"blazepose"`` (BlazePose's pose detector + landmarks) — and, for
         ``person_masks="blazepose"`` (default), BlazePose's segmentation. ``body_parts`` (``"sides"``, default,
-        ``"pose"`` or ``"model"``) and ``competitors`` set those :class:`~.topdown.TopDownConfig` fields.
+        ``"pose"`` or ``"model"``), ``competitors`` and ``flip`` set those :class:`~.topdown.TopDownConfig` fields.
         ``kwargs``: ``max_pixels``,
         ``work_pixels``, ``onnx``, ``person_detector`` (any :class:`~.persons.PersonDetector`, instead of
         ``detector``), ``top_down`` (see the constructor)."""
@@ -181,7 +182,7 @@ class SpectrumPipeline:
             source = embedded
         top_down = kwargs.pop("top_down", None) or TopDownConfig()
         changes = {k: v for k, v in (("person_masks", person_masks), ("body_parts", body_parts),
-                                     ("competitors", competitors)) if v is not None}
+                                     ("competitors", competitors), ("flip", flip)) if v is not None}
         top_down = dataclasses.replace(top_down, **changes) if changes else top_down
         if mode == "top-down":
             if "person_detector" not in kwargs:
@@ -326,7 +327,16 @@ class SpectrumPipeline:
         plan = self.plan(scored)
 
         def predict(crops: Sequence[np.ndarray]) -> list[torch.Tensor]:
-            return self.predict_scores(crops, plan.scored, plan.pooled, plan.aside)
+            scores = self.predict_scores(crops, plan.scored, plan.pooled, plan.aside)
+            if not self.top_down.flip:
+                return scores
+            # Flip test-time augmentation: the mirrored crops' scores, mirrored back with left and right swapped.
+            mirrored = self.predict_scores([np.ascontiguousarray(c[:, ::-1]) for c in crops], plan.scored,
+                                           plan.pooled, plan.aside)
+            swap = list(range(len(plan.prompts)))
+            for left, right in vocabulary.side_pairs(plan.prompts):
+                swap[left], swap[right] = right, left
+            return [(s + m.flip(-1)[swap]) / 2 for s, m in zip(scores, mirrored)]
 
         return parse_top_down(array, detections, predict, plan, person_index, self.top_down, person_probs=probs,
                               threshold=options.score_threshold, background_threshold=options.background_threshold)

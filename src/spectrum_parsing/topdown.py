@@ -317,6 +317,9 @@ class TopDownConfig:
     # become that limb (0: off; benchmarks/bench_body_parts.py).
     skin_colour: float = 1.5
     skin_radii: float = 1.5
+    # Flip test-time augmentation: each crop is parsed mirrored too and the scores averaged, left and right
+    # swapped (as SCHP evaluates); twice the parser's time (benchmarks/bench_body_parts.py).
+    flip: bool = False
 
     def __post_init__(self) -> None:
         if self.person_masks not in PERSON_MASK_SOURCES:

@@ -1,16 +1,18 @@
-"""Person instances for top-down parsing: detectors (MoveNet-MultiPose, BlazePose, fixed boxes), BlazePose person
-masks, and the TF.js graph port they run on."""
+"""Person instances for top-down parsing: detectors (MoveNet-MultiPose, BlazePose, fixed boxes, several merged),
+BlazePose person masks, and the TF.js graph port they run on."""
 
 from .blazepose import BlazePoseDetector, BlazePoseSegmenter
+from .merged import MergedDetector
 from .movenet import MoveNetDetector, accept_people
 from .tfgraph import TFGraphModule, load_graph_model, read_tfjs_graph, save_graph_model
-from .types import KEYPOINT_NAMES, BoxDetector, PersonDetections, PersonDetector, box_iou
+from .types import KEYPOINT_NAMES, BoxDetector, PersonDetections, PersonDetector, box_iou, nms_oks, oks
 
 __all__ = [
     "KEYPOINT_NAMES",
     "BlazePoseDetector",
     "BlazePoseSegmenter",
     "BoxDetector",
+    "MergedDetector",
     "MoveNetDetector",
     "PersonDetections",
     "PersonDetector",
@@ -18,6 +20,8 @@ __all__ = [
     "accept_people",
     "box_iou",
     "load_graph_model",
+    "nms_oks",
+    "oks",
     "read_tfjs_graph",
     "save_graph_model",
 ]

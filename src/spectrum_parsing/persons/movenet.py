@@ -11,7 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from .tfgraph import TFGraphModule, load_graph_model
-from .types import WEIGHTS_DIR, PersonDetections, nms
+from .types import WEIGHTS_DIR, PersonDetections, nms, nms_oks
 
 __all__ = ["MoveNetDetector", "accept_people"]
 
@@ -33,12 +33,27 @@ def _tiles(height: int, width: int, full: bool) -> list[tuple[int, int, int, int
     return tiles
 
 
+BORDER_MARGIN = 0.02
+"""A box within this share of the image's side from an edge touches the border (the person is cut by the frame)."""
+
+
 def accept_people(dets: PersonDetections, score_threshold: float, min_keypoints: int,
-                  keypoint_threshold: float = 0.3) -> PersonDetections:
+                  keypoint_threshold: float = 0.3, size: tuple[int, int] | None = None,
+                  border_keypoints: int | None = None) -> PersonDetections:
     """The detections :class:`MoveNetDetector` keeps: person score >= ``score_threshold`` and at least
-    ``min_keypoints`` keypoints scored >= ``keypoint_threshold`` (order kept)."""
-    confident = (dets.keypoints[..., 2] >= keypoint_threshold).sum(1)
-    return dets.select(np.nonzero((dets.scores >= score_threshold) & (confident >= min_keypoints))[0])
+    ``min_keypoints`` keypoints scored >= ``keypoint_threshold`` (order kept). With the image ``size`` (H, W)
+    and ``border_keypoints``, a person whose box touches the border (cut by the frame) needs only that many, when
+    they include a shoulder and two head keypoints (head and shoulders: a garment on a bed has neither)."""
+    confident = dets.keypoints[..., 2] >= keypoint_threshold
+    enough = confident.sum(1) >= min_keypoints
+    if size is not None and border_keypoints is not None and len(dets):
+        h, w = size
+        b = dets.boxes
+        touches = ((b[:, 0] <= BORDER_MARGIN * w) | (b[:, 1] <= BORDER_MARGIN * h)
+                   | (b[:, 2] >= (1 - BORDER_MARGIN) * w) | (b[:, 3] >= (1 - BORDER_MARGIN) * h))
+        head_and_shoulders = (confident[:, :5].sum(1) >= 2) & confident[:, 5:7].any(1)
+        enough |= touches & head_and_shoulders & (confident.sum(1) >= border_keypoints)
+    return dets.select(np.nonzero((dets.scores >= score_threshold) & enough)[0])
 
 
 class MoveNetDetector:
@@ -58,9 +73,15 @@ class MoveNetDetector:
 
     def __init__(self, graph: TFGraphModule, input_size: int = 256, score_threshold: float = 0.15,
                  min_keypoints: int = 7, keypoint_threshold: float = 0.3, tile: bool = True,
-                 nms_iou: float = 0.5) -> None:
-        if input_size < 64 or input_size % 32:
-            raise ValueError(f"input_size must be a multiple of 32 and >= 64, got {input_size}")
+                 nms_iou: float = 0.5, extra_sizes: tuple[int, ...] = (), merge: str = "box",
+                 border_keypoints: int | None = None) -> None:
+        for size in (input_size, *extra_sizes):
+            if size < 64 or size % 32:
+                raise ValueError(f"each input size must be a multiple of 32 and >= 64, got {size}")
+        if merge not in ("box", "oks"):
+            raise ValueError(f"merge must be 'box' or 'oks', got {merge!r}")
+        if border_keypoints is not None and not 1 <= border_keypoints <= 17:
+            raise ValueError(f"border_keypoints must be in [1, 17], got {border_keypoints}")
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         self.graph = graph.eval()
@@ -70,6 +91,9 @@ class MoveNetDetector:
         self.keypoint_threshold = keypoint_threshold
         self.tile = tile
         self.nms_iou = nms_iou
+        self.extra_sizes = tuple(int(v) for v in extra_sizes)
+        self.merge = merge
+        self.border_keypoints = border_keypoints
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, **kwargs: object) -> MoveNetDetector:
@@ -81,9 +105,13 @@ class MoveNetDetector:
         return self
 
     @torch.no_grad()
-    def _single_pass(self, image: np.ndarray) -> PersonDetections:
+    def _single_pass(self, image: np.ndarray, size: int | None = None,
+                     offset: tuple[int, int] = (0, 0)) -> PersonDetections:
+        """MoveNet's candidates on ``image`` resized to ``size`` on the long side (default ``input_size``), by
+        descending score, in the coordinates of an image whose top-left corner is ``offset`` (x, y) before it;
+        not yet accepted."""
         h, w = image.shape[:2]
-        scale = self.input_size / max(h, w)
+        scale = (size or self.input_size) / max(h, w)
         th = max(32, int(round(h * scale / 32)) * 32)
         tw = max(32, int(round(w * scale / 32)) * 32)
         device = next(iter(self.graph.buffers())).device
@@ -92,31 +120,34 @@ class MoveNetDetector:
         x = x.round().clamp(0, 255).to(torch.int32).permute(0, 2, 3, 1).contiguous()
         out = self.graph(x)[self.graph.spec.outputs.get("output_0", "Identity")][0].float().cpu().numpy()
         kpts = out[:, :51].reshape(-1, 17, 3)
-        keypoints = np.stack([kpts[..., 1] * w, kpts[..., 0] * h, kpts[..., 2]], axis=-1)
-        boxes = np.stack([out[:, 52] * w, out[:, 51] * h, out[:, 54] * w, out[:, 53] * h], axis=-1)
+        x0, y0 = offset
+        keypoints = np.stack([kpts[..., 1] * w + x0, kpts[..., 0] * h + y0, kpts[..., 2]], axis=-1)
+        boxes = np.stack([out[:, 52] * w + x0, out[:, 51] * h + y0, out[:, 54] * w + x0, out[:, 53] * h + y0],
+                         axis=-1)
         order = np.argsort(-out[:, 55], kind="stable")
-        found = PersonDetections(boxes, out[:, 55], keypoints).select(order)
-        return accept_people(found, self.score_threshold, self.min_keypoints, self.keypoint_threshold)
+        return PersonDetections(boxes, out[:, 55], keypoints).select(order)
+
+    def _accept(self, dets: PersonDetections, size: tuple[int, int]) -> PersonDetections:
+        return accept_people(dets, self.score_threshold, self.min_keypoints, self.keypoint_threshold, size,
+                             self.border_keypoints)
 
     def __call__(self, image: np.ndarray) -> PersonDetections:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
-        found = self._single_pass(image)
         h, w = image.shape[:2]
-        tiles = _tiles(h, w, full=len(found) >= self.MAX_PEOPLE) if self.tile else []
-        if not tiles:
-            return found
-        parts = [found]
+        found = self._accept(self._single_pass(image), (h, w))
+        parts = [found, *(self._accept(self._single_pass(image, size), (h, w)) for size in self.extra_sizes)]
+        tiles = _tiles(h, w, full=max(len(p) for p in parts) >= self.MAX_PEOPLE) if self.tile else []
         for x0, y0, x1, y1 in tiles:
-            tile = self._single_pass(image[y0:y1, x0:x1])
-            tile.boxes += np.array([x0, y0, x0, y0], dtype=np.float32)
-            if tile.keypoints is not None:
-                tile.keypoints[..., :2] += np.array([x0, y0], dtype=np.float32)
-            parts.append(tile)
+            parts.append(self._accept(self._single_pass(image[y0:y1, x0:x1], offset=(x0, y0)), (h, w)))
+        if len(parts) == 1:
+            return found
         merged = PersonDetections(np.concatenate([p.boxes for p in parts]),
                                   np.concatenate([p.scores for p in parts]),
                                   np.concatenate([p.keypoints for p in parts]))
+        if self.merge == "oks":
+            return nms_oks(merged, iou=self.nms_iou, keypoint_threshold=self.keypoint_threshold)
         return nms(merged, self.nms_iou)
 
 

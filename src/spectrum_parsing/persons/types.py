@@ -10,7 +10,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["KEYPOINT_NAMES", "WEIGHTS_DIR", "BoxDetector", "PersonDetections", "PersonDetector", "box_iou", "nms"]
+__all__ = ["KEYPOINT_NAMES", "OKS_SIGMAS", "WEIGHTS_DIR", "BoxDetector", "PersonDetections", "PersonDetector",
+           "box_iou", "nms", "nms_oks", "oks"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
@@ -84,6 +85,53 @@ def nms(dets: PersonDetections, iou: float, containment: float = 0.8) -> PersonD
     keep: list[int] = []
     for i in order:
         if all(overlaps[i, j] <= iou and contained[i, j] <= containment for j in keep):
+            keep.append(int(i))
+    return dets.select(keep)
+
+
+OKS_SIGMAS = np.array([0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107,
+                       0.087, 0.087, 0.089, 0.089])
+"""COCO's per-keypoint falloffs (the spread of human annotators), for object keypoint similarity."""
+
+
+def oks(dets: PersonDetections, threshold: float = 0.3, min_shared: int = 3) -> np.ndarray:
+    """(N, N) object keypoint similarity of every two detections (COCO's formula over the keypoints both hold
+    with score >= ``threshold``, the larger box's area as the object's scale); NaN where they share fewer than
+    ``min_shared`` such keypoints (too little to tell)."""
+    n = len(dets)
+    out = np.full((n, n), np.nan)
+    if dets.keypoints is None or n == 0 or dets.keypoints.shape[1] != len(OKS_SIGMAS):
+        return out
+    xy, ok = dets.keypoints[..., :2].astype(np.float64), dets.keypoints[..., 2] >= threshold
+    b = dets.boxes.astype(np.float64)
+    area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1.0)
+    d2 = ((xy[:, None] - xy[None]) ** 2).sum(-1)  # (N, N, 17)
+    scale = np.maximum(area[:, None], area[None, :])[..., None]
+    sim = np.exp(-d2 / (2 * scale * (2 * OKS_SIGMAS) ** 2))
+    shared = ok[:, None] & ok[None]
+    count = shared.sum(-1)
+    with np.errstate(invalid="ignore"):
+        out = np.where(count >= min_shared, (sim * shared).sum(-1) / np.maximum(count, 1), np.nan)
+    return out
+
+
+def nms_oks(dets: PersonDetections, oks_threshold: float = 0.5, iou: float = 0.5, containment: float = 0.8,
+            keypoint_threshold: float = 0.3) -> PersonDetections:
+    """Greedy NMS by score where two detections are one person when their keypoints agree (:func:`oks` above
+    ``oks_threshold``); where they share too few confident keypoints to tell, the box rule of :func:`nms`. Two
+    people standing close (boxes overlapping, keypoints apart) both survive; one person found at two scales or in
+    two tiles (keypoints together) is kept once."""
+    order = np.argsort(-dets.scores, kind="stable")
+    b = dets.boxes.astype(np.float64)
+    area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
+    overlaps = box_iou(b, b)
+    inter = overlaps * (area[:, None] + area[None, :]) / (1 + overlaps)
+    contained = inter / np.minimum(area[:, None], area[None, :])
+    similar = oks(dets, keypoint_threshold)
+    same = np.where(np.isnan(similar), (overlaps > iou) | (contained > containment), similar > oks_threshold)
+    keep: list[int] = []
+    for i in order:
+        if not any(same[i, j] for j in keep):
             keep.append(int(i))
     return dets.select(keep)
 
