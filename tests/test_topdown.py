@@ -210,3 +210,68 @@ def test_bare_legs_the_parser_missed_grow_from_the_persons_own_skin_colour():
     assert grown["left leg"].sum() > 0.8 * (shins & (xs > 100)).sum()
     assert not grown["left leg"][body].any() and not grown["right leg"][body].any()  # not the trousers or print
     assert "left leg" not in parts(0.0)  # off: the parser's labels only
+
+
+def _parse(prompts: list[str], paint, detections: PersonDetections, h: int = 300, w: int = 200,
+           person_probs: torch.Tensor | None = None, **config) -> list:
+    """Persons of a top-down parse whose fake parser's scores are painted by ``paint(scores, plan)`` on the whole
+    image (each crop is cut from it)."""
+    plan = plan_prompts(prompts)
+    regions = []
+
+    def predict(crops):
+        full = torch.zeros(len(plan.prompts), h, w)
+        full[plan.prompts.index("person")] = 1.0
+        paint(full, plan)
+        from spectrum_parsing.topdown import crop_regions
+
+        regions[:] = crop_regions(detections, h, w, 0.0)
+        return [full[:, y0:y1, x0:x1] for x0, y0, x1, y1 in regions]
+
+    options = {"margin": 0.0, "person_masks": "parser" if person_probs is None else "blazepose",
+               "min_part_pixels": 1, "skin_colour": 0.0, **config}
+    persons, _ = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predict, plan, prompts.index("person"),
+                                TopDownConfig(**options), person_probs=person_probs)
+    return persons
+
+
+def test_a_face_far_from_the_head_is_not_a_face_and_a_fist_called_hair_is_an_arm():
+    """A skin blob the parser calls face in the crop's corner (2.8 face radii from this person's head, near no
+    limb: a neighbour's fist) is dropped rather than named face; a blob called hair around the raised left wrist
+    is the left arm."""
+    keypoints = _figure()  # left fist raised beside the head at (140, 25), elbow (140, 55)
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=keypoints[None])
+    ys, xs = np.mgrid[:300, :200]
+
+    def paint(scores, plan):
+        scores[plan.prompts.index("face")][torch.from_numpy((xs - 100) ** 2 + (ys - 40) ** 2 < 12 ** 2)] = 0.9
+        scores[plan.prompts.index("face")][torch.from_numpy((xs - 50) ** 2 + (ys - 18) ** 2 < 5 ** 2)] = 0.9
+        scores[plan.prompts.index("hair")][torch.from_numpy((xs - 100) ** 2 + (ys - 28) ** 2 < 6 ** 2)] = 0.9
+        scores[plan.prompts.index("hair")][torch.from_numpy((xs - 141) ** 2 + (ys - 18) ** 2 < 5 ** 2)] = 0.9
+
+    persons = _parse(["hair", "face", "left arm", "right arm", "left leg", "right leg", "person"], paint,
+                     detections)
+    parts = {p.label: p.mask.numpy() for p in persons[0].parts}
+    assert parts["face"][40, 100] and not any(m[18, 50] for m in parts.values())  # the far "face" is dropped
+    assert parts["left arm"][18, 141] and parts["hair"][28, 100]  # the fist is an arm; real hair stays hair
+
+
+def test_a_persons_own_hand_is_its_own_where_a_neighbours_mask_is_as_sure():
+    """Two people whose masks are both certain over B's hand hanging at A's hip: B (scored lower, so it would
+    lose the tie) owns the pixels around its own wrist."""
+    h, w = 300, 300
+    a, b = _figure(), _figure()
+    b[:, 0] += 90  # B stands 90 px to the right; its right wrist hangs at (150, 155), inside A's mask
+    detections = PersonDetections(boxes=[[40, 10, 160, 295], [130, 10, 250, 295]], scores=[0.9, 0.8],
+                                  keypoints=np.stack([a, b]))
+    probs = torch.zeros(2, h, w)
+    probs[0, 10:295, 40:170] = 1.0
+    probs[1, 10:295, 130:250] = 1.0
+
+    def paint(scores, plan):
+        scores[plan.prompts.index("shirt"), 10:295, 40:250] = 0.9
+
+    persons = _parse(["shirt", "person"], paint, detections, h, w, person_probs=probs)
+    owner = {p.id: p.mask.numpy() for p in persons}
+    assert owner[1][160, 150] and not owner[0][160, 150]  # B's hand
+    assert owner[0][100, 150] and not owner[1][100, 150]  # elsewhere in the overlap the tie goes to A

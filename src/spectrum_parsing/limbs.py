@@ -15,7 +15,7 @@ imports nothing of the package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -194,8 +194,10 @@ HAND_REACH = 0.9
 
 
 def hand_zone(shape: tuple[int, int], wrist: np.ndarray, elbow: np.ndarray, back: float,
-              origin: tuple[float, float] = (0.0, 0.0), min_length: float = 0.0) -> np.ndarray:
-    """Bool ``shape`` mask of where a hand can be: within :data:`HAND_REACH` forearm lengths of the ``wrist``
+              origin: tuple[float, float] = (0.0, 0.0), min_length: float = 0.0,
+              reach: float = HAND_REACH) -> np.ndarray:
+    """Bool ``shape`` mask of where a hand can be: within ``reach`` (:data:`HAND_REACH`) forearm lengths of the
+    ``wrist``
     (x, y) and at most ``back`` forearm lengths behind it towards the ``elbow`` (LIP counts the hand as arm;
     this carves it out). ``origin``: the mask's top-left corner in the keypoints' coordinates; the forearm
     counts as at least ``min_length`` pixels long."""
@@ -204,7 +206,7 @@ def hand_zone(shape: tuple[int, int], wrist: np.ndarray, elbow: np.ndarray, back
     length = max(float(np.hypot(wx - ex, wy - ey)), min_length)
     ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
     along = ((xs - wx) * (wx - ex) + (ys - wy) * (wy - ey)) / length**2
-    return (along > -back) & (np.hypot(xs - wx, ys - wy) < HAND_REACH * length)
+    return (along > -back) & (np.hypot(xs - wx, ys - wy) < reach * length)
 
 
 def _segment_distance(xs: np.ndarray, ys: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -218,20 +220,21 @@ def _segment_distance(xs: np.ndarray, ys: np.ndarray, p: np.ndarray, q: np.ndarr
 
 def split_by_limbs(mask: np.ndarray, keypoints: np.ndarray, threshold: float = 0.3, max_radii: float = 4.0,
                    regions: Sequence[str] = REGIONS, origin: tuple[float, float] = (0.0, 0.0),
-                   component_majority: float = 1.0) -> np.ndarray:
+                   component_majority: float = 1.0, reach: Mapping[str, float] | None = None) -> np.ndarray:
     """Assign every pixel of ``mask`` (bool (H, W)) to a body region by the person's ``keypoints`` ((17, 3)
     ``x, y, score`` in pixels; ``origin`` is the mask's top-left corner in those coordinates).
 
     Returns an int16 (H, W) map: ``-1`` outside ``mask``, ``k`` for ``regions[k]`` (a subset of
     :data:`REGIONS`, in any order), ``len(regions)`` for mask pixels no region claims (no confident keypoints
-    for any of them, or farther than ``max_radii`` radii from all).
+    for any of them, or farther than ``max_radii`` radii from all; ``reach``: a nearer limit for some regions,
+    in their radii).
     """
     unknown = sorted(set(regions) - set(REGIONS))
     if unknown:
         raise ValueError(f"unknown region(s) {unknown}; known: {', '.join(REGIONS)}")
     capsules, scale = region_capsules(keypoints, threshold)
     out = _nearest_capsule(mask, capsules, {name: RADII[name] for name in regions}, scale, regions, origin,
-                           max_radii)
+                           max_radii, reach)
     if component_majority < 1.0:
         _component_vote(out, len(regions), component_majority)
     return out
@@ -289,9 +292,11 @@ def _inside_polygon(xs: np.ndarray, ys: np.ndarray, polygon: np.ndarray) -> np.n
 
 def _nearest_capsule(mask: np.ndarray, capsules: dict[str, list[tuple[np.ndarray, np.ndarray]]],
                      radii: dict[str, float], scale: float | None, names: Sequence[str],
-                     origin: tuple[float, float], max_radii: float) -> np.ndarray:
+                     origin: tuple[float, float], max_radii: float,
+                     reach: Mapping[str, float] | None = None) -> np.ndarray:
     """Each ``mask`` pixel's nearest of the ``names``' capsules, in capsule radii (``radii`` x ``scale``);
-    ``len(names)`` beyond ``max_radii`` of all, ``-1`` outside the mask."""
+    ``len(names)`` beyond ``max_radii`` of all (or beyond its nearest region's ``reach``), ``-1`` outside the
+    mask."""
     mask = np.asarray(mask, dtype=bool)
     out = np.full(mask.shape, -1, dtype=np.int16)
     ys, xs = np.nonzero(mask)
@@ -309,6 +314,9 @@ def _nearest_capsule(mask: np.ndarray, capsules: dict[str, list[tuple[np.ndarray
             best[closer] = dist[closer]
             label[closer] = k
     label[best > max_radii] = len(names)
+    for k, name in enumerate(names):
+        if reach and name in reach:
+            label[(label == k) & (best > reach[name])] = len(names)
     out[ys, xs] = label
     return out
 

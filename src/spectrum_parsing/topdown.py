@@ -76,6 +76,11 @@ LEG_GARMENTS = ("pants", "shorts", "skirt", "dress", "socks", "shoes")
 GUARD_SCORE = 0.4
 MIN_GROWN_PIECE = 0.02
 """Skin grown by colour comes in connected pieces of at least this share of the person's size squared."""
+HAND_SHARE = 0.6
+"""A piece labelled hair or a leg with this share of it in a hand's zone is that hand."""
+FACE_REACH = 2.0
+"""Bare skin farther than this many face radii from the person's head keypoints is not its face (a neighbour's
+raised fist inside the crop, which the parser calls a face, is left unlabelled rather than named face)."""
 SKIN_COMPONENT_MAJORITY = 0.6
 """A connected piece of bare skin goes whole to the region claiming this share of it (as the label engine)."""
 
@@ -209,8 +214,12 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
     regions = list(dict.fromkeys(plan.body.values()))
     target = {name: i for i, name in plan.body.items()}
     split = torch.from_numpy(split_by_limbs(mask.numpy(), keypoints, threshold=threshold, regions=regions,
-                                            origin=origin, component_majority=SKIN_COMPONENT_MAJORITY))
+                                            origin=origin, component_majority=SKIN_COMPONENT_MAJORITY,
+                                            reach={"face": FACE_REACH}))
     before = labels.clone()
+    face = [i for i, name in plan.body.items() if name == "face"]
+    if face and (keypoints[:5, 2] >= threshold).any():  # a "face" far from this person's head is not its face
+        labels[(split == len(regions)) & (before == face[0] + 1)] = 0
     for k, name in enumerate(regions):
         claimed = split == k
         if plan.sides_only:  # the parser's arm or leg stays that limb; the pose gives its side
@@ -219,6 +228,35 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
                 if other != "face" and other.split()[-1] != kind:
                     claimed &= before != i + 1
         labels[claimed] = target[name] + 1
+
+
+def _misnamed_hands(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | None,
+                    origin: tuple[int, int], threshold: float) -> None:
+    """In crop-local ``labels``: a connected piece the parser called hair or a leg that lies mostly
+    (:data:`HAND_SHARE`) in the zone of one of the person's hands — a raised fist against the sky called hair, a
+    hand hanging at the hip called a leg — becomes that arm (in place)."""
+    if keypoints is None:
+        return
+    arms = {name: i for i, name in plan.body.items() if name in ("left arm", "right arm")}
+    sources = [i for i, p in enumerate(plan.prompts)
+               if vocabulary.canonical_name(p) in ("hair", "left leg", "right leg") and i not in plan.hidden]
+    if not sources or not arms:
+        return
+    zones = {}
+    for name, (wrist, elbow) in (("left arm", (9, 7)), ("right arm", (10, 8))):
+        w, e = keypoints[wrist], keypoints[elbow]
+        if name in arms and min(w[2], e[2]) >= threshold and float(np.hypot(*(w[:2] - e[:2]))) >= 3:
+            zones[name] = hand_zone(tuple(labels.shape), w[:2], e[:2], back=0.15, origin=origin)
+    for source in sources:
+        pieces, count = ndimage.label((labels == source + 1).numpy())
+        if count == 0:
+            continue
+        sizes = np.bincount(pieces.ravel(), minlength=count + 1)
+        for name, zone in zones.items():
+            inside = np.bincount(pieces[zone], minlength=count + 1)
+            hands = np.nonzero(inside[1:] >= HAND_SHARE * sizes[1:])[0] + 1
+            if len(hands):
+                labels[torch.from_numpy(np.isin(pieces, hands))] = arms[name] + 1
 
 
 def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, crop: np.ndarray, person: torch.Tensor,
@@ -235,6 +273,10 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
     for i in plan.skin:
         seeds |= labels == i + 1
     candidates = (labels == 0) & (person > 0.5)
+    for wrist, elbow in ((9, 7), (10, 8)):  # hands are arms: skin grows into legs only
+        w, e = keypoints[wrist], keypoints[elbow]
+        if min(w[2], e[2]) >= threshold and float(np.hypot(*(w[:2] - e[:2]))) >= 3:
+            candidates &= ~torch.from_numpy(hand_zone(tuple(labels.shape), w[:2], e[:2], back=0.15, origin=origin))
     if plan.guards:
         candidates &= scores[plan.guards].amax(0) < GUARD_SCORE
     if not bool(candidates.any()):
@@ -278,6 +320,31 @@ def _split_segments(labels: torch.Tensor, best: torch.Tensor, person: torch.Tens
             claimed |= split == SEGMENTS.index(segment)
         labels[claimed] = index + 1
         best[claimed] = person[claimed]
+
+
+OWN_HAND_REACH = 0.6
+"""Ownership: a person's pixels within this many forearm lengths past its own confident wrist are its hand."""
+
+
+def _own_hands(probs: torch.Tensor, keypoints: np.ndarray | None, origin: tuple[int, int],
+               threshold: float) -> torch.Tensor:
+    """Ownership scores of a crop: the person probabilities, raised above 1 (1 + probability) on the person's own
+    hands — around each confident wrist (:data:`OWN_HAND_REACH` forearm lengths past it, 0.4 behind it), where a
+    person is seen at all (> 0.2) — so a hand hanging against a neighbour's hip, where both masks are certain,
+    stays its owner's."""
+    if keypoints is None:
+        return probs
+    out = probs
+    for wrist, elbow in ((9, 7), (10, 8)):
+        w, e = keypoints[wrist], keypoints[elbow]
+        if min(w[2], e[2]) < threshold or float(np.hypot(*(w[:2] - e[:2]))) < 3:
+            continue
+        zone = torch.from_numpy(hand_zone(tuple(probs.shape), w[:2], e[:2], back=0.4, origin=origin,
+                                          reach=OWN_HAND_REACH)) & (probs > 0.2) & (probs <= 1.0)
+        if bool(zone.any()):
+            out = out.clone() if out is probs else out
+            out[zone] = 1.0 + out[zone]
+    return out
 
 
 def _carve(labels: torch.Tensor, source: int, target: int, keypoints: np.ndarray | None, origin: tuple[int, int],
@@ -391,7 +458,9 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         labels, best = SpectrumImageProcessor.label_map(scores, columns, background_threshold)
         keypoints = None if detections.keypoints is None else detections.keypoints[k]
         probs = (scores[person_index] if person_probs is None else person_probs[k, y0:y1, x0:x1].float().cpu())
+        probs = _own_hands(probs, keypoints, (x0, y0), config.keypoint_threshold)
         _name_skin(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
+        _misnamed_hands(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
         _grow_skin(labels, best, scores, crops[k], probs, plan, keypoints, (x0, y0), config.keypoint_threshold,
                    config.skin_colour, config.skin_radii)
         for target, (source, wrist, elbow) in plan.hands.items():

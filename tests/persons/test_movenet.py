@@ -93,3 +93,45 @@ def test_box_detector_and_bad_input():
     with pytest.raises(ValueError, match="multiple of 32"):
         MoveNetDetector(None, input_size=100)  # type: ignore[arg-type]
     assert len(PersonDetections.empty()) == 0
+
+
+def test_a_person_cut_by_the_frame_needs_only_head_and_shoulders(detector):
+    """The selfie cropped so its person is cut at the left and below the chest: the native rule (7 confident
+    keypoints) finds nobody; the shipped detector accepts head and shoulders at the border."""
+    photo = _photo("selfie.jpg")
+    cut = np.ascontiguousarray(photo[: int(0.65 * photo.shape[0]), 300:])
+    strict = MoveNetDetector.from_pretrained(border_keypoints=None, extra_sizes=())
+    assert len(strict(cut)) == 0
+    assert len(detector(cut)) == 1
+
+
+def test_a_small_far_person_beside_a_large_near_one(detector):
+    """A large selfie and a far dancer 150 px tall on one 1024x768 canvas: the native 256-px pass sees only the
+    near person; the 512-px pass finds the far one, kept once."""
+    canvas = Image.new("RGB", (1024, 768), (200, 200, 200))
+    canvas.paste(Image.open(EXAMPLES / "selfie.jpg").convert("RGB").resize((600, 450)), (0, 318))
+    far = Image.open(EXAMPLES / "two-dancers.jpg").convert("RGB").crop((450, 60, 960, 768)).resize((108, 150))
+    canvas.paste(far, (800, 300))
+    scene = np.asarray(canvas)
+    assert len(MoveNetDetector.from_pretrained(extra_sizes=())(scene)) == 1
+    found = detector(scene)
+    assert len(found) == 2
+    assert any(b[0] >= 780 and b[2] <= 930 for b in found.boxes)  # the far one, where it stands
+
+
+def test_oks_merges_one_person_seen_twice_but_keeps_two_people_close_together():
+    from spectrum_parsing.persons import nms_oks, oks
+
+    rng = np.random.default_rng(0)
+    body = np.stack([rng.uniform(40, 60, 17), rng.uniform(10, 190, 17), np.full(17, 0.9)], -1)
+    twin = body.copy()
+    twin[:, :2] += 2.0  # the same person from another pass: a few pixels off
+    neighbour = body.copy()
+    neighbour[:, 0] += 30.0  # another person, boxes overlapping by half
+    boxes = [[30, 0, 70, 200], [32, 2, 72, 202], [60, 0, 100, 200]]
+    dets = PersonDetections(boxes, [0.9, 0.8, 0.7], np.stack([body, twin, neighbour]))
+    similarity = oks(dets)
+    assert similarity[0, 1] > 0.9 and similarity[0, 2] < 0.2
+    assert nms_oks(dets).scores.tolist() == pytest.approx([0.9, 0.7])
+    blind = PersonDetections(boxes, [0.9, 0.8, 0.7], np.zeros((3, 17, 3)))  # no keypoints: the box rule decides
+    assert np.isnan(oks(blind)).all() and len(nms_oks(blind)) == 2

@@ -1,5 +1,5 @@
 """MoveNet-MultiPose as a :class:`~.types.PersonDetector`: up to 6 people per pass, tiles for crowds and
-panoramas, the acceptance rule that keeps garments on a bed out, box NMS."""
+panoramas, a larger pass for far people, the acceptance rule that keeps garments on a bed out, keypoint NMS."""
 
 from __future__ import annotations
 
@@ -64,17 +64,23 @@ class MoveNetDetector:
     measured best: 320-448 found fewer of the right counts). A detection needs a person score of at least
     ``score_threshold`` *and* at least ``min_keypoints`` keypoints scored >= ``keypoint_threshold``: MoveNet
     gives garments lying on a bed person scores up to 0.34 but never more than 6 confident keypoints, while
-    people score 0.24-0.56 with 5-16 (``benchmarks/bench_persons.py``). ``tile``: when a pass is full (6 people)
-    or the image is more than twice as long as it is wide, overlapping tiles are run too and the detections
-    merged (:func:`~.types.nms`), so crowds of more than 6 and wide panoramas are found.
+    people score 0.24-0.56 with 5-16 (``benchmarks/bench_persons.py``). ``border_keypoints``: a person whose
+    box touches the image border (cut by the frame) needs only that many, head and shoulders among them.
+    ``extra_sizes``: more passes at these long sides (default one at 512), which add only small people (at most
+    ``extra_max_share`` of the image's height, scored >= ``extra_score_threshold``): far people the native pass
+    misses. ``tile``: when a pass is full (6 people) or the image is more than twice as long as it is wide,
+    overlapping tiles are run too. Everything found is merged by keypoint similarity (``merge="oks"``,
+    :func:`~.types.nms_oks`; ``"box"``: box IoU and containment, :func:`~.types.nms`), so one person found twice
+    is kept once and two people standing close both stay (``benchmarks/bench_detectors.py``).
     """
 
     MAX_PEOPLE = 6
 
     def __init__(self, graph: TFGraphModule, input_size: int = 256, score_threshold: float = 0.15,
                  min_keypoints: int = 7, keypoint_threshold: float = 0.3, tile: bool = True,
-                 nms_iou: float = 0.5, extra_sizes: tuple[int, ...] = (), merge: str = "box",
-                 border_keypoints: int | None = None) -> None:
+                 nms_iou: float = 0.5, extra_sizes: tuple[int, ...] = (512,), merge: str = "oks",
+                 border_keypoints: int | None = 5, extra_max_share: float = 0.5,
+                 extra_score_threshold: float = 0.25) -> None:
         for size in (input_size, *extra_sizes):
             if size < 64 or size % 32:
                 raise ValueError(f"each input size must be a multiple of 32 and >= 64, got {size}")
@@ -94,6 +100,8 @@ class MoveNetDetector:
         self.extra_sizes = tuple(int(v) for v in extra_sizes)
         self.merge = merge
         self.border_keypoints = border_keypoints
+        self.extra_max_share = extra_max_share
+        self.extra_score_threshold = extra_score_threshold
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, **kwargs: object) -> MoveNetDetector:
@@ -131,13 +139,21 @@ class MoveNetDetector:
         return accept_people(dets, self.score_threshold, self.min_keypoints, self.keypoint_threshold, size,
                              self.border_keypoints)
 
+    def _small(self, dets: PersonDetections, height: int) -> PersonDetections:
+        """The detections of a larger pass that it exists for: people at most ``extra_max_share`` of the image's
+        height (the native pass sees large ones), scored at least ``extra_score_threshold`` (seen larger, the
+        prints and folds of a garment photo look like tiny people to MoveNet, with scores of 0.15-0.25)."""
+        small = dets.boxes[:, 3] - dets.boxes[:, 1] <= self.extra_max_share * height
+        return dets.select(np.nonzero(small & (dets.scores >= self.extra_score_threshold))[0])
+
     def __call__(self, image: np.ndarray) -> PersonDetections:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
         h, w = image.shape[:2]
         found = self._accept(self._single_pass(image), (h, w))
-        parts = [found, *(self._accept(self._single_pass(image, size), (h, w)) for size in self.extra_sizes)]
+        parts = [found, *(self._small(self._accept(self._single_pass(image, size), (h, w)), h)
+                          for size in self.extra_sizes)]
         tiles = _tiles(h, w, full=max(len(p) for p in parts) >= self.MAX_PEOPLE) if self.tile else []
         for x0, y0, x1, y1 in tiles:
             parts.append(self._accept(self._single_pass(image[y0:y1, x0:x1], offset=(x0, y0)), (h, w)))
