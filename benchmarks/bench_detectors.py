@@ -1,10 +1,10 @@
 """Every person found: the person detector on its own, its variants side by side in one run.
 
     python benchmarks/bench_detectors.py                     # every row below, recorded in BENCHMARKS.md
-    python benchmarks/bench_detectors.py --rows today "extra_sizes=512,merge=oks" --no-record
+    python benchmarks/bench_detectors.py --rows before "extra_sizes=384" --no-record
 
 A row is ``NAME`` or ``option=value,...`` of :class:`~spectrum_parsing.persons.MoveNetDetector` (``extra_sizes``
-as ``384+512``); ``today`` is the shipped detector. For each row:
+as ``384+512``); ``default`` is the shipped detector, ``before`` the previous one. For each row:
 
 * ``cihp_dev`` (5 real CIHP photos, 2-7 people, per-person labels; validation only), CCP val copy-paste
   composites of 2-12 people (mixed sizes, people cut by the frame, occluding each other), and the bundled photos
@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_persons import EXAMPLE_COUNTS, EXAMPLES, SHARED, composite_12  # noqa: E402
 from common import record, side_by_side  # noqa: E402
 
-ROWS = {"today": {}}
+ROWS = {"default": {}, "before": {"extra_sizes": (), "merge": "box", "border_keypoints": None}}
+"""Named rows: the shipped detector, and the one shipped before the 512-px pass, OKS merging and the border rule."""
 
 
 def detector(row: str):

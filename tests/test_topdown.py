@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from spectrum_parsing import topdown
 from spectrum_parsing.persons import PersonDetections
 from spectrum_parsing.topdown import (
     TopDownConfig,
@@ -235,25 +236,29 @@ def _parse(prompts: list[str], paint, detections: PersonDetections, h: int = 300
     return persons
 
 
-def test_a_face_far_from_the_head_is_not_a_face_and_a_fist_called_hair_is_an_arm():
-    """A skin blob the parser calls face in the crop's corner (2.8 face radii from this person's head, near no
+def test_a_face_far_from_the_head_is_not_a_face_and_a_fist_called_hair_is_an_arm(monkeypatch):
+    """A skin blob the parser calls face in the crop's corner (3.6 face radii from this person's head, near no
     limb: a neighbour's fist) is dropped rather than named face; a blob called hair around the raised left wrist
     is the left arm."""
     keypoints = _figure()  # left fist raised beside the head at (140, 25), elbow (140, 55)
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=keypoints[None])
+    detections = PersonDetections(boxes=[[20, 0, 160, 295]], scores=[0.9], keypoints=keypoints[None])
     ys, xs = np.mgrid[:300, :200]
 
     def paint(scores, plan):
         scores[plan.prompts.index("face")][torch.from_numpy((xs - 100) ** 2 + (ys - 40) ** 2 < 12 ** 2)] = 0.9
-        scores[plan.prompts.index("face")][torch.from_numpy((xs - 50) ** 2 + (ys - 18) ** 2 < 5 ** 2)] = 0.9
+        scores[plan.prompts.index("face")][torch.from_numpy((xs - 28) ** 2 + (ys - 6) ** 2 < 5 ** 2)] = 0.9
         scores[plan.prompts.index("hair")][torch.from_numpy((xs - 100) ** 2 + (ys - 28) ** 2 < 6 ** 2)] = 0.9
         scores[plan.prompts.index("hair")][torch.from_numpy((xs - 141) ** 2 + (ys - 18) ** 2 < 5 ** 2)] = 0.9
 
     persons = _parse(["hair", "face", "left arm", "right arm", "left leg", "right leg", "person"], paint,
                      detections)
     parts = {p.label: p.mask.numpy() for p in persons[0].parts}
-    assert parts["face"][40, 100] and not any(m[18, 50] for m in parts.values())  # the far "face" is dropped
+    assert parts["face"][40, 100] and not any(m[6, 28] for m in parts.values())  # the far "face" is dropped
     assert parts["left arm"][18, 141] and parts["hair"][28, 100]  # the fist is an arm; real hair stays hair
+    monkeypatch.setattr(topdown, "FACE_REACH", 100.0)  # without the rule the far blob is parsed as a face
+    persons = _parse(["hair", "face", "left arm", "right arm", "left leg", "right leg", "person"], paint,
+                     detections)
+    assert {p.label: p.mask.numpy() for p in persons[0].parts}["face"][6, 28]
 
 
 def test_a_persons_own_hand_is_its_own_where_a_neighbours_mask_is_as_sure():

@@ -135,3 +135,21 @@ def test_oks_merges_one_person_seen_twice_but_keeps_two_people_close_together():
     assert nms_oks(dets).scores.tolist() == pytest.approx([0.9, 0.7])
     blind = PersonDetections(boxes, [0.9, 0.8, 0.7], np.zeros((3, 17, 3)))  # no keypoints: the box rule decides
     assert np.isnan(oks(blind)).all() and len(nms_oks(blind)) == 2
+    # the native pass ranks first: its whole person survives a duplicate scored higher by an extra pass
+    kept = nms_oks(dets, priority=np.array([1, 0, 0]))
+    assert kept.scores.tolist() == pytest.approx([0.8, 0.7])
+    with pytest.raises(ValueError, match="2 priorities for 3 detections"):
+        nms_oks(dets, priority=np.array([0, 1]))
+
+
+def test_a_whole_person_is_not_replaced_by_its_head_and_shoulders_from_the_larger_pass(detector, monkeypatch):
+    """On a tall photo (lip_dev has one) the 512-px pass may return the standing person as head and shoulders at
+    the top border, scored a little higher than the native pass's whole person: the whole one is kept."""
+    body = np.stack([np.full(17, 80.0), np.linspace(20, 480, 17), np.full(17, 0.8)], -1)
+    top = body.copy()
+    top[7:, 2] = 0.05  # the larger pass is confident only of the head and shoulders
+    passes = {None: PersonDetections([[20, 0, 150, 400]], [0.46], body[None]),
+              512: PersonDetections([[20, 0, 150, 200]], [0.47], top[None])}
+    monkeypatch.setattr(detector, "_single_pass", lambda image, size=None, offset=(0, 0): passes[size])
+    found = detector(np.zeros((500, 170, 3), np.uint8))
+    assert len(found) == 1 and found.boxes[0, 3] == 400

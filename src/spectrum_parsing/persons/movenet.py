@@ -162,8 +162,11 @@ class MoveNetDetector:
         merged = PersonDetections(np.concatenate([p.boxes for p in parts]),
                                   np.concatenate([p.scores for p in parts]),
                                   np.concatenate([p.keypoints for p in parts]))
+        # the native pass sees whole people best: the other passes add people, never replace one it found (at
+        # 512 px a tall photo's person may come back as head and shoulders, scored as high)
+        priority = np.repeat([0, *([1] * (len(parts) - 1))], [len(p) for p in parts])
         if self.merge == "oks":
-            return nms_oks(merged, iou=self.nms_iou, keypoint_threshold=self.keypoint_threshold)
-        return nms(merged, self.nms_iou)
+            return nms_oks(merged, iou=self.nms_iou, keypoint_threshold=self.keypoint_threshold, priority=priority)
+        return nms(merged, self.nms_iou, priority=priority)
 
 

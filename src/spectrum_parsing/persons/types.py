@@ -73,10 +73,22 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
-def nms(dets: PersonDetections, iou: float, containment: float = 0.8) -> PersonDetections:
+def _greedy_order(dets: PersonDetections, priority: np.ndarray | None) -> np.ndarray:
+    """Indices by ascending ``priority`` (default all equal), then by descending score."""
+    if priority is None:
+        return np.argsort(-dets.scores, kind="stable")
+    priority = np.asarray(priority).reshape(-1)
+    if len(priority) != len(dets):
+        raise ValueError(f"{len(priority)} priorities for {len(dets)} detections")
+    return np.lexsort((-dets.scores, priority))
+
+
+def nms(dets: PersonDetections, iou: float, containment: float = 0.8,
+        priority: np.ndarray | None = None) -> PersonDetections:
     """Greedy NMS by score: a box is dropped when its IoU with a kept box exceeds ``iou`` or when one of the two
-    lies mostly (``containment`` of its area) inside the other (a tile's half person inside a whole one)."""
-    order = np.argsort(-dets.scores, kind="stable")
+    lies mostly (``containment`` of its area) inside the other (a tile's half person inside a whole one).
+    ``priority`` (lower first) ranks sources before scores: a pass that only adds people never replaces one."""
+    order = _greedy_order(dets, priority)
     b = dets.boxes.astype(np.float64)
     area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
     overlaps = box_iou(b, b)
@@ -116,12 +128,12 @@ def oks(dets: PersonDetections, threshold: float = 0.3, min_shared: int = 3) -> 
 
 
 def nms_oks(dets: PersonDetections, oks_threshold: float = 0.5, iou: float = 0.5, containment: float = 0.8,
-            keypoint_threshold: float = 0.3) -> PersonDetections:
+            keypoint_threshold: float = 0.3, priority: np.ndarray | None = None) -> PersonDetections:
     """Greedy NMS by score where two detections are one person when their keypoints agree (:func:`oks` above
     ``oks_threshold``); where they share too few confident keypoints to tell, the box rule of :func:`nms`. Two
     people standing close (boxes overlapping, keypoints apart) both survive; one person found at two scales or in
-    two tiles (keypoints together) is kept once."""
-    order = np.argsort(-dets.scores, kind="stable")
+    two tiles (keypoints together) is kept once. ``priority`` as in :func:`nms`."""
+    order = _greedy_order(dets, priority)
     b = dets.boxes.astype(np.float64)
     area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
     overlaps = box_iou(b, b)
