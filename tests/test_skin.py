@@ -29,3 +29,26 @@ def test_too_few_seeds_give_nothing():
 def test_chroma_of_grey_is_neutral():
     grey = np.full((2, 2, 3), 77, np.uint8)
     assert np.allclose(chroma(grey), 255.0 / 3, atol=0.01)  # a third of the light in each channel
+
+
+def test_grey_is_not_grown_from_red_seeds_however_wide_their_model():
+    image = np.zeros((20, 40, 3), np.uint8)
+    image[:10, :10] = (200, 140, 100)  # skin
+    image[10:, :10] = (120, 110, 100)  # seeds that strayed onto a dull garment: a wide colour model
+    image[:, 10:20] = (100, 70, 50)  # the same skin in shadow
+    image[:, 20:] = (60, 60, 58)  # grey trousers in shadow
+    seeds = np.zeros(image.shape[:2], bool)
+    seeds[:, :10] = True
+    wide = skin_colour_mask(image, seeds, ~seeds, max_distance=3.0, red_share=0.0)
+    assert wide[:, 20:].all()  # the rule is what keeps the trousers out
+    found = skin_colour_mask(image, seeds, ~seeds, max_distance=3.0)
+    assert found[:, 10:20].all() and not found[:, 20:].any()
+
+
+def test_on_a_black_and_white_photo_grey_seeds_still_grow():
+    image = np.zeros((10, 20, 3), np.uint8)
+    image[:, :10] = 180
+    image[:, 10:] = 90  # the same grey skin in shadow
+    seeds = np.zeros(image.shape[:2], bool)
+    seeds[:, :10] = True
+    assert skin_colour_mask(image, seeds, ~seeds)[:, 10:].all()

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MIN_SEED_PIXELS", "chroma", "skin_colour_mask"]
+__all__ = ["MIN_SEED_PIXELS", "RED_SHARE", "chroma", "skin_colour_mask"]
 
 MIN_SEED_PIXELS = 64
 """Fewer seed pixels than this give no colour model (nothing is returned)."""
+NEUTRAL = 255.0 / 3.0
+"""The chromaticity of grey."""
+RED_SHARE = 0.5
+"""A grown pixel is at least this share as red as the seeds (red chromaticity above grey's): a few reddish seeds'
+wide colour model otherwise reached grey trousers in shadow. On a black-and-white photo the seeds are grey and
+nothing is ruled out."""
 
 
 def chroma(image: np.ndarray) -> np.ndarray:
@@ -26,11 +32,13 @@ def chroma(image: np.ndarray) -> np.ndarray:
 
 
 def skin_colour_mask(image: np.ndarray, seeds: np.ndarray, candidates: np.ndarray,
-                     max_distance: float = 1.5, min_spread: float = 2.0) -> np.ndarray:
+                     max_distance: float = 1.5, min_spread: float = 2.0, red_share: float | None = None
+                     ) -> np.ndarray:
     """Bool (H, W): the ``candidates`` whose chromaticity lies within ``max_distance`` standard deviations
     (Mahalanobis) of the chromaticity of the ``seeds`` (bool masks of ``image``'s size). ``min_spread``: the
     smallest standard deviation (chromaticity levels, of 255) per axis, so a flat-lit seed does not make the model
-    needle-thin. All False when there are fewer than :data:`MIN_SEED_PIXELS` seeds."""
+    needle-thin; ``red_share``: a returned pixel's red chromaticity above grey is at least this share of the seeds'
+    (default :data:`RED_SHARE`). All False when there are fewer than :data:`MIN_SEED_PIXELS` seeds."""
     seeds, candidates = np.asarray(seeds, dtype=bool), np.asarray(candidates, dtype=bool)
     out = np.zeros(candidates.shape, dtype=bool)
     if int(seeds.sum()) < MIN_SEED_PIXELS or not candidates.any():
@@ -42,5 +50,7 @@ def skin_colour_mask(image: np.ndarray, seeds: np.ndarray, candidates: np.ndarra
     inverse = np.linalg.inv(cov)
     diff = colour[candidates].astype(np.float64) - mean
     d2 = np.einsum("ni,ij,nj->n", diff, inverse, diff)
-    out[candidates] = d2 <= max_distance**2
+    share = RED_SHARE if red_share is None else red_share
+    min_red = NEUTRAL + share * max(float(mean[0]) - NEUTRAL, 0.0)
+    out[candidates] = (d2 <= max_distance**2) & (colour[candidates][:, 0] >= min_red)
     return out

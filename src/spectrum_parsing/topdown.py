@@ -24,7 +24,8 @@ never reported:
   leg; the pose gives the side); ``"pose"`` lets the pose name everything; ``"model"`` keeps the parser's labels.
 * **bare legs grown by skin colour** (``skin_colour``, on by default): the parser finds faces and arms on real
   photos far more often than bare legs. The person's own pixels it left unlabelled, near a leg's skeleton and of
-  the chromaticity of the skin it did find on that person (:mod:`.skin`), become that leg, unless a garment that
+  the chromaticity of the skin it did find on that person and at least half as red (:mod:`.skin`), become that
+  leg, unless a garment that
   covers legs (:data:`LEG_GARMENTS`, scored hidden and kept out of the others' softmax) claims them.
 * **hands** carved from the arms around and beyond the wrist (:data:`DERIVED_PARTS`).
 * **geometric parts** (:data:`GEOMETRIC_PARTS`: PASCAL-Person-Part's head, torso, upper/lower arms and legs,
