@@ -153,3 +153,34 @@ def test_a_whole_person_is_not_replaced_by_its_head_and_shoulders_from_the_large
     monkeypatch.setattr(detector, "_single_pass", lambda image, size=None, offset=(0, 0): passes[size])
     found = detector(np.zeros((500, 170, 3), np.uint8))
     assert len(found) == 1 and found.boxes[0, 3] == 400
+
+
+def test_box_coverage_is_the_share_of_the_photo_under_the_union_of_boxes():
+    from spectrum_parsing.persons.movenet import box_coverage
+
+    assert box_coverage(np.zeros((0, 4)), 100, 200) == 0.0
+    assert box_coverage([[0, 0, 100, 100]], 100, 200) == pytest.approx(0.5)
+    assert box_coverage([[0, 0, 100, 100], [50, 0, 150, 100]], 100, 200) == pytest.approx(0.75)  # overlap once
+    assert box_coverage([[-50, -50, 400, 300]], 100, 200) == 1.0  # clipped to the photo
+
+
+def test_the_larger_pass_is_skipped_when_the_people_found_fill_the_photo(detector, monkeypatch):
+    """The bundled group photo: its five people cover about 90% of it, so the 512-px pass (4x the native one) is
+    not run, and the same five are found; a photo with room left still gets it."""
+    sizes: list = []
+    single = detector._single_pass
+
+    def spy(image, size=None, offset=(0, 0)):
+        sizes.append(size)
+        return single(image, size, offset)
+
+    monkeypatch.setattr(detector, "_single_pass", spy)
+    assert len(detector(_photo("group.jpg"))) == 5 and sizes == [None]
+    sizes.clear()
+    monkeypatch.setattr(detector, "extra_skip_coverage", None)
+    assert len(detector(_photo("group.jpg"))) == 5 and sizes == [None, 512]
+    sizes.clear()
+    monkeypatch.setattr(detector, "extra_skip_coverage", 0.75)
+    assert len(detector(_photo("two-dancers.jpg"))) == 2 and sizes == [None, 512]  # about 55% covered
+    with pytest.raises(ValueError, match="extra_skip_coverage"):
+        MoveNetDetector.from_pretrained(extra_skip_coverage=0.0)
