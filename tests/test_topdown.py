@@ -255,10 +255,19 @@ def test_a_face_far_from_the_head_is_not_a_face_and_a_fist_called_hair_is_an_arm
     parts = {p.label: p.mask.numpy() for p in persons[0].parts}
     assert parts["face"][40, 100] and not any(m[6, 28] for m in parts.values())  # the far "face" is dropped
     assert parts["left arm"][18, 141] and parts["hair"][28, 100]  # the fist is an arm; real hair stays hair
-    monkeypatch.setattr(topdown, "FACE_REACH", 100.0)  # without the rule the far blob is parsed as a face
-    persons = _parse(["hair", "face", "left arm", "right arm", "left leg", "right leg", "person"], paint,
-                     detections)
-    assert {p.label: p.mask.numpy() for p in persons[0].parts}["face"][6, 28]
+
+    def far_blob_is_face() -> bool:
+        persons = _parse(["hair", "face", "left arm", "right arm", "left leg", "right leg", "person"], paint,
+                         detections)
+        return bool({p.label: p.mask.numpy() for p in persons[0].parts}["face"][6, 28])
+
+    # each rule alone drops it: 3.6 face radii (body-sized capsules) and 2.8 head spans (24 px) from the head
+    monkeypatch.setattr(topdown, "FACE_REACH", 100.0)
+    assert not far_blob_is_face()
+    monkeypatch.setattr(topdown, "FACE_SPANS", 100.0)
+    assert far_blob_is_face()  # without both rules the far blob is parsed as a face
+    monkeypatch.setattr(topdown, "FACE_REACH", 3.0)
+    assert not far_blob_is_face()
 
 
 def test_a_persons_own_hand_is_its_own_where_a_neighbours_mask_is_as_sure():

@@ -84,6 +84,9 @@ MISNAMED_HANDS = ("hair",)
 FACE_REACH = 3.0
 """Bare skin farther than this many face radii from the person's head keypoints is not its face (a neighbour's
 raised fist inside the crop, which the parser calls a face, is left unlabelled rather than named face)."""
+FACE_SPANS = 2.0
+"""Nor is bare skin farther than this many head spans (the widest extent of the confident nose, eyes and ears)
+from the nearest of them: true faces lie within 2 on `lip_dev` and 1.3 on VITON (MoveNet keypoints)."""
 SKIN_COMPONENT_MAJORITY = 0.6
 """A connected piece of bare skin goes whole to the region claiming this share of it (as the label engine)."""
 
@@ -221,6 +224,8 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
                                             reach={"face": FACE_REACH}))
     before = labels.clone()
     face = [i for i, name in plan.body.items() if name == "face"]
+    if "face" in regions:
+        _beyond_head(split, regions.index("face"), len(regions), keypoints, origin, threshold)
     if face and (keypoints[:5, 2] >= threshold).any():  # a "face" far from this person's head is not its face
         labels[(split == len(regions)) & (before == face[0] + 1)] = 0
     for k, name in enumerate(regions):
@@ -231,6 +236,24 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
                 if other != "face" and other.split()[-1] != kind:
                     claimed &= before != i + 1
         labels[claimed] = target[name] + 1
+
+
+def _beyond_head(split: torch.Tensor, face: int, unclaimed: int, keypoints: np.ndarray, origin: tuple[int, int],
+                 threshold: float) -> None:
+    """In ``split`` (:func:`split_by_limbs`' crop-local regions), pixels of the ``face`` region farther than
+    :data:`FACE_SPANS` head spans from the person's nearest confident head keypoint become ``unclaimed`` (in
+    place). The face capsule's radius follows the body's size; the head's own span bounds a face more tightly
+    (a fist raised just above a head)."""
+    head = keypoints[:5][keypoints[:5, 2] >= threshold, :2] - np.asarray(origin, dtype=np.float64)
+    if len(head) < 2:
+        return
+    span = float(np.ptp(head, axis=0).max())
+    ys, xs = torch.nonzero(split == face, as_tuple=True)
+    if span <= 1 or len(ys) == 0:
+        return
+    near = np.min(np.hypot(xs.numpy()[:, None] - head[None, :, 0], ys.numpy()[:, None] - head[None, :, 1]), 1)
+    far = torch.from_numpy(near > FACE_SPANS * span)
+    split[ys[far], xs[far]] = unclaimed
 
 
 def _misnamed_hands(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | None,
