@@ -163,8 +163,10 @@ def _limits(results: list[dict]) -> str:
   Training keeps LIP's broad labels from fighting CCP's fine ones (a phrase that a segment's dataset does not
   annotate, e.g. "jeans" for a LIP "pants" segment, is left out of that segment's grounding loss).
 - **Bare skin on real photos**: the face / arm / leg labels are named by the person's pose from the skin the
-  model finds; the skin itself overlaps the truth by only about 42% on real LIP photos (`bench_body_parts.py`),
-  which bounds body-part quality there. Raised arms outside a person's detected box go to a neighbour.
+  model finds (and, along the legs, grown by the colour of that skin); bare skin overlaps the truth by 56% on
+  the real LIP photos of `lip_dev` (`bench_body_parts.py`: face 78, arms 48 / 51, legs 21 / 12 IoU), which
+  bounds body-part quality there: dark skin in shadow and crossed legs are missed most. Raised arms outside a
+  person's detected box go to a neighbour.
 - Thin items (belts, necklaces, bracelets) and rare categories are missed; see the per-category table.
 - Left/right: the person's own side, from VITON's parser labels and (on CCP) from MoveNet keypoints.
 - Unseen categories are found only as far as MiniLM places them near seen ones (e.g. "blazer" near "jacket").
