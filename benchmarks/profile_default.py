@@ -31,6 +31,7 @@ from bench_persons import composite_12
 from common import ROOT, record
 from spectrum_parsing.images import as_rgb_image
 from spectrum_parsing.pipeline import SpectrumPipeline
+from spectrum_parsing.writers import PNG_COMPRESS_LEVEL
 
 
 class StageTimer:
@@ -89,9 +90,9 @@ def instrument(pipe: SpectrumPipeline, timer: StageTimer) -> None:
 
 
 def write_outputs(result: Any, rgb: Image.Image) -> None:
-    """What ``spectrum parse`` writes per image (to memory: the encoding is the cost)."""
-    result.label_map_image().save(io.BytesIO(), format="PNG")
-    result.overlay(rgb).save(io.BytesIO(), format="PNG")
+    """What ``spectrum parse`` writes per image (to memory, at the writers' PNG level: the encoding is the cost)."""
+    result.label_map_image().save(io.BytesIO(), format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    result.overlay(rgb).save(io.BytesIO(), format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     json.dumps(result.to_dict("photo.jpg"))
 
 

@@ -10,9 +10,26 @@ import pytest
 from PIL import Image
 
 from spectrum_parsing.cli import main
-from spectrum_parsing.writers import atomic_write, atomic_write_text, output_names, pending_formats
+from spectrum_parsing.writers import (
+    atomic_save_image,
+    atomic_write,
+    atomic_write_text,
+    output_names,
+    pending_formats,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_pngs_are_written_fast_and_lossless_jpegs_stay_jpegs(tmp_path):
+    """PNG outputs use a faster zlib level than Pillow's default (a larger file, the same pixels)."""
+    photo = Image.open(EXAMPLES / "selfie.jpg").convert("RGB")
+    fast = atomic_save_image(photo, tmp_path / "fast.png")
+    photo.save(tmp_path / "default.png")
+    assert (Image.open(fast).tobytes() == photo.tobytes())
+    assert fast.stat().st_size > (tmp_path / "default.png").stat().st_size  # level 3, not Pillow's 6
+    jpeg = atomic_save_image(photo, tmp_path / "x.jpg", format="JPEG")
+    assert Image.open(jpeg).format == "JPEG"
 
 
 def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):

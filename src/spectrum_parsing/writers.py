@@ -150,9 +150,16 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+PNG_COMPRESS_LEVEL = 3
+"""zlib level of every PNG written (CLI, videos, server): a 512-px overlay takes 23 ms at 3 and 77 ms at Pillow's
+default 6, for a file 7% larger (label maps: 0.5 vs 1.9 ms) — about a tenth of a single-person parse."""
+
+
 def atomic_save_image(image: Image.Image, path: str | os.PathLike[str], format: str = "PNG") -> Path:
-    """Save a PIL image to ``path`` atomically (``format`` is explicit: the temporary name has no image suffix)."""
-    return atomic_write(path, lambda tmp: image.save(tmp, format=format))
+    """Save a PIL image to ``path`` atomically (``format`` is explicit: the temporary name has no image suffix;
+    PNGs at :data:`PNG_COMPRESS_LEVEL`)."""
+    params = {"compress_level": PNG_COMPRESS_LEVEL} if format.upper() == "PNG" else {}
+    return atomic_write(path, lambda tmp: image.save(tmp, format=format, **params))
 
 
 def slugify(text: str) -> str:

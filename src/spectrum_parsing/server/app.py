@@ -95,6 +95,7 @@ from .. import __version__
 from ..images import ImageLoadError, ImageTooLargeError, check_image_size
 from ..images import decode_image as decode_images_rgb
 from ..prompts import clean_prompts
+from ..writers import PNG_COMPRESS_LEVEL
 from .schemas import ErrorResponse, HealthResponse, InfoResponse, ParseResponse
 
 logger = logging.getLogger(__name__)
@@ -340,7 +341,7 @@ def safe_filename(name: str | None) -> str | None:
 def png_base64(image: Image.Image) -> str:
     """An image as base64 PNG text."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=3)
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
