@@ -26,7 +26,7 @@ def test_pngs_are_written_fast_and_lossless_jpegs_stay_jpegs(tmp_path):
     photo = Image.open(EXAMPLES / "selfie.jpg").convert("RGB")
     fast = atomic_save_image(photo, tmp_path / "fast.png")
     photo.save(tmp_path / "default.png")
-    assert (Image.open(fast).tobytes() == photo.tobytes())
+    assert Image.open(fast).tobytes() == photo.tobytes()
     assert fast.stat().st_size > (tmp_path / "default.png").stat().st_size  # level 3, not Pillow's 6
     jpeg = atomic_save_image(photo, tmp_path / "x.jpg", format="JPEG")
     assert Image.open(jpeg).format == "JPEG"

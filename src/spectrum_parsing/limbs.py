@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["REGIONS", "SEGMENTS", "body_scale", "hand_zone", "region_capsules", "segment_capsules", "split_by_limbs",
-           "split_by_segments"]
+__all__ = ["REGIONS", "SEGMENTS", "body_scale", "hand_zone", "head_span", "region_capsules", "segment_capsules",
+           "split_by_limbs", "split_by_segments"]
 
 REGIONS: tuple[str, ...] = ("face", "left arm", "right arm", "left leg", "right leg", "torso")
 """The regions :func:`split_by_limbs` assigns, in index order."""
@@ -69,12 +69,18 @@ def body_scale(keypoints: np.ndarray, threshold: float = 0.3) -> float | None:
         width = float(np.linalg.norm(xy[L_SHOULDER] - xy[R_SHOULDER]))
         if width > 1:
             return 1.6 * width
-    head = [i for i in (L_EYE, R_EYE, L_EAR, R_EAR, NOSE) if ok[i]]
-    if len(head) >= 2:
-        span = float(np.ptp(xy[head], axis=0).max())
-        if span > 1:
-            return 4.0 * span
-    return None
+    span = head_span(keypoints, threshold)
+    return None if span is None else 4.0 * span
+
+
+def head_span(keypoints: np.ndarray, threshold: float = 0.3) -> float | None:
+    """The head's size in pixels: the widest extent of the confident nose, eyes and ears (None with fewer than two
+    of them, or when they span one pixel or less)."""
+    head = keypoints[:5][_confident(keypoints[:5], threshold), :2].astype(np.float64)
+    if len(head) < 2:
+        return None
+    span = float(np.ptp(head, axis=0).max())
+    return span if span > 1 else None
 
 
 def region_capsules(keypoints: np.ndarray, threshold: float = 0.3

@@ -32,13 +32,13 @@ def chroma(image: np.ndarray) -> np.ndarray:
 
 
 def skin_colour_mask(image: np.ndarray, seeds: np.ndarray, candidates: np.ndarray,
-                     max_distance: float = 1.5, min_spread: float = 2.0, red_share: float | None = None
+                     max_distance: float = 1.5, min_spread: float = 2.0, red_share: float = RED_SHARE
                      ) -> np.ndarray:
     """Bool (H, W): the ``candidates`` whose chromaticity lies within ``max_distance`` standard deviations
     (Mahalanobis) of the chromaticity of the ``seeds`` (bool masks of ``image``'s size). ``min_spread``: the
     smallest standard deviation (chromaticity levels, of 255) per axis, so a flat-lit seed does not make the model
     needle-thin; ``red_share``: a returned pixel's red chromaticity above grey is at least this share of the seeds'
-    (default :data:`RED_SHARE`). All False when there are fewer than :data:`MIN_SEED_PIXELS` seeds."""
+    (:data:`RED_SHARE`). All False when there are fewer than :data:`MIN_SEED_PIXELS` seeds."""
     seeds, candidates = np.asarray(seeds, dtype=bool), np.asarray(candidates, dtype=bool)
     out = np.zeros(candidates.shape, dtype=bool)
     if int(seeds.sum()) < MIN_SEED_PIXELS or not candidates.any():
@@ -48,9 +48,9 @@ def skin_colour_mask(image: np.ndarray, seeds: np.ndarray, candidates: np.ndarra
     mean = sample.mean(0)
     cov = np.cov(sample, rowvar=False) + np.eye(2) * min_spread**2
     inverse = np.linalg.inv(cov)
-    diff = colour[candidates].astype(np.float64) - mean
+    candidate = colour[candidates].astype(np.float64)
+    diff = candidate - mean
     d2 = np.einsum("ni,ij,nj->n", diff, inverse, diff)
-    share = RED_SHARE if red_share is None else red_share
-    min_red = NEUTRAL + share * max(float(mean[0]) - NEUTRAL, 0.0)
-    out[candidates] = (d2 <= max_distance**2) & (colour[candidates][:, 0] >= min_red)
+    min_red = NEUTRAL + red_share * max(float(mean[0]) - NEUTRAL, 0.0)
+    out[candidates] = (d2 <= max_distance**2) & (candidate[:, 0] >= min_red)
     return out

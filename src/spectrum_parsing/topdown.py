@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .limbs import SEGMENTS, body_scale, hand_zone, split_by_limbs, split_by_segments
+from .limbs import SEGMENTS, body_scale, hand_zone, head_span, split_by_limbs, split_by_segments
 from .persons import PersonDetections
 from .processor import PersonCandidate, SpectrumImageProcessor, assemble_persons
 from .results import PersonInstance
@@ -224,7 +224,7 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
                                             reach={"face": FACE_REACH}))
     before = labels.clone()
     face = [i for i, name in plan.body.items() if name == "face"]
-    if "face" in regions:
+    if face:
         _beyond_head(split, regions.index("face"), len(regions), keypoints, origin, threshold)
     if face and (keypoints[:5, 2] >= threshold).any():  # a "face" far from this person's head is not its face
         labels[(split == len(regions)) & (before == face[0] + 1)] = 0
@@ -244,13 +244,11 @@ def _beyond_head(split: torch.Tensor, face: int, unclaimed: int, keypoints: np.n
     :data:`FACE_SPANS` head spans from the person's nearest confident head keypoint become ``unclaimed`` (in
     place). The face capsule's radius follows the body's size; the head's own span bounds a face more tightly
     (a fist raised just above a head)."""
-    head = keypoints[:5][keypoints[:5, 2] >= threshold, :2] - np.asarray(origin, dtype=np.float64)
-    if len(head) < 2:
-        return
-    span = float(np.ptp(head, axis=0).max())
+    span = head_span(keypoints, threshold)
     ys, xs = torch.nonzero(split == face, as_tuple=True)
-    if span <= 1 or len(ys) == 0:
+    if span is None or len(ys) == 0:
         return
+    head = keypoints[:5][keypoints[:5, 2] >= threshold, :2] - np.asarray(origin, dtype=np.float64)
     near = np.min(np.hypot(xs.numpy()[:, None] - head[None, :, 0], ys.numpy()[:, None] - head[None, :, 1]), 1)
     far = torch.from_numpy(near > FACE_SPANS * span)
     split[ys[far], xs[far]] = unclaimed

@@ -263,7 +263,7 @@ def _write_tool_folder(directory: Path, images: Sequence[tuple[str, Any]]) -> li
     try:
         _mark(tmp)
         for name, array in images:
-            Image.fromarray(array, mode="L").save(tmp / f"{name}.png")
+            Image.fromarray(array, mode="L").save(tmp / f"{name}.png", compress_level=PNG_COMPRESS_LEVEL)
         if directory.exists():
             shutil.rmtree(directory)
         os.replace(tmp, directory)

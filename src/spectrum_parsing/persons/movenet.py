@@ -102,6 +102,8 @@ class MoveNetDetector:
             raise ValueError(f"merge must be 'box' or 'oks', got {merge!r}")
         if border_keypoints is not None and not 1 <= border_keypoints <= 17:
             raise ValueError(f"border_keypoints must be in [1, 17], got {border_keypoints}")
+        if extra_skip_coverage is not None and not 0.0 < extra_skip_coverage <= 1.0:
+            raise ValueError(f"extra_skip_coverage must be in (0, 1], got {extra_skip_coverage}")
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         self.graph = graph.eval()
@@ -116,8 +118,6 @@ class MoveNetDetector:
         self.border_keypoints = border_keypoints
         self.extra_max_share = extra_max_share
         self.extra_score_threshold = extra_score_threshold
-        if extra_skip_coverage is not None and not 0.0 < extra_skip_coverage <= 1.0:
-            raise ValueError(f"extra_skip_coverage must be in (0, 1], got {extra_skip_coverage}")
         self.extra_skip_coverage = extra_skip_coverage
 
     @classmethod
