@@ -303,6 +303,26 @@ def test_decoder_needs_in_channels() -> None:
         SpectrumDecoder(DecoderConfig(hidden_dim=32, num_heads=4))
 
 
+def test_inference_skips_aux_outputs_and_gives_the_same_prediction() -> None:
+    """Without ``aux`` (eval mode's default) the earlier layers' masks are computed only at the size their
+    attention masks need; the final prediction and every attention mask stay those of the full path."""
+    decoder = _decoder()
+    features, text = _features(), _text(3)
+    full_masks = _capture_cross_attn_masks(decoder)
+    with torch.no_grad():
+        full = decoder(features, text)  # training mode: aux outputs by default
+        decoder.eval()
+        assert "aux_outputs" in decoder(features, text, aux=True)
+        fast = decoder(features, text)
+    assert "aux_outputs" in full and "aux_outputs" not in fast
+    for key in ("pred_masks", "pred_logits", "pred_embeds"):
+        torch.testing.assert_close(fast[key], full[key], atol=1e-5, rtol=1e-5)
+    layers = SMALL["decoder_layers"]
+    assert len(full_masks) == 3 * layers  # train, eval with aux, eval without
+    for a, b in zip(full_masks[:layers], full_masks[2 * layers:]):
+        assert torch.equal(a, b)
+
+
 def _capture_cross_attn_masks(decoder: SpectrumDecoder) -> list[torch.Tensor]:
     masks: list[torch.Tensor] = []
     for layer in decoder.transformer_decoder.layers:

@@ -117,7 +117,8 @@ def test_the_pytorch_model_is_a_backend_returning_spectrum_output(tiny_model_dir
     with torch.no_grad():
         out = model(torch.rand(2, 3, 64, 64), text_embeds=model.encode_prompts(["hat", "person"]))
     assert isinstance(out, SpectrumOutput) and len(out) == 2
-    assert out["pred_logits"] is out.pred_logits and "aux_outputs" in out and out.get("nothing", 7) == 7
+    # inference (eval mode) skips the earlier layers' predictions: training's deep supervision only
+    assert out["pred_logits"] is out.pred_logits and "aux_outputs" not in out and out.get("nothing", 7) == 7
     logits, masks = out.image(1)
     assert logits.shape == (out.pred_logits.shape[1], 3) and masks.shape[-2:] == (16, 16)
     processor = SpectrumImageProcessor(64)

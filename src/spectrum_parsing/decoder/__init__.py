@@ -18,7 +18,8 @@ class SpectrumDecoder(nn.Module):
 
     ``forward(features, text_embeds)`` returns a dict with ``pred_masks`` (B, Q, H/4, W/4) mask logits,
     ``pred_logits`` (B, Q, P + 1) grounding logits (last column: no object), ``pred_embeds`` (B, Q, E)
-    normalised query embeddings, and ``aux_outputs`` (the same for every earlier decoder layer).
+    normalised query embeddings, and — in training, or with ``aux=True`` — ``aux_outputs`` (the same for every
+    earlier decoder layer: deep supervision; inference skips them and the full-size masks they need).
     """
 
     def __init__(self, config: DecoderConfig) -> None:
@@ -37,7 +38,8 @@ class SpectrumDecoder(nn.Module):
             config.grounding_temperature,
         )
 
-    def forward(self, features: dict[int, torch.Tensor], text_embeds: torch.Tensor) -> dict[str, object]:
+    def forward(self, features: dict[int, torch.Tensor], text_embeds: torch.Tensor,
+                aux: bool | None = None) -> dict[str, object]:
         dtype = self.pixel_decoder.level_embed.dtype
         missing = [s for s in STRIDES if s not in features]
         if missing:
@@ -50,4 +52,4 @@ class SpectrumDecoder(nn.Module):
             raise ValueError(f"text_embeds must be (P, {self.config.text_dim}), got {tuple(text_embeds.shape)}")
         feats = {s: features[s].to(dtype) for s in STRIDES}
         maps, mask_features = self.pixel_decoder(feats)
-        return self.transformer_decoder(maps, mask_features, text_embeds)
+        return self.transformer_decoder(maps, mask_features, text_embeds, aux=aux)

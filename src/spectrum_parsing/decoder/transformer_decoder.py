@@ -76,22 +76,34 @@ class TransformerDecoder(nn.Module):
         self.mask_embed = MLP(dim, dim, mask_dim, 3)
         self.grounding = GroundingHead(dim, text_dim, temperature)
 
-    def _predict(self, queries: torch.Tensor, mask_features: torch.Tensor, text_embeds: torch.Tensor,
-                 target_size: tuple[int, int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def _head(self, queries: torch.Tensor, mask_features: torch.Tensor,
+              text_embeds: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One layer's prediction: mask logits, grounding logits and query embeddings."""
         out = self.norm(queries)
         masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(out), mask_features)
         embeds = self.grounding.embed(out)
-        logits = self.grounding(embeds, text_embeds)
-        with torch.no_grad():
-            small = F.interpolate(masks.float(), size=target_size, mode="bilinear", align_corners=False)
-            allowed = small.flatten(2).sigmoid() >= 0.5  # (B, Q, HW), True = may attend
-            allowed = allowed | ~allowed.any(-1, keepdim=True)  # a query with an empty mask attends everywhere
-            attn_mask = allowed[:, None].expand(-1, self.heads, -1, -1)
-        return {"pred_logits": logits, "pred_masks": masks, "pred_embeds": embeds}, attn_mask
+        return {"pred_logits": self.grounding(embeds, text_embeds), "pred_masks": masks, "pred_embeds": embeds}
 
-    def forward(self, maps: list[torch.Tensor], mask_features: torch.Tensor,
-                text_embeds: torch.Tensor) -> dict[str, object]:
-        """``maps``: pixel-decoder outputs (low to high resolution); returns final outputs + ``aux_outputs``."""
+    def _predict(self, queries: torch.Tensor, mask_features: torch.Tensor, text_embeds: torch.Tensor,
+                 target_size: tuple[int, int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        pred = self._head(queries, mask_features, text_embeds)
+        with torch.no_grad():
+            small = F.interpolate(pred["pred_masks"].float(), size=target_size, mode="bilinear", align_corners=False)
+        return pred, self._attn_mask(small)
+
+    def _attn_mask(self, small: torch.Tensor) -> torch.Tensor:
+        """(B, heads, Q, hw) cross-attention mask from mask logits (B, Q, h, w) at the next level's size."""
+        allowed = small.flatten(2).sigmoid() >= 0.5  # (B, Q, HW), True = may attend
+        allowed = allowed | ~allowed.any(-1, keepdim=True)  # a query with an empty mask attends everywhere
+        return allowed[:, None].expand(-1, self.heads, -1, -1)
+
+    def forward(self, maps: list[torch.Tensor], mask_features: torch.Tensor, text_embeds: torch.Tensor,
+                aux: bool | None = None) -> dict[str, object]:
+        """``maps``: pixel-decoder outputs (low to high resolution); returns final outputs + ``aux_outputs``
+        (every earlier layer's prediction; ``aux`` defaults to ``self.training``). Without them, the earlier
+        layers' masks are computed only at the size their attention masks need: the mask features are resized
+        once per level (resizing is linear, so this equals resizing each full-size mask, up to rounding)."""
+        aux = self.training if aux is None else aux
         b = mask_features.shape[0]
         memories, positions, sizes = [], [], []
         for i, m in enumerate(maps):
@@ -101,6 +113,20 @@ class TransformerDecoder(nn.Module):
             positions.append(sine_position_embedding(h, w, m.shape[1], m.device, m.dtype)[None])
         queries = self.query_feat.weight[None].expand(b, -1, -1).to(mask_features.dtype)
         query_pos = self.query_pos.weight[None].expand(b, -1, -1).to(mask_features.dtype)
+
+        if not aux:
+            small_features = [F.interpolate(mask_features.float(), size=size, mode="bilinear", align_corners=False)
+                              for size in sizes]
+            with torch.no_grad():
+                attn_mask = self._attn_mask(self._small_masks(queries, small_features[0]))
+            for i, layer in enumerate(self.layers):
+                queries = layer(queries, query_pos, memories[i % self.num_levels], positions[i % self.num_levels],
+                                attn_mask)
+                if i + 1 < len(self.layers):
+                    with torch.no_grad():
+                        small = self._small_masks(queries, small_features[(i + 1) % self.num_levels])
+                        attn_mask = self._attn_mask(small)
+            return self._head(queries, mask_features, text_embeds)
 
         predictions = []
         pred, attn_mask = self._predict(queries, mask_features, text_embeds, sizes[0])
@@ -113,3 +139,7 @@ class TransformerDecoder(nn.Module):
         final = dict(predictions[-1])
         final["aux_outputs"] = predictions[:-1]
         return final
+
+    def _small_masks(self, queries: torch.Tensor, small_features: torch.Tensor) -> torch.Tensor:
+        """Mask logits (B, Q, h, w) of ``queries`` on mask features already resized to (h, w)."""
+        return torch.einsum("bqc,bchw->bqhw", self.mask_embed(self.norm(queries)).float(), small_features)
