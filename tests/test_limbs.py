@@ -61,6 +61,19 @@ def test_crossed_arms_follow_the_forearm_not_the_image_side():
     assert region_at(labels, 85, 128) == "left arm"
 
 
+def test_an_unsure_wrist_still_gives_the_forearm_its_direction():
+    """Crossed forearms often leave MoveNet unsure of the wrists: below the naming threshold but above
+    WEAK_JOINT, the arm goes on from the elbow towards the wrist (across the body), not straight on."""
+    shape = (300, 200)
+    mask = disc(shape, 95, 127, 3)  # the middle of the left forearm, across the body
+    unsure = figure("crossed")
+    unsure[[9, 10], 2] = 0.2
+    assert region_at(split_by_limbs(mask, unsure), 95, 127) == "left arm"
+    lost = figure("crossed")
+    lost[[9, 10], 2] = 0.0  # no hint where the wrists are: the arms go straight on past the elbows
+    assert region_at(split_by_limbs(mask, lost), 95, 127) != "left arm"
+
+
 def test_missing_knee_keeps_the_leg_and_missing_limb_is_unclaimed():
     shape = (300, 200)
     k = figure(missing=(13,))  # no left knee: hip straight to ankle

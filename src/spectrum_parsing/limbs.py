@@ -51,6 +51,11 @@ SEGMENT_THRESHOLD = 0.15
 is missing entirely (a raised arm MoveNet is unsure of) costs more than one slightly misplaced."""
 
 
+WEAK_JOINT = 0.1
+"""A limb cut short at an unsure joint goes on towards the next joint when MoveNet gives it at least this
+confidence (crossed forearms: the wrists are unsure, yet their direction is right); else straight on."""
+
+
 def _confident(keypoints: np.ndarray, threshold: float) -> np.ndarray:
     return keypoints[:, 2] >= threshold
 
@@ -111,8 +116,12 @@ def region_capsules(keypoints: np.ndarray, threshold: float = 0.3
             a, b = xy[points[-2]], xy[points[-1]]
             if points[-1] == chain[-1]:  # hand / foot past the wrist / ankle
                 segments.append((b, b + extend * (b - a)))
-            else:  # the limb goes on past its last confident joint (cut by the frame, or unsure): as long again
-                segments.append((b, b + (b - a)))
+            else:  # the limb goes on past its last confident joint (cut by the frame, or unsure)
+                nxt = chain[chain.index(points[-1]) + 1]
+                if threshold > WEAK_JOINT and keypoints[nxt, 2] >= WEAK_JOINT:  # towards its next joint
+                    segments.append((b, xy[nxt]))
+                else:  # as long again
+                    segments.append((b, b + (b - a)))
         elif points == [chain[0]] and name.endswith("leg"):  # a hip alone: the thigh runs down the body's axis
             segments.append((xy[chain[0]], xy[chain[0]] + 0.8 * scale * down))
         elif points:
