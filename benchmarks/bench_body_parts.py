@@ -13,6 +13,14 @@ For each row (``MODEL[:option=value,...]``, options of ``TopDownConfig`` plus ``
 * VITON val body-part mIoU on the first ``--viton-limit`` photos (studio photos);
 * time of one parse of the group photo.
 
+With ``--parts-only``: the per-part table (hair, face, each arm, each leg, body-part mIoU, bare skin) on the three
+sets with human body-part labels — ``lip_dev``, ``cihp_dev`` (real photos, one and several people) and VITON val
+(studio photos) — for the parser's own part names (``body_parts=model``), the pose's (``body_parts=pose``) and
+the default combination (``sides``):
+
+    python benchmarks/bench_body_parts.py --parts-only --viton-limit 100 --rows spectrum-lite2 \
+        "spectrum-lite2:body_parts=model" "spectrum-lite2:body_parts=pose"
+
     python benchmarks/bench_body_parts.py --rows spectrum-lite2 "spectrum-lite2:body_parts=model" \\
         "spectrum-lite2:competitors=false"
 """
@@ -54,15 +62,18 @@ def load(row: str):
     return SpectrumPipeline.from_pretrained(name, image_size=image_size, top_down=top_down)
 
 
-def lip_body(pipe) -> dict:
+def body_parts(pipe, spec: str, split: str = "all", limit: int | None = None) -> dict:
+    """Per-part IoU (hair, face, each arm, each leg), body-part mIoU and bare-skin IoU of ``pipe`` on the
+    dataset ``spec`` (any format whose classes include :data:`BODY`), prompted with :data:`BODY`; pixels of other
+    categories are ignored, as ``spectrum eval --protocol body`` does."""
     from spectrum_parsing.data import open_dataset
     from spectrum_parsing.evaluation import confusion_matrix, summarize
 
-    data = open_dataset(f"lip:{SHARED / 'datasets' / 'lip_dev'}", split="all")
+    data = open_dataset(spec, split=split)
     ids = [data.canonical.index(c) for c in BODY]
     cm = np.zeros((len(BODY) + 1,) * 2, dtype=np.int64)
     inter = union = 0
-    for i in range(len(data)):
+    for i in range(len(data) if limit is None else min(limit, len(data))):
         sample = data[i]
         gt = np.zeros(sample.size, dtype=np.int64)
         for k, cid in enumerate(ids):
@@ -77,10 +88,26 @@ def lip_body(pipe) -> dict:
         inter += int((gt_skin & pred_skin).sum())
         union += int((gt_skin | pred_skin).sum())
     summary = summarize(cm, ["background", *BODY])
-    row = {f"lip_dev {k}": v for k, v in summary["per_class"].items() if k != "background"}
-    row["lip_dev body mIoU"] = round(summary["miou"], 2)
-    row["lip_dev bare skin IoU"] = round(100 * inter / max(union, 1), 2)
+    row = {k: v for k, v in summary["per_class"].items() if k != "background"}
+    row["body mIoU"] = round(summary["miou"], 2)
+    row["bare skin IoU"] = round(100 * inter / max(union, 1), 2)
     return row
+
+
+def lip_body(pipe) -> dict:
+    """:func:`body_parts` on ``lip_dev`` (25 real LIP photos), keys prefixed ``lip_dev``."""
+    return {f"lip_dev {k}": v for k, v in body_parts(pipe, f"lip:{SHARED / 'datasets' / 'lip_dev'}").items()}
+
+
+def part_tables(pipe, viton_limit: int) -> dict:
+    """:func:`body_parts` on the three sets with human body-part labels: ``lip_dev`` and ``cihp_dev`` (real
+    photos, one and several people) and VITON val (studio photos, the first ``viton_limit``)."""
+    out = lip_body(pipe)
+    out.update({f"cihp_dev {k}": v
+                for k, v in body_parts(pipe, f"cihp:{SHARED / 'datasets' / 'cihp_dev'}").items()})
+    viton = body_parts(pipe, f"lip:{SHARED / 'datasets' / 'viton'}", "val", viton_limit)
+    out.update({f"VITON val (first {viton_limit}) {k}": v for k, v in viton.items()})
+    return out
 
 
 def run(row: str, args: argparse.Namespace) -> dict:
@@ -90,6 +117,10 @@ def run(row: str, args: argparse.Namespace) -> dict:
     from spectrum_parsing.evaluation import EvalConfig, evaluate
 
     pipe = load(row)
+    if args.parts_only:
+        out = part_tables(pipe, args.viton_limit)
+        print(row, out, flush=True)
+        return out
     out = lip_body(pipe)
     out["lip_dev all mIoU"] = round(semantic(pipe, f"lip:{SHARED / 'datasets' / 'lip_dev'}", "all", "all")["miou"], 2)
     cihp = open_dataset(f"cihp:{SHARED / 'datasets' / 'cihp_dev'}", split="all")
@@ -114,12 +145,18 @@ def main() -> int:
     parser.add_argument("--rows", nargs="+", default=["spectrum-lite2"])
     parser.add_argument("--viton-limit", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--parts-only", action="store_true",
+                        help="only the per-part tables: lip_dev, cihp_dev and VITON val (first --viton-limit)")
     args = parser.parse_args()
     if not datasets_ready(args.threads):
         return 2
     results = {row: run(row, args) for row in args.rows}
-    record("Body parts and absent prompts on real photos, shipped path (CPU)",
-           "python benchmarks/bench_body_parts.py --rows " + " ".join(f'"{r}"' for r in args.rows),
+    title = ("Body parts per part: lip_dev, cihp_dev, VITON val, shipped path (CPU)" if args.parts_only
+             else "Body parts and absent prompts on real photos, shipped path (CPU)")
+    command = "python benchmarks/bench_body_parts.py --rows " + " ".join(f'"{r}"' for r in args.rows)
+    if args.parts_only:
+        command += f" --parts-only --viton-limit {args.viton_limit}"
+    record(title, command,
            {"rows": " | ".join(args.rows), "viton_limit": args.viton_limit, "threads": args.threads},
            side_by_side(results))
     return 0
