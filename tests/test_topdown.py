@@ -150,7 +150,7 @@ def test_sides_keep_the_parsers_limb_type_and_take_the_pose_side():
     ys, xs = np.mgrid[:h, :w]
     hand = torch.from_numpy((xs - 118) ** 2 + (ys - 170) ** 2 < 6 ** 2)  # a hand resting on the left thigh
 
-    def parse(body_parts: str, label: str) -> dict:
+    def parse(body_parts: str, label: str, keypoints: np.ndarray = detections.keypoints) -> dict:
         plan = plan_prompts(prompts, body_parts=body_parts)
 
         def predict(crops):
@@ -160,14 +160,20 @@ def test_sides_keep_the_parsers_limb_type_and_take_the_pose_side():
             return [scores[:, 10:10 + crops[0].shape[0], 40:40 + crops[0].shape[1]]]
 
         config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1, skin_colour=0.0)
-        persons, _ = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predict, plan,
+        people = PersonDetections(boxes=detections.boxes, scores=detections.scores, keypoints=keypoints[None])
+        persons, _ = parse_top_down(np.zeros((h, w, 3), np.uint8), people, predict, plan,
                                     prompts.index("person"), config)
         return {p.label: p.area for p in persons[0].parts}
 
-    # The parser says "right arm" for a hand on the left thigh: the pose alone calls it a leg; sides keep the
-    # parser's limb type (the pose, which saw a leg there, gives no arm side to take).
-    assert set(parse("pose", "right arm")) == {"left leg"}
-    assert set(parse("sides", "right arm")) == {"right arm"}
+    # The parser says "right arm" on the left thigh, far from both wrists: the pose alone calls it a leg; sides
+    # keep the parser's limb type (the pose, which saw a leg there, gives no arm side to take) ...
+    unsure_knees = _figure()
+    unsure_knees[[13, 14], 2] = 0.1  # a studio photo cut at the thighs
+    assert set(parse("pose", "right arm", unsure_knees)) == {"left leg"}
+    assert set(parse("sides", "right arm", unsure_knees)) == {"right arm"}
+    # ... unless that leg's knee is seen: then the leg takes the skin the parser called arm
+    assert set(parse("sides", "right arm")) == {"left leg"}
+    assert set(parse("sides", "left leg")) == {"left leg"}
     assert set(parse("sides", "face")) <= {"left leg", "left arm"}  # an unnamed (face) label is renamed by pose
 
 

@@ -21,7 +21,9 @@ never reported:
   skin; the person's keypoints then name it (:func:`spectrum_parsing.limbs.split_by_limbs`: face, left/right
   arm, left/right leg, the person's own side), so a raised fist the parser calls a face is an arm.
   ``body_parts="sides"`` (default) keeps the parser's limb type where it gave one (an arm stays an arm, a leg a
-  leg; the pose gives the side); ``"pose"`` lets the pose name everything; ``"model"`` keeps the parser's labels.
+  leg; the pose gives the side), except that a leg whose knee MoveNet sees takes the skin the parser called arm
+  (on real photos the parser calls bare legs arms; on studio photos cut at the thighs, hands beside them stay
+  arms); ``"pose"`` lets the pose name everything; ``"model"`` keeps the parser's labels.
 * **bare legs grown by skin colour** (``skin_colour``, on by default): the parser finds faces and arms on real
   photos far more often than bare legs. The person's own pixels it left unlabelled, near a leg's skeleton and of
   the chromaticity of the skin it did find on that person and at least half as red (:mod:`.skin`), become that
@@ -75,6 +77,8 @@ photos, but rarely bare legs."""
 LEG_GARMENTS = ("pants", "shorts", "skirt", "dress", "socks", "shoes")
 """What covers legs: skin never grows where one of these scores :data:`GUARD_SCORE` or more."""
 GUARD_SCORE = 0.4
+KNEES = {"left leg": 13, "right leg": 14}
+"""COCO keypoint of each leg's knee: with it seen, the pose's leg takes the parser's "arm" skin in sides naming."""
 MIN_GROWN_PIECE = 0.02
 """Skin grown by colour comes in connected pieces of at least this share of the person's size squared."""
 HAND_SHARE = 0.6
@@ -232,8 +236,11 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
         claimed = split == k
         if plan.sides_only:  # the parser's arm or leg stays that limb; the pose gives its side
             kind = name.split()[-1]
+            # ... except that a leg whose knee is seen takes the skin the parser called arm (on real photos it
+            # calls bare legs arms; on studio photos cut at the thighs, the hands beside them stay arms)
+            takes_arms = name in KNEES and keypoints[KNEES[name], 2] >= threshold
             for i, other in plan.body.items():
-                if other != "face" and other.split()[-1] != kind:
+                if other != "face" and other.split()[-1] != kind and not (takes_arms and other.endswith("arm")):
                     claimed &= before != i + 1
         labels[claimed] = target[name] + 1
 
