@@ -219,6 +219,38 @@ def test_bare_legs_the_parser_missed_grow_from_the_persons_own_skin_colour():
     assert "left leg" not in parts(0.0)  # off: the parser's labels only
 
 
+def test_a_bare_forearm_the_parser_missed_grows_but_not_under_a_sleeve():
+    """Arms grow by skin colour too: the bare right forearm the parser left unlabelled becomes the right arm; a
+    skin-coloured sleeve on the upper arm does not, where a garment that covers arms ("shirt") claims it."""
+    h, w = 300, 200
+    skin, wall = (224, 172, 140), (90, 140, 90)
+    image = np.empty((h, w, 3), np.uint8)
+    image[:] = wall
+    ys, xs = np.mgrid[:h, :w]
+    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
+    forearm = (abs(xs - 62) < 4) & (ys > 122) & (ys < 158)
+    sleeve = (abs(xs - 70) < 5) & (ys > 85) & (ys < 115)
+    image[face | forearm | sleeve] = skin
+    person = torch.from_numpy(face | forearm | sleeve)
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
+    plan = plan_prompts(prompts, grow_skin=True)
+    assert "shirt" in plan.prompts and plan.prompts.index("shirt") in plan.aside  # hidden guard of arms
+
+    def predict(crops):
+        scores = torch.zeros(len(plan.prompts), h, w)
+        scores[plan.prompts.index("person")] = person.float()
+        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
+        scores[plan.prompts.index("shirt")][torch.from_numpy(sleeve)] = 0.9
+        return [scores[:, 10:10 + crops[0].shape[0], 40:40 + crops[0].shape[1]]]
+
+    config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
+    persons, _ = parse_top_down(image, detections, predict, plan, prompts.index("person"), config)
+    parts = {p.label: p.mask.numpy() for p in persons[0].parts}
+    assert parts["right arm"].sum() > 0.8 * forearm.sum() and not parts["right arm"][sleeve].any()
+    assert set(parts) == {"face", "right arm"}
+
+
 def _parse(prompts: list[str], paint, detections: PersonDetections, h: int = 300, w: int = 200,
            person_probs: torch.Tensor | None = None, **config) -> list:
     """Persons of a top-down parse whose fake parser's scores are painted by ``paint(scores, plan)`` on the whole

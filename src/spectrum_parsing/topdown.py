@@ -24,11 +24,12 @@ never reported:
   leg; the pose gives the side), except that a leg whose knee MoveNet sees takes the skin the parser called arm
   (on real photos the parser calls bare legs arms; on studio photos cut at the thighs, hands beside them stay
   arms); ``"pose"`` lets the pose name everything; ``"model"`` keeps the parser's labels.
-* **bare legs grown by skin colour** (``skin_colour``, on by default): the parser finds faces and arms on real
-  photos far more often than bare legs. The person's own pixels it left unlabelled, near a leg's skeleton and of
-  the chromaticity of the skin it did find on that person and at least half as red (:mod:`.skin`), become that
-  leg, unless a garment that
-  covers legs (:data:`LEG_GARMENTS`, scored hidden and kept out of the others' softmax) claims them.
+* **bare legs and arms grown by skin colour** (``skin_colour``, on by default): the parser finds faces on real
+  photos far more often than bare legs and whole arms. The person's own pixels it left unlabelled, near a limb's
+  skeleton and of the chromaticity of the skin it did find on that person and at least half as red
+  (:mod:`.skin`), become that limb, unless a garment that covers it (:data:`LEG_GARMENTS`,
+  :data:`ARM_GARMENTS`, scored hidden and kept out of the others' softmax) claims them; skin around a hand never
+  grows into a leg.
 * **hands** carved from the arms around and beyond the wrist (:data:`DERIVED_PARTS`).
 * **geometric parts** (:data:`GEOMETRIC_PARTS`: PASCAL-Person-Part's head, torso, upper/lower arms and legs,
   clothing included) are not scored: the person's pixels no other prompt claims are partitioned by its keypoints
@@ -71,11 +72,14 @@ GEOMETRIC_PARTS: dict[str, tuple[str, ...]] = {
 """Parts that are regions of the whole person, clothing included (PASCAL-Person-Part's), by canonical name: the
 body segments of :func:`spectrum_parsing.limbs.split_by_segments` each covers. Top-down parsing derives them from
 the person's pixels and keypoints; they take the person's pixels no other prompt claims."""
-GROWN_REGIONS = ("left leg", "right leg")
-"""Body parts that grow by skin colour (``TopDownConfig.skin_colour``): the parser finds faces and arms on real
-photos, but rarely bare legs."""
+GROWN_REGIONS = ("left leg", "right leg", "left arm", "right arm")
+"""Body parts that grow by skin colour (``TopDownConfig.skin_colour``): the parser finds faces on real photos,
+but misses bare legs and parts of arms."""
 LEG_GARMENTS = ("pants", "shorts", "skirt", "dress", "socks", "shoes")
-"""What covers legs: skin never grows where one of these scores :data:`GUARD_SCORE` or more."""
+"""What covers legs: skin never grows into a leg where one of these scores :data:`GUARD_SCORE` or more."""
+ARM_GARMENTS = ("upper clothes", "shirt", "t-shirt", "sweater", "jacket", "coat", "dress", "gloves")
+"""What covers arms: skin never grows into an arm where one of these scores :data:`GUARD_SCORE` or more."""
+COVERING = {"leg": LEG_GARMENTS, "arm": ARM_GARMENTS}
 GUARD_SCORE = 0.4
 KNEES = {"left leg": 13, "right leg": 14}
 """COCO keypoint of each leg's knee: with it seen, the pose's leg takes the parser's "arm" skin in sides naming."""
@@ -140,6 +144,7 @@ class ScoringPlan:
     sides_only: bool = False
     guards: list[int] = dataclasses.field(default_factory=list)
     geometric: dict[int, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    covers: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     @property
     def scored(self) -> list[str]:
@@ -194,20 +199,25 @@ def plan_prompts(prompts: Sequence[str], body_parts: str = "sides", competitors:
                 hidden.add(len(scored) - 1)
             skin = [*body, scored.index("skin")]
     guards: list[int] = []
-    if grow_skin and any(name in GROWN_REGIONS for name in body.values()):
+    covers: dict[str, list[int]] = {}
+    grown = {name.split()[-1] for name in body.values() if name in GROWN_REGIONS}
+    if grow_skin and grown:
         names = [vocabulary.canonical_name(p) for p in scored]
-        for garment in LEG_GARMENTS:
-            if garment not in names:
-                scored.append(garment)
-                names.append(garment)
-                hidden.add(len(scored) - 1)
-            guards.append(names.index(garment))
+        for limb in sorted(grown):
+            covers[limb] = []
+            for garment in COVERING[limb]:
+                if garment not in names:
+                    scored.append(garment)
+                    names.append(garment)
+                    hidden.add(len(scored) - 1)
+                covers[limb].append(names.index(garment))
+        guards = sorted({i for indices in covers.values() for i in indices})
     pool = list(competitors)
     if pool:
         scored.append("(competitors)")
         hidden.add(len(scored) - 1)
     return ScoringPlan(scored, hands, body, skin, hidden, pool, sides_only=body_parts == "sides", guards=guards,
-                       geometric=geometric)
+                       geometric=geometric, covers=covers)
 
 
 def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | None, origin: tuple[int, int],
@@ -305,12 +315,19 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
     for i in plan.skin:
         seeds |= labels == i + 1
     candidates = (labels == 0) & (person > 0.5)
-    for wrist, elbow in ((9, 7), (10, 8)):  # hands are arms: skin grows into legs only
+    hands = torch.zeros(labels.shape, dtype=torch.bool)
+    for wrist, elbow in ((9, 7), (10, 8)):  # hands are arms: skin there never grows into a leg
         w, e = keypoints[wrist], keypoints[elbow]
         if min(w[2], e[2]) >= threshold and float(np.hypot(*(w[:2] - e[:2]))) >= 3:
-            candidates &= ~torch.from_numpy(hand_zone(tuple(labels.shape), w[:2], e[:2], back=0.15, origin=origin))
-    if plan.guards:
-        candidates &= scores[plan.guards].amax(0) < GUARD_SCORE
+            hands |= torch.from_numpy(hand_zone(tuple(labels.shape), w[:2], e[:2], back=0.15, origin=origin))
+    # where each limb may grow: not under a garment that covers it
+    free = {limb: (scores[idx].amax(0) < GUARD_SCORE) if idx else torch.ones(labels.shape, dtype=torch.bool)
+            for limb, idx in plan.covers.items()}
+    if "leg" in free:
+        free["leg"] &= ~hands
+    if not free:
+        return
+    candidates &= torch.stack(list(free.values())).any(0)
     if not bool(candidates.any()):
         return
     grown = skin_colour_mask(crop, seeds.numpy(), candidates.numpy(), max_distance=distance)
@@ -329,9 +346,10 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
     regions = [name if name in GROWN_REGIONS else "" for name in regions]
     seed_score = best[seeds].mean()
     for k, name in enumerate(regions):
-        if not name:
+        limb = name.split()[-1] if name else ""
+        if limb not in free:
             continue
-        claimed = split == k
+        claimed = (split == k) & free[limb]
         labels[claimed] = target[name] + 1
         best[claimed] = seed_score
 
@@ -411,7 +429,7 @@ class TopDownConfig:
     # fallback_score and covers fallback_share of the image (1.0: never; benchmarks/bench_persons.py).
     fallback_score: float = 0.85
     fallback_share: float = 0.15
-    # Bare skin the parser missed (legs, on real photos): the person's own unlabelled pixels within skin_radii
+    # Bare skin the parser missed (legs and arms, on real photos): the person's own unlabelled pixels within skin_radii
     # capsule radii of a limb and skin_colour standard deviations of the chromaticity of the skin the parser found
     # become that limb (0: off; benchmarks/bench_body_parts.py).
     skin_colour: float = 1.5
