@@ -131,9 +131,9 @@ class ScoringPlan:
     """What a top-down parse scores. ``prompts``: every scored column (the caller's prompts first, in order, then
     hidden helpers, then — when ``pool`` is not empty — one column holding the best of the ``pool`` phrases).
     ``hands``: derived hand index -> (arm index, wrist, elbow); ``body``: prompt index -> pose region;
-    ``skin``: indices whose pixels are bare skin; ``hidden``: indices never reported; ``guards``: garments that
-    keep skin from growing over them (:data:`LEG_GARMENTS`; the hidden ones take no part in labelling);
-    ``geometric``: prompt index -> the body segments it covers (:data:`GEOMETRIC_PARTS`)."""
+    ``skin``: indices whose pixels are bare skin; ``hidden``: indices never reported; ``covers``: per grown limb
+    ("leg", "arm"), the garments that keep skin from growing into it (:data:`COVERING`; the hidden ones take no
+    part in labelling); ``geometric``: prompt index -> the body segments it covers (:data:`GEOMETRIC_PARTS`)."""
 
     prompts: list[str]
     hands: dict[int, tuple[int, int, int]]
@@ -142,7 +142,6 @@ class ScoringPlan:
     hidden: set[int]
     pool: list[str]
     sides_only: bool = False
-    guards: list[int] = dataclasses.field(default_factory=list)
     geometric: dict[int, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     covers: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
@@ -150,6 +149,11 @@ class ScoringPlan:
     def scored(self) -> list[str]:
         """The phrases the model scores: every column but the pooled one, then the pooled phrases."""
         return [*(self.prompts[:-1] if self.pool else self.prompts), *self.pool]
+
+    @property
+    def guards(self) -> list[int]:
+        """Indices into :attr:`scored` of every garment that guards a limb (:attr:`covers`)."""
+        return sorted({i for indices in self.covers.values() for i in indices})
 
     @property
     def aside(self) -> list[int]:
@@ -198,7 +202,6 @@ def plan_prompts(prompts: Sequence[str], body_parts: str = "sides", competitors:
                 scored.append("skin")
                 hidden.add(len(scored) - 1)
             skin = [*body, scored.index("skin")]
-    guards: list[int] = []
     covers: dict[str, list[int]] = {}
     grown = {name.split()[-1] for name in body.values() if name in GROWN_REGIONS}
     if grow_skin and grown:
@@ -211,12 +214,11 @@ def plan_prompts(prompts: Sequence[str], body_parts: str = "sides", competitors:
                     names.append(garment)
                     hidden.add(len(scored) - 1)
                 covers[limb].append(names.index(garment))
-        guards = sorted({i for indices in covers.values() for i in indices})
     pool = list(competitors)
     if pool:
         scored.append("(competitors)")
         hidden.add(len(scored) - 1)
-    return ScoringPlan(scored, hands, body, skin, hidden, pool, sides_only=body_parts == "sides", guards=guards,
+    return ScoringPlan(scored, hands, body, skin, hidden, pool, sides_only=body_parts == "sides",
                        geometric=geometric, covers=covers)
 
 
