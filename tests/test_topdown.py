@@ -148,9 +148,11 @@ def test_sides_keep_the_parsers_limb_type_and_take_the_pose_side():
     detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
     prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
     ys, xs = np.mgrid[:h, :w]
-    hand = torch.from_numpy((xs - 118) ** 2 + (ys - 170) ** 2 < 6 ** 2)  # a hand resting on the left thigh
+    knee = torch.from_numpy((xs - 118) ** 2 + (ys - 200) ** 2 < 6 ** 2)  # skin on the left thigh, near the knee
+    hip = torch.from_numpy((xs - 118) ** 2 + (ys - 168) ** 2 < 6 ** 2)  # a hand resting at the left hip
 
-    def parse(body_parts: str, label: str, keypoints: np.ndarray = detections.keypoints) -> dict:
+    def parse(body_parts: str, label: str, keypoints: np.ndarray = detections.keypoints,
+              hand: torch.Tensor = knee) -> dict:
         plan = plan_prompts(prompts, body_parts=body_parts)
 
         def predict(crops):
@@ -171,8 +173,9 @@ def test_sides_keep_the_parsers_limb_type_and_take_the_pose_side():
     unsure_knees[[13, 14], 2] = 0.1  # a studio photo cut at the thighs
     assert set(parse("pose", "right arm", unsure_knees)) == {"left leg"}
     assert set(parse("sides", "right arm", unsure_knees)) == {"right arm"}
-    # ... unless that leg's knee is seen: then the leg takes the skin the parser called arm
+    # ... unless that leg's knee is seen: then the leg takes the skin the parser called arm past mid-thigh
     assert set(parse("sides", "right arm")) == {"left leg"}
+    assert set(parse("sides", "right arm", hand=hip)) == {"right arm"}  # a hand at the hip stays an arm
     assert set(parse("sides", "left leg")) == {"left leg"}
     assert set(parse("sides", "face")) <= {"left leg", "left arm"}  # an unnamed (face) label is renamed by pose
 

@@ -22,8 +22,9 @@ never reported:
   arm, left/right leg, the person's own side), so a raised fist the parser calls a face is an arm.
   ``body_parts="sides"`` (default) keeps the parser's limb type where it gave one (an arm stays an arm, a leg a
   leg; the pose gives the side), except that a leg whose knee MoveNet sees takes the skin the parser called arm
-  (on real photos the parser calls bare legs arms; on studio photos cut at the thighs, hands beside them stay
-  arms); ``"pose"`` lets the pose name everything; ``"model"`` keeps the parser's labels.
+  past mid-thigh (on real photos the parser calls bare legs arms; on studio photos cut at the thighs, hands
+  beside them stay arms, and so does a hand resting at the hip); ``"pose"`` lets the pose name everything;
+  ``"model"`` keeps the parser's labels.
 * **bare legs and arms grown by skin colour** (``skin_colour``, on by default): the parser finds faces on real
   photos far more often than bare legs and whole arms. The person's own pixels it left unlabelled, near a limb's
   skeleton and of the chromaticity of the skin it did find on that person and at least half as red
@@ -83,6 +84,9 @@ COVERING = {"leg": LEG_GARMENTS, "arm": ARM_GARMENTS}
 GUARD_SCORE = 0.4
 KNEES = {"left leg": 13, "right leg": 14}
 """COCO keypoint of each leg's knee: with it seen, the pose's leg takes the parser's "arm" skin in sides naming."""
+HIPS = {"left leg": 11, "right leg": 12}
+THIGH_START = 0.5
+"""... but only past this share of the thigh (hip to knee): a hand resting at the hip stays an arm."""
 MIN_GROWN_PIECE = 0.02
 """Skin grown by colour comes in connected pieces of at least this share of the person's size squared."""
 HAND_SHARE = 0.6
@@ -251,10 +255,32 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
             # ... except that a leg whose knee is seen takes the skin the parser called arm (on real photos it
             # calls bare legs arms; on studio photos cut at the thighs, the hands beside them stay arms)
             takes_arms = name in KNEES and keypoints[KNEES[name], 2] >= threshold
+            past_thigh = _past_thigh(tuple(labels.shape), keypoints, name, origin, threshold) if takes_arms \
+                else None
             for i, other in plan.body.items():
-                if other != "face" and other.split()[-1] != kind and not (takes_arms and other.endswith("arm")):
+                if other == "face" or other.split()[-1] == kind:
+                    continue
+                if takes_arms and other.endswith("arm"):
+                    claimed &= (before != i + 1) | past_thigh
+                else:
                     claimed &= before != i + 1
         labels[claimed] = target[name] + 1
+
+
+def _past_thigh(shape: tuple[int, int], keypoints: np.ndarray, leg: str, origin: tuple[int, int],
+                threshold: float) -> torch.Tensor:
+    """Bool crop-local mask: pixels past :data:`THIGH_START` of the way from the leg's hip to its knee (projected
+    on that line); all True when the hip is unsure (the thigh's start is unknown)."""
+    hip, knee = keypoints[HIPS[leg]], keypoints[KNEES[leg]]
+    if hip[2] < threshold:
+        return torch.ones(shape, dtype=torch.bool)
+    axis = knee[:2] - hip[:2]
+    length2 = float(axis @ axis)
+    if length2 < 1.0:
+        return torch.ones(shape, dtype=torch.bool)
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]]
+    t = ((xs + origin[0] - hip[0]) * axis[0] + (ys + origin[1] - hip[1]) * axis[1]) / length2
+    return torch.from_numpy(t >= THIGH_START)
 
 
 def _beyond_head(split: torch.Tensor, face: int, unclaimed: int, keypoints: np.ndarray, origin: tuple[int, int],
