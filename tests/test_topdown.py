@@ -182,7 +182,8 @@ def test_sides_keep_the_parsers_limb_type_and_take_the_pose_side():
 
 def test_bare_legs_the_parser_missed_grow_from_the_persons_own_skin_colour():
     """Shins the parser left unlabelled become legs (the skin colour of its face and arm, near the leg
-    skeleton); trousers (a guard prompt), a skin-coloured patch on the torso and the background do not."""
+    skeleton); trousers (a guard prompt), a skin-coloured patch on the torso, the skin-coloured edge of a desk
+    across the legs and the background do not."""
     h, w = 300, 200
     skin, cloth, wall = (224, 172, 140), (40, 50, 130), (90, 140, 90)
     image = np.empty((h, w, 3), np.uint8)
@@ -191,11 +192,12 @@ def test_bare_legs_the_parser_missed_grow_from_the_persons_own_skin_colour():
     face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
     arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
     body = (abs(xs - 100) < 30) & (ys > 60) & (ys < 220)
-    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 220) & (ys < 285)
+    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 236) & (ys < 285)
     patch = (abs(xs - 100) < 6) & (abs(ys - 120) < 6)  # skin-coloured print on the shirt
-    image[face | arm | shins | patch] = skin
+    desk = (abs(xs - 100) < 36) & (ys >= 222) & (ys < 230)  # in front of the knees: the person's mask has it
+    image[face | arm | shins | patch | desk] = skin
     image[body & ~patch] = cloth
-    person = torch.from_numpy(face | arm | body | shins | patch)
+    person = torch.from_numpy(face | arm | body | shins | patch | desk)
     detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
     prompts = ["face", "left arm", "right arm", "left leg", "right leg", "pants", "person"]
     plan = plan_prompts(prompts, grow_skin=True)
@@ -219,6 +221,7 @@ def test_bare_legs_the_parser_missed_grow_from_the_persons_own_skin_colour():
     assert grown["left leg"][250, 117] and grown["right leg"][250, 83]  # the person's own side
     assert grown["left leg"].sum() > 0.8 * (shins & (xs > 100)).sum()
     assert not grown["left leg"][body].any() and not grown["right leg"][body].any()  # not the trousers or print
+    assert not grown["left leg"][desk].any() and not grown["right leg"][desk].any()  # across the legs: no shin
     assert "left leg" not in parts(0.0)  # off: the parser's labels only
 
 

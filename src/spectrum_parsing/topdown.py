@@ -30,7 +30,7 @@ never reported:
   skeleton and of the chromaticity of the skin it did find on that person and at least half as red
   (:mod:`.skin`), become that limb, unless a garment that covers it (:data:`LEG_GARMENTS`,
   :data:`ARM_GARMENTS`, scored hidden and kept out of the others' softmax) claims them; skin around a hand never
-  grows into a leg.
+  grows into a leg, nor does a piece lying across the leg (:data:`ACROSS_LIMB`: the edge of a desk).
 * **hands** carved from the arms around and beyond the wrist (:data:`DERIVED_PARTS`).
 * **geometric parts** (:data:`GEOMETRIC_PARTS`: PASCAL-Person-Part's head, torso, upper/lower arms and legs,
   clothing included) are not scored: the person's pixels no other prompt claims are partitioned by its keypoints
@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .limbs import SEGMENTS, body_scale, hand_zone, head_span, split_by_limbs, split_by_segments
+from .limbs import SEGMENTS, body_scale, hand_zone, head_span, region_capsules, split_by_limbs, split_by_segments
 from .persons import PersonDetections
 from .processor import PersonCandidate, SpectrumImageProcessor, assemble_persons
 from .results import PersonInstance
@@ -87,6 +87,9 @@ KNEES = {"left leg": 13, "right leg": 14}
 HIPS = {"left leg": 11, "right leg": 12}
 THIGH_START = 0.5
 """... but only past this share of the thigh (hip to knee): a hand resting at the hip stays an arm."""
+ACROSS_LIMB = 2.0
+"""A piece of skin grown into a leg reaching more than this many times as far across the leg as along it is
+dropped: the edge of a desk in front of the legs has the colour of skin, a shin lies along the leg."""
 MIN_GROWN_PIECE = 0.02
 """Skin grown by colour comes in connected pieces of at least this share of the person's size squared."""
 HAND_SHARE = 0.6
@@ -373,13 +376,41 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
                                             max_radii=max_radii))
     regions = [name if name in GROWN_REGIONS else "" for name in regions]
     seed_score = best[seeds].mean()
+    capsules, _ = region_capsules(keypoints, threshold)
     for k, name in enumerate(regions):
         limb = name.split()[-1] if name else ""
         if limb not in free:
             continue
         claimed = (split == k) & free[limb]
+        if limb == "leg" and capsules[name]:
+            claimed &= torch.from_numpy(_along_limb(claimed.numpy(), capsules[name], origin))
         labels[claimed] = target[name] + 1
         best[claimed] = seed_score
+
+
+def _along_limb(mask: np.ndarray, segments: list[tuple[np.ndarray, np.ndarray]], origin: tuple[int, int]
+                ) -> np.ndarray:
+    """The connected pieces of crop-local ``mask`` that do not lie across the limb: a piece reaching more than
+    :data:`ACROSS_LIMB` times as far across the limb's axis (its first joint to its end, ``segments`` in image
+    pixels) as along it is dropped (the edge of a desk in front of the legs, not a shin)."""
+    axis = segments[-1][1] - segments[0][0]
+    length = float(np.hypot(*axis))
+    if length < 1.0 or not mask.any():
+        return mask
+    axis = axis / length
+    pieces, count = ndimage.label(mask)
+    ys, xs = np.nonzero(pieces)
+    ids = pieces[ys, xs]
+    along = (xs + origin[0]) * axis[0] + (ys + origin[1]) * axis[1]
+    across = -(xs + origin[0]) * axis[1] + (ys + origin[1]) * axis[0]
+    keep = np.ones(count + 1, dtype=bool)
+    keep[0] = False
+    for piece in range(1, count + 1):
+        sel = ids == piece
+        extent_along = np.ptp(along[sel]) + 1.0
+        extent_across = np.ptp(across[sel]) + 1.0
+        keep[piece] = extent_across <= ACROSS_LIMB * extent_along
+    return keep[pieces]
 
 
 def _split_segments(labels: torch.Tensor, best: torch.Tensor, person: torch.Tensor, plan: ScoringPlan,
