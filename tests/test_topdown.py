@@ -333,3 +333,22 @@ def test_a_persons_own_hand_is_its_own_where_a_neighbours_mask_is_as_sure():
     owner = {p.id: p.mask.numpy() for p in persons}
     assert owner[1][160, 150] and not owner[0][160, 150]  # B's hand
     assert owner[0][100, 150] and not owner[1][100, 150]  # elsewhere in the overlap the tie goes to A
+
+
+def test_a_person_wears_one_lower_garment_when_the_parser_mostly_agrees(monkeypatch):
+    """Trousers the parser calls pants with a patch it calls skirt are pants; a close call (half and half) is
+    left as the parser said."""
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+
+    def parts(skirt_rows: int) -> dict:
+        def paint(scores, plan):
+            scores[plan.prompts.index("pants"), 170:290, 70:130] = 0.8
+            scores[plan.prompts.index("skirt"), 170:170 + skirt_rows, 70:130] = 0.9
+
+        persons = _parse(["pants", "skirt", "person"], paint, detections)
+        return {p.label: p.area for p in persons[0].parts}
+
+    assert parts(30) == {"pants": 120 * 60}  # a quarter called skirt: all pants
+    assert set(parts(60)) == {"pants", "skirt"}  # half: the parser's call stands
+    monkeypatch.setattr(topdown, "LOWER_VOTE", 2.0)  # off
+    assert set(parts(30)) == {"pants", "skirt"}

@@ -31,6 +31,8 @@ never reported:
   (:mod:`.skin`), become that limb, unless a garment that covers it (:data:`LEG_GARMENTS`,
   :data:`ARM_GARMENTS`, scored hidden and kept out of the others' softmax) claims them; skin around a hand never
   grows into a leg, nor does a piece lying across the leg (:data:`ACROSS_LIMB`: the edge of a desk).
+* **one lower-body garment per person**: when one of pants, jeans, shorts and skirt holds :data:`LOWER_VOTE` of
+  the pixels any of them labels on the person, the others become it (trousers with a patch called skirt).
 * **hands** carved from the arms around and beyond the wrist (:data:`DERIVED_PARTS`).
 * **geometric parts** (:data:`GEOMETRIC_PARTS`: PASCAL-Person-Part's head, torso, upper/lower arms and legs,
   clothing included) are not scored: the person's pixels no other prompt claims are partitioned by its keypoints
@@ -413,6 +415,26 @@ def _along_limb(mask: np.ndarray, segments: list[tuple[np.ndarray, np.ndarray]],
     return keep[pieces]
 
 
+LOWER_VOTE = 0.6
+"""A person wears one lower-body garment: when one of :data:`LOWER_GARMENTS` holds this share of the pixels any
+of them labels on the person, the others become it (trousers with a patch the parser called skirt)."""
+LOWER_GARMENTS = ("pants", "jeans", "shorts", "skirt")
+
+
+def _one_lower_garment(labels: torch.Tensor, plan: ScoringPlan, columns: Sequence[int]) -> None:
+    """In crop-local ``labels``: the pixels of the person's minority lower-body garments become the majority one
+    when it holds :data:`LOWER_VOTE` of them (in place)."""
+    lower = [i for i in columns if vocabulary.canonical_name(plan.prompts[i]) in LOWER_GARMENTS]
+    if len(lower) < 2:
+        return
+    counts = torch.stack([(labels == i + 1).sum() for i in lower])
+    total = int(counts.sum())
+    top = int(counts.argmax())
+    if total == 0 or int(counts[top]) < LOWER_VOTE * total:
+        return
+    labels[torch.isin(labels, torch.tensor([i + 1 for i in lower]))] = lower[top] + 1
+
+
 def _split_segments(labels: torch.Tensor, best: torch.Tensor, person: torch.Tensor, plan: ScoringPlan,
                     keypoints: np.ndarray | None, origin: tuple[int, int]) -> None:
     """In crop-local ``labels``: the person's pixels (``person`` probability > 0.5) no prompt claims go to the
@@ -566,6 +588,8 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
         labels, best = SpectrumImageProcessor.label_map(scores, columns, background_threshold)
         keypoints = None if detections.keypoints is None else detections.keypoints[k]
+        if LOWER_VOTE <= 1:
+            _one_lower_garment(labels, plan, columns)
         probs = (scores[person_index] if person_probs is None else person_probs[k, y0:y1, x0:x1].float().cpu())
         probs = _own_hands(probs, keypoints, (x0, y0), config.keypoint_threshold)
         _name_skin(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
