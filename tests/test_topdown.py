@@ -352,3 +352,29 @@ def test_a_person_wears_one_lower_garment_when_the_parser_mostly_agrees(monkeypa
     assert set(parts(60)) == {"pants", "skirt"}  # half: the parser's call stands
     monkeypatch.setattr(topdown, "LOWER_VOTE", 2.0)  # off
     assert set(parts(30)) == {"pants", "skirt"}
+
+
+def test_small_holes_in_a_persons_labels_take_the_label_around_them(monkeypatch):
+    """A patch of coat the parser was unsure of becomes coat; a large enclosed gap (between an arm and the body),
+    a gap open to the crop's edge and a hole off the person's own mask stay unlabelled."""
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    ys, xs = np.mgrid[:300, :200]
+    small = (ys >= 100) & (ys < 110) & (xs >= 90) & (xs < 100)  # 100 px: under 1% of the 120 x 285 crop
+    large = (ys >= 130) & (ys < 160) & (xs >= 100) & (xs < 130)  # 900 px
+    off_mask = (ys >= 70) & (ys < 76) & (xs >= 70) & (xs < 76)
+    open_gap = (ys >= 120) & (ys < 125) & (xs >= 40) & (xs < 62)  # reaches the crop's left edge
+
+    def coat(scores, plan):
+        body = torch.from_numpy((ys >= 60) & (ys < 200) & (xs >= 40) & (xs < 140))
+        scores[plan.prompts.index("coat")][body & ~torch.from_numpy(small | large | off_mask | open_gap)] = 0.9
+        scores[plan.prompts.index("person")][torch.from_numpy(off_mask)] = 0.0
+
+    def coat_mask() -> np.ndarray:
+        persons = _parse(["coat", "person"], coat, detections)
+        return {p.label: p.mask.numpy() for p in persons[0].parts}["coat"]
+
+    mask = coat_mask()
+    assert mask[small].all()
+    assert not mask[large].any() and not mask[off_mask].any() and not mask[open_gap].any()
+    monkeypatch.setattr(topdown, "HOLE_SHARE", 0.0)  # off
+    assert not coat_mask()[small].any()

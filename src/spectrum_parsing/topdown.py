@@ -33,6 +33,8 @@ never reported:
   grows into a leg, nor does a piece lying across the leg (:data:`ACROSS_LIMB`: the edge of a desk).
 * **one lower-body garment per person**: when one of pants, jeans, shorts and skirt holds :data:`LOWER_VOTE` of
   the pixels any of them labels on the person, the others become it (trousers with a patch called skirt).
+* **holes filled**: an unlabelled piece of the person's own pixels enclosed by its labels, at most
+  :data:`HOLE_SHARE` of the crop, takes the label most common around it (a patch of coat the parser was unsure of).
 * **hands** carved from the arms around and beyond the wrist (:data:`DERIVED_PARTS`).
 * **geometric parts** (:data:`GEOMETRIC_PARTS`: PASCAL-Person-Part's head, torso, upper/lower arms and legs,
   clothing included) are not scored: the person's pixels no other prompt claims are partitioned by its keypoints
@@ -435,6 +437,44 @@ def _one_lower_garment(labels: torch.Tensor, plan: ScoringPlan, columns: Sequenc
     labels[torch.isin(labels, torch.tensor([i + 1 for i in lower]))] = lower[top] + 1
 
 
+HOLE_SHARE = 0.01
+"""Holes in a person's labels (unlabelled pieces enclosed by labelled pixels, on the person's own mask) of at most
+this share of the crop take the label most common around them (a patch of coat the parser was unsure of)."""
+
+
+def _fill_holes(labels: torch.Tensor, best: torch.Tensor, person: torch.Tensor) -> None:
+    """In crop-local ``labels`` (and their scores ``best``): small enclosed unlabelled pieces on the person's own
+    pixels (``person`` probability > 0.5) take the label most common on their rim, scored as the rim (in place)."""
+    labelled = (labels > 0).numpy()
+    gaps, _ = ndimage.label(~labelled)  # unlabelled pieces; those touching the crop's edge are not enclosed
+    edge = np.unique(np.concatenate([gaps[0], gaps[-1], gaps[:, 0], gaps[:, -1]]))
+    holes = (gaps > 0) & ~np.isin(gaps, edge) & (person > 0.5).numpy()
+    if not holes.any():
+        return
+    pieces, count = ndimage.label(holes)
+    sizes = np.bincount(pieces.ravel(), minlength=count + 1)
+    keep = sizes <= HOLE_SHARE * labels.numel()
+    keep[0] = False
+    # each rim pixel (labelled, next to a hole) votes for its label in the hole it touches
+    rim_of = pieces.copy()  # the hole a pixel touches (4-neighbours; the highest-numbered where two meet)
+    np.maximum(rim_of[1:], pieces[:-1], out=rim_of[1:])
+    np.maximum(rim_of[:-1], pieces[1:], out=rim_of[:-1])
+    np.maximum(rim_of[:, 1:], pieces[:, :-1], out=rim_of[:, 1:])
+    np.maximum(rim_of[:, :-1], pieces[:, 1:], out=rim_of[:, :-1])
+    lab = labels.numpy()
+    rim = (rim_of > 0) & keep[rim_of] & (lab > 0)
+    votes = np.zeros((count + 1, int(lab.max()) + 1))
+    np.add.at(votes, (rim_of[rim], lab[rim]), 1.0)
+    rim_score = np.bincount(rim_of[rim], weights=best.numpy()[rim], minlength=count + 1)
+    voters = votes.sum(1)
+    winner = votes.argmax(1)
+    keep &= voters > 0
+    fill = keep[pieces]
+    if fill.any():
+        labels[torch.from_numpy(fill)] = torch.from_numpy(winner[pieces[fill]]).to(labels.dtype)
+        best[torch.from_numpy(fill)] = torch.from_numpy(rim_score / np.maximum(voters, 1))[pieces[fill]].to(best.dtype)
+
+
 def _split_segments(labels: torch.Tensor, best: torch.Tensor, person: torch.Tensor, plan: ScoringPlan,
                     keypoints: np.ndarray | None, origin: tuple[int, int]) -> None:
     """In crop-local ``labels``: the person's pixels (``person`` probability > 0.5) no prompt claims go to the
@@ -598,6 +638,8 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
                    config.skin_colour, config.skin_radii)
         for target, (source, wrist, elbow) in plan.hands.items():
             _carve(labels, source, target, keypoints, (x0, y0), wrist, elbow, config.keypoint_threshold)
+        if HOLE_SHARE > 0:
+            _fill_holes(labels, best, probs)
         _split_segments(labels, best, probs, plan, keypoints, (x0, y0))
         local_labels.append(labels)
         local_scores.append(best)
