@@ -378,3 +378,32 @@ def test_small_holes_in_a_persons_labels_take_the_label_around_them(monkeypatch)
     assert not mask[large].any() and not mask[off_mask].any() and not mask[open_gap].any()
     monkeypatch.setattr(topdown, "HOLE_SHARE", 0.0)  # off
     assert not coat_mask()[small].any()
+
+
+def test_shoes_are_found_together_and_sided_by_the_ankle_they_are_at():
+    """The parser scores footwear but muddles its side: all footwear competes as one column, each shoe takes the
+    side of the seen ankle it is at, and footwear far from any seen ankle is not reported."""
+    ys, xs = np.mgrid[:300, :200]
+    left_foot = (abs(xs - 120) < 6) & (ys >= 278) & (ys < 290)  # own left = image right (ankle at (118, 280))
+    right_foot = (abs(xs - 80) < 6) & (ys >= 278) & (ys < 290)
+    print_on_shirt = (abs(xs - 100) < 6) & (abs(ys - 120) < 6)
+
+    def paint(scores, plan):
+        assert plan.prompts[plan.shoes] == "shoes" and plan.shoes in plan.hidden and plan.shoes not in plan.aside
+        for foot in (left_foot, right_foot):  # a third each: no one footwear column beats the background alone
+            for name in ("left shoe", "right shoe", "shoes"):
+                scores[plan.prompts.index(name)][torch.from_numpy(foot)] = 0.3
+        scores[plan.prompts.index("right shoe")][torch.from_numpy(print_on_shirt)] = 0.9
+
+    def shoes(keypoints: np.ndarray) -> dict:
+        detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=keypoints[None])
+        persons = _parse(["left shoe", "right shoe", "person"], paint, detections)
+        return {p.label: p.mask.numpy() for p in persons[0].parts} if persons else {}
+
+    found = shoes(_figure())
+    assert set(found) == {"left shoe", "right shoe"}
+    assert found["left shoe"][left_foot].all() and found["right shoe"][right_foot].all()
+    assert not found["right shoe"][print_on_shirt].any()
+    unseen = _figure()
+    unseen[[15, 16], 2] = 0.1  # feet cut by the frame: no side, no shoe
+    assert not shoes(unseen)

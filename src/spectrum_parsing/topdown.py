@@ -35,6 +35,10 @@ never reported:
   the pixels any of them labels on the person, the others become it (trousers with a patch called skirt).
 * **holes filled**: an unlabelled piece of the person's own pixels enclosed by its labels, at most
   :data:`HOLE_SHARE` of the crop, takes the label most common around it (a patch of coat the parser was unsure of).
+* **shoes sided by pose**: with "left shoe" / "right shoe" asked for, all footwear is scored as one column (a
+  hidden ``shoes`` summed with the sided ones: similar phrases share the grounding softmax, so each alone rarely
+  beats the background) and each shoe takes the side of the seen ankle it is at (:data:`SHOE_REACH`); footwear
+  at no seen ankle is not reported.
 * **hands** carved from the arms around and beyond the wrist (:data:`DERIVED_PARTS`).
 * **geometric parts** (:data:`GEOMETRIC_PARTS`: PASCAL-Person-Part's head, torso, upper/lower arms and legs,
   clothing included) are not scored: the person's pixels no other prompt claims are partitioned by its keypoints
@@ -109,6 +113,16 @@ from the nearest of them: true faces lie within 2 on `lip_dev` and 1.3 on VITON 
 SKIN_COMPONENT_MAJORITY = 0.6
 """A connected piece of bare skin goes whole to the region claiming this share of it (as the label engine)."""
 
+FOOTWEAR_SIDES = {"left shoe": "left leg", "right shoe": "right leg"}
+"""Sided footwear and the leg whose foot wears it: the parser finds shoes far better than it tells their side
+(LIP's left/right shoes), so shoes are found as shoes (a hidden ``shoes`` prompt beside the sided ones) and sided
+by the person's pose."""
+
+ANKLES = {"left leg": 15, "right leg": 16}
+SHOE_REACH = 0.4
+"""A shoe is sided only within this many body sizes (:func:`~spectrum_parsing.limbs.body_scale`) of a seen ankle:
+footwear far from any seen foot (a watermark on the trousers of a person whose feet the frame cuts) stays unnamed."""
+
 DERIVED_PARTS: dict[str, tuple[str, int, int]] = {
     "left hand": ("left arm", 9, 7),  # (parsed part it is carved from, wrist keypoint, elbow keypoint)
     "right hand": ("right arm", 10, 8),
@@ -144,7 +158,10 @@ class ScoringPlan:
     ``hands``: derived hand index -> (arm index, wrist, elbow); ``body``: prompt index -> pose region;
     ``skin``: indices whose pixels are bare skin; ``hidden``: indices never reported; ``covers``: per grown limb
     ("leg", "arm"), the garments that keep skin from growing into it (:data:`COVERING`; the hidden ones take no
-    part in labelling); ``geometric``: prompt index -> the body segments it covers (:data:`GEOMETRIC_PARTS`)."""
+    part in labelling); ``geometric``: prompt index -> the body segments it covers (:data:`GEOMETRIC_PARTS`);
+    ``feet``: sided footwear index -> its leg (:data:`FOOTWEAR_SIDES`); ``shoes``: the ``shoes`` column (hidden
+    unless asked for) that scores all footwear together (the sum of the footwear columns: similar phrases share the
+    grounding softmax), whose pixels the pose then sides."""
 
     prompts: list[str]
     hands: dict[int, tuple[int, int, int]]
@@ -155,6 +172,8 @@ class ScoringPlan:
     sides_only: bool = False
     geometric: dict[int, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     covers: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    feet: dict[int, str] = dataclasses.field(default_factory=dict)
+    shoes: int | None = None
 
     @property
     def scored(self) -> list[str]:
@@ -168,8 +187,9 @@ class ScoringPlan:
 
     @property
     def aside(self) -> list[int]:
-        """Indices into :attr:`scored` that change no other column's score: the hidden guards."""
-        return sorted(set(self.guards) & self.hidden)
+        """Indices into :attr:`scored` that change no other column's score: the hidden guards (but the pooled
+        footwear column, which competes)."""
+        return sorted((set(self.guards) & self.hidden) - {self.shoes})
 
     @property
     def pooled(self) -> list[int]:
@@ -225,12 +245,24 @@ def plan_prompts(prompts: Sequence[str], body_parts: str = "sides", competitors:
                     names.append(garment)
                     hidden.add(len(scored) - 1)
                 covers[limb].append(names.index(garment))
+    feet = {i: FOOTWEAR_SIDES[name] for i, name in enumerate(vocabulary.canonical_name(p) for p in scored)
+            if name in FOOTWEAR_SIDES}
+    shoes = None
+    if feet and body_parts in ("pose", "sides"):
+        names = [vocabulary.canonical_name(p) for p in scored]
+        if "shoes" not in names:
+            scored.append("shoes")
+            hidden.add(len(scored) - 1)
+            names.append("shoes")
+        shoes = names.index("shoes")
+    else:
+        feet = {}
     pool = list(competitors)
     if pool:
         scored.append("(competitors)")
         hidden.add(len(scored) - 1)
     return ScoringPlan(scored, hands, body, skin, hidden, pool, sides_only=body_parts == "sides",
-                       geometric=geometric, covers=covers)
+                       geometric=geometric, covers=covers, feet=feet, shoes=shoes)
 
 
 def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | None, origin: tuple[int, int],
@@ -288,6 +320,34 @@ def _past_thigh(shape: tuple[int, int], keypoints: np.ndarray, leg: str, origin:
     ys, xs = np.mgrid[0:shape[0], 0:shape[1]]
     t = ((xs + origin[0] - hip[0]) * axis[0] + (ys + origin[1] - hip[1]) * axis[1]) / length2
     return torch.from_numpy(t >= THIGH_START)
+
+
+def _side_footwear(labels: torch.Tensor, scores: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | None,
+                   origin: tuple[int, int], threshold: float) -> None:
+    """In crop-local ``labels``: the pixels of ``plan.shoes`` (all footwear) take the side of the leg whose seen
+    ankle they are at (:data:`FOOTWEAR_SIDES`, :data:`SHOE_REACH`; in place); elsewhere, and on a side nobody
+    asked for, they stay ``shoes`` (hidden unless asked for). Without keypoints the parser's better-scored side
+    (``scores``) names them."""
+    if plan.shoes is None:
+        return
+    mask = labels == plan.shoes + 1
+    if not bool(mask.any()):
+        return
+    if keypoints is None:
+        sides = list(plan.feet)
+        labels[mask] = torch.tensor(sides)[scores[sides].argmax(0)[mask]] + 1
+        return
+    legs = ("left leg", "right leg")
+    split = torch.from_numpy(split_by_limbs(mask.numpy(), keypoints, threshold=threshold, regions=legs,
+                                            origin=origin))
+    scale = body_scale(keypoints, threshold)
+    ys, xs = np.mgrid[0:labels.shape[0], 0:labels.shape[1]]
+    for index, leg in plan.feet.items():
+        ankle = keypoints[ANKLES[leg]]
+        if scale is None or ankle[2] < threshold:
+            continue
+        near = np.hypot(xs + origin[0] - ankle[0], ys + origin[1] - ankle[1]) <= SHOE_REACH * scale
+        labels[(split == legs.index(leg)) & torch.from_numpy(near)] = index + 1
 
 
 def _beyond_head(split: torch.Tensor, face: int, unclaimed: int, keypoints: np.ndarray, origin: tuple[int, int],
@@ -622,10 +682,15 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     outputs = predict(crops)
     # hidden guards only keep skin off garments, geometric parts are derived: neither competes for pixels
     silent = set(plan.aside) | set(plan.geometric)
+    # all footwear competes as one column (shoes), sided by pose afterwards
+    silent |= set(plan.feet)
     columns = [p for p in range(len(prompts)) if p != person_index and p not in plan.hands and p not in silent]
     # Everything per person is computed in its crop; only ownership is decided on the whole image.
     local_labels, local_scores, local_probs = [], [], []
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
+        if plan.shoes is not None:
+            scores = scores.clone()
+            scores[plan.shoes] = scores[[plan.shoes, *plan.feet]].sum(0)
         labels, best = SpectrumImageProcessor.label_map(scores, columns, background_threshold)
         keypoints = None if detections.keypoints is None else detections.keypoints[k]
         if LOWER_VOTE <= 1:
@@ -634,6 +699,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         probs = _own_hands(probs, keypoints, (x0, y0), config.keypoint_threshold)
         _name_skin(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
         _misnamed_hands(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
+        _side_footwear(labels, scores, plan, keypoints, (x0, y0), config.keypoint_threshold)
         _grow_skin(labels, best, scores, crops[k], probs, plan, keypoints, (x0, y0), config.keypoint_threshold,
                    config.skin_colour, config.skin_radii)
         for target, (source, wrist, elbow) in plan.hands.items():
