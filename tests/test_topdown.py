@@ -407,3 +407,22 @@ def test_shoes_are_found_together_and_sided_by_the_ankle_they_are_at():
     unseen = _figure()
     unseen[[15, 16], 2] = 0.1  # feet cut by the frame: no side, no shoe
     assert not shoes(unseen)
+
+
+def test_similar_garments_compete_together_against_the_background():
+    """A shirt the parser half calls "shirt" and half "jacket" (similar phrases share the grounding softmax) is
+    labelled, with the better of the two; a shirt and trousers guess (two groups) stays background."""
+    from spectrum_parsing.topdown import garment_groups
+
+    prompts = ["shirt", "jacket", "pants", "face", "person"]
+    assert garment_groups(prompts, [0, 1, 2, 3]) == [[0, 1]]  # upper-body and outerwear together; pants alone
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+
+    def paint(scores, plan):
+        scores[plan.prompts.index("shirt"), 80:120, 60:140] = 0.3
+        scores[plan.prompts.index("jacket"), 80:120, 60:140] = 0.35
+        scores[plan.prompts.index("shirt"), 200:240, 60:140] = 0.3
+        scores[plan.prompts.index("pants"), 200:240, 60:140] = 0.3
+
+    persons = _parse(prompts, paint, detections)
+    assert {p.label: p.area for p in persons[0].parts} == {"jacket": 40 * 80}
