@@ -291,15 +291,22 @@ def _pool(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, group:
           columns: Sequence[int], background_threshold: float) -> None:
     """In crop-local ``labels`` (and their scores ``best``): where the ``group`` columns together (scores summed)
     beat every other column and the background, the best-scored of them (in place)."""
-    others = [c for c in columns if c not in set(group)]
-    total = scores[list(group)].sum(0)
-    rival = scores[others].amax(0) if others else torch.zeros_like(total)
+    members = set(group)
+    total = torch.zeros(scores.shape[1:], dtype=scores.dtype)
+    top = torch.full_like(total, -1.0)
+    kind = torch.zeros(scores.shape[1:], dtype=labels.dtype)
+    for c in group:  # column by column: no (P, H, W) copies
+        total += scores[c]
+        better = scores[c] > top
+        top = torch.where(better, scores[c], top)
+        kind[better] = c + 1
+    rival = torch.zeros_like(total)
+    for c in columns:
+        if c not in members:
+            torch.maximum(rival, scores[c], out=rival)
     win = (total >= background_threshold) & (total > rival)
-    if not bool(win.any()):
-        return
-    kind = torch.tensor(list(group))[scores[list(group)].argmax(0)]
-    labels[win] = kind[win] + 1
-    best[win] = torch.maximum(best[win], scores[list(group)].amax(0)[win])
+    labels[win] = kind[win]
+    best[win] = torch.maximum(best[win], top[win])
 
 
 def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | None, origin: tuple[int, int],
@@ -726,9 +733,9 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     local_labels, local_scores, local_probs = [], [], []
     pooled = garment_groups(prompts, columns)
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
-        if plan.shoes is not None:
-            scores = scores.clone()
-            scores[plan.shoes] = scores[[plan.shoes, *plan.feet]].sum(0)
+        if plan.shoes is not None:  # all footwear as one column (this crop's scores are its own: in place)
+            for side in plan.feet:
+                scores[plan.shoes] += scores[side]
         labels, best = SpectrumImageProcessor.label_map(scores, columns, background_threshold)
         for group in pooled:
             _pool(labels, best, scores, group, columns, background_threshold)
