@@ -527,10 +527,9 @@ of them labels on the person, the others become it (trousers with a patch the pa
 LOWER_GARMENTS = ("pants", "jeans", "shorts", "skirt")
 
 
-def _one_lower_garment(labels: torch.Tensor, plan: ScoringPlan, columns: Sequence[int]) -> None:
-    """In crop-local ``labels``: the pixels of the person's minority lower-body garments become the majority one
-    when it holds :data:`LOWER_VOTE` of them (in place)."""
-    lower = [i for i in columns if vocabulary.canonical_name(plan.prompts[i]) in LOWER_GARMENTS]
+def _one_lower_garment(labels: torch.Tensor, lower: Sequence[int]) -> None:
+    """In crop-local ``labels``: the pixels of the person's minority lower-body garments (``lower``: the columns of
+    :data:`LOWER_GARMENTS`) become the majority one when it holds :data:`LOWER_VOTE` of them (in place)."""
     if len(lower) < 2:
         return
     counts = torch.stack([(labels == i + 1).sum() for i in lower])
@@ -732,6 +731,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     # Everything per person is computed in its crop; only ownership is decided on the whole image.
     local_labels, local_scores, local_probs = [], [], []
     pooled = garment_groups(prompts, columns)
+    lower = [i for i in columns if vocabulary.canonical_name(prompts[i]) in LOWER_GARMENTS]
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
         if plan.shoes is not None:  # all footwear as one column (this crop's scores are its own: in place)
             for side in plan.feet:
@@ -740,8 +740,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         for group in pooled:
             _pool(labels, best, scores, group, columns, background_threshold)
         keypoints = None if detections.keypoints is None else detections.keypoints[k]
-        if LOWER_VOTE <= 1:
-            _one_lower_garment(labels, plan, columns)
+        _one_lower_garment(labels, lower)
         probs = (scores[person_index] if person_probs is None else person_probs[k, y0:y1, x0:x1].float().cpu())
         probs = _own_hands(probs, keypoints, (x0, y0), config.keypoint_threshold)
         _name_skin(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
