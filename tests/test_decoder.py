@@ -384,3 +384,17 @@ def test_decoder_config_missing_stride() -> None:
     channels = {k: v for k, v in SMALL["in_channels"].items() if k != "32"}
     with pytest.raises(ConfigError, match=r"lacks stride\(s\) \[32\]"):
         DecoderConfig(**{**SMALL, "in_channels": channels})
+
+
+def test_softmax_last_matches_torch_softmax_values_and_gradients() -> None:
+    from spectrum_parsing.decoder.layers import softmax_last
+
+    torch.manual_seed(0)
+    x = (torch.randn(7, 5, 12) * 20).requires_grad_()
+    got, want = softmax_last(x), x.softmax(-1)
+    assert torch.allclose(got, want, atol=1e-6) and torch.allclose(got.sum(-1), torch.ones(7, 5))
+    weights = torch.randn(7, 5, 12)
+    (grad_got,) = torch.autograd.grad((got * weights).sum(), x)
+    (grad_want,) = torch.autograd.grad((want * weights).sum(), x)
+    assert torch.allclose(grad_got, grad_want, atol=1e-5)
+    assert torch.equal(softmax_last(torch.tensor([[1000.0, 0.0]])), torch.tensor([[1.0, 0.0]]))  # no overflow

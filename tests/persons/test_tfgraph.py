@@ -12,6 +12,7 @@ from safetensors.numpy import load_file
 
 from spectrum_parsing.hub import ModelLoadError
 from spectrum_parsing.persons.tfgraph import (
+    _OPS,
     GraphSpec,
     TFGraphModule,
     _same_pad,
@@ -60,6 +61,28 @@ def test_same_padding_matches_tf():
     # TF pads the extra pixel after: size 7, kernel 3, stride 2 -> out 4, total pad 2 -> (1, 1); size 8 -> (0, 1).
     assert _same_pad(7, 3, 2, 1) == (1, 1) and _same_pad(8, 3, 2, 1) == (0, 1) and _same_pad(8, 1, 1, 1) == (0, 0)
     assert _same_pad(16, 5, 1, 1) == (2, 2)
+
+
+@pytest.mark.parametrize("size", [7, 8])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_same_padding_folded_or_explicit_matches_padded_input(size, stride):
+    # stride 1 pads (1, 1): folded into the convolution; stride 2 on an even size pads (0, 1): padded first
+    torch.manual_seed(0)
+    x, w, b = torch.randn(1, size, size, 4), torch.randn(6, 4, 3, 3), torch.randn(6)
+    attr = {"padding": "SAME", "strides": [1, stride, stride, 1], "fused_ops": ["BiasAdd", "Relu6"]}
+    got = _OPS["_FusedConv2D"]([x, w, b], attr)
+    top, bottom = _same_pad(size, 3, stride, 1)
+    padded = torch.nn.functional.pad(x.permute(0, 3, 1, 2), (top, bottom, top, bottom))
+    want = torch.nn.functional.conv2d(padded, w, b, stride=stride).clamp(0, 6).permute(0, 2, 3, 1)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
+
+
+def test_exp_and_sigmoid_flush_only_what_float32_cannot_hold_normally():
+    x = torch.tensor([-1000.0, -100.0, -80.5, -79.0, -10.0, 0.0, 3.0, 50.0, 100.0])
+    exp, sigmoid = _OPS["Exp"]([x], {}), _OPS["Sigmoid"]([x], {})
+    assert exp[:3].eq(0).all() and sigmoid[:3].eq(0).all()  # e^x < 1.8e-35 -> 0, as flush-to-zero would
+    assert torch.allclose(exp[3:], x[3:].exp(), rtol=1e-6) and torch.allclose(sigmoid[3:], x[3:].sigmoid())
+    assert exp[-1].isinf() and sigmoid[-1] == 1.0  # overflow unchanged
 
 
 def test_strided_slice_masks():

@@ -156,7 +156,7 @@ class SeparableBlock(nn.Module):
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu6(self.pointwise(F.relu6(self.depthwise(x))))
+        return F.relu6(self.pointwise(F.relu6(self.depthwise(x), inplace=True)), inplace=True)
 
 
 def block_geometry(output_stride: int) -> list[tuple[int, int]]:
@@ -221,7 +221,7 @@ class BodyPixMobileNet(nn.Module):
         """Run on NCHW ``x`` in [-1, 1]: (activations of the layers ``taps``, raw head outputs, NCHW)."""
         wanted = set(taps)
         acts: dict[int, torch.Tensor] = {}
-        x = F.relu6(self.conv0(x))
+        x = F.relu6(self.conv0(x), inplace=True)
         if 0 in wanted:
             acts[0] = x
         for i, block in enumerate(self.blocks, start=1):

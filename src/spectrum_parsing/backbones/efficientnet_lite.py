@@ -136,8 +136,8 @@ class MBConv(nn.Module):
         self.residual = stride == 1 and in_channels == out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu6(self.expand(x)) if self.expand is not None else x
-        y = self.project(F.relu6(self.depthwise(y)))
+        y = F.relu6(self.expand(x), inplace=True) if self.expand is not None else x
+        y = self.project(F.relu6(self.depthwise(y), inplace=True))
         return y + x if self.residual else y
 
 
@@ -174,12 +174,12 @@ class EfficientNetLite(nn.Module):
         """Features ``{4, 8, 16, 32}`` of NCHW ``x`` normalised to [-1, 1] (sides multiples of 32)."""
         feats: dict[int, torch.Tensor] = {}
         want = {i: s for s, i in self.taps.items()}
-        x = F.relu6(self.stem(x))
+        x = F.relu6(self.stem(x), inplace=True)
         for i, block in enumerate(self.blocks):
             x = block(x)
             if i in want:
                 feats[want[i]] = x
-        feats[32] = F.relu6(self.head(x))
+        feats[32] = F.relu6(self.head(x), inplace=True)
         return feats
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:

