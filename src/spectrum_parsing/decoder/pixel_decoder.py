@@ -154,6 +154,6 @@ class PixelDecoder(nn.Module):
         for h, w in shapes:
             maps.append(src[:, start:start + h * w].transpose(1, 2).reshape(src.shape[0], -1, h, w))
             start += h * w
-        fine = self.lateral(features[4])
-        fine = fine + F.interpolate(maps[-1], size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        fine = self.lateral(features[4])  # a fresh map: the upsampled coarse one is added in place
+        fine = fine.add_(F.interpolate(maps[-1], size=fine.shape[-2:], mode="bilinear", align_corners=False))
         return maps, self.mask_features(self.output_conv(fine))
