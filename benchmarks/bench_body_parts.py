@@ -9,7 +9,8 @@ For each row (``MODEL[:option=value,...]``, options of ``TopDownConfig`` plus ``
   same label maps ``spectrum eval --protocol body`` scores;
 * ``lip_dev`` all LIP categories mIoU; ``cihp_dev`` part AP^r / AP^r_50 (``spectrum eval``'s code);
 * absent prompts on ``lip_dev`` (share of the photo labelled by garments the photo does not show);
-* "saree" alone on ``examples/group.jpg`` (nobody wears one): share of the photo labelled;
+* "saree" alone on ``examples/group.jpg`` (nobody wears one): share of the photo labelled; the same for the dress
+  synonyms "gown" and "sari", and their IoU with the dress truth on CCP val photos that show a dress;
 * VITON val body-part mIoU on the first ``--viton-limit`` photos (studio photos);
 * time of one parse of the group photo.
 
@@ -22,7 +23,7 @@ the default combination (``sides``):
         "spectrum-lite2:body_parts=model" "spectrum-lite2:body_parts=pose"
 
     python benchmarks/bench_body_parts.py --rows spectrum-lite2 "spectrum-lite2:body_parts=model" \\
-        "spectrum-lite2:competitors=false"
+        "spectrum-lite2:competitors=off" "spectrum-lite2:competitors=all"
 """
 
 from __future__ import annotations
@@ -110,6 +111,37 @@ def part_tables(pipe, viton_limit: int) -> dict:
     return out
 
 
+def synonyms(pipe, group, photos: int = 12) -> dict:
+    """Dress synonyms the model never saw as labels ("gown", "sari"): alone on the group photo, where nobody wears
+    one (share of the photo labelled), and alone on the first ``photos`` CCP val photos whose dress covers at least
+    5% (IoU with the dress truth): what hidden competitors remove where a garment is absent, and what they cost
+    where it is worn."""
+    from spectrum_parsing.data import open_dataset
+
+    out = {}
+    for prompt in ("gown", "sari"):
+        result = pipe(group, prompts=[prompt])
+        share = float((result.label_map == result.label_ids[result.labels.index(prompt)]).mean())
+        out[f"'{prompt}' alone on group.jpg (% of photo)"] = round(100 * share, 2)
+    data = open_dataset(f"ccp:{SHARED / 'datasets' / 'ccp'}", split="val")
+    dress = data.canonical.index("dress")
+    ious: dict[str, list[float]] = {"gown": [], "saree": []}
+    for i in range(len(data)):
+        sample = data[i]
+        truth = sample.semantic == dress
+        if truth.mean() < 0.05:
+            continue
+        for prompt, values in ious.items():
+            result = pipe(sample.image, prompts=[prompt])
+            pred = np.asarray(result.label_map) == result.label_ids[result.labels.index(prompt)]
+            values.append(100 * (pred & truth).sum() / max((pred | truth).sum(), 1))
+        if len(ious["gown"]) == photos:
+            break
+    out[f"CCP val dresses (first {photos}): 'gown' / 'saree' IoU"] = " / ".join(
+        f"{np.mean(v):.1f}" for v in ious.values())
+    return out
+
+
 def run(row: str, args: argparse.Namespace) -> dict:
     from PIL import Image
 
@@ -131,6 +163,7 @@ def run(row: str, args: argparse.Namespace) -> dict:
     saree = pipe(group, prompts=["saree"])  # the model's EBP body parts are added: only "saree" pixels count
     saree_id = saree.label_ids[saree.labels.index("saree")]
     out["'saree' alone on group.jpg (% of photo)"] = round(100 * float((saree.label_map == saree_id).mean()), 2)
+    out.update(synonyms(pipe, group))
     viton = semantic(pipe, f"lip:{SHARED / 'datasets' / 'viton'}", "val", "body", args.viton_limit)
     out[f"VITON val body mIoU (first {args.viton_limit})"] = round(viton["miou"], 2)
     start = time.perf_counter()

@@ -122,3 +122,14 @@ def test_model_commands_leave_one_core_free_unless_told(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_competitors_option_defaults_to_novel():
+    from spectrum_parsing.cli import _load_options, build_parser
+
+    parser = build_parser()
+    for argv, mode in ((["parse", "x.jpg"], "novel"), (["parse", "--competitors", "all", "x.jpg"], "all"),
+                       (["parse", "x.jpg", "--competitors", "off"], "off")):
+        assert _load_options(parser.parse_args(argv))["competitors"] == mode
+    with pytest.raises(SystemExit):
+        parser.parse_args(["parse", "x.jpg", "--competitors", "some"])

@@ -314,9 +314,11 @@ def test_parse_command_writes_tryon_masks(tiny_model_dir, tmp_path, capsys):
 
 def test_competitors_and_body_part_naming_are_options_of_the_shipped_path(tiny_model_dir):
     default = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64)
-    assert default.top_down.body_parts == "sides" and not default.top_down.competitors
+    assert default.top_down.body_parts == "sides" and default.top_down.competitors == "novel"
+    plan = default.plan(["face", "left arm", "pants", "person"])
+    assert "skin" in plan.prompts and not plan.pool  # bare skin named by pose; no novel phrase, no competitors
     plan = default.plan(["face", "left arm", "saree", "person"])
-    assert "skin" in plan.prompts and not plan.pool  # bare skin named by pose; no competitors by default
+    assert "pants" in plan.pool and plan.contested == [2]  # "saree" (a synonym) alone is contested
     opted = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, body_parts="model", competitors=True)
     plan = opted.plan(["saree", "person"])
     assert "skin" not in plan.prompts and "pants" in plan.pool and "dress" not in plan.pool

@@ -4,6 +4,7 @@ competitors, with a fake parser."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from spectrum_parsing import topdown
@@ -12,6 +13,7 @@ from spectrum_parsing.topdown import (
     TopDownConfig,
     competitor_phrases,
     derived_prompts,
+    novel_prompts,
     parse_top_down,
     plan_prompts,
 )
@@ -134,6 +136,35 @@ def test_competitors_keep_an_absent_prompt_empty():
     (saree,) = persons[0].parts
     assert saree.label == "saree" and saree.area == 10 * w  # only the rows nothing else claims
     assert int(semantic.max()) == 1
+
+
+def test_novel_competitors_contest_only_the_phrases_the_model_never_saw_as_labels():
+    h, w = 60, 40
+    detections = PersonDetections(boxes=[[0, 0, w, h]], scores=[0.9], keypoints=np.zeros((1, 17, 3)))
+    prompts = ["saree", "pants", "blazer", "person"]
+    assert novel_prompts(prompts, withheld=["blazer"]) == [0, 2]  # a synonym of dress; a withheld category
+    assert novel_prompts(["Upper-clothes", "left_shoe", "red dress", "zebra"]) == [2, 3]
+    plan = plan_prompts(prompts, competitors=["shirt", "coat"], contested=[0, 2])
+    rival = plan.prompts.index("(competitors)")
+
+    def predict(crops):
+        scores = torch.zeros(len(plan.prompts), h, w)
+        scores[plan.prompts.index("person")] = 1.0
+        scores[0, 0:20] = 0.6  # "saree" where the pool is surer: lost
+        scores[0, 20:30] = 0.7  # "saree" where the pool is less sure: kept
+        scores[1, 30:60] = 0.6  # "pants" is not contested, even where the pool is surer
+        scores[rival, 0:20] = 0.8
+        scores[rival, 20:30] = 0.5
+        scores[rival, 30:60] = 0.9
+        return [scores]
+
+    config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1, skin_colour=0.0)
+    persons, _ = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predict, plan, 3, config)
+    areas = {p.label: p.area for p in persons[0].parts}
+    assert areas == {"saree": 10 * w, "pants": 30 * w}
+    assert TopDownConfig().competitors == "novel" and TopDownConfig(competitors=True).competitors == "all"
+    with pytest.raises(ValueError, match="competitors"):
+        TopDownConfig(competitors="some")
 
 
 def test_competitor_phrases_read_the_category_inside_free_phrases():

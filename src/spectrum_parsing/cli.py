@@ -464,9 +464,11 @@ def _add_naming_options(parser: argparse.ArgumentParser) -> None:
                         help="top-down: who names bare skin (face, arms, legs): sides (default: the parser's limb "
                              "type, the pose's side), pose (the pose names everything) or model (the parser's "
                              "own labels)")
-    parser.add_argument("--competitors", action="store_true",
-                        help="top-down: known categories of other groups compete, hidden, with the prompts (absent "
-                             "prompts stay emptier; costs part AP on real photos, see the README)")
+    parser.add_argument("--competitors", default="novel", choices=["novel", "all", "off"],
+                        help="top-down: known categories of other groups compete, hidden, with the prompts the model "
+                             "never saw as a label (novel, default: synonyms such as 'saree', free phrases, withheld "
+                             "categories), with every prompt (all: costs part AP on real photos, see the README) or "
+                             "with none (off)")
     parser.add_argument("--flip", action="store_true",
                         help="top-down: flip test-time augmentation, each crop also parsed mirrored (better body "
                              "parts on real photos, twice the parser's time; see the README)")

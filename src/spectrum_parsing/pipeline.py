@@ -36,7 +36,7 @@ from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map
 from .processor import ImagePrediction, PersonCandidate, SpectrumImageProcessor, assemble_persons, render_label_map
 from .prompts import clean_prompts
 from .results import ImageInput, ParsingResult, PersonInstance
-from .topdown import ScoringPlan, TopDownConfig, competitor_phrases, parse_top_down, plan_prompts
+from .topdown import ScoringPlan, TopDownConfig, competitor_phrases, novel_prompts, parse_top_down, plan_prompts
 from .vocab import categories as vocabulary
 from .vocab.phrases import EBP_PROMPTS, with_ebp
 
@@ -157,7 +157,7 @@ class SpectrumPipeline:
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, device: str | torch.device | None = None,
                         image_size: int | None = None, mode: str = DEFAULT_MODE,
                         person_masks: str | None = None, detector: str = "movenet", *,
-                        body_parts: str | None = None, competitors: bool | None = None, flip: bool | None = None,
+                        body_parts: str | None = None, competitors: str | bool | None = None, flip: bool | None = None,
                         **kwargs: Any
                         ) -> SpectrumPipeline:
         """Load a model directory or hub id; ``None`` loads the embedded default model (offline).
@@ -165,7 +165,8 @@ class SpectrumPipeline:
         ``mode="top-down"`` (default) also loads an embedded person detector — ``detector="movenet"``
         (MoveNet-MultiPose, default) or ``"blazepose"`` (BlazePose's pose detector + landmarks) — and, for
         ``person_masks="blazepose"`` (default), BlazePose's segmentation. ``body_parts`` (``"sides"``, default,
-        ``"pose"`` or ``"model"``), ``competitors`` and ``flip`` set those :class:`~.topdown.TopDownConfig` fields.
+        ``"pose"`` or ``"model"``), ``competitors`` (``"novel"``, default, ``"all"`` or ``"off"``) and ``flip`` set
+        those :class:`~.topdown.TopDownConfig` fields.
         ``kwargs``: ``max_pixels``,
         ``work_pixels``, ``onnx``, ``person_detector`` (any :class:`~.persons.PersonDetector`, instead of
         ``detector``), ``top_down`` (see the constructor)."""
@@ -307,11 +308,17 @@ class SpectrumPipeline:
         :func:`~spectrum_parsing.topdown.plan_prompts`. Competitors are the known categories the model's prompt
         table holds (so no text encoder is loaded for them)."""
         competitors: list[str] = []
-        if self.top_down.competitors:
+        contested: list[int] | None = None
+        mode = self.top_down.competitors
+        person = self.model.config.person_prompt
+        if mode == "novel":
+            contested = [i for i in novel_prompts(scored, self.model.config.withheld) if scored[i] != person]
+        if mode == "all" or contested:
             table = getattr(self.model.text_encoder, "table", None)
             known = [c for c in vocabulary.names() if table is None or c in table]
-            competitors = competitor_phrases([p for p in scored if p != self.model.config.person_prompt], known)
-        return plan_prompts(scored, self.top_down.body_parts, competitors, grow_skin=self.top_down.skin_colour > 0)
+            competitors = competitor_phrases([p for p in scored if p != person], known)
+        return plan_prompts(scored, self.top_down.body_parts, competitors, grow_skin=self.top_down.skin_colour > 0,
+                            contested=contested)
 
     def _parse_top_down(self, array: np.ndarray, scored: Sequence[str], person_index: int,
                         options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:

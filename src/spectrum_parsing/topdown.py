@@ -46,9 +46,12 @@ never reported:
 * **geometric parts** (:data:`GEOMETRIC_PARTS`: PASCAL-Person-Part's head, torso, upper/lower arms and legs,
   clothing included) are not scored: the person's pixels no other prompt claims are partitioned by its keypoints
   (:func:`spectrum_parsing.limbs.split_by_segments`).
-* **competitors** (``competitors=True``): every known category of another coarse group than the user's prompts
-  (from the model's prompt table), pooled into one column: a pixel goes to a user prompt only if it beats them,
-  so a prompt for something nobody wears ("saree" on a photo of suits) stays empty.
+* **competitors**: every known category of another coarse group than the user's prompts (from the model's prompt
+  table), pooled into one hidden column (their pixel-wise best); a pixel goes to a contested prompt only if it
+  beats them, so a prompt for something nobody wears ("saree" on a photo of suits) stays emptier.
+  ``competitors="novel"`` (the default) contests only the phrases the model never saw as a label
+  (:func:`novel_prompts`: synonyms, free phrases, withheld categories), which it grounds by text similarity alone;
+  ``"all"`` contests every prompt (costs part AP where the prompts are right); ``"off"`` none.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ from .skin import skin_colour_mask
 from .vocab import categories as vocabulary
 
 __all__ = ["BODY_PART_SOURCES", "DERIVED_PARTS", "PERSON_MASK_SOURCES", "ScoringPlan", "TopDownConfig",
-           "competitor_phrases", "crop_regions", "derived_prompts", "garment_groups", "parse_top_down",
+           "competitor_phrases", "crop_regions", "novel_prompts", "derived_prompts", "garment_groups", "parse_top_down",
            "plan_prompts"]
 
 POSE_REGIONS = ("face", "left arm", "right arm", "left leg", "right leg")
@@ -165,7 +168,8 @@ class ScoringPlan:
     part in labelling); ``geometric``: prompt index -> the body segments it covers (:data:`GEOMETRIC_PARTS`);
     ``feet``: sided footwear index -> its leg (:data:`FOOTWEAR_SIDES`); ``shoes``: the ``shoes`` column (hidden
     unless asked for) that scores all footwear together (the sum of the footwear columns: similar phrases share the
-    grounding softmax), whose pixels the pose then sides."""
+    grounding softmax), whose pixels the pose then sides. ``contested``: the columns the pooled competitors may
+    take pixels from (None: every column, the pool competing like a prompt)."""
 
     prompts: list[str]
     hands: dict[int, tuple[int, int, int]]
@@ -178,6 +182,7 @@ class ScoringPlan:
     covers: dict[str, list[int]] = dataclasses.field(default_factory=dict)
     feet: dict[int, str] = dataclasses.field(default_factory=dict)
     shoes: int | None = None
+    contested: list[int] | None = None
 
     @property
     def scored(self) -> list[str]:
@@ -216,12 +221,22 @@ def competitor_phrases(prompts: Sequence[str], candidates: Sequence[str]) -> lis
             and vocabulary.BY_NAME[c].coarse and vocabulary.BY_NAME[c].coarse not in groups]
 
 
+def novel_prompts(prompts: Sequence[str], withheld: Sequence[str] = ()) -> list[int]:
+    """Indices of the ``prompts`` the model never saw as a label: not a category's own name (a synonym such as
+    "saree" for dress, a free phrase such as "red dress", an unknown word) or a ``withheld`` category. The model
+    grounds them by text similarity alone, so they fire on whatever looks alike (a long jacket is the nearest
+    thing to a saree)."""
+    kept_out = {vocabulary.canonical_name(w) for w in withheld}
+    return [i for i, p in enumerate(prompts)
+            if not vocabulary.is_category_name(p) or vocabulary.canonical_name(p) in kept_out]
+
+
 def plan_prompts(prompts: Sequence[str], body_parts: str = "sides", competitors: Sequence[str] = (),
-                 grow_skin: bool = False) -> ScoringPlan:
+                 grow_skin: bool = False, contested: Sequence[int] | None = None) -> ScoringPlan:
     """The :class:`ScoringPlan` of ``prompts`` (the person prompt among them): hands carved from arms, bare-skin
     parts named by pose (``body_parts`` ``"sides"`` or ``"pose"``, adding a hidden ``skin`` prompt), legs grown by
     skin colour (``grow_skin``: guarded by :data:`LEG_GARMENTS`, hidden where not asked for), ``competitors``
-    pooled last."""
+    pooled last, taking pixels from the ``contested`` prompt indices only (None: from every column)."""
     scored, hands, hidden = derived_prompts(prompts)
     geometric = {i: GEOMETRIC_PARTS[name] for i, name in enumerate(vocabulary.canonical_name(p) for p in scored)
                  if name in GEOMETRIC_PARTS}
@@ -266,7 +281,8 @@ def plan_prompts(prompts: Sequence[str], body_parts: str = "sides", competitors:
         scored.append("(competitors)")
         hidden.add(len(scored) - 1)
     return ScoringPlan(scored, hands, body, skin, hidden, pool, sides_only=body_parts == "sides",
-                       geometric=geometric, covers=covers, feet=feet, shoes=shoes)
+                       geometric=geometric, covers=covers, feet=feet, shoes=shoes,
+                       contested=None if contested is None else sorted(contested))
 
 
 POOLED_GARMENTS: tuple[tuple[str, ...], ...] = (("upper-body clothes", "outerwear"), ("lower-body clothes",))
@@ -285,6 +301,17 @@ def garment_groups(prompts: Sequence[str], columns: Sequence[int]) -> list[list[
         if len(group) > 1:
             groups.append(group)
     return groups
+
+
+def _contest(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, contested: Sequence[int],
+             rival: int) -> None:
+    """In crop-local ``labels``: pixels of a ``contested`` column that the pooled competitors (column ``rival``,
+    hidden) score higher go to them (in place)."""
+    lost = torch.zeros(labels.shape, dtype=torch.bool)
+    for c in contested:
+        lost |= (labels == c + 1) & (scores[rival] > scores[c])
+    labels[lost] = rival + 1
+    best[lost] = scores[rival][lost]
 
 
 def _pool(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, group: Sequence[int],
@@ -633,6 +660,7 @@ def _carve(labels: torch.Tensor, source: int, target: int, keypoints: np.ndarray
     labels[(labels == source + 1) & hand] = target + 1
 
 PERSON_MASK_SOURCES = ("blazepose", "parser")
+COMPETITOR_MODES = ("off", "novel", "all")
 
 
 @dataclass
@@ -648,7 +676,10 @@ class TopDownConfig:
     # unnamed) and the person's pose which side, and names what the parser left unnamed; "pose": the pose names
     # everything; "model": the parser's own labels (benchmarks/bench_body_parts.py).
     body_parts: str = "sides"
-    competitors: bool = False  # known categories of other groups compete, hidden, with the user's prompts
+    # Known categories of other groups compete, hidden, with "novel" prompts (the phrases the model never saw as
+    # a label: synonyms, free phrases, withheld categories), "all" prompts or none ("off"); True/False are "all"
+    # and "off" (benchmarks/bench_body_parts.py).
+    competitors: str = "novel"
     # When the detector finds nobody, the parser's own whole-image people are used if one scores at least
     # fallback_score and covers fallback_share of the image (1.0: never; benchmarks/bench_persons.py).
     fallback_score: float = 0.85
@@ -665,6 +696,10 @@ class TopDownConfig:
     def __post_init__(self) -> None:
         if self.person_masks not in PERSON_MASK_SOURCES:
             raise ValueError(f"person_masks must be one of {PERSON_MASK_SOURCES}, got {self.person_masks!r}")
+        if isinstance(self.competitors, bool):
+            self.competitors = "all" if self.competitors else "off"
+        if self.competitors not in COMPETITOR_MODES:
+            raise ValueError(f"competitors must be one of {COMPETITOR_MODES}, got {self.competitors!r}")
         if self.body_parts not in BODY_PART_SOURCES:
             raise ValueError(f"body_parts must be one of {BODY_PART_SOURCES}, got {self.body_parts!r}")
         for name in ("fallback_score", "fallback_share"):
@@ -727,7 +762,9 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     silent = set(plan.aside) | set(plan.geometric)
     # all footwear competes as one column (shoes), sided by pose afterwards
     silent |= set(plan.feet)
-    columns = [p for p in range(len(prompts)) if p != person_index and p not in plan.hands and p not in silent]
+    rival = len(prompts) - 1 if plan.pool and plan.contested is not None else None  # contests some columns only
+    columns = [p for p in range(len(prompts))
+               if p != person_index and p not in plan.hands and p not in silent and p != rival]
     # Everything per person is computed in its crop; only ownership is decided on the whole image.
     local_labels, local_scores, local_probs = [], [], []
     pooled = garment_groups(prompts, columns)
@@ -739,6 +776,8 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         labels, best = SpectrumImageProcessor.label_map(scores, columns, background_threshold)
         for group in pooled:
             _pool(labels, best, scores, group, columns, background_threshold)
+        if rival is not None and plan.contested:
+            _contest(labels, best, scores, plan.contested, rival)
         keypoints = None if detections.keypoints is None else detections.keypoints[k]
         _one_lower_garment(labels, lower)
         probs = (scores[person_index] if person_probs is None else person_probs[k, y0:y1, x0:x1].float().cpu())

@@ -168,6 +168,13 @@ def canonical_name(text: str) -> str | None:
     return _LOOKUP.get(key) or _LOOKUP.get(key.replace("-", " "))
 
 
+def is_category_name(text: str) -> bool:
+    """Whether ``text`` is a category's own name (any case, '-'/'_' and camelCase as spaces), not a synonym or a
+    free phrase: "Upper-clothes" and "left shoe" are, "saree" (a dress) and "red dress" are not."""
+    key = _words(text)
+    return key in BY_NAME or key.replace("-", " ") in BY_NAME
+
+
 def side_pairs(classes: Sequence[str]) -> list[tuple[int, int]]:
     """(left id, right id) pairs of a label list: a class naming a left category and the class naming its mirror
     (the first class of each canonical name); the one source of left/right pairs for flips."""
