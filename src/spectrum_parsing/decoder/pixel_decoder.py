@@ -69,8 +69,9 @@ class MultiScaleDeformableAttention(nn.Module):
             v = v.reshape(b * h, hd, lh, lw)
             sampled = F.grid_sample(v, grids[:, :, level], mode="bilinear", padding_mode="zeros",
                                     align_corners=False)  # (B*h, hd, Nq, P)
-            # the attention-weighted sum over the P points (vecdot: no bmm-layout copy as einsum makes)
-            parts.append(torch.linalg.vecdot(sampled, attn[:, :, :, level], dim=-1))  # (B*h, hd, Nq)
+            # the attention-weighted sum over the P points (multiply and sum: no bmm-layout copy as einsum makes;
+            # linalg.vecdot would not export to ONNX)
+            parts.append((sampled * attn[:, :, :, level]).sum(-1))  # (B*h, hd, Nq)
             start += lh * lw
         out = parts[0]
         for part in parts[1:]:
