@@ -466,8 +466,8 @@ def _add_naming_options(parser: argparse.ArgumentParser) -> None:
                              "own labels)")
     parser.add_argument("--competitors", default="novel", choices=["novel", "all", "off"],
                         help="top-down: known categories of other groups compete, hidden, with the prompts the model "
-                             "never saw as a label (novel, default: synonyms such as 'saree', free phrases, withheld "
-                             "categories), with every prompt (all: costs part AP on real photos, see the README) or "
+                             "never saw as a label (novel, default: synonyms such as 'saree', free phrases, unknown "
+                             "words), with every prompt (all: costs part AP on real photos, see the README) or "
                              "with none (off)")
     parser.add_argument("--flip", action="store_true",
                         help="top-down: flip test-time augmentation, each crop also parsed mirrored (better body "

@@ -312,7 +312,7 @@ class SpectrumPipeline:
         mode = self.top_down.competitors
         person = self.model.config.person_prompt
         if mode == "novel":
-            contested = [i for i in novel_prompts(scored, self.model.config.withheld) if scored[i] != person]
+            contested = [i for i in novel_prompts(scored) if scored[i] != person]
         if mode == "all" or contested:
             table = getattr(self.model.text_encoder, "table", None)
             known = [c for c in vocabulary.names() if table is None or c in table]
