@@ -1,7 +1,7 @@
 """The CPU kernels behind this round's exact speed-ups, each against the plain form it replaced, in one run:
 
-* ``exp`` / ``sigmoid`` of the pose-model ports (``persons.tfgraph``) on a map like MoveNet's 512-px keypoint
-  weights (most results under float32's smallest normal), plain vs flushed under e^-80;
+* ``exp`` of the pose-model ports (``persons.tfgraph``) on a map like MoveNet's 512-px keypoint weights (most
+  results under float32's smallest normal), plain vs flushed under e^-80;
 * the deformable attention's softmax over 12-wide rows (``decoder.layers.softmax_last``) vs ``torch.softmax``;
 * its weighted sum over sampling points: einsum vs multiply-and-sum;
 * ReLU6 on a fresh large map: a new tensor vs in place.
@@ -34,7 +34,6 @@ def pairs() -> dict[str, tuple]:
     return {
         "exp, MoveNet 512-px keypoint weights (96x128x6x17)": (lambda: distances.exp(),
                                                               lambda: _OPS["Exp"]([distances], {})),
-        "sigmoid, same map": (lambda: distances.sigmoid(), lambda: _OPS["Sigmoid"]([distances], {})),
         "softmax over 12-wide rows (5x2100x8x12)": (lambda: logits.softmax(-1), lambda: softmax_last(logits)),
         "weighted sum over 4 points (40x16x2100x4)": (
             lambda: torch.einsum("bcqp,bxqp->bcq", sampled, weights), lambda: (sampled * weights).sum(-1)),
