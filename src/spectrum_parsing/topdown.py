@@ -72,7 +72,7 @@ from .skin import skin_colour_mask
 from .vocab import categories as vocabulary
 
 __all__ = ["BODY_PART_SOURCES", "DERIVED_PARTS", "PERSON_MASK_SOURCES", "ScoringPlan", "TopDownConfig",
-           "competitor_phrases", "crop_regions", "novel_prompts", "derived_prompts", "garment_groups", "parse_top_down",
+           "competitor_phrases", "crop_regions", "derived_prompts", "garment_groups", "novel_prompts", "parse_top_down",
            "plan_prompts"]
 
 POSE_REGIONS = ("face", "left arm", "right arm", "left leg", "right leg")
