@@ -457,3 +457,33 @@ def test_similar_garments_compete_together_against_the_background():
 
     persons = _parse(prompts, paint, detections)
     assert {p.label: p.area for p in persons[0].parts} == {"jacket": 40 * 80}
+
+
+def test_fill_keypoints_takes_blazepose_only_where_movenet_is_unsure_and_blazepose_sure():
+    from spectrum_parsing.topdown import FILLED_KEYPOINTS, fill_keypoints
+
+    movenet = np.zeros((1, 17, 3), np.float32)
+    movenet[0, :, :2] = 10.0
+    movenet[0, :, 2] = 0.9
+    movenet[0, 13, 2] = 0.1  # unsure left knee
+    movenet[0, 14, 2] = 0.1  # unsure right knee
+    movenet[0, 7, 2] = 0.1  # unsure left elbow (not a leg keypoint)
+    blaze = np.full((1, 17, 3), 50.0, np.float32)
+    blaze[0, :, 2] = 0.95
+    blaze[0, 14, 2] = 0.5  # BlazePose not sure enough of the right knee
+    out = fill_keypoints(movenet, blaze, threshold=0.3, indices=FILLED_KEYPOINTS["legs"], visibility=0.7)
+    assert out[0, 13].tolist() == pytest.approx([50, 50, 0.95])  # filled
+    assert out[0, 14].tolist() == pytest.approx([10, 10, 0.1])  # BlazePose below the visibility: kept
+    assert out[0, 7].tolist() == pytest.approx([10, 10, 0.1])  # not a leg keypoint: kept
+    assert out[0, 11].tolist() == pytest.approx([10, 10, 0.9])  # MoveNet sure: kept
+    assert movenet[0, 13, 2] == pytest.approx(0.1)  # inputs unchanged
+    assert fill_keypoints(movenet, blaze, 0.3, FILLED_KEYPOINTS["off"]).tolist() == movenet.tolist()
+    with pytest.raises(ValueError, match="differ in shape"):
+        fill_keypoints(movenet, blaze[:, :5], 0.3)
+
+
+def test_fill_keypoints_option_is_validated():
+    with pytest.raises(ValueError, match="fill_keypoints"):
+        TopDownConfig(fill_keypoints="arms")
+    with pytest.raises(ValueError, match="fill_visibility"):
+        TopDownConfig(fill_visibility=1.5)

@@ -30,13 +30,22 @@ from .export import OnnxRunner
 from .images import DEFAULT_MAX_PIXELS, as_rgb_image
 from .modeling import SpectrumModel
 from .options import ParseOptions
-from .persons import BlazePoseSegmenter, PersonDetector
+from .persons import BlazePoseSegmenter, PersonDetections, PersonDetector
 from .postprocess import group_instances
 from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
 from .processor import ImagePrediction, PersonCandidate, SpectrumImageProcessor, assemble_persons, render_label_map
 from .prompts import clean_prompts
 from .results import ImageInput, ParsingResult, PersonInstance
-from .topdown import ScoringPlan, TopDownConfig, competitor_phrases, novel_prompts, parse_top_down, plan_prompts
+from .topdown import (
+    FILLED_KEYPOINTS,
+    ScoringPlan,
+    TopDownConfig,
+    competitor_phrases,
+    fill_keypoints,
+    novel_prompts,
+    parse_top_down,
+    plan_prompts,
+)
 from .vocab import categories as vocabulary
 from .vocab.phrases import EBP_PROMPTS, with_ebp
 
@@ -330,7 +339,18 @@ class SpectrumPipeline:
         probs = None
         if self.top_down.person_masks == "blazepose" and len(detections):
             assert self.person_segmenter is not None
-            probs = self.person_segmenter(array, detections.boxes)
+            filled = FILLED_KEYPOINTS[self.top_down.fill_keypoints]
+            # any callable (image, boxes) -> masks may segment; BlazePose's also gives landmarks
+            want = bool(filled) and detections.keypoints is not None and hasattr(self.person_segmenter,
+                                                                                 "masks_and_keypoints")
+            if not want:
+                probs = self.person_segmenter(array, detections.boxes)
+            else:  # MoveNet's unsure leg keypoints filled by BlazePose's sure landmarks (topdown.fill_keypoints)
+                probs, landmarks = self.person_segmenter.masks_and_keypoints(array, detections.boxes)
+                assert landmarks is not None and detections.keypoints is not None
+                detections = PersonDetections(detections.boxes, detections.scores, fill_keypoints(
+                    detections.keypoints, landmarks, self.top_down.keypoint_threshold, filled,
+                    self.top_down.fill_visibility))
         plan = self.plan(scored)
 
         def predict(crops: Sequence[np.ndarray]) -> list[torch.Tensor]:

@@ -71,9 +71,9 @@ from .results import PersonInstance
 from .skin import skin_colour_mask
 from .vocab import categories as vocabulary
 
-__all__ = ["BODY_PART_SOURCES", "DERIVED_PARTS", "PERSON_MASK_SOURCES", "ScoringPlan", "TopDownConfig",
-           "competitor_phrases", "crop_regions", "derived_prompts", "garment_groups", "novel_prompts", "parse_top_down",
-           "plan_prompts"]
+__all__ = ["BODY_PART_SOURCES", "DERIVED_PARTS", "FILLED_KEYPOINTS", "PERSON_MASK_SOURCES", "ScoringPlan",
+           "TopDownConfig", "competitor_phrases", "crop_regions", "derived_prompts", "fill_keypoints",
+           "garment_groups", "novel_prompts", "parse_top_down", "plan_prompts"]
 
 POSE_REGIONS = ("face", "left arm", "right arm", "left leg", "right leg")
 """Body parts named by pose from bare skin (the regions of :mod:`.limbs` that LIP labels)."""
@@ -660,6 +660,39 @@ def _carve(labels: torch.Tensor, source: int, target: int, keypoints: np.ndarray
 
 PERSON_MASK_SOURCES = ("blazepose", "parser")
 COMPETITOR_MODES = ("off", "novel", "all")
+FILLED_KEYPOINTS = {"off": (), "legs": tuple(range(11, 17)), "all": tuple(range(17))}
+"""Which COCO keypoints BlazePose's landmarks may fill where MoveNet is unsure (``TopDownConfig.fill_keypoints``):
+``"legs"`` the hips, knees and ankles, ``"all"`` every one."""
+FILL_VISIBILITY = 0.7
+"""A landmark fills a keypoint only when BlazePose's visibility reaches this: it places the knees of people cut at
+the thighs (VITON's studio photos) with visibility 0.34-0.78, mostly under 0.6."""
+
+
+def fill_keypoints(keypoints: np.ndarray, landmarks: np.ndarray, threshold: float,
+                   indices: Sequence[int] = FILLED_KEYPOINTS["legs"], visibility: float = FILL_VISIBILITY
+                   ) -> np.ndarray:
+    """(N, 17, 3) ``keypoints`` (MoveNet's) with each of ``indices`` scored below ``threshold`` replaced by the
+    ``landmarks`` of the same person and name (BlazePose's, from its crop of that person at 256 px; score = its
+    visibility) where those reach ``visibility``. A new array; the inputs are not changed.
+
+    MoveNet, seeing the whole photo at 256 px, often gives no confident knee or ankle for a seated or cut-off
+    person; BlazePose, seeing the person's own crop, places them. Measured through the shipped path (note of the
+    commit): filling the legs at visibility >= 0.7 raised ``lip_dev`` body-part mIoU 55.4 -> 61.2 and bare-skin
+    IoU 58.4 -> 63.4, ``cihp_dev`` body-part mIoU 40.0 -> 42.3, for VITON val (first 50) 82.8 -> 81.5. Filling
+    the head and arms, or the legs at any visibility, lowered ``lip_dev`` (53.5) or VITON (75.7)."""
+    out = np.array(keypoints, dtype=np.float32, copy=True)
+    landmarks = np.asarray(landmarks, dtype=np.float32)
+    if out.shape != landmarks.shape:
+        raise ValueError(f"keypoints {out.shape} and landmarks {landmarks.shape} differ in shape")
+    index = np.asarray(list(indices), dtype=np.int64)
+    if not len(index):
+        return out
+    take = (out[:, index, 2] < threshold) & (landmarks[:, index, 2] >= max(threshold, visibility))
+    out[:, index] = np.where(take[..., None], landmarks[:, index], out[:, index])
+    return out
+    take = (out[:, index, 2] < threshold) & (landmarks[:, index, 2] >= threshold)
+    out[:, index] = np.where(take[..., None], landmarks[:, index], out[:, index])
+    return out
 
 
 @dataclass
@@ -688,6 +721,11 @@ class TopDownConfig:
     # become that limb (0: off; benchmarks/bench_body_parts.py).
     skin_colour: float = 1.5
     skin_radii: float = 1.5
+    # BlazePose's landmarks (from the person-mask pass: no extra model run) fill the keypoints MoveNet is unsure of:
+    # "legs" (default) the hips, knees and ankles, "all" every keypoint, "off" none (fill_keypoints,
+    # FILLED_KEYPOINTS), where BlazePose's visibility reaches fill_visibility.
+    fill_keypoints: str = "legs"
+    fill_visibility: float = FILL_VISIBILITY
     # Flip test-time augmentation: each crop is parsed mirrored too and the scores averaged, left and right
     # swapped (as SCHP evaluates); twice the parser's time (benchmarks/bench_body_parts.py).
     flip: bool = False
@@ -699,9 +737,11 @@ class TopDownConfig:
             self.competitors = "all" if self.competitors else "off"
         if self.competitors not in COMPETITOR_MODES:
             raise ValueError(f"competitors must be one of {COMPETITOR_MODES}, got {self.competitors!r}")
+        if self.fill_keypoints not in FILLED_KEYPOINTS:
+            raise ValueError(f"fill_keypoints must be one of {tuple(FILLED_KEYPOINTS)}, got {self.fill_keypoints!r}")
         if self.body_parts not in BODY_PART_SOURCES:
             raise ValueError(f"body_parts must be one of {BODY_PART_SOURCES}, got {self.body_parts!r}")
-        for name in ("fallback_score", "fallback_share"):
+        for name in ("fallback_score", "fallback_share", "fill_visibility"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.margin <= 2.0:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from spectrum_parsing.persons import (
@@ -184,3 +185,19 @@ def test_the_larger_pass_is_skipped_when_the_people_found_fill_the_photo(detecto
     assert len(detector(_photo("two-dancers.jpg"))) == 2 and sizes == [None, 512]  # about 55% covered
     with pytest.raises(ValueError, match="extra_skip_coverage"):
         MoveNetDetector.from_pretrained(extra_skip_coverage=0.0)
+
+
+def test_blazepose_landmarks_from_the_mask_pass_agree_with_movenet_on_the_group_photo(detector):
+    """The landmarks of the person-mask pass are the same people's joints: where both models are sure, they
+    lie close together (within a fifth of the person's box height), and the masks equal the plain call's."""
+    photo = _photo("group.jpg")
+    found = detector(photo)
+    segmenter = BlazePoseSegmenter.from_pretrained()
+    probs, landmarks = segmenter.masks_and_keypoints(photo, found.boxes)
+    assert torch.equal(probs, segmenter(photo, found.boxes))
+    assert landmarks.shape == (len(found), 17, 3) and ((landmarks[..., 2] >= 0) & (landmarks[..., 2] <= 1)).all()
+    sure = (found.keypoints[..., 2] >= 0.5) & (landmarks[..., 2] >= 0.5)
+    assert sure.sum() >= 20
+    heights = (found.boxes[:, 3] - found.boxes[:, 1])[:, None].repeat(17, 1)
+    dist = np.hypot(*(found.keypoints[..., :2] - landmarks[..., :2]).transpose(2, 0, 1))
+    assert np.median(dist[sure] / heights[sure]) < 0.2

@@ -257,12 +257,21 @@ class BlazePoseSegmenter:
     @torch.no_grad()
     def __call__(self, image: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
         """(N, H, W) float person probabilities, one map per box (0 outside its crop)."""
+        return self.masks_and_keypoints(image, boxes, keypoints=False)[0]
+
+    @torch.no_grad()
+    def masks_and_keypoints(self, image: np.ndarray, boxes: np.ndarray, keypoints: bool = True
+                            ) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Per box: (N, H, W) float person probabilities (0 outside its crop) and, with ``keypoints``, the 17 COCO
+        keypoints BlazePose's landmark model places in the same crop ((N, 17, 3): x, y in image pixels and the
+        landmark's visibility in [0, 1]; one run of the graph gives both)."""
         h, w = image.shape[:2]
         squares = np.round(self.squares(boxes)).astype(np.int64)
         device = next(iter(self.graph.buffers())).device
         out = torch.zeros(len(squares), h, w)
+        points = np.zeros((len(squares), 17, 3), np.float32) if keypoints else None
         if not len(squares):
-            return out
+            return out, points
         pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).to(device).permute(2, 0, 1).float() / 255.0
         crops = []
         for x0, y0, x1, y1 in squares:
@@ -273,11 +282,20 @@ class BlazePoseSegmenter:
             crops.append(F.interpolate(canvas[None], size=(self.INPUT, self.INPUT), mode="bilinear",
                                        align_corners=False, antialias=True))
         batch = torch.cat(crops).permute(0, 2, 3, 1).contiguous()
-        probs = []
+        names = ["Identity_1", "Identity_2"] if keypoints else ["Identity_1"]
+        probs, marks = [], []
         for start in range(0, len(batch), self.batch_size):
-            result = self.graph(batch[start:start + self.batch_size], outputs=["Identity_1"])["Identity_1"]
-            probs.append(result[..., 0].float())
+            result = self.graph(batch[start:start + self.batch_size], outputs=names)
+            probs.append(result["Identity_1"][..., 0].float())
+            if keypoints:
+                marks.append(result["Identity_2"].float().cpu().numpy().reshape(-1, 39, 5))
         seg = torch.cat(probs)  # (N, 256, 256)
+        if points is not None:
+            lms = np.concatenate(marks)[:, list(COCO_FROM_BLAZEPOSE)]  # crop pixels x, y, z, visibility, presence
+            side = (squares[:, 2] - squares[:, 0]).astype(np.float32)[:, None]
+            points[..., 0] = squares[:, :1] + lms[..., 0] / self.INPUT * side
+            points[..., 1] = squares[:, 1:2] + lms[..., 1] / self.INPUT * side
+            points[..., 2] = _sigmoid(lms[..., 3])
         for k, (x0, y0, x1, y1) in enumerate(squares):
             ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
             if ix1 <= ix0 or iy1 <= iy0:
@@ -285,4 +303,4 @@ class BlazePoseSegmenter:
             back = F.interpolate(seg[k][None, None], size=(int(y1 - y0), int(x1 - x0)), mode="bilinear",
                                  align_corners=False)[0, 0]
             out[k, iy0:iy1, ix0:ix1] = back[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0].cpu()
-        return out
+        return out, points
