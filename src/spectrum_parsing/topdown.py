@@ -676,10 +676,11 @@ def fill_keypoints(keypoints: np.ndarray, landmarks: np.ndarray, threshold: floa
     visibility) where those reach ``visibility``. A new array; the inputs are not changed.
 
     MoveNet, seeing the whole photo at 256 px, often gives no confident knee or ankle for a seated or cut-off
-    person; BlazePose, seeing the person's own crop, places them. Measured through the shipped path (note of the
-    commit): filling the legs at visibility >= 0.7 raised ``lip_dev`` body-part mIoU 55.4 -> 61.2 and bare-skin
-    IoU 58.4 -> 63.4, ``cihp_dev`` body-part mIoU 40.0 -> 42.3, for VITON val (first 50) 82.8 -> 81.5. Filling
-    the head and arms, or the legs at any visibility, lowered ``lip_dev`` (53.5) or VITON (75.7)."""
+    person; BlazePose, seeing the person's own crop, places them. Measured through the shipped path
+    (``benchmarks/bench_body_parts.py --parts-only``, BENCHMARKS.md): filling the legs at visibility >= 0.7
+    raised ``lip_dev`` body-part mIoU 55.4 -> 61.2 and bare-skin IoU 58.4 -> 63.4, ``cihp_dev`` body-part mIoU
+    40.0 -> 42.3, for VITON val (first 50) 82.8 -> 81.5. Filling the head and arms, or the legs at any visibility,
+    lowered ``lip_dev`` (53.5) or VITON (75.7)."""
     out = np.array(keypoints, dtype=np.float32, copy=True)
     landmarks = np.asarray(landmarks, dtype=np.float32)
     if out.shape != landmarks.shape:
@@ -688,9 +689,6 @@ def fill_keypoints(keypoints: np.ndarray, landmarks: np.ndarray, threshold: floa
     if not len(index):
         return out
     take = (out[:, index, 2] < threshold) & (landmarks[:, index, 2] >= max(threshold, visibility))
-    out[:, index] = np.where(take[..., None], landmarks[:, index], out[:, index])
-    return out
-    take = (out[:, index, 2] < threshold) & (landmarks[:, index, 2] >= threshold)
     out[:, index] = np.where(take[..., None], landmarks[:, index], out[:, index])
     return out
 
