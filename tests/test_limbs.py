@@ -74,6 +74,20 @@ def test_an_unsure_wrist_still_gives_the_forearm_its_direction():
     assert region_at(split_by_limbs(mask, lost), 95, 127) != "left arm"
 
 
+def test_an_unsure_elbow_between_sure_ends_bends_the_arm():
+    """An elbow held out to the side (resting on a knee, on a chair's arm) that MoveNet is unsure of, between a
+    sure shoulder and wrist: above WEAK_JOINT the arm bends there, so the skin by the elbow is the arm's; with no
+    hint where the elbow is, the arm runs straight from shoulder to wrist and that skin is too far to claim."""
+    shape = (300, 200)
+    bent = figure()
+    bent[8] = (30, 130, 0.2)  # right elbow far out to the image's left, unsure
+    bent[10] = (70, 150, 0.9)  # right wrist back by the hip
+    mask = disc(shape, 35, 130, 3)
+    assert region_at(split_by_limbs(mask, bent), 35, 130) == "right arm"
+    bent[8, 2] = 0.0
+    assert region_at(split_by_limbs(mask, bent), 35, 130) != "right arm"
+
+
 def test_missing_knee_keeps_the_leg_and_missing_limb_is_unclaimed():
     shape = (300, 200)
     k = figure(missing=(13,))  # no left knee: hip straight to ankle
