@@ -3,6 +3,7 @@ person assembly) and the backend interface shared by the PyTorch model and the O
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,11 @@ def test_assemble_persons_keeps_the_contract_label_map_equals_parts():
     assert [p.id for p in persons] == [0, 1] and persons[1].keypoints == "kp" and persons[1].score == 0.7
     assert [q.label for q in persons[0].parts] == ["shirt"] and [q.label for q in persons[1].parts] == ["pants"]
     assert persons[1].box == (6, 0, 9, 10) and persons[1].parts[0].box == (6, 0, 9, 10)
+    # a part's score is its pixels' mean times its person's score; the threshold judges the pixels alone
+    assert persons[0].parts[0].score == pytest.approx(0.8 * 0.9) and persons[1].parts[0].score == pytest.approx(0.56)
+    unsure, _ = assemble_persons([dataclasses.replace(candidates[0], score=0.2)], ["shirt", "pants", "hat"], (h, w),
+                                 threshold=0.3, min_person_pixels=4, min_part_pixels=2)
+    assert [q.label for q in unsure[0].parts] == ["shirt"] and unsure[0].parts[0].score == pytest.approx(0.16)
     rendered = np.zeros((h, w), dtype=np.int32)
     for person in persons:
         for part in person.parts:

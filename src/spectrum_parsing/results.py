@@ -77,8 +77,9 @@ class _BoxedMask:
 class PartInstance(_BoxedMask):
     """A body part or garment instance attached to a person.
 
-    ``mask``: bool ``(H, W)`` at the image size (built from ``crop`` on each access); ``box``: tight
-    ``x0, y0, x1, y1`` (end-exclusive); ``crop``: the mask inside ``box``; ``size``: ``(H, W)``."""
+    ``score``: the mean score of the part's pixels times its person's score; ``mask``: bool ``(H, W)``
+    at the image size (built from ``crop`` on each access); ``box``: tight ``x0, y0, x1, y1`` (end-exclusive);
+    ``crop``: the mask inside ``box``; ``size``: ``(H, W)``."""
 
     label: str
     prompt_index: int
