@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spectrum_parsing.limbs import REGIONS, SEGMENTS, body_scale, split_by_limbs, split_by_segments
+from spectrum_parsing.limbs import REGIONS, SEGMENTS, body_scale, plausible_legs, split_by_limbs, split_by_segments
 
 
 def figure(arms: str = "down", missing: tuple[int, ...] = ()) -> np.ndarray:
@@ -86,6 +86,26 @@ def test_an_unsure_elbow_between_sure_ends_bends_the_arm():
     assert region_at(split_by_limbs(mask, bent), 35, 130) == "right arm"
     bent[8, 2] = 0.0
     assert region_at(split_by_limbs(mask, bent), 35, 130) != "right arm"
+
+
+def test_knees_and_ankles_above_the_torsos_middle_are_not_leg_joints():
+    """A close-up cut at the waist: the pose model puts a knee and an ankle on a forearm, above the torso's middle.
+    They lose their score (so the forearm's skin is not called a leg); a knee drawn up towards the chest but below
+    the middle, and a standing figure's legs, are kept; without a shoulder or a hip nothing is judged."""
+    k = figure()
+    k[13] = (140, 110, 0.9)  # left "knee" on the forearm: torso runs y 80 -> 160, middle at 120
+    k[15] = (150, 100, 0.9)
+    k[14] = (83, 135, 0.9)  # right knee drawn up, below the middle
+    kept = plausible_legs(k)
+    assert kept[13, 2] == 0.0 and kept[15, 2] == 0.0
+    assert kept[14, 2] == 0.9 and kept[16, 2] == 0.9 and k[13, 2] == 0.9  # the input is not changed
+    assert np.array_equal(plausible_legs(figure()), figure())
+    no_hips = k.copy()
+    no_hips[[11, 12], 2] = 0.0
+    assert np.array_equal(plausible_legs(no_hips), no_hips)
+    mask = disc((300, 200), 140, 110, 3)  # the forearm under the misplaced knee
+    assert region_at(split_by_limbs(mask, k), 140, 110) == "left leg"
+    assert region_at(split_by_limbs(mask, kept), 140, 110) == "left arm"
 
 
 def test_missing_knee_keeps_the_leg_and_missing_limb_is_unclaimed():

@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["REGIONS", "SEGMENTS", "body_scale", "hand_zone", "head_span", "region_capsules", "segment_capsules",
+__all__ = ["REGIONS", "SEGMENTS", "body_scale", "hand_zone", "head_span", "plausible_legs", "region_capsules",
+           "segment_capsules",
            "split_by_limbs", "split_by_segments"]
 
 REGIONS: tuple[str, ...] = ("face", "left arm", "right arm", "left leg", "right leg", "torso")
@@ -61,6 +62,33 @@ body mIoU 61.2 -> 62.1; cihp_dev and VITON unchanged; ``benchmarks/bench_body_pa
 
 def _confident(keypoints: np.ndarray, threshold: float) -> np.ndarray:
     return keypoints[:, 2] >= threshold
+
+
+LEG_REACH = 0.5
+"""A knee or ankle lies below the torso's middle: its projection on the shoulders-to-hips axis (0 at the
+shoulders' middle, 1 at the hips') is at least this. Above it, the point is the pose model's guess on an arm or a
+hand (a close-up cut at the waist, a studio model cut at the thighs), not a leg joint (VITON body 81.5 -> 82.8,
+``cihp_dev`` 42.3 -> 42.4, ``lip_dev`` unchanged; a knee drawn up to the chest, at about 0.7, is kept)."""
+
+
+def plausible_legs(keypoints: np.ndarray, threshold: float = 0.3, reach: float = LEG_REACH) -> np.ndarray:
+    """A copy of ``keypoints`` (17 COCO keypoints, x-y-score) whose knees and ankles above the torso's middle
+    (:data:`LEG_REACH`) have score 0; unchanged when no shoulder or no hip is confident."""
+    keypoints = np.array(keypoints, dtype=np.float64).reshape(-1, 3)
+    ok = _confident(keypoints, threshold)
+    shoulders = [keypoints[i, :2] for i in (L_SHOULDER, R_SHOULDER) if ok[i]]
+    hips = [keypoints[i, :2] for i in (L_HIP, R_HIP) if ok[i]]
+    if not shoulders or not hips:
+        return keypoints
+    top = np.mean(shoulders, axis=0)
+    axis = np.mean(hips, axis=0) - top
+    length2 = float(axis @ axis)
+    if length2 < 1.0:
+        return keypoints
+    joints = np.array([L_KNEE, R_KNEE, L_ANKLE, R_ANKLE])
+    along = (keypoints[joints, :2] - top) @ axis / length2
+    keypoints[joints[along < reach], 2] = 0.0
+    return keypoints
 
 
 def body_scale(keypoints: np.ndarray, threshold: float = 0.3) -> float | None:

@@ -64,7 +64,16 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .limbs import SEGMENTS, body_scale, hand_zone, head_span, region_capsules, split_by_limbs, split_by_segments
+from .limbs import (
+    SEGMENTS,
+    body_scale,
+    hand_zone,
+    head_span,
+    plausible_legs,
+    region_capsules,
+    split_by_limbs,
+    split_by_segments,
+)
 from .persons import PersonDetections
 from .processor import PersonCandidate, SpectrumImageProcessor, assemble_persons
 from .results import PersonInstance
@@ -815,7 +824,9 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
             _pool(labels, best, scores, group, columns, background_threshold)
         if rival is not None and plan.contested:
             _contest(labels, best, scores, plan.contested, rival)
-        keypoints = None if detections.keypoints is None else detections.keypoints[k]
+        # the person's keypoints for naming and geometry (reported ones are left as detected)
+        keypoints = None if detections.keypoints is None else plausible_legs(detections.keypoints[k],
+                                                                             config.keypoint_threshold)
         _one_lower_garment(labels, lower)
         probs = (scores[person_index] if person_probs is None else person_probs[k, y0:y1, x0:x1].float().cpu())
         probs = _own_hands(probs, keypoints, (x0, y0), config.keypoint_threshold)
