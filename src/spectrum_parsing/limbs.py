@@ -20,8 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 __all__ = ["REGIONS", "SEGMENTS", "body_scale", "hand_zone", "head_span", "plausible_legs", "region_capsules",
-           "segment_capsules",
-           "split_by_limbs", "split_by_segments"]
+           "segment_capsules", "split_by_limbs", "split_by_segments"]
 
 REGIONS: tuple[str, ...] = ("face", "left arm", "right arm", "left leg", "right leg", "torso")
 """The regions :func:`split_by_limbs` assigns, in index order."""
@@ -75,13 +74,11 @@ def plausible_legs(keypoints: np.ndarray, threshold: float = 0.3, reach: float =
     """A copy of ``keypoints`` (17 COCO keypoints, x-y-score) whose knees and ankles above the torso's middle
     (:data:`LEG_REACH`) have score 0; unchanged when no shoulder or no hip is confident."""
     keypoints = np.array(keypoints, dtype=np.float64).reshape(-1, 3)
-    ok = _confident(keypoints, threshold)
-    shoulders = [keypoints[i, :2] for i in (L_SHOULDER, R_SHOULDER) if ok[i]]
-    hips = [keypoints[i, :2] for i in (L_HIP, R_HIP) if ok[i]]
-    if not shoulders or not hips:
+    torso = _torso_line(_confident(keypoints, threshold), keypoints[:, :2])
+    if torso is None:
         return keypoints
-    top = np.mean(shoulders, axis=0)
-    axis = np.mean(hips, axis=0) - top
+    top, bottom = torso
+    axis = bottom - top
     length2 = float(axis @ axis)
     if length2 < 1.0:
         return keypoints
@@ -167,12 +164,20 @@ def region_capsules(keypoints: np.ndarray, threshold: float = 0.3
     return out, scale
 
 
-def _body_axis(ok: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Unit vector from the shoulders' middle to the hips' (image-down when either is unknown)."""
+def _torso_line(ok: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The middle of the confident shoulders and the middle of the confident hips (None when either is unknown)."""
     shoulders = [xy[i] for i in (L_SHOULDER, R_SHOULDER) if ok[i]]
     hips = [xy[i] for i in (L_HIP, R_HIP) if ok[i]]
-    if shoulders and hips:
-        axis = np.mean(hips, axis=0) - np.mean(shoulders, axis=0)
+    if not shoulders or not hips:
+        return None
+    return np.mean(shoulders, axis=0), np.mean(hips, axis=0)
+
+
+def _body_axis(ok: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Unit vector from the shoulders' middle to the hips' (image-down when either is unknown)."""
+    torso = _torso_line(ok, xy)
+    if torso is not None:
+        axis = torso[1] - torso[0]
         if np.linalg.norm(axis) > 1:
             return axis / np.linalg.norm(axis)
     return np.array([0.0, 1.0])
