@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spectrum_parsing.limbs import REGIONS, SEGMENTS, body_scale, plausible_legs, split_by_limbs, split_by_segments
+from spectrum_parsing.limbs import (
+    REGIONS,
+    SEGMENTS,
+    body_scale,
+    limb_band,
+    plausible_legs,
+    split_by_limbs,
+    split_by_segments,
+)
 
 
 def figure(arms: str = "down", missing: tuple[int, ...] = ()) -> np.ndarray:
@@ -118,6 +126,23 @@ def test_missing_knee_keeps_the_leg_and_missing_limb_is_unclaimed():
     labels = split_by_limbs(far, no_legs, regions=("face", "left arm", "right arm", "left leg", "right leg"),
                             max_radii=2.0)
     assert (labels[far] == 5).all()  # unclaimed
+
+
+def test_limb_band_covers_sure_limbs_only():
+    shape = (300, 200)
+    band = limb_band(shape, figure(), threshold=0.3, radii=1.0)
+    scale = body_scale(figure())  # torso 80 px: a leg's band is 0.15 x 80 = 12 px wide each side
+    assert scale == pytest.approx(80.0)
+    assert band[250, 83] and band[250, 83 + 11] and not band[250, 83 + 14]  # on and beside the right shin
+    assert band[140, 62] and not band[40, 100]  # an arm yes; the face and torso are not limbs
+    assert not band[160, 100]  # between the hips
+    no_knee = figure(missing=(14,))  # an unsure knee between a sure hip and ankle: straight from end to end
+    assert limb_band(shape, no_knee, 0.3, 1.0)[220, 83 + 1]
+    no_ankle = figure(missing=(14, 16))  # a hip alone is no limb: nothing is guessed below it
+    assert not limb_band(shape, no_ankle, 0.3, 1.0)[250:, 60:100].any()
+    crop = limb_band((100, 80), figure(), 0.3, 1.0, origin=(40, 200))
+    assert np.array_equal(crop, band[200:300, 40:120])
+    assert not limb_band(shape, figure(), 0.3, 0.0).any() and not limb_band(shape, np.zeros((17, 3)), 0.3, 1.0).any()
 
 
 def test_no_confident_keypoints_claims_nothing_and_bad_input_raises():

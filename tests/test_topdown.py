@@ -113,6 +113,40 @@ def test_bare_skin_is_named_by_pose_a_raised_fist_is_an_arm():
     assert plan.sides_only  # the default: the parser's limb type, the pose's side
 
 
+def test_a_sure_limb_the_person_mask_misses_is_still_the_persons():
+    """BlazePose's mask often stops short of bare shins; where both joints of a limb are sure, the parser's leg
+    there is kept (``limb_support``), and nothing else outside the mask is."""
+    h, w = 300, 200
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    prompts = ["right leg", "hat", "person"]
+    plan = plan_prompts(prompts)
+    mask = torch.zeros(1, h, w)
+    mask[0, :200] = 1.0  # the person mask ends above the knees (at y = 220)
+
+    def predict(crops):
+        out = []
+        for crop in crops:
+            scores = torch.zeros(len(plan.prompts), h, w)
+            scores[plan.prompts.index("person"), :200] = 1.0
+            scores[plan.prompts.index("right leg"), 170:285, 76:90] = 0.9  # the right leg, hip to foot
+            scores[plan.prompts.index("hat"), 250:270, 130:150] = 0.9  # a hat lying on the floor
+            out.append(scores[:, 10:10 + crop.shape[0], 40:40 + crop.shape[1]])
+        return out
+
+    def parts(limb_support: float) -> dict[str, np.ndarray]:
+        config = TopDownConfig(margin=0.0, min_part_pixels=1, skin_colour=0.0, limb_support=limb_support)
+        persons, _ = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predict, plan,
+                                    plan.prompts.index("person"), config, person_probs=mask)
+        return {p.label: p.mask.numpy() for p in persons[0].parts}
+
+    default = parts(TopDownConfig().limb_support)
+    assert default["right leg"][250, 83] and default["right leg"][180, 83]  # the shin below the mask is kept
+    assert "hat" not in default  # outside the mask and off the limbs: not this person's
+    assert not parts(0.0)["right leg"][250, 83]  # without the support the mask cuts the shin off
+    with pytest.raises(ValueError, match="limb_support"):
+        TopDownConfig(limb_support=-1.0)
+
+
 def test_competitors_keep_an_absent_prompt_empty():
     h, w = 60, 40
     detections = PersonDetections(boxes=[[0, 0, w, h]], scores=[0.9], keypoints=np.zeros((1, 17, 3)))
@@ -392,7 +426,7 @@ def test_small_holes_in_a_persons_labels_take_the_label_around_them(monkeypatch)
     ys, xs = np.mgrid[:300, :200]
     small = (ys >= 100) & (ys < 110) & (xs >= 90) & (xs < 100)  # 100 px: under 1% of the 120 x 285 crop
     large = (ys >= 130) & (ys < 160) & (xs >= 100) & (xs < 130)  # 900 px
-    off_mask = (ys >= 70) & (ys < 76) & (xs >= 70) & (xs < 76)
+    off_mask = (ys >= 70) & (ys < 76) & (xs >= 95) & (xs < 101)  # off the limbs too (limb_support)
     open_gap = (ys >= 120) & (ys < 125) & (xs >= 40) & (xs < 62)  # reaches the crop's left edge
 
     def coat(scores, plan):

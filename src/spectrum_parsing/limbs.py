@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["REGIONS", "SEGMENTS", "body_scale", "hand_zone", "head_span", "plausible_legs", "region_capsules",
-           "segment_capsules", "split_by_limbs", "split_by_segments"]
+__all__ = ["REGIONS", "SEGMENTS", "body_scale", "hand_zone", "head_span", "limb_band", "plausible_legs",
+           "region_capsules", "segment_capsules", "split_by_limbs", "split_by_segments"]
 
 REGIONS: tuple[str, ...] = ("face", "left arm", "right arm", "left leg", "right leg", "torso")
 """The regions :func:`split_by_limbs` assigns, in index order."""
@@ -261,6 +261,27 @@ def hand_zone(shape: tuple[int, int], wrist: np.ndarray, elbow: np.ndarray, back
     ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
     along = ((xs - wx) * (wx - ex) + (ys - wy) * (wy - ey)) / length**2
     return (along > -back) & (np.hypot(xs - wx, ys - wy) < reach * length)
+
+
+def limb_band(shape: tuple[int, int], keypoints: np.ndarray, threshold: float, radii: float,
+              origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Bool ``shape`` mask of the pixels within ``radii`` capsule radii (:data:`RADII`) of an arm or leg segment
+    between two of its joints that score at least ``threshold`` (shoulder-elbow-wrist, hip-knee-ankle; straight
+    from end to end when the middle one scores less): where the pose is sure a limb lies. ``origin``: the mask's
+    top-left corner in the keypoints' coordinates."""
+    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)
+    out = np.zeros(shape, dtype=bool)
+    scale = body_scale(keypoints, threshold)
+    if scale is None or radii <= 0:
+        return out
+    ok = _confident(keypoints, threshold)
+    xy = keypoints[:, :2] - np.asarray(origin, dtype=np.float64)
+    ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    for name, (chain, _) in _LIMBS.items():
+        points = [i for i in chain if ok[i]]  # an unsure middle joint: its ends, straight
+        for a, b in zip(points, points[1:]):
+            out |= _segment_distance(xs, ys, xy[a], xy[b]) <= radii * RADII[name] * scale
+    return out
 
 
 def _segment_distance(xs: np.ndarray, ys: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:

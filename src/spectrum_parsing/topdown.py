@@ -69,6 +69,7 @@ from .limbs import (
     body_scale,
     hand_zone,
     head_span,
+    limb_band,
     plausible_legs,
     region_capsules,
     split_by_limbs,
@@ -667,6 +668,10 @@ def _carve(labels: torch.Tensor, source: int, target: int, keypoints: np.ndarray
     hand = torch.from_numpy(hand_zone(tuple(labels.shape), w[:2], e[:2], back=0.15, origin=origin))
     labels[(labels == source + 1) & hand] = target + 1
 
+LIMB_SUPPORT_PROB = 0.51
+"""The person probability a pixel of a sure limb (``TopDownConfig.limb_support``) gets at least: just over the
+ownership cut (0.5), so a neighbour whose own mask is sure there keeps it."""
+
 PERSON_MASK_SOURCES = ("blazepose", "parser")
 COMPETITOR_MODES = ("off", "novel", "all")
 FILLED_KEYPOINTS = {"off": (), "legs": tuple(range(11, 17)), "all": tuple(range(17))}
@@ -736,6 +741,12 @@ class TopDownConfig:
     # Flip test-time augmentation: each crop is parsed mirrored too and the scores averaged, left and right
     # swapped (as SCHP evaluates); twice the parser's time (benchmarks/bench_body_parts.py).
     flip: bool = False
+    # Where the pose is sure of a limb (two of its joints scored >= keypoint_threshold), the pixels within
+    # limb_support capsule radii of it count as the person's even where its person mask misses them (BlazePose's
+    # mask often stops short of bare legs and raised arms): what the parser labels there is kept, but bare skin is
+    # not grown there (legs guessed behind a desk would grow over wood of skin's colour) (limbs.limb_band; 0: off;
+    # benchmarks/bench_body_parts.py).
+    limb_support: float = 1.0
 
     def __post_init__(self) -> None:
         if self.person_masks not in PERSON_MASK_SOURCES:
@@ -751,6 +762,8 @@ class TopDownConfig:
         for name in ("fallback_score", "fallback_share", "fill_visibility"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.limb_support <= 4.0:
+            raise ValueError(f"limb_support must be in [0, 4] capsule radii, got {self.limb_support}")
         if not 0.0 <= self.margin <= 2.0:
             raise ValueError(f"margin must be in [0, 2], got {self.margin}")
 
@@ -830,10 +843,15 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         _one_lower_garment(labels, lower)
         probs = (scores[person_index] if person_probs is None else person_probs[k, y0:y1, x0:x1].float().cpu())
         probs = _own_hands(probs, keypoints, (x0, y0), config.keypoint_threshold)
+        mask_probs = probs  # skin grows only into the person mask: legs hidden behind a desk are not grown on it
+        if keypoints is not None and config.limb_support > 0:
+            band = torch.from_numpy(limb_band(tuple(probs.shape), keypoints, config.keypoint_threshold,
+                                              config.limb_support, (x0, y0)))
+            probs = torch.where(band, probs.clamp(min=LIMB_SUPPORT_PROB), probs)
         _name_skin(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
         _misnamed_hands(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
         _side_footwear(labels, scores, plan, keypoints, (x0, y0), config.keypoint_threshold)
-        _grow_skin(labels, best, scores, crops[k], probs, plan, keypoints, (x0, y0), config.keypoint_threshold,
+        _grow_skin(labels, best, scores, crops[k], mask_probs, plan, keypoints, (x0, y0), config.keypoint_threshold,
                    config.skin_colour, config.skin_radii)
         for target, (source, wrist, elbow) in plan.hands.items():
             _carve(labels, source, target, keypoints, (x0, y0), wrist, elbow, config.keypoint_threshold)
