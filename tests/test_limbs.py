@@ -143,6 +143,11 @@ def test_limb_band_covers_sure_limbs_only():
     crop = limb_band((100, 80), figure(), 0.3, 1.0, origin=(40, 200))
     assert np.array_equal(crop, band[200:300, 40:120])
     assert not limb_band(shape, figure(), 0.3, 0.0).any() and not limb_band(shape, np.zeros((17, 3)), 0.3, 1.0).any()
+    seen = np.zeros(shape, dtype=bool)
+    seen[:230] = True  # a mask that sees the thighs (hip 160 -> knee 220) and a sixth of the shins (220 -> 280)
+    partly = limb_band(shape, figure(), 0.3, 1.0, seen=seen)
+    assert not partly[190, 83] and partly[250, 83]  # the seen thigh gets no band; the missed shin does
+    assert limb_band(shape, figure(), 0.3, 1.0, seen=seen, seen_share=1.01)[190, 83]
 
 
 def test_no_confident_keypoints_claims_nothing_and_bad_input_raises():

@@ -264,11 +264,14 @@ def hand_zone(shape: tuple[int, int], wrist: np.ndarray, elbow: np.ndarray, back
 
 
 def limb_band(shape: tuple[int, int], keypoints: np.ndarray, threshold: float, radii: float,
-              origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+              origin: tuple[float, float] = (0.0, 0.0), seen: np.ndarray | None = None,
+              seen_share: float = 0.8) -> np.ndarray:
     """Bool ``shape`` mask of the pixels within ``radii`` capsule radii (:data:`RADII`) of an arm or leg segment
     between two of its joints that score at least ``threshold`` (shoulder-elbow-wrist, hip-knee-ankle; straight
     from end to end when the middle one scores less): where the pose is sure a limb lies. ``origin``: the mask's
-    top-left corner in the keypoints' coordinates."""
+    top-left corner in the keypoints' coordinates. ``seen``: a bool ``shape`` mask (the person mask); a segment
+    whose centre line lies in it for at least ``seen_share`` of its length (within ``shape``) is left out: that
+    limb is seen already, and its band would only widen the mask's edges."""
     keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)
     out = np.zeros(shape, dtype=bool)
     scale = body_scale(keypoints, threshold)
@@ -280,8 +283,22 @@ def limb_band(shape: tuple[int, int], keypoints: np.ndarray, threshold: float, r
     for name, (chain, _) in _LIMBS.items():
         points = [i for i in chain if ok[i]]  # an unsure middle joint: its ends, straight
         for a, b in zip(points, points[1:]):
+            if seen is not None and _seen_share(seen, xy[a], xy[b]) >= seen_share:
+                continue
             out |= _segment_distance(xs, ys, xy[a], xy[b]) <= radii * RADII[name] * scale
     return out
+
+
+def _seen_share(seen: np.ndarray, p: np.ndarray, q: np.ndarray) -> float:
+    """The share of the segment ``p``-``q``'s centre line (its points inside ``seen``'s shape) on ``seen``; 1.0
+    when none of it is inside."""
+    count = max(2, int(np.ceil(np.hypot(*(q - p)))) + 1)
+    t = np.linspace(0.0, 1.0, count)[:, None]
+    pts = np.round(p[None] + t * (q - p)[None]).astype(np.int64)
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] < seen.shape[1]) & (pts[:, 1] >= 0) & (pts[:, 1] < seen.shape[0])
+    if not inside.any():
+        return 1.0
+    return float(seen[pts[inside, 1], pts[inside, 0]].mean())
 
 
 def _segment_distance(xs: np.ndarray, ys: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
