@@ -147,6 +147,42 @@ def test_a_sure_limb_the_person_mask_misses_is_still_the_persons():
         TopDownConfig(limb_support=-1.0)
 
 
+def test_a_large_detection_the_parser_does_not_see_as_a_person_is_dropped():
+    """A garment photographed alone that the detector takes for a person: its box fills the photo, yet the parser
+    scores no person on its mask, so it is not reported; a small far person the parser cannot make out stays."""
+    h, w = 300, 200
+    keypoints = np.stack([_figure(), _figure() * np.array([0.2, 0.2, 1.0], np.float32)])
+    keypoints[1, :, :2] += (150, 10)  # a small far person: 60 px tall
+    detections = PersonDetections(boxes=[[40, 10, 160, 295], [160, 12, 190, 70]], scores=[0.4, 0.3],
+                                  keypoints=keypoints)
+    plan = plan_prompts(["shirt", "person"])
+    masks = torch.zeros(2, h, w)
+    masks[0, 20:290, 50:150] = 1.0
+    masks[1, 14:68, 162:188] = 1.0
+
+    def parse(person_score: float, **options: float) -> list:
+        def predict(crops):
+            out = []
+            for crop in crops:
+                scores = torch.zeros(len(plan.prompts), *crop.shape[:2])
+                scores[plan.prompts.index("person")] = person_score
+                scores[plan.prompts.index("shirt")] = 0.9
+                out.append(scores)
+            return out
+
+        config = TopDownConfig(margin=0.0, min_part_pixels=1, skin_colour=0.0, **options)
+        persons, _ = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predict, plan,
+                                    plan.prompts.index("person"), config, person_probs=masks)
+        return [tuple(p.box) for p in persons]
+
+    assert len(parse(0.0)) == 1 and parse(0.0)[0][0] >= 160  # the garment is dropped, the small person kept
+    assert len(parse(0.6)) == 2  # a person the parser sees
+    assert len(parse(0.0, min_person_evidence=0.0)) == 2  # off
+    assert len(parse(0.0, evidence_min_height=1.0)) == 2  # only boxes as tall as the photo are judged
+    with pytest.raises(ValueError, match="min_person_evidence"):
+        TopDownConfig(min_person_evidence=1.5)
+
+
 def test_competitors_keep_an_absent_prompt_empty():
     h, w = 60, 40
     detections = PersonDetections(boxes=[[0, 0, w, h]], scores=[0.9], keypoints=np.zeros((1, 17, 3)))

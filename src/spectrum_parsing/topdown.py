@@ -672,6 +672,20 @@ LIMB_SUPPORT_PROB = 0.51
 """The person probability a pixel of a sure limb (``TopDownConfig.limb_support``) gets at least: just over the
 ownership cut (0.5), so a neighbour whose own mask is sure there keeps it."""
 
+def _unconfirmed(person_scores: torch.Tensor, probs: torch.Tensor, box: np.ndarray, height: int, evidence: float,
+                 min_height: float) -> bool:
+    """Whether a detection the parser does not confirm is to be dropped: its box is at least ``min_height`` of the
+    image's height (a large person, whom the parser sees clearly when it is one) and the parser's mean person score
+    (``person_scores``, crop-local) over its person mask (``probs`` > 0.5) is below ``evidence``. MoveNet takes
+    some garments photographed alone for people (scores up to 0.47, 5-12 sure keypoints); the parser, trained
+    with such photos as negatives, scores them near 0 while real people score 0.3 or more. Small people are never
+    dropped: blurred passers-by in street photos score near 0 too."""
+    if float(box[3] - box[1]) < min_height * height:
+        return False
+    mask = probs > 0.5
+    return not bool(mask.any()) or float(person_scores[mask].float().mean()) < evidence
+
+
 LIMB_SEEN_SHARE = 0.8
 """A sure limb segment whose centre line lies in the person mask for this share of its length is seen by the mask
 already: it gets no band (``TopDownConfig.limb_support``), which would only widen the mask's edges (CCP val coarse
@@ -752,6 +766,10 @@ class TopDownConfig:
     # there (legs guessed behind a desk would grow over wood of skin's colour) (limbs.limb_band; 0: off;
     # benchmarks/bench_body_parts.py).
     limb_support: float = 1.0
+    # A detection at least evidence_min_height of the image's height is dropped when the parser's mean person score
+    # over its person mask is below min_person_evidence (a garment MoveNet took for a person; 0: off; _unconfirmed).
+    min_person_evidence: float = 0.15
+    evidence_min_height: float = 0.5
 
     def __post_init__(self) -> None:
         if self.person_masks not in PERSON_MASK_SOURCES:
@@ -764,7 +782,8 @@ class TopDownConfig:
             raise ValueError(f"fill_keypoints must be one of {tuple(FILLED_KEYPOINTS)}, got {self.fill_keypoints!r}")
         if self.body_parts not in BODY_PART_SOURCES:
             raise ValueError(f"body_parts must be one of {BODY_PART_SOURCES}, got {self.body_parts!r}")
-        for name in ("fallback_score", "fallback_share", "fill_visibility"):
+        for name in ("fallback_score", "fallback_share", "fill_visibility", "min_person_evidence",
+                     "evidence_min_height"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.limb_support <= 4.0:
@@ -847,6 +866,12 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
                                                                              config.keypoint_threshold)
         _one_lower_garment(labels, lower)
         probs = (scores[person_index] if person_probs is None else person_probs[k, y0:y1, x0:x1].float().cpu())
+        if config.min_person_evidence > 0 and _unconfirmed(scores[person_index], probs, detections.boxes[k], h,
+                                                           config.min_person_evidence, config.evidence_min_height):
+            local_labels.append(labels)
+            local_scores.append(best)
+            local_probs.append(torch.zeros_like(probs))  # owns nothing: not reported
+            continue
         probs = _own_hands(probs, keypoints, (x0, y0), config.keypoint_threshold)
         mask_probs = probs  # skin grows only into the person mask: legs hidden behind a desk are not grown on it
         if keypoints is not None and config.limb_support > 0:
