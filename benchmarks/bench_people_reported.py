@@ -4,8 +4,9 @@
     python benchmarks/bench_people_reported.py --rows default "min_person_evidence=0" --no-record
 
 A row is ``default`` (the shipped pipeline) or ``option=value,...`` of
-:class:`~spectrum_parsing.topdown.TopDownConfig`. For each row, through ``SpectrumPipeline.__call__`` (prompt
-"face": the people, not their parts, are measured):
+:class:`~spectrum_parsing.topdown.TopDownConfig`, where ``detector=merged`` adds the people BlazePose's detector
+finds away from MoveNet's (:class:`~spectrum_parsing.persons.MergedDetector`). For each row, through
+``SpectrumPipeline.__call__`` (prompt "face": the people, not their parts, are measured):
 
 * ``cihp_dev`` (5 real photos, 2-7 people; validation only) and CCP val copy-paste composites of 2-12 people (the
   sets of ``bench_detectors.py``): exact-count rate, per-person recall and precision at box IoU 0.5 (a person's
@@ -39,11 +40,23 @@ def load(row: str):
     from spectrum_parsing.topdown import TopDownConfig
 
     options: dict = {}
+    merged = False
     if row != "default":
         for item in filter(None, row.split(",")):
             key, _, value = item.partition("=")
-            options[key.strip()] = float(value)
-    return SpectrumPipeline.from_pretrained(top_down=dataclasses.replace(TopDownConfig(), **options))
+            if key.strip() == "detector":
+                if value.strip() != "merged":
+                    raise ValueError(f"detector={value!r}: only 'merged' is known")
+                merged = True
+            else:
+                options[key.strip()] = float(value)
+    extra = {}
+    if merged:  # MoveNet, plus the people BlazePose's detector finds away from MoveNet's (persons.MergedDetector)
+        from spectrum_parsing.persons import BlazePoseDetector, MergedDetector, MoveNetDetector
+
+        extra["person_detector"] = MergedDetector([MoveNetDetector.from_pretrained(),
+                                                   BlazePoseDetector.from_pretrained()])
+    return SpectrumPipeline.from_pretrained(top_down=dataclasses.replace(TopDownConfig(), **options), **extra)
 
 
 def persons(pipe, image: np.ndarray) -> np.ndarray:
