@@ -8,7 +8,10 @@
 3. Who owns each pixel: a person probability map per detection — BlazePose's segmentation of a square crop
    around the person (``person_masks="blazepose"``, default) or the parser's own ``person`` score inside the
    widened box (``"parser"``) — and each pixel goes to the person with the highest probability, if > 0.5.
-   People never share a pixel.
+   People never share a pixel. Where the pose is sure of an arm or leg that the mask misses, one capsule radius
+   around it counts as the person's too (``limb_support``: BlazePose's mask often stops short of bare shins and
+   raised forearms). A detection at least half the photo's height that the parser does not see as a person (mean
+   ``person`` score over its mask below ``min_person_evidence``: a garment photographed alone) owns nothing.
 4. Each person's parts are the parser's semantic labels of its crop on the pixels that person owns; parts with
    no pixel (or a mean score below the threshold) are dropped. The label map is rendered from those parts,
    so the label map, the persons and the JSON always agree. Garments and objects that belong to no person
