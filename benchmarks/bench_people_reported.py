@@ -19,7 +19,6 @@ finds away from MoveNet's (:class:`~spectrum_parsing.persons.MergedDetector`). F
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -36,27 +35,20 @@ PROMPTS = ["face"]
 
 
 def load(row: str):
-    from spectrum_parsing import SpectrumPipeline
-    from spectrum_parsing.topdown import TopDownConfig
+    """The pipeline of a row: ``bench_body_parts.load``'s option parsing, plus ``detector=merged``."""
+    from bench_body_parts import load as load_row
 
-    options: dict = {}
-    merged = False
-    if row != "default":
-        for item in filter(None, row.split(",")):
-            key, _, value = item.partition("=")
-            if key.strip() == "detector":
-                if value.strip() != "merged":
-                    raise ValueError(f"detector={value!r}: only 'merged' is known")
-                merged = True
-            else:
-                options[key.strip()] = float(value)
-    extra = {}
+    items = [] if row == "default" else [item for item in row.split(",") if item]
+    merged = "detector=merged" in items
+    unknown = [item for item in items if item.startswith("detector=") and item != "detector=merged"]
+    if unknown:
+        raise ValueError(f"{unknown[0]}: only detector=merged is known")
+    pipe = load_row("spectrum-lite2:" + ",".join(item for item in items if not item.startswith("detector=")))
     if merged:  # MoveNet, plus the people BlazePose's detector finds away from MoveNet's (persons.MergedDetector)
         from spectrum_parsing.persons import BlazePoseDetector, MergedDetector, MoveNetDetector
 
-        extra["person_detector"] = MergedDetector([MoveNetDetector.from_pretrained(),
-                                                   BlazePoseDetector.from_pretrained()])
-    return SpectrumPipeline.from_pretrained(top_down=dataclasses.replace(TopDownConfig(), **options), **extra)
+        pipe.person_detector = MergedDetector([MoveNetDetector.from_pretrained(), BlazePoseDetector.from_pretrained()])
+    return pipe
 
 
 def persons(pipe, image: np.ndarray) -> np.ndarray:

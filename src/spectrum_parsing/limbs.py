@@ -279,13 +279,15 @@ def limb_band(shape: tuple[int, int], keypoints: np.ndarray, threshold: float, r
         return out
     ok = _confident(keypoints, threshold)
     xy = keypoints[:, :2] - np.asarray(origin, dtype=np.float64)
-    ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    grid = None  # the pixel grid, made only when a segment is banded (mostly the mask sees every limb)
     for name, (chain, _) in _LIMBS.items():
         points = [i for i in chain if ok[i]]  # an unsure middle joint: its ends, straight
         for a, b in zip(points, points[1:]):
             if seen is not None and _seen_share(seen, xy[a], xy[b]) >= seen_share:
                 continue
-            out |= _segment_distance(xs, ys, xy[a], xy[b]) <= radii * RADII[name] * scale
+            if grid is None:
+                grid = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+            out |= _segment_distance(grid[1], grid[0], xy[a], xy[b]) <= radii * RADII[name] * scale
     return out
 
 

@@ -671,9 +671,15 @@ def _carve(labels: torch.Tensor, source: int, target: int, keypoints: np.ndarray
     hand = torch.from_numpy(hand_zone(tuple(labels.shape), w[:2], e[:2], back=0.15, origin=origin))
     labels[(labels == source + 1) & hand] = target + 1
 
+
 LIMB_SUPPORT_PROB = 0.51
 """The person probability a pixel of a sure limb (``TopDownConfig.limb_support``) gets at least: just over the
 ownership cut (0.5), so a neighbour whose own mask is sure there keeps it."""
+LIMB_SEEN_SHARE = 0.8
+"""A sure limb segment whose centre line lies in the person mask for this share of its length is seen by the mask
+already: it gets no band (``TopDownConfig.limb_support``), which would only widen the mask's edges (CCP val coarse
+55.07 -> 54.55 with every segment banded, 55.05 with seen ones left out)."""
+
 
 def _unconfirmed(person_scores: torch.Tensor, probs: torch.Tensor, box: np.ndarray, height: int, evidence: float,
                  min_height: float) -> bool:
@@ -688,11 +694,6 @@ def _unconfirmed(person_scores: torch.Tensor, probs: torch.Tensor, box: np.ndarr
     mask = probs > 0.5
     return not bool(mask.any()) or float(person_scores[mask].float().mean()) < evidence
 
-
-LIMB_SEEN_SHARE = 0.8
-"""A sure limb segment whose centre line lies in the person mask for this share of its length is seen by the mask
-already: it gets no band (``TopDownConfig.limb_support``), which would only widen the mask's edges (CCP val coarse
-55.07 -> 54.55 with every segment banded, 55.05 with seen ones left out)."""
 
 PERSON_MASK_SOURCES = ("blazepose", "parser")
 COMPETITOR_MODES = ("off", "novel", "all")
