@@ -111,7 +111,7 @@ def part_tables(pipe, viton_limit: int) -> dict:
     return out
 
 
-def synonyms(pipe, group, photos: int = 12) -> dict:
+def synonyms(pipe, group, photos: int = 20) -> dict:
     """Dress synonyms the model never saw as labels ("saree", "gown", "sari"): alone on the group photo, where nobody
     wears one (share of the photo labelled by the synonym; the model's EBP body parts are added and not counted),
     and "gown" / "saree" alone on the first ``photos`` CCP val photos whose dress covers at least 5% (IoU with the

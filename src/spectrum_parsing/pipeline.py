@@ -307,9 +307,10 @@ class SpectrumPipeline:
         return self.processor.predict(self.backend, arrays, embeds, max_batch=self.crop_batch)
 
     def predict_scores(self, arrays: Sequence[np.ndarray], prompts: Sequence[str],
-                       pool: Sequence[int] = (), aside: Sequence[int] = ()) -> list[torch.Tensor]:
+                       pool: Sequence[int | Sequence[int]] = (), aside: Sequence[int] = ()) -> list[torch.Tensor]:
         """Per-prompt pixel scores (P, H, W) of each image, whole (the processor's semantic inference; ``pool``:
-        columns merged into one last map, their pixel-wise best; ``aside``: columns that change no other's score)."""
+        columns or groups of columns merged into one last map, the pixel-wise best of them, a group scoring its
+        sum; ``aside``: columns that change no other's score)."""
         return [self.processor.semantic_scores(p, pool, aside) for p in self._predict(arrays, prompts)]
 
     def plan(self, scored: Sequence[str]) -> ScoringPlan:
@@ -354,12 +355,12 @@ class SpectrumPipeline:
         plan = self.plan(scored)
 
         def predict(crops: Sequence[np.ndarray]) -> list[torch.Tensor]:
-            scores = self.predict_scores(crops, plan.scored, plan.pooled, plan.aside)
+            scores = self.predict_scores(crops, plan.scored, plan.pool_groups, plan.aside)
             if not self.top_down.flip:
                 return scores
             # Flip test-time augmentation: the mirrored crops' scores, mirrored back with left and right swapped.
             mirrored = self.predict_scores([np.ascontiguousarray(c[:, ::-1]) for c in crops], plan.scored,
-                                           plan.pooled, plan.aside)
+                                           plan.pool_groups, plan.aside)
             swap = list(range(len(plan.prompts)))
             for left, right in vocabulary.side_pairs(plan.prompts):
                 swap[left], swap[right] = right, left

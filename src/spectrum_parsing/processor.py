@@ -165,12 +165,14 @@ class SpectrumImageProcessor:
         up = F.interpolate(maps[None].float(), scale_factor=4, mode="bilinear", align_corners=False)[..., :rh, :rw]
         return F.interpolate(up, size=tuple(prediction.size), mode="bilinear", align_corners=False)[0]
 
-    def semantic_scores(self, prediction: ImagePrediction, pool: Sequence[int] = (),
+    def semantic_scores(self, prediction: ImagePrediction, pool: Sequence[int | Sequence[int]] = (),
                         aside: Sequence[int] = ()) -> torch.Tensor:
         """Per-prompt pixel scores (P, H, W) in [0, 1] (Mask2Former semantic inference; computed at stride 4, so
-        P maps are resized instead of Q masks). ``pool``: prompt columns replaced by one last map, their
-        pixel-wise best (hidden competitors: one map to resize however many they are). ``aside``: columns kept
-        out of the others' softmax (scored against all, they change no other column's score)."""
+        P maps are resized instead of Q masks). ``pool``: prompt columns replaced by one last map (hidden
+        competitors: one map to resize however many they are), the pixel-wise best of its members; a member may
+        be a group of columns, scoring their sum (similar phrases split one thing's score in the grounding
+        softmax). ``aside``: columns kept out of the others' softmax (scored against all, they change no other
+        column's score)."""
         logits = prediction.logits.float()
         probs = logits.softmax(-1)[:, :-1]
         if aside:
@@ -179,9 +181,11 @@ class SpectrumImageProcessor:
             probs[:, rest[:-1]] = logits[:, rest].softmax(-1)[:, :-1]
         low = torch.einsum("qp,qhw->phw", probs, prediction.masks.float().sigmoid())
         if pool:
-            pooled = set(pool)
+            groups = [[m] if isinstance(m, int) else list(m) for m in pool]
+            pooled = {c for group in groups for c in group}
             keep = [p for p in range(low.shape[0]) if p not in pooled]
-            low = torch.cat([low[keep], low[list(pool)].amax(0, keepdim=True)])
+            best = torch.stack([low[group].sum(0) for group in groups]).amax(0, keepdim=True)
+            low = torch.cat([low[keep], best])
         return self._to_image(low, prediction).cpu()
 
     def mask_logits(self, prediction: ImagePrediction) -> torch.Tensor:
