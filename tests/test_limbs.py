@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from spectrum_parsing.limbs import (
+    RADII,
     REGIONS,
     SEGMENTS,
     body_scale,
+    hand_zone,
     limb_band,
     plausible_legs,
     split_by_limbs,
@@ -148,6 +150,28 @@ def test_limb_band_covers_sure_limbs_only():
     partly = limb_band(shape, figure(), 0.3, 1.0, seen=seen)
     assert not partly[190, 83] and partly[250, 83]  # the seen thigh gets no band; the missed shin does
     assert limb_band(shape, figure(), 0.3, 1.0, seen=seen, seen_share=1.01)[190, 83]
+
+
+def test_hand_zone_and_limb_band_match_the_whole_grid_anywhere_in_a_crop():
+    """Both are computed in a window around the wrist or segment: the same pixels as over the whole crop, for
+    limbs inside, across the edge of, and outside the crop."""
+    ys, xs = np.mgrid[:120, :90].astype(np.float64)
+    for origin in ((0.0, 0.0), (60.0, 100.0), (-40.0, 150.0), (300.0, 0.0)):
+        for wrist, elbow in (((140, 155), (135, 120)), ((60, 155), (65, 120)), ((118, 280), (100, 200))):
+            wx, wy = wrist[0] - origin[0], wrist[1] - origin[1]
+            ex, ey = elbow[0] - origin[0], elbow[1] - origin[1]
+            length = float(np.hypot(wx - ex, wy - ey))
+            along = ((xs - wx) * (wx - ex) + (ys - wy) * (wy - ey)) / length**2
+            full = (along > -0.15) & (np.hypot(xs - wx, ys - wy) < 0.9 * length)
+            assert np.array_equal(hand_zone((120, 90), np.array(wrist), np.array(elbow), 0.15, origin), full)
+        band = limb_band((120, 90), figure(), 0.3, 1.0, origin)
+        whole = np.zeros((120, 90), dtype=bool)
+        for a, b in ((5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16)):
+            p, q = figure()[a, :2] - origin, figure()[b, :2] - origin
+            t = np.clip(((xs - p[0]) * (q - p)[0] + (ys - p[1]) * (q - p)[1]) / float((q - p) @ (q - p)), 0, 1)
+            radius = RADII["left arm" if a in (5, 6, 7, 8) else "left leg"] * body_scale(figure())
+            whole |= np.hypot(xs - (p[0] + t * (q - p)[0]), ys - (p[1] + t * (q - p)[1])) <= radius
+        assert np.array_equal(band, whole)
 
 
 def test_no_confident_keypoints_claims_nothing_and_bad_input_raises():

@@ -64,6 +64,14 @@ def test_label_map_best_prompt_with_background_threshold_and_columns():
     assert labels.tolist() == [[0, 3, 3]]  # prompt 0 never wins; 0.1 < 0.3 is background
     labels, best = SpectrumImageProcessor.label_map(scores, columns=[])
     assert labels.tolist() == [[0, 0, 0]] and labels.dtype == torch.long
+    tie = torch.tensor([[[0.6]], [[0.6]], [[0.6]]])
+    assert SpectrumImageProcessor.label_map(tie, columns=[2, 1])[0].tolist() == [[3]]  # a tie: the first column
+    rand = torch.rand(6, 9, 11).round(decimals=1)  # many ties
+    labels, best = SpectrumImageProcessor.label_map(rand, columns=[4, 0, 5, 2], background_threshold=0.35)
+    cols = torch.tensor([4, 0, 5, 2])
+    ref_best, arg = rand[cols].max(0)
+    assert torch.equal(best, ref_best)
+    assert torch.equal(labels, torch.where(ref_best < 0.35, 0, cols[arg] + 1))
 
 
 def test_semantic_scores_are_mask2former_semantic_inference_at_stride_4_resized_to_the_image():

@@ -258,9 +258,30 @@ def hand_zone(shape: tuple[int, int], wrist: np.ndarray, elbow: np.ndarray, back
     wx, wy = float(wrist[0]) - origin[0], float(wrist[1]) - origin[1]
     ex, ey = float(elbow[0]) - origin[0], float(elbow[1]) - origin[1]
     length = max(float(np.hypot(wx - ex, wy - ey)), min_length)
-    ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    out = np.zeros(shape, dtype=bool)
+    box = _window(shape, wx, wy, wx, wy, reach * length)  # the zone lies within the disc around the wrist
+    if box is None:
+        return out
+    (y0, y1), (x0, x1) = box
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
     along = ((xs - wx) * (wx - ex) + (ys - wy) * (wy - ey)) / length**2
-    return (along > -back) & (np.hypot(xs - wx, ys - wy) < reach * length)
+    out[y0:y1, x0:x1] = (along > -back) & (np.hypot(xs - wx, ys - wy) < reach * length)
+    return out
+
+
+def _window(shape: tuple[int, int], xa: float, ya: float, xb: float, yb: float,
+            margin: float) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The rows and columns of ``shape`` within ``margin`` pixels of the box spanned by (xa, ya) and (xb, yb)
+    (a superset of the pixels nearer than ``margin`` to the segment between them); None when none is."""
+    if not np.isfinite(margin) or not all(np.isfinite(v) for v in (xa, ya, xb, yb)):
+        return (0, shape[0]), (0, shape[1])
+    y0 = max(int(np.floor(min(ya, yb) - margin)), 0)
+    y1 = min(int(np.ceil(max(ya, yb) + margin)) + 1, shape[0])
+    x0 = max(int(np.floor(min(xa, xb) - margin)), 0)
+    x1 = min(int(np.ceil(max(xa, xb) + margin)) + 1, shape[1])
+    if y0 >= y1 or x0 >= x1:
+        return None
+    return (y0, y1), (x0, x1)
 
 
 def limb_band(shape: tuple[int, int], keypoints: np.ndarray, threshold: float, radii: float,
@@ -279,15 +300,18 @@ def limb_band(shape: tuple[int, int], keypoints: np.ndarray, threshold: float, r
         return out
     ok = _confident(keypoints, threshold)
     xy = keypoints[:, :2] - np.asarray(origin, dtype=np.float64)
-    grid = None  # the pixel grid, made only when a segment is banded (mostly the mask sees every limb)
     for name, (chain, _) in _LIMBS.items():
         points = [i for i in chain if ok[i]]  # an unsure middle joint: its ends, straight
         for a, b in zip(points, points[1:]):
             if seen is not None and _seen_share(seen, xy[a], xy[b]) >= seen_share:
                 continue
-            if grid is None:
-                grid = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
-            out |= _segment_distance(grid[1], grid[0], xy[a], xy[b]) <= radii * RADII[name] * scale
+            radius = radii * RADII[name] * scale
+            box = _window(shape, xy[a, 0], xy[a, 1], xy[b, 0], xy[b, 1], radius)  # the band lies in it
+            if box is None:
+                continue
+            (y0, y1), (x0, x1) = box
+            ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+            out[y0:y1, x0:x1] |= _segment_distance(xs, ys, xy[a], xy[b]) <= radius
     return out
 
 

@@ -198,12 +198,16 @@ class SpectrumImageProcessor:
         """Labels (H, W) long — 0 = background, else 1 + prompt index — and each pixel's best score, from
         per-prompt ``scores`` (P, H, W); only ``columns`` (default: all) compete, and a best score below
         ``background_threshold`` is background."""
-        cols = torch.arange(scores.shape[0]) if columns is None else torch.as_tensor(list(columns), dtype=torch.long)
-        if cols.numel() == 0:
+        cols = list(range(scores.shape[0])) if columns is None else [int(c) for c in columns]
+        if not cols:
             zeros = torch.zeros(scores.shape[1:])
             return zeros.long(), zeros
-        best, arg = scores[cols].max(0)
-        labels = cols[arg] + 1
+        # column by column (no (P, H, W) copy); a tie keeps the first column, as max(0) does
+        best = scores[cols[0]].clone()
+        labels = torch.full(best.shape, cols[0] + 1, dtype=torch.long)
+        for c in cols[1:]:
+            labels.masked_fill_(scores[c] > best, c + 1)
+            torch.maximum(best, scores[c], out=best)
         labels[best < background_threshold] = 0
         return labels, best
 

@@ -24,8 +24,8 @@ nothing is ruled out."""
 
 
 def chroma(image: np.ndarray) -> np.ndarray:
-    """(H, W, 2) float32 chromaticity r, g (R / (R+G+B), G / (R+G+B), times 255) of an (H, W, 3) uint8 RGB image:
-    the same surface in shadow keeps its chromaticity."""
+    """(..., 2) float32 chromaticity r, g (R / (R+G+B), G / (R+G+B), times 255) of (..., 3) uint8 RGB pixels (an
+    (H, W, 3) image or an (N, 3) selection): the same surface in shadow keeps its chromaticity."""
     rgb = np.asarray(image, dtype=np.float32)
     total = rgb.sum(-1, keepdims=True) + 3.0  # +1 per channel: black stays neutral
     return 255.0 * (rgb[..., :2] + 1.0) / total
@@ -43,12 +43,12 @@ def skin_colour_mask(image: np.ndarray, seeds: np.ndarray, candidates: np.ndarra
     out = np.zeros(candidates.shape, dtype=bool)
     if int(seeds.sum()) < MIN_SEED_PIXELS or not candidates.any():
         return out
-    colour = chroma(image)
-    sample = colour[seeds].astype(np.float64)
+    image = np.asarray(image)
+    sample = chroma(image[seeds]).astype(np.float64)  # per pixel: only the pixels used
     mean = sample.mean(0)
     cov = np.cov(sample, rowvar=False) + np.eye(2) * min_spread**2
     inverse = np.linalg.inv(cov)
-    candidate = colour[candidates].astype(np.float64)
+    candidate = chroma(image[candidates]).astype(np.float64)
     diff = candidate - mean
     d2 = np.einsum("ni,ij,nj->n", diff, inverse, diff)
     min_red = NEUTRAL + red_share * max(float(mean[0]) - NEUTRAL, 0.0)

@@ -358,26 +358,43 @@ def _contest(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, con
     best[lost] = scores[rival][lost]
 
 
-def _pool(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, group: Sequence[int],
-          columns: Sequence[int], background_threshold: float) -> None:
-    """In crop-local ``labels`` (and their scores ``best``): where the ``group`` columns together (scores summed)
-    beat every other column and the background, the best-scored of them (in place)."""
-    members = set(group)
-    total = torch.zeros(scores.shape[1:], dtype=scores.dtype)
-    top = torch.full_like(total, -1.0)
-    kind = torch.zeros(scores.shape[1:], dtype=labels.dtype)
-    for c in group:  # column by column: no (P, H, W) copies
-        total += scores[c]
-        better = scores[c] > top
-        top = torch.where(better, scores[c], top)
-        kind[better] = c + 1
-    rival = torch.zeros_like(total)
+def _best_of(scores: torch.Tensor, columns: Sequence[int]) -> torch.Tensor:
+    """The pixel-wise best of the ``columns`` of ``scores`` (zeros for none), without a (P, H, W) copy."""
+    out = torch.zeros(scores.shape[1:], dtype=scores.dtype)
     for c in columns:
-        if c not in members:
-            torch.maximum(rival, scores[c], out=rival)
-    win = (total >= background_threshold) & (total > rival)
-    labels[win] = kind[win]
-    best[win] = torch.maximum(best[win], top[win])
+        torch.maximum(out, scores[c], out=out)
+    return out
+
+
+def _pool(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, groups: Sequence[Sequence[int]],
+          columns: Sequence[int], background_threshold: float) -> None:
+    """In crop-local ``labels`` (and their scores ``best``), group by group: where a group's columns together
+    (scores summed) beat every other column and the background, the best-scored of them (in place)."""
+    if not groups:
+        return
+    grouped = {c for group in groups for c in group}
+    alone = _best_of(scores, [c for c in columns if c not in grouped])  # shared by every group's rival
+    tops: list[torch.Tensor] = []
+    kinds: list[torch.Tensor] = []
+    for group in groups:  # column by column: no (P, H, W) copies
+        top = torch.full(scores.shape[1:], -1.0, dtype=scores.dtype)
+        kind = torch.zeros(scores.shape[1:], dtype=labels.dtype)
+        for c in group:
+            kind.masked_fill_(scores[c] > top, c + 1)
+            torch.maximum(top, scores[c], out=top)
+        tops.append(top)
+        kinds.append(kind)
+    for g, group in enumerate(groups):
+        total = torch.zeros(scores.shape[1:], dtype=scores.dtype)
+        for c in group:
+            total += scores[c]
+        rival = alone.clone()
+        for h, top in enumerate(tops):
+            if h != g:
+                torch.maximum(rival, top.clamp(min=0.0), out=rival)
+        win = (total >= background_threshold) & (total > rival)
+        labels[win] = kinds[g][win]
+        best[win] = torch.maximum(best[win], tops[g][win])
 
 
 def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | None, origin: tuple[int, int],
@@ -531,7 +548,7 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
         if min(w[2], e[2]) >= threshold and float(np.hypot(*(w[:2] - e[:2]))) >= 3:
             hands |= torch.from_numpy(hand_zone(tuple(labels.shape), w[:2], e[:2], back=0.15, origin=origin))
     # where each limb may grow: not under a garment that covers it
-    free = {limb: (scores[idx].amax(0) < GUARD_SCORE) if idx else torch.ones(labels.shape, dtype=torch.bool)
+    free = {limb: (_best_of(scores, idx) < GUARD_SCORE) if idx else torch.ones(labels.shape, dtype=torch.bool)
             for limb, idx in plan.covers.items()}
     if "leg" in free:
         free["leg"] &= ~hands
@@ -893,8 +910,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
             for side in plan.feet:
                 scores[plan.shoes] += scores[side]
         labels, best = SpectrumImageProcessor.label_map(scores, columns, background_threshold)
-        for group in pooled:
-            _pool(labels, best, scores, group, columns, background_threshold)
+        _pool(labels, best, scores, pooled, columns, background_threshold)
         if rival is not None and plan.contested:
             _contest(labels, best, scores, plan.contested, rival)
         # the person's keypoints for naming and geometry (reported ones are left as detected)
