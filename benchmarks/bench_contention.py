@@ -1,11 +1,11 @@
 """Latency of the default pipeline on an idle CPU and with one competing busy process (CPU).
 
 Users' machines are never idle (a server, a Ray actor, a laptop). Each configuration runs in a fresh process
-(OpenMP reads its wait policy once): torch threads 1 / 2 / all cores, OpenMP wait policy ACTIVE (spin, the
-default of the libgomp PyTorch ships) or PASSIVE (sleep), and the library's own default (no env, no thread
-setting: what `spectrum parse` does). The busy process is one Python loop doing single-threaded float work,
-like a neighbour job. Median of ``--repeats`` calls of ``pipe(photo)`` (top-down, default prompts) on a
-512-px single-person photo, after warm-up.
+(OpenMP reads its wait policy once): torch threads 1 or all cores, libgomp's spinning off (the library's
+default: ``spectrum_parsing.SPIN_ENV``), at libgomp's own default (300000 spins), or OMP_WAIT_POLICY=PASSIVE.
+The busy process is one Python loop doing single-threaded float work, like a neighbour job. Median of
+``--repeats`` calls of ``pipe(photo)`` (top-down, default prompts) on a 512-px single-person photo, after
+warm-up.
 
     python benchmarks/bench_contention.py
 """
@@ -27,6 +27,7 @@ from common import ROOT, record  # noqa: E402
 CHILD = r"""
 import json, os, statistics, sys, time
 threads = int(sys.argv[1]); repeats = int(sys.argv[2])
+import spectrum_parsing  # first, as `spectrum` does: it turns libgomp's spinning off unless the env says otherwise
 import torch
 if threads > 0:
     torch.set_num_threads(threads)
@@ -51,12 +52,15 @@ def busy(stop: mp.Event) -> None:
             x = x * 1.0000001 % 7.0
 
 
-def measure(threads: int, policy: str | None, repeats: int) -> dict:
+LIBGOMP_SPIN = {"GOMP_SPINCOUNT": "300000"}
+"""libgomp's own default spin count (the library turns it off; this puts it back)."""
+
+
+def measure(threads: int, extra: dict[str, str], repeats: int) -> dict:
     env = dict(os.environ)
-    env.pop("OMP_WAIT_POLICY", None)
-    env.pop("OMP_NUM_THREADS", None)
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
+    for name in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT"):
+        env.pop(name, None)
+    env.update(extra)
     out = subprocess.run([sys.executable, "-c", CHILD, str(threads), str(repeats),
                           str(ROOT / "examples" / "selfie.jpg")], capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -66,17 +70,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    configs = [("library default", 0, None), ("1 thread", 1, None), ("2 threads, OMP ACTIVE", 2, "ACTIVE"),
-               ("2 threads, OMP PASSIVE", 2, "PASSIVE"), ("1 thread, OMP PASSIVE", 1, "PASSIVE")]
+    configs = [("library default (all cores, no spinning)", 0, {}), ("1 thread, no spinning", 1, {}),
+               ("all cores, libgomp's default spinning", 0, LIBGOMP_SPIN),
+               ("1 thread, libgomp's default spinning", 1, LIBGOMP_SPIN),
+               ("all cores, OMP PASSIVE", 0, {"OMP_WAIT_POLICY": "PASSIVE"})]
     results: dict[str, str] = {}
-    for name, threads, policy in configs:
-        idle = measure(threads, policy, args.repeats)["median"]
+    for name, threads, extra in configs:
+        idle = measure(threads, extra, args.repeats)["median"]
         stop = mp.Event()
         worker = mp.Process(target=busy, args=(stop,), daemon=True)
         worker.start()
         time.sleep(0.5)
         try:
-            loaded = measure(threads, policy, args.repeats)["median"]
+            loaded = measure(threads, extra, args.repeats)["median"]
         finally:
             stop.set()
             worker.join(5)

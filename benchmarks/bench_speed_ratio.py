@@ -18,9 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+# isort: off
+import spectrum_parsing  # noqa: F401  (before torch, as `spectrum` imports it: libgomp's spinning is turned off)
 import numpy as np
 import torch
 from PIL import Image
+# isort: on
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, median_time, record  # noqa: E402

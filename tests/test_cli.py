@@ -101,12 +101,22 @@ def test_unknown_device_is_one_line(device, tmp_path, capsys):
     assert code == 2 and "--device" in err and "Traceback" not in err
 
 
-def test_model_commands_leave_one_core_free_unless_told(monkeypatch):
+def test_model_commands_use_every_core_unless_workers_spin(monkeypatch):
     import torch
 
     from spectrum_parsing.cli import _configure_threads, default_threads
 
-    assert default_threads(2) == 1 and default_threads(8) == 7 and default_threads(1) == 1
+    assert default_threads(2, spinning=False) == 2 and default_threads(8, spinning=False) == 8
+    assert default_threads(2, spinning=True) == 1 and default_threads(8, spinning=True) == 7
+    assert default_threads(1, spinning=True) == 1
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("GOMP_SPINCOUNT", "0")
+    assert default_threads(4) == 4
+    monkeypatch.setenv("GOMP_SPINCOUNT", "300000")
+    assert default_threads(4) == 3
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    assert default_threads(4) == 4
     before = torch.get_num_threads()
     try:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -122,6 +132,25 @@ def test_model_commands_leave_one_core_free_unless_told(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_importing_the_package_turns_libgomp_spinning_off_unless_told():
+    import os
+    import subprocess
+    import sys
+
+    probe = "import os, spectrum_parsing; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    run = subprocess.run  # fresh interpreters: the setting is made at import, before torch loads
+
+    assert run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout.strip() == "0"
+    told = run([sys.executable, "-c", probe], env={**env, "GOMP_SPINCOUNT": "1000"}, capture_output=True, text=True)
+    assert told.stdout.strip() == "1000"
+    policy = run([sys.executable, "-c", probe], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True,
+                 text=True)
+    assert policy.stdout.strip() == "None"
+    late = "import torch, os, spectrum_parsing; print(os.environ.get('GOMP_SPINCOUNT'))"  # too late: left alone
+    assert run([sys.executable, "-c", late], env=env, capture_output=True, text=True).stdout.strip() == "None"
 
 
 def test_competitors_option_defaults_to_novel():

@@ -622,15 +622,19 @@ THREADS_ENV = "SPECTRUM_THREADS"
 MODEL_COMMANDS = ("parse", "serve", "eval", "export", "features")
 
 
-def default_threads(cores: int | None = None) -> int:
-    """Torch threads for a model command: one core is left free (at least one thread).
+def default_threads(cores: int | None = None, spinning: bool | None = None) -> int:
+    """Torch threads for a model command: every core when OpenMP's workers do not spin waiting for work (the
+    package turns libgomp's spinning off: :data:`spectrum_parsing.SPIN_ENV`), else one core is left free.
 
-    With every core in one intra-op pool, a single competing process deschedules one worker and every
-    operation waits for it: on 2 cores the default pipeline went from 0.44 s idle to 1.60 s beside one busy
-    process with 2 threads, but stayed at 0.64 s / 0.58 s with 1 (``benchmarks/bench_contention.py``).
-    """
+    With spinning workers, a single competing process deschedules one of them and every operation waits for it:
+    on 2 cores the default pipeline took 4.0x its idle time beside one busy process with 2 threads, 1.0x with 1
+    (but 1.5x slower idle). Without spinning, 2 threads are 1.5x beside a busy process and fastest idle
+    (``benchmarks/bench_contention.py``). ``spinning``: None reads the environment."""
     cores = cores or os.cpu_count() or 1
-    return max(1, cores - 1)
+    if spinning is None:
+        spinning = not (os.environ.get("GOMP_SPINCOUNT", "").strip() == "0"
+                        or os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE")
+    return max(1, cores - 1) if spinning else cores
 
 
 def _configure_threads(command: str) -> None:
