@@ -37,13 +37,15 @@ def test_grouped_forward_equals_one_pass_per_input(tiny_model_dir):
     shapes = [(64, 40), (64, 50), (40, 64), (64, 64), (64, 33), (20, 64)]  # padded: 64x64 for all but none
     inputs = [resize_for_model(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), 64) for h, w in shapes]
     embeds = model.encode_prompts(["hat", "shirt", "person"])
-    grouped = forward_grouped(model, inputs, embeds, max_batch=4)
-    for t, (logits, masks) in zip(inputs, grouped):
+    grouped = forward_grouped(model, inputs, embeds, max_batch=4, channels_last=False)
+    fast = forward_grouped(model, inputs, embeds, max_batch=4)  # channels-last: another summation order
+    for t, (logits, masks), (fast_logits, fast_masks) in zip(inputs, grouped, fast):
         with torch.no_grad():
             alone = model(t, text_embeds=embeds)
         assert torch.allclose(logits, alone["pred_logits"][0], atol=1e-4)
         h4, w4 = alone["pred_masks"].shape[-2:]
         assert torch.allclose(masks[:, :h4, :w4], alone["pred_masks"][0], atol=1e-4)
+        assert torch.allclose(fast_logits, logits, atol=1e-2) and torch.allclose(fast_masks, masks, atol=1e-2)
     with pytest.raises(ValueError, match="max_batch"):
         forward_grouped(model, inputs, embeds, max_batch=0)
 

@@ -80,11 +80,13 @@ def padded_size(height: int, width: int) -> tuple[int, int]:
 
 @torch.no_grad()
 def forward_grouped(backend: Backend, inputs: Sequence[torch.Tensor], text_embeds: torch.Tensor,
-                    max_batch: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                    max_batch: int = 8, channels_last: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Grounding logits (Q, P+1) and stride-4 mask logits (Q, H/4, W/4) of each input (1, 3, h, w).
 
     Inputs whose :func:`padded_size` is equal run together (at most ``max_batch`` per call), zero-padded to it;
-    the results are those of one call per input (the masks cover the padded size)."""
+    the results are those of one call per input (the masks cover the padded size). A PyTorch backend gets them
+    channels-last (NHWC) unless ``channels_last`` is False: ~20% faster on CPU (oneDNN), values within ~1e-3
+    (another summation order; label maps agree on all but a few pixels)."""
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
     results: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(inputs)
@@ -96,6 +98,8 @@ def forward_grouped(backend: Backend, inputs: Sequence[torch.Tensor], text_embed
             chunk = members[start:start + max_batch]
             batch = torch.cat([F.pad(inputs[i], (0, pw - inputs[i].shape[-1], 0, ph - inputs[i].shape[-2]))
                                for i in chunk])
+            if channels_last and isinstance(backend, torch.nn.Module):  # faster convolutions (oneDNN, cuDNN)
+                batch = batch.contiguous(memory_format=torch.channels_last)
             out = backend(batch.to(backend.device), text_embeds=text_embeds)
             for k, i in enumerate(chunk):
                 results[i] = out.image(k)
