@@ -500,6 +500,28 @@ def test_a_person_wears_one_lower_garment_when_the_parser_mostly_agrees(monkeypa
     assert set(parts(30)) == {"pants", "skirt"}
 
 
+def test_a_dress_over_trousers_is_an_upper_garment(monkeypatch):
+    """A pale jersey above pale trousers that the parser calls a dress becomes the best-scored upper-body garment
+    (its scores kept: the part stays); a dress with no trousers below stays a dress."""
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+
+    def parts(trouser_rows: int) -> dict:
+        def paint(scores, plan):
+            scores[plan.prompts.index("dress"), 80:200, 70:130] = 0.8
+            scores[plan.prompts.index("shirt"), 80:200, 70:130] = 0.15  # the upper garments barely score
+            scores[plan.prompts.index("coat"), 80:200, 70:130] = 0.1
+            scores[plan.prompts.index("pants"), 200:200 + trouser_rows, 70:130] = 0.8
+
+        persons = _parse(["shirt", "coat", "dress", "pants", "person"], paint, detections)
+        return {p.label: p.area for p in persons[0].parts}
+
+    assert parts(90) == {"shirt": 120 * 60, "pants": 90 * 60}
+    assert parts(0) == {"dress": 120 * 60}
+    assert parts(20) == {"dress": 120 * 60, "pants": 20 * 60}  # a patch of "pants" below a dress: too few
+    monkeypatch.setattr(topdown, "ONE_PIECE_VOTE", 100.0)  # off
+    assert parts(90) == {"dress": 120 * 60, "pants": 90 * 60}
+
+
 def test_small_holes_in_a_persons_labels_take_the_label_around_them(monkeypatch):
     """A patch of coat the parser was unsure of becomes coat; a large enclosed gap (between an arm and the body),
     a gap open to the crop's edge and a hole off the person's own mask stay unlabelled."""
