@@ -632,7 +632,9 @@ def default_threads(cores: int | None = None, spinning: bool | None = None) -> i
     (``benchmarks/bench_contention.py``). ``spinning``: None reads the environment."""
     cores = cores or os.cpu_count() or 1
     if spinning is None:
-        spinning = not (os.environ.get("GOMP_SPINCOUNT", "").strip() == "0"
+        from . import SPIN_ENV
+
+        spinning = not (os.environ.get(SPIN_ENV, "").strip() == "0"
                         or os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE")
     return max(1, cores - 1) if spinning else cores
 

@@ -230,9 +230,7 @@ class ScoringPlan:
         still beats a synonym ("saree") the parser half-believes there."""
         groups: dict[object, list[int]] = {}
         for index, phrase in zip(self.pooled, self.pool):
-            category = vocabulary.BY_NAME.get(vocabulary.canonical_name(phrase))
-            coarse = None if category is None else category.coarse
-            key = next((group for group in POOLED_GARMENTS if coarse in group), index)
+            key = next((group for group in POOLED_GARMENTS if _coarse(phrase) in group), index)
             groups.setdefault(key, []).append(index)
         return list(groups.values())
 
@@ -314,19 +312,25 @@ def plan_prompts(prompts: Sequence[str], body_parts: str = "sides", competitors:
                        contested=None if contested is None else sorted(contested))
 
 
-POOLED_GARMENTS: tuple[tuple[str, ...], ...] = (("upper-body clothes", "outerwear"), ("lower-body clothes",))
+UPPER_GARMENT_GROUPS = ("upper-body clothes", "outerwear")
+POOLED_GARMENTS: tuple[tuple[str, ...], ...] = (UPPER_GARMENT_GROUPS, ("lower-body clothes",))
 """Coarse groups of garments whose prompts compete together against the rest: a shirt's score is split between
 "shirt", "top" and "jacket" (they share the grounding softmax), so each alone may lose to the background where
 together they are sure (CCP val coarse 54.2 -> 55.1, lip_dev all 29.3 -> 29.7; pooling all clothing, or
 one-piece garments too, cost CCP fine or lip_dev)."""
 
 
+def _coarse(phrase: str) -> str | None:
+    """The coarse group of ``phrase``'s canonical category (None for a phrase of no known category)."""
+    category = vocabulary.BY_NAME.get(vocabulary.canonical_name(phrase))
+    return None if category is None else category.coarse
+
+
 def garment_groups(prompts: Sequence[str], columns: Sequence[int]) -> list[list[int]]:
     """The ``columns`` of ``prompts`` grouped by :data:`POOLED_GARMENTS` (groups of two or more)."""
     groups = []
     for coarse in POOLED_GARMENTS:
-        group = [c for c in columns if (name := vocabulary.canonical_name(prompts[c])) in vocabulary.BY_NAME
-                 and vocabulary.BY_NAME[name].coarse in coarse]
+        group = [c for c in columns if _coarse(prompts[c]) in coarse]
         if len(group) > 1:
             groups.append(group)
     return groups
@@ -633,7 +637,6 @@ def _one_lower_garment(labels: torch.Tensor, lower: Sequence[int]) -> None:
 ONE_PIECE_GARMENTS = ("dress", "jumpsuit")
 """Garments that cover the torso and the legs."""
 TROUSERS = ("pants", "jeans", "shorts")
-UPPER_GARMENT_GROUPS = ("upper-body clothes", "outerwear")
 ONE_PIECE_VOTE = 0.25
 """A one-piece garment over trousers holding at least this share of its pixels is the parser's mistake (a pale
 jersey above pale trousers, a belted jacket's tail), and becomes the upper-body garment the parser scores best
@@ -938,8 +941,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     one_piece = [i for i in columns if vocabulary.canonical_name(prompts[i]) in ONE_PIECE_GARMENTS
                  and vocabulary.is_category_name(prompts[i])]  # a phrase the user chose ("saree") stands
     trousers = [i for i in columns if vocabulary.canonical_name(prompts[i]) in TROUSERS]
-    upper = [i for i in columns if (name := vocabulary.canonical_name(prompts[i])) in vocabulary.BY_NAME
-             and vocabulary.BY_NAME[name].coarse in UPPER_GARMENT_GROUPS]
+    upper = [i for i in columns if _coarse(prompts[i]) in UPPER_GARMENT_GROUPS]
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
         if plan.shoes is not None:  # all footwear as one column (this crop's scores are its own: in place)
             for side in plan.feet:
