@@ -548,6 +548,40 @@ def test_small_holes_in_a_persons_labels_take_the_label_around_them(monkeypatch)
     assert not coat_mask()[small].any()
 
 
+def test_a_part_the_parser_was_unsure_of_in_the_middle_is_extended_on_the_persons_pixels(monkeypatch):
+    """The middle of a coat the parser scores only 0.2 (a dark coat) becomes coat, scored as the coat it was sure
+    of; a garment it never labelled (shirt at 0.3) is not invented, and low coat scores away from the coat (an
+    island below it) are not copied there."""
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    ys, xs = np.mgrid[:300, :200]
+    middle = (ys >= 100) & (ys < 140) & (xs >= 60) & (xs < 120)  # 2400 px: no small hole
+    shirt = (ys >= 215) & (ys < 235) & (xs >= 60) & (xs < 120)
+    island = (ys >= 250) & (ys < 270) & (xs >= 60) & (xs < 120)
+
+    def paint(scores, plan):
+        coat = scores[plan.prompts.index("coat")]
+        coat[torch.from_numpy((ys >= 60) & (ys < 200) & (xs >= 40) & (xs < 140))] = 0.9
+        coat[torch.from_numpy(middle)] = 0.2
+        coat[torch.from_numpy(island)] = 0.3
+        scores[plan.prompts.index("shirt")][torch.from_numpy(shirt)] = 0.3
+
+    def parts(**config) -> dict:
+        persons = _parse(["coat", "shirt", "person"], paint, detections, **config)
+        return {p.label: p for p in persons[0].parts}
+
+    found = parts()
+    assert set(found) == {"coat"}
+    coat = found["coat"].mask.numpy()
+    assert coat[middle].all() and not coat[island].any()
+    off = parts(person_fill=0.0)["coat"]
+    assert not off.mask.numpy()[middle].any()
+    assert found["coat"].score == pytest.approx(off.score, abs=1e-4)  # the part's score stays the parser's
+    monkeypatch.setattr(topdown, "FILL_PERSON", 1.0)  # no pixel is surely the person's: nothing extended
+    assert not parts()["coat"].mask.numpy()[middle].any()
+    with pytest.raises(ValueError, match="person_fill"):
+        TopDownConfig(person_fill=1.5)
+
+
 def test_shoes_are_found_together_and_sided_by_the_ankle_they_are_at():
     """The parser scores footwear but muddles its side: all footwear competes as one column, each shoe takes the
     side of the seen ankle it is at, and footwear far from any seen ankle is not reported."""
