@@ -682,8 +682,11 @@ def _complete_person(labels: torch.Tensor, best: torch.Tensor, scores: torch.Ten
     free = (labels == 0) & own
     if not garments or not bool(free.any()):
         return
-    again, top = SpectrumImageProcessor.label_map(scores, columns, floor)
-    _pool(again, top, scores, pooled, columns, floor)
+    picked = scores[:, free]  # (P, N): only the free pixels are relabelled
+    part, top = SpectrumImageProcessor.label_map(picked, columns, floor)
+    _pool(part, top, picked, pooled, columns, floor)
+    again = torch.zeros_like(labels)
+    again[free] = part.to(labels.dtype)
     enough = FILL_MIN_SHARE * float(own.sum())
     for column in garments:
         seen = (labels == column + 1) & own
