@@ -898,7 +898,7 @@ class TopDownConfig:
     # The person's own pixels (person mask > FILL_PERSON) the parser left unlabelled are labelled again with
     # person_fill as the background threshold, and take a garment the parser already labelled on the person: the
     # mask is sure something of the person is there, the parser only unsure what (the middle of a dark coat;
-    # lip_dev all 32.1 -> 33.5; 0: off; _complete_person, benchmarks/bench_body_parts.py).
+    # lip_dev all 32.1 -> 33.6; 0: off; _complete_person, benchmarks/bench_body_parts.py).
     person_fill: float = 0.1
     # A detection at least evidence_min_height of the image's height is dropped when the parser's mean person score
     # over its person mask is below min_person_evidence (a garment MoveNet took for a person; 0: off; _unconfirmed).
@@ -917,11 +917,9 @@ class TopDownConfig:
         if self.body_parts not in BODY_PART_SOURCES:
             raise ValueError(f"body_parts must be one of {BODY_PART_SOURCES}, got {self.body_parts!r}")
         for name in ("fallback_score", "fallback_share", "fill_visibility", "min_person_evidence",
-                     "evidence_min_height"):
+                     "evidence_min_height", "person_fill"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not 0.0 <= self.person_fill <= 1.0:
-            raise ValueError(f"person_fill must be in [0, 1], got {self.person_fill}")
         if not 0.0 <= self.limb_support <= 4.0:
             raise ValueError(f"limb_support must be in [0, 4] capsule radii, got {self.limb_support}")
         if not 0.0 <= self.margin <= 2.0:
@@ -992,6 +990,11 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
                  and vocabulary.is_category_name(prompts[i])]  # a phrase the user chose ("saree") stands
     trousers = [i for i in columns if vocabulary.canonical_name(prompts[i]) in TROUSERS]
     upper = [i for i in columns if _coarse(prompts[i]) in UPPER_GARMENT_GROUPS]
+    # unsure parts extended (_complete_person): garments only; the hidden competitors compete again too, so an
+    # unsure "saree" never grows where they are surer
+    body = set(plan.body) | set(plan.skin)
+    garments = [i for i in columns if i not in body]
+    competing = columns if rival is None else [*columns, rival]
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
         if plan.shoes is not None:  # all footwear as one column (this crop's scores are its own: in place)
             for side in plan.feet:
@@ -1024,10 +1027,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         _grow_skin(labels, best, scores, crops[k], mask_probs, plan, keypoints, (x0, y0), config.keypoint_threshold,
                    config.skin_colour, config.skin_radii)
         if config.person_fill > 0:  # after bare skin is grown: the garments take what the skin did not
-            body = set(plan.body) | set(plan.skin)
-            # the hidden competitors compete again too: an unsure "saree" never grows where they are surer
-            _complete_person(labels, best, scores, columns if rival is None else [*columns, rival], pooled,
-                             [c for c in columns if c not in body], mask_probs, config.person_fill)
+            _complete_person(labels, best, scores, competing, pooled, garments, mask_probs, config.person_fill)
         _side_footwear(labels, scores, plan, keypoints, (x0, y0), config.keypoint_threshold)
         for target, (source, wrist, elbow) in plan.hands.items():
             _carve(labels, source, target, keypoints, (x0, y0), wrist, elbow, config.keypoint_threshold)
