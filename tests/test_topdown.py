@@ -658,3 +658,31 @@ def test_fill_keypoints_option_is_validated():
         TopDownConfig(fill_keypoints="arms")
     with pytest.raises(ValueError, match="fill_visibility"):
         TopDownConfig(fill_visibility=1.5)
+
+
+def test_eyewear_must_reach_both_seen_eyes_a_shadowed_eye_is_face():
+    """Sunglasses lie over both eyes: a dark blob at one eye of a frontal face (both eyes seen) is face, a pair over
+    both eyes stays sunglasses, and in profile (one eye seen) one lens stays sunglasses."""
+    ys, xs = np.mgrid[:300, :200]
+    one_eye = (abs(xs - 106) <= 4) & (abs(ys - 34) <= 3)  # the left eye is at (106, 34), the right at (94, 34)
+    both_eyes = (abs(xs - 100) <= 10) & (abs(ys - 34) <= 3)
+    head = (abs(xs - 100) <= 16) & (ys >= 20) & (ys < 60)
+
+    def parts(blob: np.ndarray, keypoints: np.ndarray, prompts=("face", "sunglasses", "person")) -> dict:
+        def paint(scores, plan):
+            if "face" in plan.prompts:
+                scores[plan.prompts.index("face")][torch.from_numpy(head)] = 0.8
+            scores[plan.prompts.index("sunglasses")][torch.from_numpy(blob)] = 0.95
+
+        detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=keypoints[None])
+        persons = _parse(list(prompts), paint, detections)
+        return {p.label: p.mask.numpy() for p in persons[0].parts}
+
+    shadow = parts(one_eye, _figure())
+    assert "sunglasses" not in shadow and shadow["face"][one_eye].all()
+    pair = parts(both_eyes, _figure())
+    assert pair["sunglasses"][both_eyes].all()
+    profile = _figure()
+    profile[2, 2] = 0.1  # the right eye is not seen
+    assert parts(one_eye, profile)["sunglasses"][one_eye].all()
+    assert "sunglasses" not in parts(one_eye, _figure(), ("sunglasses", "person"))  # no face asked: unlabelled
