@@ -201,3 +201,45 @@ def test_blazepose_landmarks_from_the_mask_pass_agree_with_movenet_on_the_group_
     heights = (found.boxes[:, 3] - found.boxes[:, 1])[:, None].repeat(17, 1)
     dist = np.hypot(*(found.keypoints[..., :2] - landmarks[..., :2]).transpose(2, 0, 1))
     assert np.median(dist[sure] / heights[sure]) < 0.2
+
+
+def test_a_crowd_movenet_is_unsure_of_is_tiled_a_group_it_is_sure_of_is_not(detector, monkeypatch):
+    """MoveNet reports 6 people at most: when all its slots hold person-like candidates (the sixth scored >=
+    CROWD_SCORE) and several were not accepted, the photo is tiled and the people the tiles find are added; a
+    photo whose sixth candidate is noise, or with only one unsure candidate (the bundled group photo), is not."""
+    from spectrum_parsing.persons.movenet import CROWD_SCORE
+
+    def person(x: float, score: float, seen: int = 17) -> tuple:
+        k = np.stack([np.full(17, x), np.linspace(40, 360, 17), np.full(17, 0.8)], -1)
+        k[seen:, 2] = 0.05
+        return [x - 30, 30, x + 30, 370], score, k
+
+    def candidates(people: list) -> PersonDetections:
+        boxes, scores, keypoints = zip(*people)
+        return PersonDetections(np.array(boxes, float), np.array(scores), np.stack(keypoints))
+
+    hidden = person(700, 0.4)  # a person only the tiles find
+    calls: list = []
+
+    def passes(native: list):
+        def single(image, size=None, offset=(0, 0)):
+            calls.append(offset if size is None else size)
+            if size is None and offset == (0, 0):
+                return candidates(native)
+            return candidates([hidden] if offset[0] > 0 else [person(100, 0.01, seen=2)])
+        return single
+
+    sure = [person(100 + 100 * i, 0.5) for i in range(3)]
+    crowd = sure + [person(450 + 10 * i, CROWD_SCORE + 0.02, seen=4) for i in range(3)]  # unsure, not accepted
+    monkeypatch.setattr(detector, "_single_pass", passes(crowd))
+    found = detector(np.zeros((400, 800, 3), np.uint8))
+    tiled = lambda: any(isinstance(c, tuple) and c != (0, 0) for c in calls)  # noqa: E731
+    assert len(found) == 4 and tiled()
+    for native in (sure + [person(600 + 10 * i, CROWD_SCORE / 3, seen=4) for i in range(3)],  # noise
+                   sure + [person(500, 0.5), person(600, 0.5), person(650, CROWD_SCORE + 0.02, seen=4)]):
+        calls.clear()
+        monkeypatch.setattr(detector, "_single_pass", passes(native))
+        detector(np.zeros((400, 800, 3), np.uint8))
+        assert not tiled()
+    with pytest.raises(ValueError, match="crowd_score"):
+        MoveNetDetector.from_pretrained(crowd_score=2.0)

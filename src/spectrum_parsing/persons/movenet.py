@@ -44,6 +44,14 @@ def box_coverage(boxes: np.ndarray, height: int, width: int, grid: int = 64) -> 
     return float(covered.mean())
 
 
+CROWD_SCORE = 0.03
+"""The sixth candidate's score of a crowded photo (:meth:`MoveNetDetector._crowded`): on the 467 unworn-garment
+photos it stays below 0.01 (99th percentile 0.002), on the 25 `lip_dev` photos below 0.02 but for a crowd scene
+(0.09), on CCP val composites of 3-11 people 0.03-0.18 (``benchmarks/bench_detectors.py``)."""
+CROWD_UNSURE = 2
+"""Candidates a crowded native pass did not accept, at least: the bundled group photo (five people found, a sixth
+candidate at 0.036) is not tiled (its detector time would grow 5x for no one more)."""
+
 BORDER_MARGIN = 0.02
 """A box within this share of the image's side from an edge touches the border (the person is cut by the frame)."""
 
@@ -82,8 +90,10 @@ class MoveNetDetector:
     misses; they are skipped when the people the native pass found cover at least ``extra_skip_coverage`` of the
     photo (their boxes' union: no room left for far people; 0.75 changed no count on the benchmark sets and saves
     the 512-px pass, 4x the native one, on filled photos such as the bundled group photo; ``None``: always run).
-    ``tile``: when a pass is full (6 people) or the image is more than twice as long as it is wide,
-    overlapping tiles are run too. Everything found is merged by keypoint similarity (``merge="oks"``,
+    ``tile``: when a pass is full (6 people), when the native pass is crowded (its sixth candidate scores >=
+    ``crowd_score`` and several were not accepted: MoveNet reports 6 people at most, and fills its slots with
+    person-like candidates only in a crowd) or the image is more than twice as long as it is wide, overlapping
+    tiles are run too. Everything found is merged by keypoint similarity (``merge="oks"``,
     :func:`~.types.nms_oks`; ``"box"``: box IoU and containment, :func:`~.types.nms`), so one person found twice
     is kept once and two people standing close both stay (``benchmarks/bench_detectors.py``).
     """
@@ -94,7 +104,8 @@ class MoveNetDetector:
                  min_keypoints: int = 7, keypoint_threshold: float = 0.3, tile: bool = True,
                  nms_iou: float = 0.5, extra_sizes: tuple[int, ...] = (512,), merge: str = "oks",
                  border_keypoints: int | None = 5, extra_max_share: float = 0.5,
-                 extra_score_threshold: float = 0.25, extra_skip_coverage: float | None = 0.75) -> None:
+                 extra_score_threshold: float = 0.25, extra_skip_coverage: float | None = 0.75,
+                 crowd_score: float | None = CROWD_SCORE) -> None:
         for size in (input_size, *extra_sizes):
             if size < 64 or size % 32:
                 raise ValueError(f"each input size must be a multiple of 32 and >= 64, got {size}")
@@ -104,6 +115,8 @@ class MoveNetDetector:
             raise ValueError(f"border_keypoints must be in [1, 17], got {border_keypoints}")
         if extra_skip_coverage is not None and not 0.0 < extra_skip_coverage <= 1.0:
             raise ValueError(f"extra_skip_coverage must be in (0, 1], got {extra_skip_coverage}")
+        if crowd_score is not None and not 0.0 <= crowd_score <= 1.0:
+            raise ValueError(f"crowd_score must be in [0, 1], got {crowd_score}")
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         self.graph = graph.eval()
@@ -119,6 +132,7 @@ class MoveNetDetector:
         self.extra_max_share = extra_max_share
         self.extra_score_threshold = extra_score_threshold
         self.extra_skip_coverage = extra_skip_coverage
+        self.crowd_score = crowd_score
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, **kwargs: object) -> MoveNetDetector:
@@ -163,17 +177,27 @@ class MoveNetDetector:
         small = dets.boxes[:, 3] - dets.boxes[:, 1] <= self.extra_max_share * height
         return dets.select(np.nonzero(small & (dets.scores >= self.extra_score_threshold))[0])
 
+    def _crowded(self, candidates: PersonDetections, accepted: int) -> bool:
+        """Whether MoveNet filled all its slots with person-like ``candidates`` (the last scored >=
+        ``crowd_score``) and at least :data:`CROWD_UNSURE` of them were not ``accepted`` (their number): a crowd,
+        where more people than it can report may stand and it is unsure of several."""
+        return (self.crowd_score is not None and len(candidates) >= self.MAX_PEOPLE
+                and float(np.sort(candidates.scores)[-self.MAX_PEOPLE]) >= self.crowd_score
+                and len(candidates) - accepted >= CROWD_UNSURE)
+
     def __call__(self, image: np.ndarray) -> PersonDetections:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
         h, w = image.shape[:2]
-        found = self._accept(self._single_pass(image), (h, w))
+        native = self._single_pass(image)
+        found = self._accept(native, (h, w))
         sizes = self.extra_sizes
         if self.extra_skip_coverage is not None and box_coverage(found.boxes, h, w) >= self.extra_skip_coverage:
             sizes = ()  # the people found fill the photo: no room for far ones
         parts = [found, *(self._small(self._accept(self._single_pass(image, size), (h, w)), h) for size in sizes)]
-        tiles = _tiles(h, w, full=max(len(p) for p in parts) >= self.MAX_PEOPLE) if self.tile else []
+        full = self._crowded(native, len(found)) or max(len(p) for p in parts) >= self.MAX_PEOPLE
+        tiles = _tiles(h, w, full=full) if self.tile else []
         for x0, y0, x1, y1 in tiles:
             parts.append(self._accept(self._single_pass(image[y0:y1, x0:x1], offset=(x0, y0)), (h, w)))
         if len(parts) == 1:
