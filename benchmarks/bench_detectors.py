@@ -4,7 +4,7 @@
     python benchmarks/bench_detectors.py --rows before "extra_sizes=384" --no-record
 
 A row is ``NAME`` or ``option=value,...`` of :class:`~spectrum_parsing.persons.MoveNetDetector` (``extra_sizes``
-as ``384+512``); ``default`` is the shipped detector, ``before`` the previous one. For each row:
+as ``384+512``, ``None`` for no value); ``default`` is the shipped detector, ``before`` the previous one. For each row:
 
 * ``cihp_dev`` (5 real CIHP photos, 2-7 people, per-person labels; validation only), CCP val copy-paste
   composites of 2-12 people (mixed sizes, people cut by the frame, occluding each other), and the bundled photos
@@ -51,6 +51,8 @@ def detector(row: str):
             key, value = key.strip(), value.strip()
             if key == "extra_sizes":
                 options[key] = tuple(int(v) for v in value.split("+"))
+            elif value.lower() == "none":
+                options[key] = None
             elif value.lower() in ("true", "false"):
                 options[key] = value.lower() == "true"
             else:
