@@ -152,6 +152,7 @@ def test_a_whole_person_is_not_replaced_by_its_head_and_shoulders_from_the_large
     passes = {None: PersonDetections([[20, 0, 150, 400]], [0.46], body[None]),
               512: PersonDetections([[20, 0, 150, 200]], [0.47], top[None])}
     monkeypatch.setattr(detector, "_single_pass", lambda image, size=None, offset=(0, 0): passes[size])
+    monkeypatch.setattr(detector, "extra_hint", None)  # the larger pass runs
     found = detector(np.zeros((500, 170, 3), np.uint8))
     assert len(found) == 1 and found.boxes[0, 3] == 400
 
@@ -182,9 +183,44 @@ def test_the_larger_pass_is_skipped_when_the_people_found_fill_the_photo(detecto
     assert len(detector(_photo("group.jpg"))) == 5 and sizes == [None, 512]
     sizes.clear()
     monkeypatch.setattr(detector, "extra_skip_coverage", 0.75)
+    monkeypatch.setattr(detector, "extra_hint", None)
     assert len(detector(_photo("two-dancers.jpg"))) == 2 and sizes == [None, 512]  # about 55% covered
     with pytest.raises(ValueError, match="extra_skip_coverage"):
         MoveNetDetector.from_pretrained(extra_skip_coverage=0.0)
+
+
+def test_the_larger_pass_runs_only_where_the_native_pass_hints_at_someone_it_did_not_accept(detector, monkeypatch):
+    """The bundled selfie and dancers: MoveNet's other candidates are noise (<= 0.01), so the 512-px pass is not
+    run and the same people are found; a far person the native pass sees as a weak candidate (0.05, too few sure
+    keypoints) gets the pass, which finds them."""
+    sizes: list = []
+    single = detector._single_pass
+
+    def spy(image, size=None, offset=(0, 0)):
+        sizes.append(size)
+        return single(image, size, offset)
+
+    monkeypatch.setattr(detector, "_single_pass", spy)
+    for name, people in (("selfie.jpg", 1), ("two-dancers.jpg", 2)):
+        sizes.clear()
+        assert len(detector(_photo(name))) == people and sizes == [None]
+
+    def person(x: float, score: float, seen: int = 17) -> list:
+        k = np.stack([np.full(17, x), np.linspace(40, 160 if seen < 17 else 360, 17), np.full(17, 0.8)], -1)
+        k[seen:, 2] = 0.05
+        return [[x - 30, 30, x + 30, 370 if seen == 17 else 170]], [score], k[None]
+
+    near, far = person(100, 0.5), person(600, 0.05, seen=4)
+    passes = {None: PersonDetections(np.concatenate([near[0], far[0]]), np.concatenate([near[1], far[1]]),
+                                     np.concatenate([near[2], far[2]])),
+              512: PersonDetections(*person(600, 0.4, seen=17))}
+    passes[512].boxes[:, [1, 3]] = [[250, 390]]  # small: 140 of 400 px
+    sizes.clear()
+    monkeypatch.setattr(detector, "_single_pass", lambda image, size=None, offset=(0, 0): (sizes.append(size),
+                                                                                            passes[size])[1])
+    assert len(detector(np.zeros((400, 800, 3), np.uint8))) == 2 and 512 in sizes
+    with pytest.raises(ValueError, match="extra_hint"):
+        MoveNetDetector.from_pretrained(extra_hint=-0.1)
 
 
 def test_blazepose_landmarks_from_the_mask_pass_agree_with_movenet_on_the_group_photo(detector):

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from .tfgraph import TFGraphModule, load_graph_model
 from .types import WEIGHTS_DIR, PersonDetections, nms, nms_oks
 
-__all__ = ["MoveNetDetector", "accept_people", "box_coverage"]
+__all__ = ["MoveNetDetector", "accept_people", "accepted_mask", "box_coverage"]
 
 
 def _tiles(height: int, width: int, full: bool) -> list[tuple[int, int, int, int]]:
@@ -48,6 +48,11 @@ CROWD_SCORE = 0.03
 """The sixth candidate's score of a crowded photo (:meth:`MoveNetDetector._crowded`): on the 467 unworn-garment
 photos it stays below 0.01 (99th percentile 0.002), on the 25 `lip_dev` photos below 0.02 but for a crowd scene
 (0.09), on CCP val composites of 3-11 people 0.03-0.18 (``benchmarks/bench_detectors.py``)."""
+EXTRA_HINT = 0.02
+"""The larger passes run only when the native pass left a candidate scored at least this unaccepted: MoveNet at
+256 px gives a far person it cannot resolve a weak candidate (0.04 or more wherever the 512-px pass found someone
+on cihp_dev, the 40 CCP val composites and lip_dev), and a lone sitter only noise (the bundled selfie's best other
+candidate 0.006, the dancers' 0.01), sparing them a pass that costs 4x the native one."""
 CROWD_UNSURE = 2
 """Candidates a crowded native pass did not accept, at least: the bundled group photo (five people found, a sixth
 candidate at 0.036) is not tiled (its detector time would grow 5x for no one more)."""
@@ -59,8 +64,16 @@ BORDER_MARGIN = 0.02
 def accept_people(dets: PersonDetections, score_threshold: float, min_keypoints: int,
                   keypoint_threshold: float = 0.3, size: tuple[int, int] | None = None,
                   border_keypoints: int | None = None) -> PersonDetections:
-    """The detections :class:`MoveNetDetector` keeps: person score >= ``score_threshold`` and at least
-    ``min_keypoints`` keypoints scored >= ``keypoint_threshold`` (order kept). With the image ``size`` (H, W)
+    """The detections :class:`MoveNetDetector` keeps (order kept): :func:`accepted_mask`'s."""
+    return dets.select(np.nonzero(accepted_mask(dets, score_threshold, min_keypoints, keypoint_threshold, size,
+                                                border_keypoints))[0])
+
+
+def accepted_mask(dets: PersonDetections, score_threshold: float, min_keypoints: int,
+                  keypoint_threshold: float = 0.3, size: tuple[int, int] | None = None,
+                  border_keypoints: int | None = None) -> np.ndarray:
+    """Bool per detection, whether :class:`MoveNetDetector` keeps it: person score >= ``score_threshold`` and at
+    least ``min_keypoints`` keypoints scored >= ``keypoint_threshold``. With the image ``size`` (H, W)
     and ``border_keypoints``, a person whose box touches the border (cut by the frame) needs only that many, when
     they include a shoulder and two head keypoints (head and shoulders: a garment on a bed has neither)."""
     confident = dets.keypoints[..., 2] >= keypoint_threshold
@@ -72,7 +85,7 @@ def accept_people(dets: PersonDetections, score_threshold: float, min_keypoints:
                    | (b[:, 2] >= (1 - BORDER_MARGIN) * w) | (b[:, 3] >= (1 - BORDER_MARGIN) * h))
         head_and_shoulders = (confident[:, :5].sum(1) >= 2) & confident[:, 5:7].any(1)
         enough |= touches & head_and_shoulders & (confident.sum(1) >= border_keypoints)
-    return dets.select(np.nonzero((dets.scores >= score_threshold) & enough)[0])
+    return (dets.scores >= score_threshold) & enough
 
 
 class MoveNetDetector:
@@ -105,7 +118,7 @@ class MoveNetDetector:
                  nms_iou: float = 0.5, extra_sizes: tuple[int, ...] = (512,), merge: str = "oks",
                  border_keypoints: int | None = 5, extra_max_share: float = 0.5,
                  extra_score_threshold: float = 0.25, extra_skip_coverage: float | None = 0.75,
-                 crowd_score: float | None = CROWD_SCORE) -> None:
+                 crowd_score: float | None = CROWD_SCORE, extra_hint: float | None = EXTRA_HINT) -> None:
         for size in (input_size, *extra_sizes):
             if size < 64 or size % 32:
                 raise ValueError(f"each input size must be a multiple of 32 and >= 64, got {size}")
@@ -115,8 +128,9 @@ class MoveNetDetector:
             raise ValueError(f"border_keypoints must be in [1, 17], got {border_keypoints}")
         if extra_skip_coverage is not None and not 0.0 < extra_skip_coverage <= 1.0:
             raise ValueError(f"extra_skip_coverage must be in (0, 1], got {extra_skip_coverage}")
-        if crowd_score is not None and not 0.0 <= crowd_score <= 1.0:
-            raise ValueError(f"crowd_score must be in [0, 1], got {crowd_score}")
+        for name, value in (("crowd_score", crowd_score), ("extra_hint", extra_hint)):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         self.graph = graph.eval()
@@ -133,6 +147,7 @@ class MoveNetDetector:
         self.extra_score_threshold = extra_score_threshold
         self.extra_skip_coverage = extra_skip_coverage
         self.crowd_score = crowd_score
+        self.extra_hint = extra_hint
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, **kwargs: object) -> MoveNetDetector:
@@ -166,9 +181,12 @@ class MoveNetDetector:
         order = np.argsort(-out[:, 55], kind="stable")
         return PersonDetections(boxes, out[:, 55], keypoints).select(order)
 
-    def _accept(self, dets: PersonDetections, size: tuple[int, int]) -> PersonDetections:
-        return accept_people(dets, self.score_threshold, self.min_keypoints, self.keypoint_threshold, size,
+    def _accepted(self, dets: PersonDetections, size: tuple[int, int]) -> np.ndarray:
+        return accepted_mask(dets, self.score_threshold, self.min_keypoints, self.keypoint_threshold, size,
                              self.border_keypoints)
+
+    def _accept(self, dets: PersonDetections, size: tuple[int, int]) -> PersonDetections:
+        return dets.select(np.nonzero(self._accepted(dets, size))[0])
 
     def _small(self, dets: PersonDetections, height: int) -> PersonDetections:
         """The detections of a larger pass that it exists for: people at most ``extra_max_share`` of the image's
@@ -191,10 +209,13 @@ class MoveNetDetector:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
         h, w = image.shape[:2]
         native = self._single_pass(image)
-        found = self._accept(native, (h, w))
+        accepted = self._accepted(native, (h, w))
+        found = native.select(np.nonzero(accepted)[0])
         sizes = self.extra_sizes
         if self.extra_skip_coverage is not None and box_coverage(found.boxes, h, w) >= self.extra_skip_coverage:
             sizes = ()  # the people found fill the photo: no room for far ones
+        if self.extra_hint is not None and not (native.scores[~accepted] >= self.extra_hint).any():
+            sizes = ()  # no hint of anyone the native pass did not accept: a far person leaves one
         parts = [found, *(self._small(self._accept(self._single_pass(image, size), (h, w)), h) for size in sizes)]
         full = self._crowded(native, len(found)) or max(len(p) for p in parts) >= self.MAX_PEOPLE
         tiles = _tiles(h, w, full=full) if self.tile else []
