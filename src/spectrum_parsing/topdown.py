@@ -657,8 +657,8 @@ def _no_one_piece_over_trousers(labels: torch.Tensor, scores: torch.Tensor, one_
     n_trousers = int(torch.isin(labels, torch.tensor([i + 1 for i in trousers])).sum())
     if n_trousers < ONE_PIECE_VOTE * n_piece:
         return
-    arg = torch.stack([scores[c] for c in upper]).argmax(0)
-    labels[piece] = torch.as_tensor(list(upper))[arg[piece]] + 1
+    arg = torch.stack([scores[c][piece] for c in upper]).argmax(0)  # at the one-piece pixels only
+    labels[piece] = torch.as_tensor(list(upper))[arg] + 1
 
 
 EYEWEAR = ("sunglasses", "glasses")
@@ -716,13 +716,14 @@ def _complete_person(labels: torch.Tensor, best: torch.Tensor, scores: torch.Ten
     again = torch.zeros_like(labels)
     again[free] = part.to(labels.dtype)
     enough = FILL_MIN_SHARE * float(own.sum())
+    # the parts each column has on the person (a fill only turns free pixels into its own column: counts hold)
+    counts = torch.bincount(labels[own].long(), minlength=max(garments) + 2)
+    offered = set(torch.unique(part).tolist())
     for column in garments:
+        if column + 1 not in offered or float(counts[column + 1]) < enough:
+            continue
         seen = (labels == column + 1) & own
-        if float(seen.sum()) < enough:
-            continue
         fill = free & (again == column + 1)
-        if not bool(fill.any()):
-            continue
         # only what touches the part: grown from it, never an island of its own
         pieces, _ = ndimage.label((fill | seen).numpy())
         touching = np.unique(pieces[seen.numpy()])
