@@ -254,14 +254,18 @@ def assemble_persons(candidates: Sequence[PersonCandidate], prompts: Sequence[st
         if int(owned.sum()) < min_person_pixels:
             continue
         parts = []
-        for label in torch.unique(candidate.labels[owned]).tolist():
+        # each label's area and score sum on the owned pixels in one pass (no mask per rejected label)
+        owned_labels = candidate.labels[owned].long()
+        areas = torch.bincount(owned_labels)
+        sums = torch.bincount(owned_labels, weights=candidate.scores[owned].double(), minlength=len(areas))
+        for label in torch.nonzero(areas).flatten().tolist():
             if label == 0 or label - 1 in hidden:
                 continue
-            part = owned & (candidate.labels == label)
-            area = int(part.sum())
-            score = float(candidate.scores[part].mean()) if area else 0.0
+            area = int(areas[label])
+            score = float(sums[label]) / area
             if area < min_part_pixels or score < threshold:
                 continue
+            part = owned & (candidate.labels == label)
             parts.append(PartInstance(label=prompts[label - 1], prompt_index=label - 1, score=score * confidence,
                                       **region_mask(part, x0, y0, (h, w))))
         parts.sort(key=lambda p: -p.score)
