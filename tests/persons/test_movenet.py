@@ -106,6 +106,29 @@ def test_a_person_cut_by_the_frame_needs_only_head_and_shoulders(detector):
     assert len(detector(cut)) == 1
 
 
+def test_a_person_cut_by_the_frame_needs_a_lower_person_score_only_with_head_and_shoulders():
+    """MoveNet is less sure of a person the frame cuts (cihp_dev: a man at the edge scores 0.13): head and
+    shoulders at the border suffice at BORDER_SCORE; the same score inside the photo, or at the border without a
+    head, does not."""
+    from spectrum_parsing.persons.movenet import BORDER_SCORE, accepted_mask
+
+    def candidate(x0: float, head: bool) -> tuple:
+        k = np.zeros((17, 3))
+        k[:, :2] = (x0 + 40, 150)
+        k[5:11, 2] = 0.8  # shoulders, elbows, wrists
+        k[:3, 2] = 0.8 if head else 0.1
+        return [x0, 50, x0 + 80, 250], k
+
+    rows = [candidate(0, True), candidate(200, True), candidate(0, False)]  # at the border, inside, headless
+    dets = PersonDetections(np.array([r[0] for r in rows], float), np.full(3, BORDER_SCORE + 0.02),
+                            np.stack([r[1] for r in rows]))
+    kept = accepted_mask(dets, 0.15, 7, 0.3, size=(300, 400), border_keypoints=5, border_score_threshold=BORDER_SCORE)
+    assert kept.tolist() == [True, False, False]
+    assert not accepted_mask(dets, 0.15, 7, 0.3, size=(300, 400), border_keypoints=5).any()
+    with pytest.raises(ValueError, match="border_score_threshold"):
+        MoveNetDetector.from_pretrained(border_score_threshold=1.5)
+
+
 def test_a_small_far_person_beside_a_large_near_one(detector):
     """A large selfie and a far dancer 150 px tall on one 1024x768 canvas: the native 256-px pass sees only the
     near person; the 512-px pass finds the far one, kept once."""

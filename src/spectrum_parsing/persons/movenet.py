@@ -57,25 +57,34 @@ CROWD_UNSURE = 2
 """Candidates a crowded native pass did not accept, at least: the bundled group photo (five people found, a sixth
 candidate at 0.036) is not tiled (its detector time would grow 5x for no one more)."""
 
+BORDER_SCORE = 0.1
+"""The person score that suffices for a person cut by the frame (head and shoulders seen, ``border_keypoints``
+sure): less of the body is seen, so MoveNet is less sure of the centre (a man cut by `cihp_dev` photo 1's edge
+scores 0.13). At 0.1 `cihp_dev` recall 76.5% -> 82.4% with nothing else changed; at 0.07 the composites' exact
+count drops (``benchmarks/bench_detectors.py``)."""
+
 BORDER_MARGIN = 0.02
 """A box within this share of the image's side from an edge touches the border (the person is cut by the frame)."""
 
 
 def accept_people(dets: PersonDetections, score_threshold: float, min_keypoints: int,
                   keypoint_threshold: float = 0.3, size: tuple[int, int] | None = None,
-                  border_keypoints: int | None = None) -> PersonDetections:
+                  border_keypoints: int | None = None, border_score_threshold: float | None = None
+                  ) -> PersonDetections:
     """The detections :class:`MoveNetDetector` keeps (order kept): :func:`accepted_mask`'s."""
     return dets.select(np.nonzero(accepted_mask(dets, score_threshold, min_keypoints, keypoint_threshold, size,
-                                                border_keypoints))[0])
+                                                border_keypoints, border_score_threshold))[0])
 
 
 def accepted_mask(dets: PersonDetections, score_threshold: float, min_keypoints: int,
                   keypoint_threshold: float = 0.3, size: tuple[int, int] | None = None,
-                  border_keypoints: int | None = None) -> np.ndarray:
+                  border_keypoints: int | None = None, border_score_threshold: float | None = None
+                  ) -> np.ndarray:
     """Bool per detection, whether :class:`MoveNetDetector` keeps it: person score >= ``score_threshold`` and at
     least ``min_keypoints`` keypoints scored >= ``keypoint_threshold``. With the image ``size`` (H, W)
     and ``border_keypoints``, a person whose box touches the border (cut by the frame) needs only that many, when
-    they include a shoulder and two head keypoints (head and shoulders: a garment on a bed has neither)."""
+    they include a shoulder and two head keypoints (head and shoulders: a garment on a bed has neither), and with
+    ``border_score_threshold`` such a person needs only that person score."""
     confident = dets.keypoints[..., 2] >= keypoint_threshold
     enough = confident.sum(1) >= min_keypoints
     if size is not None and border_keypoints is not None and len(dets):
@@ -84,7 +93,10 @@ def accepted_mask(dets: PersonDetections, score_threshold: float, min_keypoints:
         touches = ((b[:, 0] <= BORDER_MARGIN * w) | (b[:, 1] <= BORDER_MARGIN * h)
                    | (b[:, 2] >= (1 - BORDER_MARGIN) * w) | (b[:, 3] >= (1 - BORDER_MARGIN) * h))
         head_and_shoulders = (confident[:, :5].sum(1) >= 2) & confident[:, 5:7].any(1)
-        enough |= touches & head_and_shoulders & (confident.sum(1) >= border_keypoints)
+        cut = touches & head_and_shoulders & (confident.sum(1) >= border_keypoints)
+        enough |= cut
+        if border_score_threshold is not None:
+            return ((dets.scores >= score_threshold) & enough) | (cut & (dets.scores >= border_score_threshold))
     return (dets.scores >= score_threshold) & enough
 
 
@@ -103,6 +115,7 @@ class MoveNetDetector:
     misses; they are skipped when the people the native pass found cover at least ``extra_skip_coverage`` of the
     photo (their boxes' union: no room left for far people; 0.75 changed no count on the benchmark sets and saves
     the 512-px pass, 4x the native one, on filled photos such as the bundled group photo; ``None``: always run).
+    ``border_score_threshold``: the person score that suffices for such a person (default :data:`BORDER_SCORE`).
     ``tile``: when a pass is full (6 people), when the native pass is crowded (its sixth candidate scores >=
     ``crowd_score`` and several were not accepted: MoveNet reports 6 people at most, and fills its slots with
     person-like candidates only in a crowd) or the image is more than twice as long as it is wide, overlapping
@@ -118,7 +131,8 @@ class MoveNetDetector:
                  nms_iou: float = 0.5, extra_sizes: tuple[int, ...] = (512,), merge: str = "oks",
                  border_keypoints: int | None = 5, extra_max_share: float = 0.5,
                  extra_score_threshold: float = 0.25, extra_skip_coverage: float | None = 0.75,
-                 crowd_score: float | None = CROWD_SCORE, extra_hint: float | None = EXTRA_HINT) -> None:
+                 crowd_score: float | None = CROWD_SCORE, extra_hint: float | None = EXTRA_HINT,
+                 border_score_threshold: float | None = BORDER_SCORE) -> None:
         for size in (input_size, *extra_sizes):
             if size < 64 or size % 32:
                 raise ValueError(f"each input size must be a multiple of 32 and >= 64, got {size}")
@@ -128,7 +142,8 @@ class MoveNetDetector:
             raise ValueError(f"border_keypoints must be in [1, 17], got {border_keypoints}")
         if extra_skip_coverage is not None and not 0.0 < extra_skip_coverage <= 1.0:
             raise ValueError(f"extra_skip_coverage must be in (0, 1], got {extra_skip_coverage}")
-        for name, value in (("crowd_score", crowd_score), ("extra_hint", extra_hint)):
+        for name, value in (("crowd_score", crowd_score), ("extra_hint", extra_hint),
+                            ("border_score_threshold", border_score_threshold)):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if not 0.0 <= score_threshold <= 1.0:
@@ -148,6 +163,7 @@ class MoveNetDetector:
         self.extra_skip_coverage = extra_skip_coverage
         self.crowd_score = crowd_score
         self.extra_hint = extra_hint
+        self.border_score_threshold = border_score_threshold
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, **kwargs: object) -> MoveNetDetector:
@@ -183,7 +199,7 @@ class MoveNetDetector:
 
     def _accepted(self, dets: PersonDetections, size: tuple[int, int]) -> np.ndarray:
         return accepted_mask(dets, self.score_threshold, self.min_keypoints, self.keypoint_threshold, size,
-                             self.border_keypoints)
+                             self.border_keypoints, self.border_score_threshold)
 
     def _accept(self, dets: PersonDetections, size: tuple[int, int]) -> PersonDetections:
         return dets.select(np.nonzero(self._accepted(dets, size))[0])
