@@ -189,9 +189,8 @@ def test_box_coverage_is_the_share_of_the_photo_under_the_union_of_boxes():
     assert box_coverage([[-50, -50, 400, 300]], 100, 200) == 1.0  # clipped to the photo
 
 
-def test_the_larger_pass_is_skipped_when_the_people_found_fill_the_photo(detector, monkeypatch):
-    """The bundled group photo: its five people cover about 90% of it, so the 512-px pass (4x the native one) is
-    not run, and the same five are found; a photo with room left still gets it."""
+def _spy_pass_sizes(detector: MoveNetDetector, monkeypatch) -> list:
+    """The input size of each of ``detector``'s passes (None: native), appended as they run."""
     sizes: list = []
     single = detector._single_pass
 
@@ -200,6 +199,13 @@ def test_the_larger_pass_is_skipped_when_the_people_found_fill_the_photo(detecto
         return single(image, size, offset)
 
     monkeypatch.setattr(detector, "_single_pass", spy)
+    return sizes
+
+
+def test_the_larger_pass_is_skipped_when_the_people_found_fill_the_photo(detector, monkeypatch):
+    """The bundled group photo: its five people cover about 90% of it, so the 512-px pass (4x the native one) is
+    not run, and the same five are found; a photo with room left still gets it."""
+    sizes = _spy_pass_sizes(detector, monkeypatch)
     assert len(detector(_photo("group.jpg"))) == 5 and sizes == [None]
     sizes.clear()
     monkeypatch.setattr(detector, "extra_skip_coverage", None)
@@ -216,14 +222,7 @@ def test_the_larger_pass_runs_only_where_the_native_pass_hints_at_someone_it_did
     """The bundled selfie and dancers: MoveNet's other candidates are noise (<= 0.01), so the 512-px pass is not
     run and the same people are found; a far person the native pass sees as a weak candidate (0.05, too few sure
     keypoints) gets the pass, which finds them."""
-    sizes: list = []
-    single = detector._single_pass
-
-    def spy(image, size=None, offset=(0, 0)):
-        sizes.append(size)
-        return single(image, size, offset)
-
-    monkeypatch.setattr(detector, "_single_pass", spy)
+    sizes = _spy_pass_sizes(detector, monkeypatch)
     for name, people in (("selfie.jpg", 1), ("two-dancers.jpg", 2)):
         sizes.clear()
         assert len(detector(_photo(name))) == people and sizes == [None]

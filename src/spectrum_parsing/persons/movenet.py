@@ -86,7 +86,7 @@ def accepted_mask(dets: PersonDetections, score_threshold: float, min_keypoints:
     they include a shoulder and two head keypoints (head and shoulders: a garment on a bed has neither), and with
     ``border_score_threshold`` such a person needs only that person score."""
     confident = dets.keypoints[..., 2] >= keypoint_threshold
-    enough = confident.sum(1) >= min_keypoints
+    cut = np.zeros(len(dets), dtype=bool)  # people cut by the frame, head and shoulders seen
     if size is not None and border_keypoints is not None and len(dets):
         h, w = size
         b = dets.boxes
@@ -94,10 +94,10 @@ def accepted_mask(dets: PersonDetections, score_threshold: float, min_keypoints:
                    | (b[:, 2] >= (1 - BORDER_MARGIN) * w) | (b[:, 3] >= (1 - BORDER_MARGIN) * h))
         head_and_shoulders = (confident[:, :5].sum(1) >= 2) & confident[:, 5:7].any(1)
         cut = touches & head_and_shoulders & (confident.sum(1) >= border_keypoints)
-        enough |= cut
-        if border_score_threshold is not None:
-            return ((dets.scores >= score_threshold) & enough) | (cut & (dets.scores >= border_score_threshold))
-    return (dets.scores >= score_threshold) & enough
+    sure = dets.scores >= score_threshold
+    if border_score_threshold is not None:
+        sure |= cut & (dets.scores >= border_score_threshold)
+    return sure & ((confident.sum(1) >= min_keypoints) | cut)
 
 
 class MoveNetDetector:
