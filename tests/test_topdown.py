@@ -371,6 +371,50 @@ def test_bare_legs_the_parser_missed_grow_from_the_persons_own_skin_colour():
     assert "left leg" not in parts(0.0)  # off: the parser's labels only
 
 
+def test_a_bare_shin_the_parser_calls_trousers_grows_unless_the_photo_has_no_colour():
+    """A shin in shadow that the parser scores as "pants" (a guard of legs) is the person's skin colour while the
+    shorts above it are not: it becomes the leg; with ``skin_over_guard=0`` the guard holds, and on a
+    black-and-white photo (no skin colour to go by) it holds too."""
+    h, w = 300, 200
+    skin, shade, shorts, wall = (224, 172, 140), (168, 129, 105), (60, 70, 150), (90, 140, 90)
+    image = np.empty((h, w, 3), np.uint8)
+    image[:] = wall
+    ys, xs = np.mgrid[:h, :w]
+    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
+    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
+    trunk = (abs(xs - 100) < 30) & (ys > 60) & (ys < 220)
+    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 222) & (ys < 285)
+    image[face | arm] = skin
+    image[shins] = shade  # the same chromaticity, in shadow
+    image[trunk] = shorts
+    person = torch.from_numpy(face | arm | trunk | shins)
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
+    plan = plan_prompts(prompts, grow_skin=True)
+    assert plan.prompts.index("pants") in plan.aside  # a hidden guard of legs
+
+    def predict(crops):
+        scores = torch.zeros(len(plan.prompts), h, w)
+        scores[plan.prompts.index("person")] = person.float()
+        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
+        scores[plan.prompts.index("left arm")][torch.from_numpy(arm)] = 0.9
+        scores[plan.prompts.index("pants")][torch.from_numpy((trunk & (ys > 160)) | shins)] = 0.7
+        return [scores[:, 10:10 + crops[0].shape[0], 40:40 + crops[0].shape[1]]]
+
+    def legs(picture: np.ndarray, over_guard: float) -> np.ndarray:
+        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1, skin_over_guard=over_guard)
+        persons, _ = parse_top_down(picture, detections, predict, plan, prompts.index("person"), config)
+        parts = {p.label: p.mask.numpy() for p in persons[0].parts}
+        return sum((parts[leg] for leg in ("left leg", "right leg") if leg in parts), np.zeros((h, w), bool))
+
+    assert TopDownConfig().skin_over_guard > 0
+    grown = legs(image, TopDownConfig().skin_over_guard)
+    assert grown[shins].sum() > 0.8 * shins.sum() and not grown[trunk].any()  # the shins, not the shorts
+    assert not legs(image, 0.0)[shins].any()
+    grey = np.repeat(image.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
+    assert not legs(grey, TopDownConfig().skin_over_guard)[shins].any()
+
+
 def test_a_bare_forearm_the_parser_missed_grows_but_not_under_a_sleeve():
     """Arms grow by skin colour too: the bare right forearm the parser left unlabelled becomes the right arm; a
     skin-coloured sleeve on the upper arm does not, where a garment that covers arms ("shirt") claims it."""

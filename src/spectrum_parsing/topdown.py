@@ -32,8 +32,10 @@ never reported:
   photos far more often than bare legs and whole arms. The person's own pixels it left unlabelled, near a limb's
   skeleton and of the chromaticity of the skin it did find on that person and at least half as red
   (:mod:`.skin`), become that limb, unless a garment that covers it (:data:`LEG_GARMENTS`,
-  :data:`ARM_GARMENTS`, scored hidden and kept out of the others' softmax) claims them; skin around a hand never
-  grows into a leg, nor does a piece lying across the leg (:data:`ACROSS_LIMB`: the edge of a desk).
+  :data:`ARM_GARMENTS`, scored hidden and kept out of the others' softmax) claims them — where that garment is
+  mostly not of the skin's colour, pixels very close to it still grow (``skin_over_guard``: a shin in shadow
+  the parser calls "pants"); skin around a hand never grows into a leg, nor does a piece lying across the leg
+  (:data:`ACROSS_LIMB`: the edge of a desk).
 * **similar garments compete together**: the prompts of one coarse group (:data:`POOLED_GARMENTS`: upper-body
   clothes with outerwear; lower-body clothes) share the grounding softmax, so where their summed score beats every
   other column and the background, the best of them labels the pixel.
@@ -85,7 +87,7 @@ from .limbs import (
 from .persons import PersonDetections
 from .processor import PersonCandidate, SpectrumImageProcessor, assemble_persons
 from .results import PersonInstance
-from .skin import skin_colour_mask
+from .skin import MIN_SEED_PIXELS, skin_colour_mask
 from .vocab import categories as vocabulary
 
 __all__ = ["BODY_PART_SOURCES", "DERIVED_PARTS", "FILLED_KEYPOINTS", "PERSON_MASK_SOURCES", "ScoringPlan",
@@ -114,6 +116,11 @@ ARM_GARMENTS = ("upper clothes", "shirt", "t-shirt", "sweater", "jacket", "coat"
 """What covers arms: skin never grows into an arm where one of these scores :data:`GUARD_SCORE` or more."""
 COVERING = {"leg": LEG_GARMENTS, "arm": ARM_GARMENTS}
 GUARD_SCORE = 0.4
+OVER_GUARD_SHARE = 0.5
+"""Skin overrides a garment's guard (``TopDownConfig.skin_over_guard``) only for a limb whose guarded pixels on the
+person are at most this share of the skin's colour: more, and the garment itself has the skin's colour (a beige
+sleeve), or the photo has no colour to go by (on lip_dev's colour photos the share is at most 0.32; 0.89 / 0.74
+for the arms / legs on its black-and-white one)."""
 KNEES = {"left leg": 13, "right leg": 14}
 """COCO keypoint of each leg's knee: with it seen, the pose's leg takes the parser's "arm" skin in sides naming."""
 HIPS = {"left leg": 11, "right leg": 12}
@@ -537,11 +544,12 @@ def _misnamed_hands(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarr
 def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, crop: np.ndarray, person: torch.Tensor,
                plan: ScoringPlan,
                keypoints: np.ndarray | None, origin: tuple[int, int], threshold: float, distance: float,
-               max_radii: float) -> None:
+               max_radii: float, over_guard: float = 0.0) -> None:
     """In crop-local ``labels``: the person's own pixels (``person`` probability > 0.5) the parser left as
     background, near one of its limbs (``max_radii`` capsule radii) and of the colour of the skin the parser did
     find there, become the body part the pose places them in (in place); their score in ``best`` is the mean
-    score of that skin."""
+    score of that skin. Not under a garment that covers the limb, unless within ``over_guard`` standard deviations
+    of that colour (:func:`_skin_under_guard`)."""
     if keypoints is None or not plan.body or distance <= 0:
         return
     seeds = torch.zeros(labels.shape, dtype=torch.bool)
@@ -556,6 +564,8 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
     # where each limb may grow: not under a garment that covers it
     free = {limb: (_best_of(scores, idx) < GUARD_SCORE) if idx else torch.ones(labels.shape, dtype=torch.bool)
             for limb, idx in plan.covers.items()}
+    if over_guard > 0:
+        _skin_under_guard(free, crop, seeds, candidates, person, over_guard)
     if "leg" in free:
         free["leg"] &= ~hands
     if not free:
@@ -588,6 +598,24 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
             claimed &= torch.from_numpy(_along_limb(claimed.numpy(), capsules[name], origin))
         labels[claimed] = target[name] + 1
         best[claimed] = seed_score
+
+
+def _skin_under_guard(free: dict[str, torch.Tensor], crop: np.ndarray, seeds: torch.Tensor,
+                      candidates: torch.Tensor, person: torch.Tensor, distance: float) -> None:
+    """Widen each limb's ``free`` mask (in place) to the ``candidates`` within ``distance`` standard deviations of the
+    colour of the person's found skin (``seeds``), even where a garment that covers the limb scores
+    :data:`GUARD_SCORE`: on real photos the parser calls a bare shin in shadow "pants". Not for a limb whose guarded
+    pixels on the person are more than :data:`OVER_GUARD_SHARE` of that colour (a garment of the skin's colour, or
+    a black-and-white photo, where everything is)."""
+    if not free or int(seeds.sum()) < MIN_SEED_PIXELS:
+        return
+    on_person = person > 0.5
+    strong = torch.from_numpy(skin_colour_mask(crop, seeds.numpy(), (candidates | on_person).numpy(),
+                                               max_distance=distance))
+    for limb, f in free.items():
+        guarded = ~f & on_person
+        if int(guarded.sum()) and int((strong & guarded).sum()) <= OVER_GUARD_SHARE * int(guarded.sum()):
+            free[limb] = f | (strong & candidates)
 
 
 def _along_limb(mask: np.ndarray, segments: list[tuple[np.ndarray, np.ndarray]], origin: tuple[int, int]
@@ -910,6 +938,9 @@ class TopDownConfig:
     # become that limb (0: off; benchmarks/bench_body_parts.py).
     skin_colour: float = 1.5
     skin_radii: float = 1.5
+    # ... even under a garment that covers the limb, where within skin_over_guard standard deviations of that colour
+    # (a dark shin the parser calls "pants"; _skin_under_guard; 0: off; benchmarks/bench_body_parts.py).
+    skin_over_guard: float = 1.0
     # BlazePose's landmarks (from the person-mask pass: no extra model run) fill the keypoints MoveNet is unsure of:
     # "legs" (default) the hips, knees and ankles, "all" every keypoint, "off" none (fill_keypoints,
     # FILLED_KEYPOINTS), where BlazePose's visibility reaches fill_visibility.
@@ -1056,7 +1087,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         _name_skin(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
         _misnamed_hands(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
         _grow_skin(labels, best, scores, crops[k], mask_probs, plan, keypoints, (x0, y0), config.keypoint_threshold,
-                   config.skin_colour, config.skin_radii)
+                   config.skin_colour, config.skin_radii, config.skin_over_guard)
         if config.person_fill > 0:  # after bare skin is grown: the garments take what the skin did not
             _complete_person(labels, best, scores, competing, pooled, garments, mask_probs, config.person_fill)
         _side_footwear(labels, scores, plan, keypoints, (x0, y0), config.keypoint_threshold)
