@@ -415,6 +415,47 @@ def test_a_bare_shin_the_parser_calls_trousers_grows_unless_the_photo_has_no_col
     assert not legs(grey, TopDownConfig().skin_over_guard)[shins].any()
 
 
+def test_bare_shins_the_person_mask_misses_grow_where_the_pose_is_sure_of_the_legs():
+    """The person mask stops at the knees (BlazePose's often does at bare shins), but the pose is sure of both
+    legs: the shins, of the person's skin colour, grow into the legs within the limb band; with
+    ``limb_support=0`` (no band) they stay unlabelled, and the skin-coloured floor beyond the band never grows."""
+    h, w = 300, 200
+    skin, cloth, wall = (224, 172, 140), (40, 50, 130), (90, 140, 90)
+    image = np.empty((h, w, 3), np.uint8)
+    image[:] = wall
+    ys, xs = np.mgrid[:h, :w]
+    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
+    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
+    trunk = (abs(xs - 100) < 30) & (ys > 60) & (ys < 220)
+    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 222) & (ys < 285)
+    floor = (xs < 40) & (ys > 240)  # skin-coloured, far from both legs
+    image[face | arm | shins | floor] = skin
+    image[trunk] = cloth
+    person = torch.from_numpy(face | arm | trunk)  # the mask misses the shins
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
+    plan = plan_prompts(prompts, grow_skin=True)
+
+    def predict(crops):
+        scores = torch.zeros(len(plan.prompts), h, w)
+        scores[plan.prompts.index("person")] = person.float()
+        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
+        scores[plan.prompts.index("left arm")][torch.from_numpy(arm)] = 0.9
+        scores[plan.prompts.index("pants")][torch.from_numpy(trunk & (ys > 160))] = 0.9
+        return [scores[:, :crops[0].shape[0], :crops[0].shape[1]]]
+
+    def legs(support: float) -> np.ndarray:
+        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1, limb_support=support)
+        people = PersonDetections(boxes=[[0, 0, w, h]], scores=[0.9], keypoints=detections.keypoints)
+        persons, _ = parse_top_down(image, people, predict, plan, prompts.index("person"), config)
+        parts = {p.label: p.mask.numpy() for p in persons[0].parts}
+        return sum((parts[leg] for leg in ("left leg", "right leg") if leg in parts), np.zeros((h, w), bool))
+
+    grown = legs(TopDownConfig().limb_support)
+    assert grown[shins].sum() > 0.6 * shins.sum() and not grown[floor].any() and not grown[trunk].any()
+    assert not legs(0.0)[shins].any()
+
+
 def test_a_bare_forearm_the_parser_missed_grows_but_not_under_a_sleeve():
     """Arms grow by skin colour too: the bare right forearm the parser left unlabelled becomes the right arm; a
     skin-coloured sleeve on the upper arm does not, where a garment that covers arms ("shirt") claims it."""
