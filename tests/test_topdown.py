@@ -456,6 +456,47 @@ def test_bare_shins_the_person_mask_misses_grow_where_the_pose_is_sure_of_the_le
     assert not legs(0.0)[shins].any()
 
 
+def test_a_bare_thigh_the_parser_calls_a_top_becomes_the_leg_a_top_of_skin_colour_stays():
+    """The parser labels a bare thigh "upper clothes" (a garment that does not cover legs): of the person's skin
+    colour while the rest of the top is not, it becomes the leg; when the whole top has the skin's colour (a beige
+    tunic over the thighs) it stays the top."""
+    h, w = 300, 200
+    skin, shirt, wall = (224, 172, 140), (30, 30, 30), (90, 140, 90)
+    ys, xs = np.mgrid[:h, :w]
+    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
+    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
+    trunk = (abs(xs - 100) < 30) & (ys > 60) & (ys < 170)
+    thigh = (abs(xs - 117) < 8) & (ys >= 178) & (ys < 215)
+    person = torch.from_numpy(face | arm | trunk | thigh)
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "upper clothes", "person"]
+    plan = plan_prompts(prompts, grow_skin=True)
+    assert plan.prompts.index("upper clothes") not in plan.hidden
+
+    def predict(crops):
+        scores = torch.zeros(len(plan.prompts), h, w)
+        scores[plan.prompts.index("person")] = person.float()
+        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
+        scores[plan.prompts.index("left arm")][torch.from_numpy(arm)] = 0.9
+        scores[plan.prompts.index("upper clothes")][torch.from_numpy(trunk | thigh)] = 0.8
+        return [scores[:, 10:10 + crops[0].shape[0], 40:40 + crops[0].shape[1]]]
+
+    def parts(top: tuple[int, int, int], over_guard: float = TopDownConfig().skin_over_guard) -> dict:
+        image = np.empty((h, w, 3), np.uint8)
+        image[:] = wall
+        image[face | arm | thigh] = skin
+        image[trunk] = top
+        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1, skin_over_guard=over_guard)
+        persons, _ = parse_top_down(image, detections, predict, plan, prompts.index("person"), config)
+        return {p.label: p.mask.numpy() for p in persons[0].parts}
+
+    dark = parts(shirt)
+    assert dark["left leg"][thigh].sum() > 0.8 * thigh.sum() and not dark["left leg"][trunk].any()
+    assert dark["upper clothes"][trunk].all()
+    assert "left leg" not in parts(shirt, over_guard=0.0)
+    assert "left leg" not in parts(skin)  # the whole top is of the skin's colour: a tunic, not a thigh
+
+
 def test_a_bare_forearm_the_parser_missed_grows_but_not_under_a_sleeve():
     """Arms grow by skin colour too: the bare right forearm the parser left unlabelled becomes the right arm; a
     skin-coloured sleeve on the upper arm does not, where a garment that covers arms ("shirt") claims it."""

@@ -34,7 +34,8 @@ never reported:
   (:mod:`.skin`), become that limb, unless a garment that covers it (:data:`LEG_GARMENTS`,
   :data:`ARM_GARMENTS`, scored hidden and kept out of the others' softmax) claims them — where that garment is
   mostly not of the skin's colour, pixels very close to it still grow (``skin_over_guard``: a shin in shadow
-  the parser calls "pants"); skin around a hand never grows into a leg, nor does a piece lying across the leg
+  the parser calls "pants"), and so do the pixels of a garment that does not cover that limb (a bare thigh the
+  parser calls "upper clothes"); skin around a hand never grows into a leg, nor does a piece lying across the leg
   (:data:`ACROSS_LIMB`: the edge of a desk).
 * **similar garments compete together**: the prompts of one coarse group (:data:`POOLED_GARMENTS`: upper-body
   clothes with outerwear; lower-body clothes) share the grounding softmax, so where their summed score beats every
@@ -564,8 +565,10 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
     # where each limb may grow: not under a garment that covers it
     free = {limb: (_best_of(scores, idx) < GUARD_SCORE) if idx else torch.ones(labels.shape, dtype=torch.bool)
             for limb, idx in plan.covers.items()}
+    worn = {limb: torch.from_numpy(np.isin(labels.numpy(), [i + 1 for i in idx])) for limb, idx in plan.covers.items()}
     if over_guard > 0:
         _skin_under_guard(free, crop, seeds, candidates, person, over_guard)
+        candidates = candidates | _misworn_skin(labels, crop, seeds, person, plan.covers, over_guard)
     if "leg" in free:
         free["leg"] &= ~hands
     if not free:
@@ -593,7 +596,7 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
         limb = name.split()[-1] if name else ""
         if limb not in free:
             continue
-        claimed = (split == k) & free[limb]
+        claimed = (split == k) & free[limb] & ~worn[limb]  # never over a garment the parser put on this limb
         if limb == "leg" and capsules[name]:
             claimed &= torch.from_numpy(_along_limb(claimed.numpy(), capsules[name], origin))
         labels[claimed] = target[name] + 1
@@ -616,6 +619,30 @@ def _skin_under_guard(free: dict[str, torch.Tensor], crop: np.ndarray, seeds: to
         guarded = ~f & on_person
         if int(guarded.sum()) and int((strong & guarded).sum()) <= OVER_GUARD_SHARE * int(guarded.sum()):
             free[limb] = f | (strong & candidates)
+
+
+def _misworn_skin(labels: torch.Tensor, crop: np.ndarray, seeds: torch.Tensor, person: torch.Tensor,
+                  covers: dict[str, list[int]], distance: float) -> torch.Tensor:
+    """Bool crop-local mask: the person's pixels the parser labelled with a garment (any of ``covers``) that are
+    within ``distance`` standard deviations of the colour of its found skin (``seeds``) — a bare thigh the parser
+    calls "upper clothes" — for the garments at most :data:`OVER_GUARD_SHARE` of whose pixels on the person are of
+    that colour. The caller grows them only into a limb that garment does not cover."""
+    out = torch.zeros(labels.shape, dtype=torch.bool)
+    if int(seeds.sum()) < MIN_SEED_PIXELS:
+        return out
+    on_person = (person > 0.5).numpy()
+    garments = sorted({i for idx in covers.values() for i in idx})
+    dressed = np.isin(labels.numpy(), [i + 1 for i in garments]) & on_person
+    if not dressed.any():
+        return out
+    strong = skin_colour_mask(crop, seeds.numpy(), dressed, max_distance=distance)
+    flat = labels.numpy()
+    for i in garments:
+        pixels = dressed & (flat == i + 1)
+        count = int(pixels.sum())
+        if count and int((strong & pixels).sum()) <= OVER_GUARD_SHARE * count:
+            out |= torch.from_numpy(strong & pixels)
+    return out
 
 
 def _along_limb(mask: np.ndarray, segments: list[tuple[np.ndarray, np.ndarray]], origin: tuple[int, int]
