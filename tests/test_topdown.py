@@ -415,24 +415,27 @@ def test_a_bare_shin_the_parser_calls_trousers_grows_unless_the_photo_has_no_col
     assert not legs(grey, TopDownConfig().skin_over_guard)[shins].any()
 
 
-def test_bare_shins_the_person_mask_misses_grow_where_the_pose_is_sure_of_the_legs():
-    """The person mask stops at the knees (BlazePose's often does at bare shins), but the pose is sure of both
-    legs: the shins, of the person's skin colour, grow into the legs within the limb band; with
-    ``limb_support=0`` (no band) they stay unlabelled, and the skin-coloured floor beyond the band never grows."""
+def test_a_forearm_the_person_mask_misses_grows_in_the_limb_band_legs_and_loose_patches_do_not():
+    """The person mask stops at the right elbow (BlazePose's often does at raised or stretched forearms), but the
+    pose is sure of the arm: the forearm, continuing the elbow's skin, grows into the right arm within the limb
+    band. Not so a skin-coloured patch along the raised left forearm that touches no skin inside the mask, nor
+    shins outside the mask (legs grow only inside it: the pose guesses legs behind a wooden desk). With
+    ``limb_support=0`` (no band) the forearm stays unlabelled."""
     h, w = 300, 200
     skin, cloth, wall = (224, 172, 140), (40, 50, 130), (90, 140, 90)
     image = np.empty((h, w, 3), np.uint8)
     image[:] = wall
     ys, xs = np.mgrid[:h, :w]
     face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
-    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
     trunk = (abs(xs - 100) < 30) & (ys > 60) & (ys < 220)
-    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 222) & (ys < 285)
-    floor = (xs < 40) & (ys > 240)  # skin-coloured, far from both legs
-    image[face | arm | shins | floor] = skin
+    forearm = (abs(xs - 63) < 5) & (ys >= 112) & (ys < 158)
+    elbow = forearm & (ys < 126)
+    patch = (abs(xs - 140) < 4) & (ys >= 22) & (ys < 48)  # along the raised left forearm, apart from any skin
+    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 236) & (ys < 285)
+    image[face | forearm | patch | shins] = skin
     image[trunk] = cloth
-    person = torch.from_numpy(face | arm | trunk)  # the mask misses the shins
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    person = torch.from_numpy(face | trunk | elbow)  # the mask stops at the elbow and the hips
+    detections = PersonDetections(boxes=[[0, 0, w, h]], scores=[0.9], keypoints=_figure()[None])
     prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
     plan = plan_prompts(prompts, grow_skin=True)
 
@@ -440,20 +443,59 @@ def test_bare_shins_the_person_mask_misses_grow_where_the_pose_is_sure_of_the_le
         scores = torch.zeros(len(plan.prompts), h, w)
         scores[plan.prompts.index("person")] = person.float()
         scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
-        scores[plan.prompts.index("left arm")][torch.from_numpy(arm)] = 0.9
         scores[plan.prompts.index("pants")][torch.from_numpy(trunk & (ys > 160))] = 0.9
         return [scores[:, :crops[0].shape[0], :crops[0].shape[1]]]
 
-    def legs(support: float) -> np.ndarray:
+    def parts(support: float) -> dict:
         config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1, limb_support=support)
-        people = PersonDetections(boxes=[[0, 0, w, h]], scores=[0.9], keypoints=detections.keypoints)
-        persons, _ = parse_top_down(image, people, predict, plan, prompts.index("person"), config)
-        parts = {p.label: p.mask.numpy() for p in persons[0].parts}
-        return sum((parts[leg] for leg in ("left leg", "right leg") if leg in parts), np.zeros((h, w), bool))
+        persons, _ = parse_top_down(image, detections, predict, plan, prompts.index("person"), config)
+        return {p.label: p.mask.numpy() for p in persons[0].parts}
 
-    grown = legs(TopDownConfig().limb_support)
-    assert grown[shins].sum() > 0.6 * shins.sum() and not grown[floor].any() and not grown[trunk].any()
-    assert not legs(0.0)[shins].any()
+    grown = parts(TopDownConfig().limb_support)
+    assert grown["right arm"][forearm & ~elbow].sum() > 0.6 * (forearm & ~elbow).sum()
+    assert not any(grown[part][patch].any() for part in grown)
+    assert not any(grown[leg][shins].any() for leg in ("left leg", "right leg") if leg in grown)
+    assert not parts(0.0).get("right arm", np.zeros((h, w), bool))[forearm & ~elbow].any()
+
+
+def test_skin_grows_by_the_persons_own_skin_colour_not_a_neighbours_in_the_crop():
+    """A neighbour's raised arm inside the crop (off the person's mask) is labelled skin too; its colour (a dark
+    brown) must not enter the person's skin colour: the person's unlabelled shins of that brown (a wooden bench
+    behind pale legs) do not grow, while the same shins in the person's own skin colour do."""
+    h, w = 300, 200
+    pale, brown, wall = (236, 196, 170), (120, 60, 30), (90, 140, 90)
+    ys, xs = np.mgrid[:h, :w]
+    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
+    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
+    neighbour = (abs(xs - 8) < 6) & (ys > 20) & (ys < 200)
+    trunk = (abs(xs - 100) < 30) & (ys > 60) & (ys < 220)
+    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 236) & (ys < 285)
+    person = torch.from_numpy(face | arm | trunk | shins)
+    detections = PersonDetections(boxes=[[0, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
+    plan = plan_prompts(prompts, grow_skin=True)
+
+    def predict(crops):
+        scores = torch.zeros(len(plan.prompts), h, w)
+        scores[plan.prompts.index("person")] = person.float()
+        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
+        scores[plan.prompts.index("left arm")][torch.from_numpy(arm | neighbour)] = 0.9
+        return [scores[:, 10:10 + crops[0].shape[0], :crops[0].shape[1]]]
+
+    def grown(shin_colour: tuple[int, int, int]) -> int:
+        image = np.empty((h, w, 3), np.uint8)
+        image[:] = wall
+        image[face | arm] = pale
+        image[neighbour | shins] = brown
+        image[shins] = shin_colour
+        image[trunk] = (40, 50, 130)
+        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
+        persons, _ = parse_top_down(image, detections, predict, plan, prompts.index("person"), config)
+        parts = {p.label: p.mask.numpy() for p in persons[0].parts}
+        return sum(int(parts[leg][shins].sum()) for leg in ("left leg", "right leg") if leg in parts)
+
+    assert grown(pale) > 0.8 * shins.sum()
+    assert grown(brown) == 0
 
 
 def test_a_bare_thigh_the_parser_calls_a_top_becomes_the_leg_a_top_of_skin_colour_stays():

@@ -117,6 +117,9 @@ ARM_GARMENTS = ("upper clothes", "shirt", "t-shirt", "sweater", "jacket", "coat"
 """What covers arms: skin never grows into an arm where one of these scores :data:`GUARD_SCORE` or more."""
 COVERING = {"leg": LEG_GARMENTS, "arm": ARM_GARMENTS}
 GUARD_SCORE = 0.4
+SURROUNDINGS_SHARE = 0.5
+"""A piece of the skin's colour more than this share off the person is the surroundings, not skin
+(:func:`_skin_coloured_surroundings`)."""
 OVER_GUARD_SHARE = 0.5
 """Skin overrides a garment's guard (``TopDownConfig.skin_over_guard``) only for a limb whose guarded pixels on the
 person are at most this share of the skin's colour: more, and the garment itself has the skin's colour (a beige
@@ -545,17 +548,21 @@ def _misnamed_hands(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarr
 def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, crop: np.ndarray, person: torch.Tensor,
                plan: ScoringPlan,
                keypoints: np.ndarray | None, origin: tuple[int, int], threshold: float, distance: float,
-               max_radii: float, over_guard: float = 0.0) -> None:
+               max_radii: float, over_guard: float = 0.0, sure: torch.Tensor | None = None) -> None:
     """In crop-local ``labels``: the person's own pixels (``person`` probability > 0.5) the parser left as
     background, near one of its limbs (``max_radii`` capsule radii) and of the colour of the skin the parser did
     find there, become the body part the pose places them in (in place); their score in ``best`` is the mean
     score of that skin. Not under a garment that covers the limb, unless within ``over_guard`` standard deviations
-    of that colour (:func:`_skin_under_guard`)."""
+    of that colour (:func:`_skin_under_guard`). ``sure``: the person mask proper (without the limb band), where
+    given: legs grow only inside it (the pose guesses legs behind a desk of the skin's colour: the bundled group
+    photo), arms also in the band, where they continue the person's skin inside it (:func:`_unanchored_growth`)."""
     if keypoints is None or not plan.body or distance <= 0:
         return
     seeds = torch.zeros(labels.shape, dtype=torch.bool)
     for i in plan.skin:
         seeds |= labels == i + 1
+    seeds &= person > 0.5  # the person's own skin: a neighbour's arm in the crop has another colour
+    before, before_best = labels.clone(), best.clone()
     candidates = (labels == 0) & (person > 0.5)
     hands = torch.zeros(labels.shape, dtype=torch.bool)
     for wrist, elbow in ((9, 7), (10, 8)):  # hands are arms: skin there never grows into a leg
@@ -567,7 +574,8 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
             for limb, idx in plan.covers.items()}
     worn = {limb: torch.from_numpy(np.isin(labels.numpy(), [i + 1 for i in idx])) for limb, idx in plan.covers.items()}
     if over_guard > 0:
-        _skin_under_guard(free, crop, seeds, candidates, person, over_guard)
+        asked = {limb: [i for i in idx if i not in plan.aside] for limb, idx in plan.covers.items()}
+        _skin_under_guard(free, scores, asked, crop, seeds, candidates, person, over_guard)
         candidates = candidates | _misworn_skin(labels, crop, seeds, person, plan.covers, over_guard)
     if "leg" in free:
         free["leg"] &= ~hands
@@ -577,6 +585,7 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
     if not bool(candidates.any()):
         return
     grown = skin_colour_mask(crop, seeds.numpy(), candidates.numpy(), max_distance=distance)
+    grown &= ~_skin_coloured_surroundings(crop, seeds, person, distance)
     scale = body_scale(keypoints, threshold)
     if not grown.any() or scale is None:
         return
@@ -597,19 +606,62 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
         if limb not in free:
             continue
         claimed = (split == k) & free[limb] & ~worn[limb]  # never over a garment the parser put on this limb
+        if limb == "leg" and sure is not None:  # legs only inside the mask: the pose guesses legs behind a desk
+            claimed &= sure
         if limb == "leg" and capsules[name]:
             claimed &= torch.from_numpy(_along_limb(claimed.numpy(), capsules[name], origin))
         labels[claimed] = target[name] + 1
         best[claimed] = seed_score
+    if sure is not None:
+        _unanchored_growth(labels, before, best, before_best, sure, plan)
 
 
-def _skin_under_guard(free: dict[str, torch.Tensor], crop: np.ndarray, seeds: torch.Tensor,
-                      candidates: torch.Tensor, person: torch.Tensor, distance: float) -> None:
+def _skin_coloured_surroundings(crop: np.ndarray, seeds: torch.Tensor, person: torch.Tensor, distance: float
+                                ) -> np.ndarray:
+    """Bool crop-local mask: the connected pieces of the skin's colour (within ``distance`` standard deviations of
+    the ``seeds``' chromaticity, anywhere in the crop) lying mostly (more than :data:`SURROUNDINGS_SHARE`) off the
+    person (``person`` <= 0.5): a wooden desk in front of the legs, whose part inside the person's mask is no skin
+    either."""
+    everywhere = skin_colour_mask(crop, seeds.numpy(), np.ones(crop.shape[:2], dtype=bool), max_distance=distance)
+    if not everywhere.any():
+        return everywhere
+    pieces, count = ndimage.label(everywhere)
+    off = np.bincount(pieces[(person <= 0.5).numpy()], minlength=count + 1)
+    sizes = np.bincount(pieces.ravel(), minlength=count + 1)
+    drop = off > SURROUNDINGS_SHARE * sizes
+    drop[0] = False
+    return drop[pieces]
+
+
+def _unanchored_growth(labels: torch.Tensor, before: torch.Tensor, best: torch.Tensor, before_best: torch.Tensor,
+                       sure: torch.Tensor, plan: ScoringPlan) -> None:
+    """Undo (in place) skin grown outside the person mask proper (``sure``: the limb band only) in connected pieces
+    of bare skin that hold no skin inside the mask: a shin BlazePose's mask stopped short of continues the knee's
+    skin, the corner of a wooden desk across legs the pose guessed behind it continues nothing."""
+    skin_ids = torch.tensor([i + 1 for i in plan.skin] + [i + 1 for i in plan.body], dtype=labels.dtype)
+    skin = torch.isin(labels, skin_ids).numpy()
+    outside = ((labels != before) & ~sure).numpy()
+    if not outside.any():
+        return
+    pieces, count = ndimage.label(skin)
+    anchored = np.zeros(count + 1, dtype=bool)
+    anchored[np.unique(pieces[skin & sure.numpy()])] = True
+    anchored[0] = False
+    undo = torch.from_numpy(outside & ~anchored[pieces])
+    labels[undo] = before[undo]
+    best[undo] = before_best[undo]
+
+
+def _skin_under_guard(free: dict[str, torch.Tensor], scores: torch.Tensor, asked: dict[str, list[int]],
+                      crop: np.ndarray, seeds: torch.Tensor, candidates: torch.Tensor, person: torch.Tensor,
+                      distance: float) -> None:
     """Widen each limb's ``free`` mask (in place) to the ``candidates`` within ``distance`` standard deviations of the
-    colour of the person's found skin (``seeds``), even where a garment that covers the limb scores
-    :data:`GUARD_SCORE`: on real photos the parser calls a bare shin in shadow "pants". Not for a limb whose guarded
-    pixels on the person are more than :data:`OVER_GUARD_SHARE` of that colour (a garment of the skin's colour, or
-    a black-and-white photo, where everything is)."""
+    colour of the person's found skin (``seeds``), even where a hidden garment that covers the limb scores
+    :data:`GUARD_SCORE`: on real photos the parser calls a bare shin in shadow "pants". A garment the user asked for
+    (``asked``: per limb, its covering columns that are prompts) still guards: the parser weighed it against the
+    background there, and beige trousers have the skin's colour. Not for a limb whose guarded pixels on the person
+    are more than :data:`OVER_GUARD_SHARE` of that colour (a garment of the skin's colour, or a black-and-white
+    photo, where everything is)."""
     if not free or int(seeds.sum()) < MIN_SEED_PIXELS:
         return
     on_person = person > 0.5
@@ -618,7 +670,8 @@ def _skin_under_guard(free: dict[str, torch.Tensor], crop: np.ndarray, seeds: to
     for limb, f in free.items():
         guarded = ~f & on_person
         if int(guarded.sum()) and int((strong & guarded).sum()) <= OVER_GUARD_SHARE * int(guarded.sum()):
-            free[limb] = f | (strong & candidates)
+            unasked = _best_of(scores, asked[limb]) < GUARD_SCORE if asked.get(limb) else torch.ones_like(f)
+            free[limb] = f | (strong & candidates & unasked)
 
 
 def _misworn_skin(labels: torch.Tensor, crop: np.ndarray, seeds: torch.Tensor, person: torch.Tensor,
@@ -1115,7 +1168,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         _name_skin(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
         _misnamed_hands(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
         _grow_skin(labels, best, scores, crops[k], probs, plan, keypoints, (x0, y0), config.keypoint_threshold,
-                   config.skin_colour, config.skin_radii, config.skin_over_guard)
+                   config.skin_colour, config.skin_radii, config.skin_over_guard, sure=mask_probs > 0.5)
         if config.person_fill > 0:  # after bare skin is grown: the garments take what the skin did not
             _complete_person(labels, best, scores, competing, pooled, garments, mask_probs, config.person_fill)
         _side_footwear(labels, scores, plan, keypoints, (x0, y0), config.keypoint_threshold)
