@@ -458,6 +458,45 @@ def test_a_forearm_the_person_mask_misses_grows_in_the_limb_band_legs_and_loose_
     assert not parts(0.0).get("right arm", np.zeros((h, w), bool))[forearm & ~elbow].any()
 
 
+def test_a_desk_of_the_skins_colour_in_front_of_the_legs_is_not_grown_into_them():
+    """A wooden desk of the skin's colour spans the crop in front of the legs; the person mask holds the part in
+    front of each leg (leg-shaped, so no rule on shapes rejects it). That piece of the skin's colour lies mostly off
+    the person: it is the surroundings, not shins, and nothing grows; the same leg-shaped pixels without the rest of
+    the desk are shins and grow."""
+    h, w = 300, 200
+    skin, cloth, wall = (224, 172, 140), (40, 50, 130), (90, 140, 90)
+    ys, xs = np.mgrid[:h, :w]
+    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
+    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
+    trunk = (abs(xs - 100) < 30) & (ys > 60) & (ys < 236)
+    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 236) & (ys < 285)
+    desk = (ys >= 236) & (ys < 285)
+    person = torch.from_numpy(face | arm | trunk | shins)
+    detections = PersonDetections(boxes=[[0, 10, w, 295]], scores=[0.9], keypoints=_figure()[None])
+    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
+    plan = plan_prompts(prompts, grow_skin=True)
+
+    def predict(crops):
+        scores = torch.zeros(len(plan.prompts), h, w)
+        scores[plan.prompts.index("person")] = person.float()
+        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
+        scores[plan.prompts.index("left arm")][torch.from_numpy(arm)] = 0.9
+        return [scores[:, 10:10 + crops[0].shape[0], :crops[0].shape[1]]]
+
+    def legs(skin_coloured: np.ndarray) -> int:
+        image = np.empty((h, w, 3), np.uint8)
+        image[:] = wall
+        image[face | arm | skin_coloured] = skin
+        image[trunk] = cloth
+        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
+        persons, _ = parse_top_down(image, detections, predict, plan, prompts.index("person"), config)
+        parts = {p.label: p.mask.numpy() for p in persons[0].parts}
+        return sum(int(parts[leg].sum()) for leg in ("left leg", "right leg") if leg in parts)
+
+    assert legs(shins) > 0.8 * shins.sum()
+    assert legs(desk) == 0
+
+
 def test_skin_grows_by_the_persons_own_skin_colour_not_a_neighbours_in_the_crop():
     """A neighbour's raised arm inside the crop (off the person's mask) is labelled skin too; its colour (a dark
     brown) must not enter the person's skin colour: the person's unlabelled shins of that brown (a wooden bench
