@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spectrum_parsing.skin import MIN_SEED_PIXELS, chroma, skin_colour_mask
+from spectrum_parsing.skin import MIN_SEED_PIXELS, chroma, skin_colour_distance, skin_colour_mask
 
 
 def test_same_chroma_in_shadow_is_skin_other_colours_are_not():
@@ -52,3 +52,22 @@ def test_on_a_black_and_white_photo_grey_seeds_still_grow():
     seeds = np.zeros(image.shape[:2], bool)
     seeds[:, :10] = True
     assert skin_colour_mask(image, seeds, ~seeds)[:, 10:].all()
+
+
+def test_one_distance_map_gives_every_threshold_of_the_mask():
+    """``skin_colour_distance(image, seeds) <= t`` is ``skin_colour_mask`` at ``max_distance=t`` with every pixel
+    a candidate, for any t: one colour model per person serves every rule that thresholds it."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    image[:10, :20] = (210, 160, 130) + rng.integers(-12, 13, (10, 20, 3))  # a noisy skin patch: the seeds
+    seeds = np.zeros(image.shape[:2], bool)
+    seeds[:10, :20] = True
+    distance = skin_colour_distance(image, seeds)
+    assert distance is not None and distance.shape == image.shape[:2]
+    everywhere = np.ones(image.shape[:2], bool)
+    for t in (0.5, 1.0, 1.5, 3.0):
+        assert np.array_equal(distance <= t, skin_colour_mask(image, seeds, everywhere, max_distance=t))
+    assert np.isinf(distance[(image[..., 0] < 60) & (image[..., 2] > 200)]).all()  # blue: less red than skin
+    few = np.zeros_like(seeds)
+    few.flat[: MIN_SEED_PIXELS - 1] = True
+    assert skin_colour_distance(image, few) is None

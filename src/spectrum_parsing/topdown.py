@@ -88,7 +88,7 @@ from .limbs import (
 from .persons import PersonDetections
 from .processor import PersonCandidate, SpectrumImageProcessor, assemble_persons
 from .results import PersonInstance
-from .skin import MIN_SEED_PIXELS, skin_colour_mask
+from .skin import skin_colour_distance
 from .vocab import categories as vocabulary
 
 __all__ = ["BODY_PART_SOURCES", "DERIVED_PARTS", "FILLED_KEYPOINTS", "PERSON_MASK_SOURCES", "ScoringPlan",
@@ -570,22 +570,29 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
         if min(w[2], e[2]) >= threshold and float(np.hypot(*(w[:2] - e[:2]))) >= 3:
             hands |= torch.from_numpy(hand_zone(tuple(labels.shape), w[:2], e[:2], back=0.15, origin=origin))
     # where each limb may grow: not under a garment that covers it
-    free = {limb: (_best_of(scores, idx) < GUARD_SCORE) if idx else torch.ones(labels.shape, dtype=torch.bool)
-            for limb, idx in plan.covers.items()}
+    if not plan.covers:
+        return
+    # asked: no garment the user prompted covers the pixel; free: no covering garment at all (hidden ones too)
+    asked, free = {}, {}
+    for limb, idx in plan.covers.items():
+        shown = [i for i in idx if i not in plan.aside]
+        hidden = [i for i in idx if i in plan.aside]
+        asked[limb] = _best_of(scores, shown) < GUARD_SCORE if shown else torch.ones(labels.shape, dtype=torch.bool)
+        free[limb] = asked[limb] & (_best_of(scores, hidden) < GUARD_SCORE) if hidden else asked[limb].clone()
+    colour = skin_colour_distance(crop, seeds.numpy())  # one colour model per person, every threshold from it
+    if colour is None:
+        return
     worn = {limb: torch.from_numpy(np.isin(labels.numpy(), [i + 1 for i in idx])) for limb, idx in plan.covers.items()}
     if over_guard > 0:
-        asked = {limb: [i for i in idx if i not in plan.aside] for limb, idx in plan.covers.items()}
-        _skin_under_guard(free, scores, asked, crop, seeds, candidates, person, over_guard)
-        candidates = candidates | _misworn_skin(labels, crop, seeds, person, plan.covers, over_guard)
+        _skin_under_guard(free, asked, colour, candidates, person, over_guard)
+        candidates = candidates | _misworn_skin(labels, colour, person, plan.covers, over_guard)
     if "leg" in free:
         free["leg"] &= ~hands
-    if not free:
-        return
     candidates &= torch.stack(list(free.values())).any(0)
     if not bool(candidates.any()):
         return
-    grown = skin_colour_mask(crop, seeds.numpy(), candidates.numpy(), max_distance=distance)
-    grown &= ~_skin_coloured_surroundings(crop, seeds, person, distance)
+    skin_coloured = colour <= distance
+    grown = skin_coloured & candidates.numpy() & ~_skin_coloured_surroundings(skin_coloured, person)
     scale = body_scale(keypoints, threshold)
     if not grown.any() or scale is None:
         return
@@ -616,16 +623,13 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
         _unanchored_growth(labels, before, best, before_best, sure, plan)
 
 
-def _skin_coloured_surroundings(crop: np.ndarray, seeds: torch.Tensor, person: torch.Tensor, distance: float
-                                ) -> np.ndarray:
-    """Bool crop-local mask: the connected pieces of the skin's colour (within ``distance`` standard deviations of
-    the ``seeds``' chromaticity, anywhere in the crop) lying mostly (more than :data:`SURROUNDINGS_SHARE`) off the
-    person (``person`` <= 0.5): a wooden desk in front of the legs, whose part inside the person's mask is no skin
-    either."""
-    everywhere = skin_colour_mask(crop, seeds.numpy(), np.ones(crop.shape[:2], dtype=bool), max_distance=distance)
-    if not everywhere.any():
-        return everywhere
-    pieces, count = ndimage.label(everywhere)
+def _skin_coloured_surroundings(skin_coloured: np.ndarray, person: torch.Tensor) -> np.ndarray:
+    """Bool crop-local mask: the connected pieces of ``skin_coloured`` (the pixels of the person's skin colour,
+    anywhere in the crop) lying mostly (more than :data:`SURROUNDINGS_SHARE`) off the person (``person`` <= 0.5):
+    a wooden desk in front of the legs, whose part inside the person's mask is no skin either."""
+    if not skin_coloured.any():
+        return skin_coloured
+    pieces, count = ndimage.label(skin_coloured)
     off = np.bincount(pieces[(person <= 0.5).numpy()], minlength=count + 1)
     sizes = np.bincount(pieces.ravel(), minlength=count + 1)
     drop = off > SURROUNDINGS_SHARE * sizes
@@ -652,43 +656,37 @@ def _unanchored_growth(labels: torch.Tensor, before: torch.Tensor, best: torch.T
     best[undo] = before_best[undo]
 
 
-def _skin_under_guard(free: dict[str, torch.Tensor], scores: torch.Tensor, asked: dict[str, list[int]],
-                      crop: np.ndarray, seeds: torch.Tensor, candidates: torch.Tensor, person: torch.Tensor,
-                      distance: float) -> None:
+def _skin_under_guard(free: dict[str, torch.Tensor], asked: dict[str, torch.Tensor], colour: np.ndarray,
+                      candidates: torch.Tensor, person: torch.Tensor, distance: float) -> None:
     """Widen each limb's ``free`` mask (in place) to the ``candidates`` within ``distance`` standard deviations of the
-    colour of the person's found skin (``seeds``), even where a hidden garment that covers the limb scores
-    :data:`GUARD_SCORE`: on real photos the parser calls a bare shin in shadow "pants". A garment the user asked for
-    (``asked``: per limb, its covering columns that are prompts) still guards: the parser weighed it against the
-    background there, and beige trousers have the skin's colour. Not for a limb whose guarded pixels on the person
-    are more than :data:`OVER_GUARD_SHARE` of that colour (a garment of the skin's colour, or a black-and-white
-    photo, where everything is)."""
-    if not free or int(seeds.sum()) < MIN_SEED_PIXELS:
-        return
+    colour of the person's found skin (``colour``: each pixel's distance to it), even where a hidden garment that
+    covers the limb scores :data:`GUARD_SCORE`: on real photos the parser calls a bare shin in shadow "pants". A
+    garment the user asked for still guards (``asked``: per limb, where none of them scores that much): the parser
+    weighed it against the background there, and beige trousers have the skin's colour. Not for a limb whose
+    guarded pixels on the person are more than :data:`OVER_GUARD_SHARE` of that colour (a garment of the skin's
+    colour, or a black-and-white photo, where everything is)."""
     on_person = person > 0.5
-    strong = torch.from_numpy(skin_colour_mask(crop, seeds.numpy(), (candidates | on_person).numpy(),
-                                               max_distance=distance))
+    strong = torch.from_numpy(colour <= distance)
     for limb, f in free.items():
         guarded = ~f & on_person
         if int(guarded.sum()) and int((strong & guarded).sum()) <= OVER_GUARD_SHARE * int(guarded.sum()):
-            unasked = _best_of(scores, asked[limb]) < GUARD_SCORE if asked.get(limb) else torch.ones_like(f)
-            free[limb] = f | (strong & candidates & unasked)
+            free[limb] = f | (strong & candidates & asked[limb])
 
 
-def _misworn_skin(labels: torch.Tensor, crop: np.ndarray, seeds: torch.Tensor, person: torch.Tensor,
-                  covers: dict[str, list[int]], distance: float) -> torch.Tensor:
+def _misworn_skin(labels: torch.Tensor, colour: np.ndarray, person: torch.Tensor, covers: dict[str, list[int]],
+                  distance: float) -> torch.Tensor:
     """Bool crop-local mask: the person's pixels the parser labelled with a garment (any of ``covers``) that are
-    within ``distance`` standard deviations of the colour of its found skin (``seeds``) — a bare thigh the parser
-    calls "upper clothes" — for the garments at most :data:`OVER_GUARD_SHARE` of whose pixels on the person are of
-    that colour. The caller grows them only into a limb that garment does not cover."""
+    within ``distance`` standard deviations of the colour of its found skin (``colour``: each pixel's distance to
+    it) — a bare thigh the parser calls "upper clothes" — for the garments at most :data:`OVER_GUARD_SHARE` of
+    whose pixels on the person are of that colour. The caller grows them only into a limb that garment does not
+    cover."""
     out = torch.zeros(labels.shape, dtype=torch.bool)
-    if int(seeds.sum()) < MIN_SEED_PIXELS:
-        return out
     on_person = (person > 0.5).numpy()
     garments = sorted({i for idx in covers.values() for i in idx})
     dressed = np.isin(labels.numpy(), [i + 1 for i in garments]) & on_person
     if not dressed.any():
         return out
-    strong = skin_colour_mask(crop, seeds.numpy(), dressed, max_distance=distance)
+    strong = colour <= distance
     flat = labels.numpy()
     for i in garments:
         pixels = dressed & (flat == i + 1)
