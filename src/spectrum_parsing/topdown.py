@@ -1009,7 +1009,7 @@ class TopDownConfig:
     competitors: str = "novel"
     # When the detector finds nobody, the parser's own whole-image people are used if one scores at least
     # fallback_score and covers fallback_share of the image (1.0: never; benchmarks/bench_persons.py).
-    fallback_score: float = 0.85
+    fallback_score: float = 0.8
     fallback_share: float = 0.15
     # Bare skin the parser missed (legs and arms, on real photos): the person's own unlabelled pixels within skin_radii
     # capsule radii of a limb and skin_colour standard deviations of the chromaticity of the skin the parser found
