@@ -550,38 +550,39 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
                keypoints: np.ndarray | None, origin: tuple[int, int], threshold: float, distance: float,
                max_radii: float, over_guard: float = 0.0, sure: torch.Tensor | None = None) -> None:
     """In crop-local ``labels``: the person's own pixels (``person`` probability > 0.5) the parser left as
-    background, near one of its limbs (``max_radii`` capsule radii) and of the colour of the skin the parser did
-    find there, become the body part the pose places them in (in place); their score in ``best`` is the mean
-    score of that skin. Not under a garment that covers the limb, unless within ``over_guard`` standard deviations
-    of that colour (:func:`_skin_under_guard`). ``sure``: the person mask proper (without the limb band), where
-    given: legs grow only inside it (the pose guesses legs behind a desk of the skin's colour: the bundled group
-    photo), arms also in the band, where they continue the person's skin inside it (:func:`_unanchored_growth`)."""
-    if keypoints is None or not plan.body or distance <= 0:
+    background, near one of its limbs (``max_radii`` capsule radii) and within ``distance`` standard deviations of
+    the colour of the person's own skin the parser did find, become the body part the pose places them in (in
+    place); their score in ``best`` is the mean score of that skin. Not under a garment that covers the limb,
+    unless within ``over_guard`` standard deviations of that colour (:func:`_skin_under_guard`); pixels under a
+    garment that does not cover the limb grow too (:func:`_misworn_skin`); pieces of that colour mostly off the
+    person never do (:func:`_skin_coloured_surroundings`). ``sure``: the person mask proper (without the limb band),
+    where given: legs grow only inside it (the pose guesses legs behind a desk of the skin's colour: the bundled
+    group photo), arms also in the band, where they continue the person's skin inside it
+    (:func:`_unanchored_growth`)."""
+    if keypoints is None or not plan.body or not plan.covers or distance <= 0:
         return
     seeds = torch.zeros(labels.shape, dtype=torch.bool)
     for i in plan.skin:
         seeds |= labels == i + 1
     seeds &= person > 0.5  # the person's own skin: a neighbour's arm in the crop has another colour
-    before, before_best = labels.clone(), best.clone()
+    colour = skin_colour_distance(crop, seeds.numpy())  # one colour model per person, every threshold from it
+    if colour is None:
+        return
+    before, before_best = (labels.clone(), best.clone()) if sure is not None else (labels, best)
     candidates = (labels == 0) & (person > 0.5)
     hands = torch.zeros(labels.shape, dtype=torch.bool)
     for wrist, elbow in ((9, 7), (10, 8)):  # hands are arms: skin there never grows into a leg
         w, e = keypoints[wrist], keypoints[elbow]
         if min(w[2], e[2]) >= threshold and float(np.hypot(*(w[:2] - e[:2]))) >= 3:
             hands |= torch.from_numpy(hand_zone(tuple(labels.shape), w[:2], e[:2], back=0.15, origin=origin))
-    # where each limb may grow: not under a garment that covers it
-    if not plan.covers:
-        return
-    # asked: no garment the user prompted covers the pixel; free: no covering garment at all (hidden ones too)
+    # where each limb may grow, not under a garment that covers it. asked: no garment the user prompted scores
+    # GUARD_SCORE there; free: none at all, hidden ones included
     asked, free = {}, {}
     for limb, idx in plan.covers.items():
         shown = [i for i in idx if i not in plan.aside]
         hidden = [i for i in idx if i in plan.aside]
         asked[limb] = _best_of(scores, shown) < GUARD_SCORE if shown else torch.ones(labels.shape, dtype=torch.bool)
         free[limb] = asked[limb] & (_best_of(scores, hidden) < GUARD_SCORE) if hidden else asked[limb].clone()
-    colour = skin_colour_distance(crop, seeds.numpy())  # one colour model per person, every threshold from it
-    if colour is None:
-        return
     worn = {limb: torch.from_numpy(np.isin(labels.numpy(), [i + 1 for i in idx])) for limb, idx in plan.covers.items()}
     if over_guard > 0:
         _skin_under_guard(free, asked, colour, candidates, person, over_guard)
