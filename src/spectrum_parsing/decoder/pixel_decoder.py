@@ -61,8 +61,10 @@ class MultiScaleDeformableAttention(nn.Module):
         # grid_sample's coordinates in [-1, 1]: 2 * (reference + offset / level size) - 1
         scale = torch.tensor([[2.0 / w, 2.0 / hh] for hh, w in shapes], device=query.device, dtype=query.dtype)
         grids = (offsets * scale[:, None, :] + (2 * reference_points - 1)[:, :, None, None, None, :])
-        grids = grids.permute(0, 2, 1, 3, 4, 5).reshape(b * h, nq, lv, pt, 2)
-        attn = weights.permute(0, 2, 1, 3, 4).reshape(b * h, 1, nq, lv, pt)
+        # points before queries (P, Nq): the sampler writes (B*h, hd, P, Nq), and the weighted sum over the P
+        # points then runs along rows of Nq values instead of rows of P = 4 (benchmarks/bench_kernels.py)
+        grids = grids.permute(0, 2, 3, 4, 1, 5).reshape(b * h, lv, pt, nq, 2)
+        attn = weights.permute(0, 2, 3, 4, 1).reshape(b * h, lv, 1, pt, nq)
         parts, start = [], 0
         for level, (lh, lw) in enumerate(shapes):
             # (B*h, hd, lh, lw) laid out channels-last (hd innermost, as the projection wrote it): one copy either
@@ -70,11 +72,11 @@ class MultiScaleDeformableAttention(nn.Module):
             # sampler and the multiply read faster than strided slices (same values)
             v = value[:, start:start + lh * lw].view(b, lh, lw, h, hd).permute(0, 3, 1, 2, 4)
             v = v.reshape(b * h, lh, lw, hd).permute(0, 3, 1, 2)
-            sampled = F.grid_sample(v, grids[:, :, level].contiguous(), mode="bilinear", padding_mode="zeros",
-                                    align_corners=False)  # (B*h, hd, Nq, P)
+            sampled = F.grid_sample(v, grids[:, level].contiguous(), mode="bilinear", padding_mode="zeros",
+                                    align_corners=False)  # (B*h, hd, P, Nq)
             # the attention-weighted sum over the P points (multiply and sum: no bmm-layout copy as einsum makes;
             # linalg.vecdot would not export to ONNX)
-            parts.append((sampled * attn[:, :, :, level].contiguous()).sum(-1))  # (B*h, hd, Nq)
+            parts.append((sampled * attn[:, level].contiguous()).sum(2))  # (B*h, hd, Nq)
             start += lh * lw
         out = parts[0]
         for part in parts[1:]:
