@@ -415,6 +415,47 @@ def test_a_bare_shin_the_parser_calls_trousers_grows_unless_the_photo_has_no_col
     assert not legs(grey, TopDownConfig().skin_over_guard)[shins].any()
 
 
+def test_a_garment_the_user_asked_for_still_guards_a_skin_coloured_shin():
+    """The parser scores "pants" 0.45 on skin-coloured shins: below the background threshold, so they are left
+    unlabelled either way. Hidden (the user asked for body parts only), that guard gives way to the skin's colour and
+    the shins become legs; asked for, it holds (the parser weighed the user's own prompt there: beige trousers)."""
+    h, w = 300, 200
+    skin, shorts, wall = (224, 172, 140), (60, 70, 150), (90, 140, 90)
+    image = np.empty((h, w, 3), np.uint8)
+    image[:] = wall
+    ys, xs = np.mgrid[:h, :w]
+    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
+    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
+    trunk = (abs(xs - 100) < 30) & (ys > 60) & (ys < 220)
+    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 222) & (ys < 285)
+    image[face | arm | shins] = skin
+    image[trunk] = shorts
+    person = torch.from_numpy(face | arm | trunk | shins)
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+
+    def legs(prompts: list[str]) -> int:
+        plan = plan_prompts(prompts, grow_skin=True)
+
+        def predict(crops):
+            scores = torch.zeros(len(plan.prompts), h, w)
+            scores[plan.prompts.index("person")] = person.float()
+            scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
+            scores[plan.prompts.index("left arm")][torch.from_numpy(arm)] = 0.9
+            scores[plan.prompts.index("upper clothes")][torch.from_numpy(trunk & (ys <= 160))] = 0.9
+            scores[plan.prompts.index("pants")][torch.from_numpy(trunk & (ys > 160))] = 0.9
+            scores[plan.prompts.index("pants")][torch.from_numpy(shins)] = 0.45
+            return [scores[:, 10:10 + crops[0].shape[0], 40:40 + crops[0].shape[1]]]
+
+        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
+        persons, _ = parse_top_down(image, detections, predict, plan, plan.prompts.index("person"), config)
+        parts = {p.label: p.mask.numpy() for p in persons[0].parts}
+        return sum(int(parts[leg][shins].sum()) for leg in ("left leg", "right leg") if leg in parts)
+
+    body = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
+    assert legs(body) > 0.8 * shins.sum()
+    assert legs([*body[:-1], "upper clothes", "pants", "person"]) == 0
+
+
 def test_a_forearm_the_person_mask_misses_grows_in_the_limb_band_legs_and_loose_patches_do_not():
     """The person mask stops at the right elbow (BlazePose's often does at raised or stretched forearms), but the
     pose is sure of the arm: the forearm, continuing the elbow's skin, grows into the right arm within the limb
