@@ -770,6 +770,28 @@ def test_a_dress_over_trousers_is_an_upper_garment(monkeypatch):
     assert parts(90) == {"dress": 120 * 60, "pants": 90 * 60}
 
 
+def test_a_sliver_of_dress_between_a_top_and_a_skirt_is_not_a_dress(monkeypatch):
+    """A thin band the parser calls "dress" at the waist, between a top and a skirt that holds at least
+    ``SKIRT_VOTE`` times its pixels, takes the best-scored of the top and the skirt; a dress whose lower part the
+    parser calls skirt (the skirt smaller than that) stays a dress."""
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+
+    def parts(dress_rows: int) -> dict:
+        def paint(scores, plan):
+            scores[plan.prompts.index("shirt"), 80:150, 70:130] = 0.8
+            scores[plan.prompts.index("dress"), 150:150 + dress_rows, 70:130] = 0.8
+            scores[plan.prompts.index("skirt"), 150:150 + dress_rows, 70:130] = 0.3  # the skirt scores next
+            scores[plan.prompts.index("skirt"), 150 + dress_rows:230, 70:130] = 0.8
+
+        persons = _parse(["shirt", "dress", "skirt", "person"], paint, detections)
+        return {p.label: p.area for p in persons[0].parts}
+
+    assert parts(5) == {"shirt": 70 * 60, "skirt": 80 * 60}  # 5 rows of dress over 75 of skirt: a sliver
+    assert parts(40) == {"shirt": 70 * 60, "dress": 40 * 60, "skirt": 40 * 60}  # a dress read half as skirt
+    monkeypatch.setattr(topdown, "SKIRT_VOTE", 1000.0)  # off
+    assert parts(5) == {"shirt": 70 * 60, "dress": 5 * 60, "skirt": 75 * 60}
+
+
 def test_small_holes_in_a_persons_labels_take_the_label_around_them(monkeypatch):
     """A patch of coat the parser was unsure of becomes coat; a large enclosed gap (between an arm and the body),
     a gap open to the crop's edge and a hole off the person's own mask stay unlabelled."""
