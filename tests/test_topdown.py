@@ -13,6 +13,7 @@ from spectrum_parsing.processor import ImagePrediction, SpectrumImageProcessor
 from spectrum_parsing.topdown import (
     TopDownConfig,
     competitor_phrases,
+    consistent_garments,
     derived_prompts,
     novel_prompts,
     parse_top_down,
@@ -790,6 +791,29 @@ def test_a_sliver_of_dress_between_a_top_and_a_skirt_is_not_a_dress(monkeypatch)
     assert parts(40) == {"shirt": 70 * 60, "dress": 40 * 60, "skirt": 40 * 60}  # a dress read half as skirt
     monkeypatch.setattr(topdown, "SKIRT_VOTE", 1000.0)  # off
     assert parts(5) == {"shirt": 70 * 60, "dress": 5 * 60, "skirt": 75 * 60}
+
+
+def test_garments_are_made_consistent_per_person_in_a_whole_image_parse():
+    """consistent_garments on a whole-image label map (the fallback's and bottom-up's): the left person's
+    "dress" beside its trousers becomes its best-scored upper garment; the right person's dress stays, though the
+    image as a whole has trousers enough to outvote it (the votes count each person's own pixels)."""
+    prompts = ["shirt", "dress", "pants", "person"]
+    labels = torch.zeros(100, 200, dtype=torch.long)
+    scores = torch.zeros(len(prompts), 100, 200)
+    labels[10:40, 10:90] = 2  # left: "dress" on the torso
+    labels[40:90, 10:90] = 3  # left: pants
+    labels[10:90, 110:190] = 2  # right: a dress
+    scores[0] = 0.2  # shirt scores next everywhere
+    left = torch.zeros(100, 200, dtype=torch.bool)
+    left[:, :100] = True
+    consistent_garments(labels, scores, prompts, [0, 1, 2], region=left)
+    consistent_garments(labels, scores, prompts, [0, 1, 2], region=~left)
+    assert (labels[10:40, 10:90] == 1).all() and (labels[40:90, 10:90] == 3).all()
+    assert (labels[10:90, 110:190] == 2).all()
+    whole = torch.zeros(100, 200, dtype=torch.long)
+    whole[10:40, 10:90], whole[40:90, 10:90], whole[10:90, 110:190] = 2, 3, 2
+    consistent_garments(whole, scores, prompts, [0, 1, 2])  # one vote over both people: the dress is lost
+    assert (whole[10:90, 110:190] == 1).all()
 
 
 def test_small_holes_in_a_persons_labels_take_the_label_around_them(monkeypatch):

@@ -41,6 +41,7 @@ from .topdown import (
     ScoringPlan,
     TopDownConfig,
     competitor_phrases,
+    consistent_garments,
     fill_keypoints,
     novel_prompts,
     parse_top_down,
@@ -106,6 +107,7 @@ def _upscaled(result: ParsingResult, height: int, width: int) -> ParsingResult:
         persons.append(person.replace(parts=parts, keypoints=keypoints, **grow(person)))
     label_map = np.take(np.take(result.label_map, ys, axis=0), xs, axis=1)
     return dataclasses.replace(result, persons=persons, label_map=label_map, height=height, width=width)
+
 
 
 class SpectrumPipeline:
@@ -394,11 +396,14 @@ class SpectrumPipeline:
                                 score_threshold=options.score_threshold, mask_threshold=options.mask_threshold,
                                 min_part_overlap=options.min_part_overlap)
         del masks
-        labels, best = self.processor.post_process_semantic(prediction, exclude=(person_index,),
-                                                            background_threshold=options.background_threshold)
+        scores = self.processor.semantic_scores(prediction)
+        columns = [p for p in range(scores.shape[0]) if p != person_index]
+        labels, best = self.processor.label_map(scores, columns, options.background_threshold)
         owner = torch.full(labels.shape, -1, dtype=torch.long)
         for k in reversed(range(len(found))):  # by descending score: the best-scored person wins a shared pixel
             owner[found[k].mask.cpu()] = k
+        for k in range(len(found)):  # each person's garments consistent, as top-down parsing makes them
+            consistent_garments(labels, scores, scored, columns, region=owner == k)
         h, w = labels.shape
         candidates = [PersonCandidate(region=(0, 0, w, h), owned=owner == k, labels=labels, scores=best,
                                       score=person.score) for k, person in enumerate(found)]

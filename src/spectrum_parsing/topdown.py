@@ -777,6 +777,27 @@ def _no_one_piece_over_trousers(labels: torch.Tensor, scores: torch.Tensor, one_
     labels[piece] = torch.as_tensor(list(upper))[arg] + 1
 
 
+def consistent_garments(labels: torch.Tensor, scores: torch.Tensor, prompts: Sequence[str], columns: Sequence[int],
+                        region: torch.Tensor | None = None) -> None:
+    """One person's garments made consistent, in place, from the labels alone (no pose): one lower-body garment
+    (:data:`LOWER_VOTE`), no one-piece garment over trousers (:data:`ONE_PIECE_VOTE`) or as a sliver over a skirt
+    (:data:`SKIRT_VOTE`). ``labels``: 0 or 1 + prompt index; ``scores``: (P, H, W) per-prompt scores; ``columns``:
+    the prompts that may label a pixel; ``region``: the person's pixels when ``labels`` covers more than one person
+    (a whole-image parse; the votes count that person's pixels only)."""
+    lower = [i for i in columns if vocabulary.canonical_name(prompts[i]) in LOWER_GARMENTS]
+    one_piece = [i for i in columns if vocabulary.canonical_name(prompts[i]) in ONE_PIECE_GARMENTS
+                 and vocabulary.is_category_name(prompts[i])]  # a phrase the user chose ("saree") stands
+    trousers = [i for i in columns if vocabulary.canonical_name(prompts[i]) in TROUSERS]
+    skirts = [i for i in columns if vocabulary.canonical_name(prompts[i]) in SKIRTS]
+    upper = [i for i in columns if _coarse(prompts[i]) in UPPER_GARMENT_GROUPS]
+    local = labels if region is None else torch.where(region, labels, torch.zeros_like(labels))
+    _one_lower_garment(local, lower)
+    _no_one_piece_over_trousers(local, scores, one_piece, trousers, upper)
+    _no_one_piece_over_trousers(local, scores, one_piece, skirts, [*upper, *skirts], vote=SKIRT_VOTE)
+    if region is not None:
+        labels[region] = local[region]
+
+
 EYEWEAR = ("sunglasses", "glasses")
 """Garments worn over both eyes."""
 EYE_REACH = 0.25
@@ -1134,12 +1155,6 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     # Everything per person is computed in its crop; only ownership is decided on the whole image.
     local_labels, local_scores, local_probs = [], [], []
     pooled = garment_groups(prompts, columns)
-    lower = [i for i in columns if vocabulary.canonical_name(prompts[i]) in LOWER_GARMENTS]
-    one_piece = [i for i in columns if vocabulary.canonical_name(prompts[i]) in ONE_PIECE_GARMENTS
-                 and vocabulary.is_category_name(prompts[i])]  # a phrase the user chose ("saree") stands
-    trousers = [i for i in columns if vocabulary.canonical_name(prompts[i]) in TROUSERS]
-    skirts = [i for i in columns if vocabulary.canonical_name(prompts[i]) in SKIRTS]
-    upper = [i for i in columns if _coarse(prompts[i]) in UPPER_GARMENT_GROUPS]
     # unsure parts extended (_complete_person): garments only; the hidden competitors compete again too, so an
     # unsure "saree" never grows where they are surer
     body = set(plan.body) | set(plan.skin)
@@ -1158,9 +1173,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         # the person's keypoints for naming and geometry (reported ones are left as detected)
         keypoints = None if detections.keypoints is None else plausible_legs(detections.keypoints[k],
                                                                              config.keypoint_threshold)
-        _one_lower_garment(labels, lower)
-        _no_one_piece_over_trousers(labels, scores, one_piece, trousers, upper)
-        _no_one_piece_over_trousers(labels, scores, one_piece, skirts, [*upper, *skirts], vote=SKIRT_VOTE)
+        consistent_garments(labels, scores, prompts, columns)
         probs = (scores[person_index] if person_probs is None else person_probs[k, y0:y1, x0:x1].float().cpu())
         if config.min_person_evidence > 0 and _unconfirmed(scores[person_index], probs, detections.boxes[k], h,
                                                            config.min_person_evidence, config.evidence_min_height):
