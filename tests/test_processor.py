@@ -126,6 +126,11 @@ def test_assemble_persons_keeps_the_contract_label_map_equals_parts():
     hidden, _ = assemble_persons(candidates[:1], ["shirt", "pants", "hat"], (h, w), hidden={0}, min_part_pixels=1,
                                  min_person_pixels=4)
     assert [q.label for q in hidden[0].parts] == ["hat"]
+    # pixel scores sum the queries' probabilities and may pass 1 (a whole-image parse): a part's score stays <= 1
+    loud = dataclasses.replace(candidates[0], scores=torch.full((h, w), 1.3))
+    loud_persons, _ = assemble_persons([loud], ["shirt", "pants", "hat"], (h, w), min_person_pixels=4,
+                                       min_part_pixels=2)
+    assert loud_persons[0].parts[0].score == 1.0
 
 
 def test_the_pytorch_model_is_a_backend_returning_spectrum_output(tiny_model_dir):

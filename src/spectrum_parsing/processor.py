@@ -240,11 +240,11 @@ def assemble_persons(candidates: Sequence[PersonCandidate], prompts: Sequence[st
     Candidates owning fewer than ``min_person_pixels`` are dropped; each kept person's parts are its labels on
     the pixels it owns, one part per label, kept when it has at least ``min_part_pixels`` and a mean score of
     at least ``threshold`` (labels of ``hidden`` prompts are never reported). A part's reported score is that mean
-    times its person's score (clipped to [0, 1]): a part of an unsure person is unsure, and parts rank across people
-    as top-down instance parsers rank them (``cihp_dev`` part AP^r 19.9 -> 20.5, ``spectrum eval --protocol
-    instance``). Parts are sorted by score, persons numbered in candidate order. The (H, W) int32 label map
-    (0 = background, else 1 + prompt index) is rendered from the parts, so it, the persons and their JSON agree
-    pixel for pixel (people never share a pixel)."""
+    times its person's score, each clipped to [0, 1] (a pixel's score sums the queries' probabilities): a part of
+    an unsure person is unsure, and parts rank across people as top-down instance parsers rank them (``cihp_dev``
+    part AP^r 19.9 -> 20.5, ``spectrum eval --protocol instance``). Parts are sorted by score, persons numbered
+    in candidate order. The (H, W) int32 label map (0 = background, else 1 + prompt index) is rendered from the
+    parts, so it, the persons and their JSON agree pixel for pixel (people never share a pixel)."""
     h, w = size
     persons: list[PersonInstance] = []
     for candidate in candidates:
@@ -266,7 +266,9 @@ def assemble_persons(candidates: Sequence[PersonCandidate], prompts: Sequence[st
             if area < min_part_pixels or score < threshold:
                 continue
             part = owned & (candidate.labels == label)
-            parts.append(PartInstance(label=prompts[label - 1], prompt_index=label - 1, score=score * confidence,
+            # a pixel's score sums the queries' probabilities and may pass 1; a reported score is a probability
+            parts.append(PartInstance(label=prompts[label - 1], prompt_index=label - 1,
+                                      score=min(score * confidence, 1.0),
                                       **region_mask(part, x0, y0, (h, w))))
         parts.sort(key=lambda p: -p.score)
         persons.append(PersonInstance(id=len(persons), score=float(candidate.score), parts=parts,
