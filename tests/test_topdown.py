@@ -327,46 +327,79 @@ def test_sides_keep_the_parsers_limb_type_and_take_the_pose_side():
     assert set(parse("sides", "face")) <= {"left leg", "left arm"}  # an unnamed (face) label is renamed by pose
 
 
+# The skin-growth tests share one 300 x 200 scene: the person of _figure(), a face and the raised left forearm in
+# the parser's view, shins, a trunk; each test paints what it needs.
+SKIN, CLOTH, WALL = (224, 172, 140), (40, 50, 130), (90, 140, 90)
+YS, XS = np.mgrid[:300, :200]
+FACE = (XS - 100) ** 2 + (YS - 40) ** 2 < 14 ** 2
+LEFT_FOREARM = (abs(XS - 140) < 5) & (YS > 30) & (YS < 80)
+BODY_PROMPTS = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
+
+
+def _shins(top: int) -> np.ndarray:
+    """Both shins from row ``top`` down (own left = image right)."""
+    return ((abs(XS - 117) < 7) | (abs(XS - 83) < 7)) & (top <= YS) & (YS < 285)
+
+
+def _picture(painted: list[tuple[np.ndarray, tuple[int, int, int]]]) -> np.ndarray:
+    """The scene's image: the wall, then each (mask, colour) of ``painted`` in order."""
+    image = np.empty((300, 200, 3), np.uint8)
+    image[:] = WALL
+    for mask, colour in painted:
+        image[mask] = colour
+    return image
+
+
+def _skin_parts(image: np.ndarray, person: np.ndarray, scored: list[tuple[str, np.ndarray, float]],
+                prompts: list[str] = BODY_PROMPTS, box: tuple[int, int, int, int] = (40, 10, 160, 295),
+                **config) -> dict[str, np.ndarray]:
+    """Parts (label -> full-size mask) of a top-down parse with skin growth planned: the fake parser scores
+    ``person`` as the person (the person mask: ``person_masks="parser"``) and each (prompt, mask, score) of
+    ``scored`` in order, on the whole image; the crop is cut from it."""
+    h, w = image.shape[:2]
+    plan = plan_prompts(prompts, grow_skin=True)
+    detections = PersonDetections(boxes=[list(box)], scores=[0.9], keypoints=_figure()[None])
+
+    def predict(crops):
+        full = torch.zeros(len(plan.prompts), h, w)
+        full[plan.prompts.index("person")] = torch.from_numpy(person).float()
+        for prompt, mask, score in scored:
+            full[plan.prompts.index(prompt)][torch.from_numpy(mask)] = score
+        (x0, y0, x1, y1), = topdown.crop_regions(detections, h, w, 0.0)
+        return [full[:, y0:y1, x0:x1]]
+
+    options = TopDownConfig(**{"margin": 0.0, "person_masks": "parser", "min_part_pixels": 1, **config})
+    persons, _ = parse_top_down(image, detections, predict, plan, plan.prompts.index("person"), options)
+    return {p.label: p.mask.numpy() for p in persons[0].parts}
+
+
+def _legs(parts: dict[str, np.ndarray]) -> np.ndarray:
+    """The union of both legs' masks (all False when neither is a part)."""
+    return sum((parts[leg] for leg in ("left leg", "right leg") if leg in parts), np.zeros((300, 200), bool))
+
+
 def test_bare_legs_the_parser_missed_grow_from_the_persons_own_skin_colour():
     """Shins the parser left unlabelled become legs (the skin colour of its face and arm, near the leg
     skeleton); trousers (a guard prompt), a skin-coloured patch on the torso, the skin-coloured edge of a desk
     across the legs and the background do not."""
-    h, w = 300, 200
-    skin, cloth, wall = (224, 172, 140), (40, 50, 130), (90, 140, 90)
-    image = np.empty((h, w, 3), np.uint8)
-    image[:] = wall
-    ys, xs = np.mgrid[:h, :w]
-    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
-    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
-    body = (abs(xs - 100) < 30) & (ys > 60) & (ys < 220)
-    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 236) & (ys < 285)
-    patch = (abs(xs - 100) < 6) & (abs(ys - 120) < 6)  # skin-coloured print on the shirt
-    desk = (abs(xs - 100) < 36) & (ys >= 222) & (ys < 230)  # in front of the knees: the person's mask has it
-    image[face | arm | shins | patch | desk] = skin
-    image[body & ~patch] = cloth
-    person = torch.from_numpy(face | arm | body | shins | patch | desk)
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    body = (abs(XS - 100) < 30) & (YS > 60) & (YS < 220)
+    shins = _shins(236)
+    patch = (abs(XS - 100) < 6) & (abs(YS - 120) < 6)  # skin-coloured print on the shirt
+    desk = (abs(XS - 100) < 36) & (YS >= 222) & (YS < 230)  # in front of the knees: the person's mask has it
+    image = _picture([(FACE | LEFT_FOREARM | shins | patch | desk, SKIN), (body & ~patch, CLOTH)])
+    person = FACE | LEFT_FOREARM | body | shins | patch | desk
     prompts = ["face", "left arm", "right arm", "left leg", "right leg", "pants", "person"]
     plan = plan_prompts(prompts, grow_skin=True)
     assert plan.prompts.index("pants") in plan.guards and "skirt" in plan.prompts
     assert plan.prompts.index("skirt") in plan.aside and plan.prompts.index("pants") not in plan.aside
-
-    def predict(crops):
-        scores = torch.zeros(len(plan.prompts), h, w)
-        scores[plan.prompts.index("person")] = person.float()
-        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
-        scores[plan.prompts.index("left arm")][torch.from_numpy(arm)] = 0.9
-        scores[plan.prompts.index("pants")][torch.from_numpy(body & (ys > 160))] = 0.9
-        return [scores[:, 10:10 + crops[0].shape[0], 40:40 + crops[0].shape[1]]]
+    scored = [("face", FACE, 0.9), ("left arm", LEFT_FOREARM, 0.9), ("pants", body & (YS > 160), 0.9)]
 
     def parts(colour: float) -> dict:
-        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1, skin_colour=colour)
-        persons, _ = parse_top_down(image, detections, predict, plan, prompts.index("person"), config)
-        return {p.label: p.mask.numpy() for p in persons[0].parts}
+        return _skin_parts(image, person, scored, prompts, skin_colour=colour)
 
     grown = parts(1.5)
     assert grown["left leg"][250, 117] and grown["right leg"][250, 83]  # the person's own side
-    assert grown["left leg"].sum() > 0.8 * (shins & (xs > 100)).sum()
+    assert grown["left leg"].sum() > 0.8 * (shins & (XS > 100)).sum()
     assert not grown["left leg"][body].any() and not grown["right leg"][body].any()  # not the trousers or print
     assert not grown["left leg"][desk].any() and not grown["right leg"][desk].any()  # across the legs: no shin
     assert "left leg" not in parts(0.0)  # off: the parser's labels only
@@ -376,37 +409,17 @@ def test_a_bare_shin_the_parser_calls_trousers_grows_unless_the_photo_has_no_col
     """A shin in shadow that the parser scores as "pants" (a guard of legs) is the person's skin colour while the
     shorts above it are not: it becomes the leg; with ``skin_over_guard=0`` the guard holds, and on a
     black-and-white photo (no skin colour to go by) it holds too."""
-    h, w = 300, 200
-    skin, shade, shorts, wall = (224, 172, 140), (168, 129, 105), (60, 70, 150), (90, 140, 90)
-    image = np.empty((h, w, 3), np.uint8)
-    image[:] = wall
-    ys, xs = np.mgrid[:h, :w]
-    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
-    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
-    trunk = (abs(xs - 100) < 30) & (ys > 60) & (ys < 220)
-    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 222) & (ys < 285)
-    image[face | arm] = skin
-    image[shins] = shade  # the same chromaticity, in shadow
-    image[trunk] = shorts
-    person = torch.from_numpy(face | arm | trunk | shins)
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
-    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
-    plan = plan_prompts(prompts, grow_skin=True)
+    shade, shorts = (168, 129, 105), (60, 70, 150)
+    trunk = (abs(XS - 100) < 30) & (YS > 60) & (YS < 220)
+    shins = _shins(222)
+    image = _picture([(FACE | LEFT_FOREARM, SKIN), (shins, shade), (trunk, shorts)])  # shade: same chromaticity
+    person = FACE | LEFT_FOREARM | trunk | shins
+    plan = plan_prompts(BODY_PROMPTS, grow_skin=True)
     assert plan.prompts.index("pants") in plan.aside  # a hidden guard of legs
-
-    def predict(crops):
-        scores = torch.zeros(len(plan.prompts), h, w)
-        scores[plan.prompts.index("person")] = person.float()
-        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
-        scores[plan.prompts.index("left arm")][torch.from_numpy(arm)] = 0.9
-        scores[plan.prompts.index("pants")][torch.from_numpy((trunk & (ys > 160)) | shins)] = 0.7
-        return [scores[:, 10:10 + crops[0].shape[0], 40:40 + crops[0].shape[1]]]
+    scored = [("face", FACE, 0.9), ("left arm", LEFT_FOREARM, 0.9), ("pants", (trunk & (YS > 160)) | shins, 0.7)]
 
     def legs(picture: np.ndarray, over_guard: float) -> np.ndarray:
-        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1, skin_over_guard=over_guard)
-        persons, _ = parse_top_down(picture, detections, predict, plan, prompts.index("person"), config)
-        parts = {p.label: p.mask.numpy() for p in persons[0].parts}
-        return sum((parts[leg] for leg in ("left leg", "right leg") if leg in parts), np.zeros((h, w), bool))
+        return _legs(_skin_parts(picture, person, scored, skin_over_guard=over_guard))
 
     assert TopDownConfig().skin_over_guard > 0
     grown = legs(image, TopDownConfig().skin_over_guard)
@@ -420,41 +433,18 @@ def test_a_garment_the_user_asked_for_still_guards_a_skin_coloured_shin():
     """The parser scores "pants" 0.45 on skin-coloured shins: below the background threshold, so they are left
     unlabelled either way. Hidden (the user asked for body parts only), that guard gives way to the skin's colour and
     the shins become legs; asked for, it holds (the parser weighed the user's own prompt there: beige trousers)."""
-    h, w = 300, 200
-    skin, shorts, wall = (224, 172, 140), (60, 70, 150), (90, 140, 90)
-    image = np.empty((h, w, 3), np.uint8)
-    image[:] = wall
-    ys, xs = np.mgrid[:h, :w]
-    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
-    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
-    trunk = (abs(xs - 100) < 30) & (ys > 60) & (ys < 220)
-    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 222) & (ys < 285)
-    image[face | arm | shins] = skin
-    image[trunk] = shorts
-    person = torch.from_numpy(face | arm | trunk | shins)
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    trunk = (abs(XS - 100) < 30) & (YS > 60) & (YS < 220)
+    shins = _shins(222)
+    image = _picture([(FACE | LEFT_FOREARM | shins, SKIN), (trunk, (60, 70, 150))])
+    person = FACE | LEFT_FOREARM | trunk | shins
+    scored = [("face", FACE, 0.9), ("left arm", LEFT_FOREARM, 0.9), ("upper clothes", trunk & (YS <= 160), 0.9),
+              ("pants", trunk & (YS > 160), 0.9), ("pants", shins, 0.45)]
 
     def legs(prompts: list[str]) -> int:
-        plan = plan_prompts(prompts, grow_skin=True)
+        return int(_legs(_skin_parts(image, person, scored, prompts))[shins].sum())
 
-        def predict(crops):
-            scores = torch.zeros(len(plan.prompts), h, w)
-            scores[plan.prompts.index("person")] = person.float()
-            scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
-            scores[plan.prompts.index("left arm")][torch.from_numpy(arm)] = 0.9
-            scores[plan.prompts.index("upper clothes")][torch.from_numpy(trunk & (ys <= 160))] = 0.9
-            scores[plan.prompts.index("pants")][torch.from_numpy(trunk & (ys > 160))] = 0.9
-            scores[plan.prompts.index("pants")][torch.from_numpy(shins)] = 0.45
-            return [scores[:, 10:10 + crops[0].shape[0], 40:40 + crops[0].shape[1]]]
-
-        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
-        persons, _ = parse_top_down(image, detections, predict, plan, plan.prompts.index("person"), config)
-        parts = {p.label: p.mask.numpy() for p in persons[0].parts}
-        return sum(int(parts[leg][shins].sum()) for leg in ("left leg", "right leg") if leg in parts)
-
-    body = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
-    assert legs(body) > 0.8 * shins.sum()
-    assert legs([*body[:-1], "upper clothes", "pants", "person"]) == 0
+    assert legs(BODY_PROMPTS) > 0.8 * shins.sum()
+    assert legs([*BODY_PROMPTS[:-1], "upper clothes", "pants", "person"]) == 0
 
 
 def test_a_forearm_the_person_mask_misses_grows_in_the_limb_band_legs_and_loose_patches_do_not():
@@ -463,41 +453,23 @@ def test_a_forearm_the_person_mask_misses_grows_in_the_limb_band_legs_and_loose_
     band. Not so a skin-coloured patch along the raised left forearm that touches no skin inside the mask, nor
     shins outside the mask (legs grow only inside it: the pose guesses legs behind a wooden desk). With
     ``limb_support=0`` (no band) the forearm stays unlabelled."""
-    h, w = 300, 200
-    skin, cloth, wall = (224, 172, 140), (40, 50, 130), (90, 140, 90)
-    image = np.empty((h, w, 3), np.uint8)
-    image[:] = wall
-    ys, xs = np.mgrid[:h, :w]
-    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
-    trunk = (abs(xs - 100) < 30) & (ys > 60) & (ys < 220)
-    forearm = (abs(xs - 63) < 5) & (ys >= 112) & (ys < 158)
-    elbow = forearm & (ys < 126)
-    patch = (abs(xs - 140) < 4) & (ys >= 22) & (ys < 48)  # along the raised left forearm, apart from any skin
-    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 236) & (ys < 285)
-    image[face | forearm | patch | shins] = skin
-    image[trunk] = cloth
-    person = torch.from_numpy(face | trunk | elbow)  # the mask stops at the elbow and the hips
-    detections = PersonDetections(boxes=[[0, 0, w, h]], scores=[0.9], keypoints=_figure()[None])
-    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
-    plan = plan_prompts(prompts, grow_skin=True)
-
-    def predict(crops):
-        scores = torch.zeros(len(plan.prompts), h, w)
-        scores[plan.prompts.index("person")] = person.float()
-        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
-        scores[plan.prompts.index("pants")][torch.from_numpy(trunk & (ys > 160))] = 0.9
-        return [scores[:, :crops[0].shape[0], :crops[0].shape[1]]]
+    trunk = (abs(XS - 100) < 30) & (YS > 60) & (YS < 220)
+    forearm = (abs(XS - 63) < 5) & (YS >= 112) & (YS < 158)
+    elbow = forearm & (YS < 126)
+    patch = (abs(XS - 140) < 4) & (YS >= 22) & (YS < 48)  # along the raised left forearm, apart from any skin
+    shins = _shins(236)
+    image = _picture([(FACE | forearm | patch | shins, SKIN), (trunk, CLOTH)])
+    person = FACE | trunk | elbow  # the mask stops at the elbow and the hips
+    scored = [("face", FACE, 0.9), ("pants", trunk & (YS > 160), 0.9)]
 
     def parts(support: float) -> dict:
-        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1, limb_support=support)
-        persons, _ = parse_top_down(image, detections, predict, plan, prompts.index("person"), config)
-        return {p.label: p.mask.numpy() for p in persons[0].parts}
+        return _skin_parts(image, person, scored, box=(0, 0, 200, 300), limb_support=support)
 
     grown = parts(TopDownConfig().limb_support)
     assert grown["right arm"][forearm & ~elbow].sum() > 0.6 * (forearm & ~elbow).sum()
     assert not any(grown[part][patch].any() for part in grown)
-    assert not any(grown[leg][shins].any() for leg in ("left leg", "right leg") if leg in grown)
-    assert not parts(0.0).get("right arm", np.zeros((h, w), bool))[forearm & ~elbow].any()
+    assert not _legs(grown)[shins].any()
+    assert not parts(0.0).get("right arm", np.zeros((300, 200), bool))[forearm & ~elbow].any()
 
 
 def test_a_desk_of_the_skins_colour_in_front_of_the_legs_is_not_grown_into_them():
@@ -505,35 +477,15 @@ def test_a_desk_of_the_skins_colour_in_front_of_the_legs_is_not_grown_into_them(
     front of each leg (leg-shaped, so no rule on shapes rejects it). That piece of the skin's colour lies mostly off
     the person: it is the surroundings, not shins, and nothing grows; the same leg-shaped pixels without the rest of
     the desk are shins and grow."""
-    h, w = 300, 200
-    skin, cloth, wall = (224, 172, 140), (40, 50, 130), (90, 140, 90)
-    ys, xs = np.mgrid[:h, :w]
-    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
-    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
-    trunk = (abs(xs - 100) < 30) & (ys > 60) & (ys < 236)
-    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 236) & (ys < 285)
-    desk = (ys >= 236) & (ys < 285)
-    person = torch.from_numpy(face | arm | trunk | shins)
-    detections = PersonDetections(boxes=[[0, 10, w, 295]], scores=[0.9], keypoints=_figure()[None])
-    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
-    plan = plan_prompts(prompts, grow_skin=True)
-
-    def predict(crops):
-        scores = torch.zeros(len(plan.prompts), h, w)
-        scores[plan.prompts.index("person")] = person.float()
-        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
-        scores[plan.prompts.index("left arm")][torch.from_numpy(arm)] = 0.9
-        return [scores[:, 10:10 + crops[0].shape[0], :crops[0].shape[1]]]
+    trunk = (abs(XS - 100) < 30) & (YS > 60) & (YS < 236)
+    shins = _shins(236)
+    desk = (YS >= 236) & (YS < 285)
+    person = FACE | LEFT_FOREARM | trunk | shins
+    scored = [("face", FACE, 0.9), ("left arm", LEFT_FOREARM, 0.9)]
 
     def legs(skin_coloured: np.ndarray) -> int:
-        image = np.empty((h, w, 3), np.uint8)
-        image[:] = wall
-        image[face | arm | skin_coloured] = skin
-        image[trunk] = cloth
-        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
-        persons, _ = parse_top_down(image, detections, predict, plan, prompts.index("person"), config)
-        parts = {p.label: p.mask.numpy() for p in persons[0].parts}
-        return sum(int(parts[leg].sum()) for leg in ("left leg", "right leg") if leg in parts)
+        image = _picture([(FACE | LEFT_FOREARM | skin_coloured, SKIN), (trunk, CLOTH)])
+        return int(_legs(_skin_parts(image, person, scored, box=(0, 10, 200, 295))).sum())
 
     assert legs(shins) > 0.8 * shins.sum()
     assert legs(desk) == 0
@@ -543,37 +495,17 @@ def test_skin_grows_by_the_persons_own_skin_colour_not_a_neighbours_in_the_crop(
     """A neighbour's raised arm inside the crop (off the person's mask) is labelled skin too; its colour (a dark
     brown) must not enter the person's skin colour: the person's unlabelled shins of that brown (a wooden bench
     behind pale legs) do not grow, while the same shins in the person's own skin colour do."""
-    h, w = 300, 200
-    pale, brown, wall = (236, 196, 170), (120, 60, 30), (90, 140, 90)
-    ys, xs = np.mgrid[:h, :w]
-    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
-    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
-    neighbour = (abs(xs - 8) < 6) & (ys > 20) & (ys < 200)
-    trunk = (abs(xs - 100) < 30) & (ys > 60) & (ys < 220)
-    shins = ((abs(xs - 117) < 7) | (abs(xs - 83) < 7)) & (ys >= 236) & (ys < 285)
-    person = torch.from_numpy(face | arm | trunk | shins)
-    detections = PersonDetections(boxes=[[0, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
-    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
-    plan = plan_prompts(prompts, grow_skin=True)
-
-    def predict(crops):
-        scores = torch.zeros(len(plan.prompts), h, w)
-        scores[plan.prompts.index("person")] = person.float()
-        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
-        scores[plan.prompts.index("left arm")][torch.from_numpy(arm | neighbour)] = 0.9
-        return [scores[:, 10:10 + crops[0].shape[0], :crops[0].shape[1]]]
+    pale, brown = (236, 196, 170), (120, 60, 30)
+    neighbour = (abs(XS - 8) < 6) & (YS > 20) & (YS < 200)
+    trunk = (abs(XS - 100) < 30) & (YS > 60) & (YS < 220)
+    shins = _shins(236)
+    person = FACE | LEFT_FOREARM | trunk | shins
+    scored = [("face", FACE, 0.9), ("left arm", LEFT_FOREARM | neighbour, 0.9)]
 
     def grown(shin_colour: tuple[int, int, int]) -> int:
-        image = np.empty((h, w, 3), np.uint8)
-        image[:] = wall
-        image[face | arm] = pale
-        image[neighbour | shins] = brown
-        image[shins] = shin_colour
-        image[trunk] = (40, 50, 130)
-        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
-        persons, _ = parse_top_down(image, detections, predict, plan, prompts.index("person"), config)
-        parts = {p.label: p.mask.numpy() for p in persons[0].parts}
-        return sum(int(parts[leg][shins].sum()) for leg in ("left leg", "right leg") if leg in parts)
+        image = _picture([(FACE | LEFT_FOREARM, pale), (neighbour | shins, brown), (shins, shin_colour),
+                          (trunk, CLOTH)])
+        return int(_legs(_skin_parts(image, person, scored, box=(0, 10, 160, 295)))[shins].sum())
 
     assert grown(pale) > 0.8 * shins.sum()
     assert grown(brown) == 0
@@ -583,71 +515,34 @@ def test_a_bare_thigh_the_parser_calls_a_top_becomes_the_leg_a_top_of_skin_colou
     """The parser labels a bare thigh "upper clothes" (a garment that does not cover legs): of the person's skin
     colour while the rest of the top is not, it becomes the leg; when the whole top has the skin's colour (a beige
     tunic over the thighs) it stays the top."""
-    h, w = 300, 200
-    skin, shirt, wall = (224, 172, 140), (30, 30, 30), (90, 140, 90)
-    ys, xs = np.mgrid[:h, :w]
-    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
-    arm = (abs(xs - 140) < 5) & (ys > 30) & (ys < 80)
-    trunk = (abs(xs - 100) < 30) & (ys > 60) & (ys < 170)
-    thigh = (abs(xs - 117) < 8) & (ys >= 178) & (ys < 215)
-    person = torch.from_numpy(face | arm | trunk | thigh)
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
-    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "upper clothes", "person"]
+    trunk = (abs(XS - 100) < 30) & (YS > 60) & (YS < 170)
+    thigh = (abs(XS - 117) < 8) & (YS >= 178) & (YS < 215)
+    person = FACE | LEFT_FOREARM | trunk | thigh
+    prompts = [*BODY_PROMPTS[:-1], "upper clothes", "person"]
     plan = plan_prompts(prompts, grow_skin=True)
     assert plan.prompts.index("upper clothes") not in plan.hidden
-
-    def predict(crops):
-        scores = torch.zeros(len(plan.prompts), h, w)
-        scores[plan.prompts.index("person")] = person.float()
-        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
-        scores[plan.prompts.index("left arm")][torch.from_numpy(arm)] = 0.9
-        scores[plan.prompts.index("upper clothes")][torch.from_numpy(trunk | thigh)] = 0.8
-        return [scores[:, 10:10 + crops[0].shape[0], 40:40 + crops[0].shape[1]]]
+    scored = [("face", FACE, 0.9), ("left arm", LEFT_FOREARM, 0.9), ("upper clothes", trunk | thigh, 0.8)]
 
     def parts(top: tuple[int, int, int], over_guard: float = TopDownConfig().skin_over_guard) -> dict:
-        image = np.empty((h, w, 3), np.uint8)
-        image[:] = wall
-        image[face | arm | thigh] = skin
-        image[trunk] = top
-        config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1, skin_over_guard=over_guard)
-        persons, _ = parse_top_down(image, detections, predict, plan, prompts.index("person"), config)
-        return {p.label: p.mask.numpy() for p in persons[0].parts}
+        image = _picture([(FACE | LEFT_FOREARM | thigh, SKIN), (trunk, top)])
+        return _skin_parts(image, person, scored, prompts, skin_over_guard=over_guard)
 
-    dark = parts(shirt)
+    dark = parts((30, 30, 30))
     assert dark["left leg"][thigh].sum() > 0.8 * thigh.sum() and not dark["left leg"][trunk].any()
     assert dark["upper clothes"][trunk].all()
-    assert "left leg" not in parts(shirt, over_guard=0.0)
-    assert "left leg" not in parts(skin)  # the whole top is of the skin's colour: a tunic, not a thigh
+    assert "left leg" not in parts((30, 30, 30), over_guard=0.0)
+    assert "left leg" not in parts(SKIN)  # the whole top is of the skin's colour: a tunic, not a thigh
 
 
 def test_a_bare_forearm_the_parser_missed_grows_but_not_under_a_sleeve():
     """Arms grow by skin colour too: the bare right forearm the parser left unlabelled becomes the right arm; a
     skin-coloured sleeve on the upper arm does not, where a garment that covers arms ("shirt") claims it."""
-    h, w = 300, 200
-    skin, wall = (224, 172, 140), (90, 140, 90)
-    image = np.empty((h, w, 3), np.uint8)
-    image[:] = wall
-    ys, xs = np.mgrid[:h, :w]
-    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 14 ** 2
-    forearm = (abs(xs - 62) < 4) & (ys > 122) & (ys < 158)
-    sleeve = (abs(xs - 70) < 5) & (ys > 85) & (ys < 115)
-    image[face | forearm | sleeve] = skin
-    person = torch.from_numpy(face | forearm | sleeve)
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
-    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
-    plan = plan_prompts(prompts, grow_skin=True)
+    forearm = (abs(XS - 62) < 4) & (YS > 122) & (YS < 158)
+    sleeve = (abs(XS - 70) < 5) & (YS > 85) & (YS < 115)
+    image = _picture([(FACE | forearm | sleeve, SKIN)])
+    plan = plan_prompts(BODY_PROMPTS, grow_skin=True)
     assert "shirt" in plan.prompts and plan.prompts.index("shirt") in plan.aside  # hidden guard of arms
-
-    def predict(crops):
-        scores = torch.zeros(len(plan.prompts), h, w)
-        scores[plan.prompts.index("person")] = person.float()
-        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
-        scores[plan.prompts.index("shirt")][torch.from_numpy(sleeve)] = 0.9
-        return [scores[:, 10:10 + crops[0].shape[0], 40:40 + crops[0].shape[1]]]
-
-    config = TopDownConfig(margin=0.0, person_masks="parser", min_part_pixels=1)
-    persons, _ = parse_top_down(image, detections, predict, plan, prompts.index("person"), config)
-    parts = {p.label: p.mask.numpy() for p in persons[0].parts}
+    parts = _skin_parts(image, FACE | forearm | sleeve, [("face", FACE, 0.9), ("shirt", sleeve, 0.9)])
     assert parts["right arm"].sum() > 0.8 * forearm.sum() and not parts["right arm"][sleeve].any()
     assert set(parts) == {"face", "right arm"}
 
