@@ -15,6 +15,7 @@ from spectrum_parsing.topdown import (
     competitor_phrases,
     consistent_garments,
     derived_prompts,
+    garment_roles,
     novel_prompts,
     parse_top_down,
     plan_prompts,
@@ -701,13 +702,14 @@ def test_garments_are_made_consistent_per_person_in_a_whole_image_parse():
     scores[0] = 0.2  # shirt scores next everywhere
     left = torch.zeros(100, 200, dtype=torch.bool)
     left[:, :100] = True
-    consistent_garments(labels, scores, prompts, [0, 1, 2], region=left)
-    consistent_garments(labels, scores, prompts, [0, 1, 2], region=~left)
+    roles = garment_roles(prompts, [0, 1, 2])
+    consistent_garments(labels, scores, roles, region=left)
+    consistent_garments(labels, scores, roles, region=~left)
     assert (labels[10:40, 10:90] == 1).all() and (labels[40:90, 10:90] == 3).all()
     assert (labels[10:90, 110:190] == 2).all()
     whole = torch.zeros(100, 200, dtype=torch.long)
     whole[10:40, 10:90], whole[40:90, 10:90], whole[10:90, 110:190] = 2, 3, 2
-    consistent_garments(whole, scores, prompts, [0, 1, 2])  # one vote over both people: the dress is lost
+    consistent_garments(whole, scores, roles)  # one vote over both people: the dress is lost
     assert (whole[10:90, 110:190] == 1).all()
 
 

@@ -43,6 +43,7 @@ from .topdown import (
     competitor_phrases,
     consistent_garments,
     fill_keypoints,
+    garment_roles,
     novel_prompts,
     parse_top_down,
     plan_prompts,
@@ -107,7 +108,6 @@ def _upscaled(result: ParsingResult, height: int, width: int) -> ParsingResult:
         persons.append(person.replace(parts=parts, keypoints=keypoints, **grow(person)))
     label_map = np.take(np.take(result.label_map, ys, axis=0), xs, axis=1)
     return dataclasses.replace(result, persons=persons, label_map=label_map, height=height, width=width)
-
 
 
 class SpectrumPipeline:
@@ -402,8 +402,9 @@ class SpectrumPipeline:
         owner = torch.full(labels.shape, -1, dtype=torch.long)
         for k in reversed(range(len(found))):  # by descending score: the best-scored person wins a shared pixel
             owner[found[k].mask.cpu()] = k
+        roles = garment_roles(scored, columns)
         for k in range(len(found)):  # each person's garments consistent, as top-down parsing makes them
-            consistent_garments(labels, scores, scored, columns, region=owner == k)
+            consistent_garments(labels, scores, roles, region=owner == k)
         h, w = labels.shape
         candidates = [PersonCandidate(region=(0, 0, w, h), owned=owner == k, labels=labels, scores=best,
                                       score=person.score) for k, person in enumerate(found)]

@@ -69,6 +69,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -92,8 +93,9 @@ from .skin import skin_colour_distance
 from .vocab import categories as vocabulary
 
 __all__ = ["BODY_PART_SOURCES", "DERIVED_PARTS", "FILLED_KEYPOINTS", "PERSON_MASK_SOURCES", "ScoringPlan",
-           "TopDownConfig", "competitor_phrases", "crop_regions", "derived_prompts", "fill_keypoints",
-           "garment_groups", "novel_prompts", "parse_top_down", "plan_prompts"]
+           "GarmentRoles", "TopDownConfig", "competitor_phrases", "consistent_garments", "crop_regions",
+           "derived_prompts", "fill_keypoints", "garment_groups", "garment_roles", "novel_prompts", "parse_top_down",
+           "plan_prompts"]
 
 POSE_REGIONS = ("face", "left arm", "right arm", "left leg", "right leg")
 """Body parts named by pose from bare skin (the regions of :mod:`.limbs` that LIP labels)."""
@@ -777,23 +779,41 @@ def _no_one_piece_over_trousers(labels: torch.Tensor, scores: torch.Tensor, one_
     labels[piece] = torch.as_tensor(list(upper))[arg] + 1
 
 
-def consistent_garments(labels: torch.Tensor, scores: torch.Tensor, prompts: Sequence[str], columns: Sequence[int],
+class GarmentRoles(NamedTuple):
+    """The columns of one prompt list that each garment-consistency rule reads (:func:`garment_roles`)."""
+
+    lower: list[int]
+    one_piece: list[int]
+    trousers: list[int]
+    skirts: list[int]
+    upper: list[int]
+
+
+def garment_roles(prompts: Sequence[str], columns: Sequence[int]) -> GarmentRoles:
+    """Which of ``columns`` (indices into ``prompts`` that may label a pixel) are lower-body garments, one-piece
+    garments (category names only: a phrase the user chose, "saree", stands), trousers, skirts and upper-body
+    garments; computed once per prompt list, read by :func:`consistent_garments` for every person."""
+    def named(group: Sequence[str]) -> list[int]:
+        return [i for i in columns if vocabulary.canonical_name(prompts[i]) in group]
+
+    return GarmentRoles(lower=named(LOWER_GARMENTS),
+                        one_piece=[i for i in named(ONE_PIECE_GARMENTS) if vocabulary.is_category_name(prompts[i])],
+                        trousers=named(TROUSERS), skirts=named(SKIRTS),
+                        upper=[i for i in columns if _coarse(prompts[i]) in UPPER_GARMENT_GROUPS])
+
+
+def consistent_garments(labels: torch.Tensor, scores: torch.Tensor, roles: GarmentRoles,
                         region: torch.Tensor | None = None) -> None:
     """One person's garments made consistent, in place, from the labels alone (no pose): one lower-body garment
     (:data:`LOWER_VOTE`), no one-piece garment over trousers (:data:`ONE_PIECE_VOTE`) or as a sliver over a skirt
-    (:data:`SKIRT_VOTE`). ``labels``: 0 or 1 + prompt index; ``scores``: (P, H, W) per-prompt scores; ``columns``:
-    the prompts that may label a pixel; ``region``: the person's pixels when ``labels`` covers more than one person
+    (:data:`SKIRT_VOTE`). ``labels``: 0 or 1 + prompt index; ``scores``: (P, H, W) per-prompt scores; ``roles``:
+    :func:`garment_roles` of the prompts; ``region``: the person's pixels when ``labels`` covers more than one person
     (a whole-image parse; the votes count that person's pixels only)."""
-    lower = [i for i in columns if vocabulary.canonical_name(prompts[i]) in LOWER_GARMENTS]
-    one_piece = [i for i in columns if vocabulary.canonical_name(prompts[i]) in ONE_PIECE_GARMENTS
-                 and vocabulary.is_category_name(prompts[i])]  # a phrase the user chose ("saree") stands
-    trousers = [i for i in columns if vocabulary.canonical_name(prompts[i]) in TROUSERS]
-    skirts = [i for i in columns if vocabulary.canonical_name(prompts[i]) in SKIRTS]
-    upper = [i for i in columns if _coarse(prompts[i]) in UPPER_GARMENT_GROUPS]
     local = labels if region is None else torch.where(region, labels, torch.zeros_like(labels))
-    _one_lower_garment(local, lower)
-    _no_one_piece_over_trousers(local, scores, one_piece, trousers, upper)
-    _no_one_piece_over_trousers(local, scores, one_piece, skirts, [*upper, *skirts], vote=SKIRT_VOTE)
+    _one_lower_garment(local, roles.lower)
+    _no_one_piece_over_trousers(local, scores, roles.one_piece, roles.trousers, roles.upper)
+    _no_one_piece_over_trousers(local, scores, roles.one_piece, roles.skirts, [*roles.upper, *roles.skirts],
+                                vote=SKIRT_VOTE)
     if region is not None:
         labels[region] = local[region]
 
@@ -1060,10 +1080,10 @@ class TopDownConfig:
     flip: bool = False
     # Where the pose is sure of a limb (two of its joints scored >= keypoint_threshold) that the person mask misses
     # (BlazePose's often stops short of bare legs and raised arms; LIMB_SEEN_SHARE), the pixels within limb_support
-    # capsule radii of it count as the person's: what the parser labels there is kept, and bare skin grows there
-    # (lip_dev body 63.8 -> 64.3, cihp_dev 47.4 -> 49.3: shins and forearms neither BlazePose nor the parser saw;
-    # a skin-coloured desk across guessed legs is kept out by ACROSS_LIMB) (limbs.limb_band; 0: off;
-    # benchmarks/bench_body_parts.py).
+    # capsule radii of it count as the person's: what the parser labels there is kept, and bare skin of an arm grows
+    # there where it continues the person's skin inside the mask (lip_dev right arm 57.2 -> 59.7); legs grow only
+    # inside the mask, as the pose guesses legs behind a desk of skin's colour (_grow_skin, _unanchored_growth;
+    # limbs.limb_band; 0: off; benchmarks/bench_body_parts.py).
     limb_support: float = 1.0
     # The person's own pixels (person mask > FILL_PERSON) the parser left unlabelled are labelled again with
     # person_fill as the background threshold, and take a garment the parser already labelled on the person: the
@@ -1155,6 +1175,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     # Everything per person is computed in its crop; only ownership is decided on the whole image.
     local_labels, local_scores, local_probs = [], [], []
     pooled = garment_groups(prompts, columns)
+    roles = garment_roles(prompts, columns)
     # unsure parts extended (_complete_person): garments only; the hidden competitors compete again too, so an
     # unsure "saree" never grows where they are surer
     body = set(plan.body) | set(plan.skin)
@@ -1173,7 +1194,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         # the person's keypoints for naming and geometry (reported ones are left as detected)
         keypoints = None if detections.keypoints is None else plausible_legs(detections.keypoints[k],
                                                                              config.keypoint_threshold)
-        consistent_garments(labels, scores, prompts, columns)
+        consistent_garments(labels, scores, roles)
         probs = (scores[person_index] if person_probs is None else person_probs[k, y0:y1, x0:x1].float().cpu())
         if config.min_person_evidence > 0 and _unconfirmed(scores[person_index], probs, detections.boxes[k], h,
                                                            config.min_person_evidence, config.evidence_min_height):
