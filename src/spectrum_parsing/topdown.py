@@ -517,6 +517,18 @@ def _beyond_head(split: torch.Tensor, face: int, unclaimed: int, keypoints: np.n
     split[ys[far], xs[far]] = unclaimed
 
 
+def _hand_zones(shape: tuple[int, int], keypoints: np.ndarray, origin: tuple[int, int], threshold: float
+                ) -> dict[str, np.ndarray]:
+    """Crop-local bool zone (:func:`~spectrum_parsing.limbs.hand_zone`, 0.15 forearm back) of each arm ("left
+    arm", "right arm") whose wrist and elbow are sure and at least 3 px apart."""
+    zones = {}
+    for name, (wrist, elbow) in (("left arm", (9, 7)), ("right arm", (10, 8))):
+        w, e = keypoints[wrist], keypoints[elbow]
+        if min(w[2], e[2]) >= threshold and float(np.hypot(*(w[:2] - e[:2]))) >= 3:
+            zones[name] = hand_zone(shape, w[:2], e[:2], back=0.15, origin=origin)
+    return zones
+
+
 def _misnamed_hands(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | None,
                     origin: tuple[int, int], threshold: float) -> None:
     """In crop-local ``labels``: a connected piece the parser called one of :data:`MISNAMED_HANDS` that lies
@@ -530,11 +542,8 @@ def _misnamed_hands(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarr
                if vocabulary.canonical_name(p) in MISNAMED_HANDS and i not in plan.hidden]
     if not sources or not arms:
         return
-    zones = {}
-    for name, (wrist, elbow) in (("left arm", (9, 7)), ("right arm", (10, 8))):
-        w, e = keypoints[wrist], keypoints[elbow]
-        if name in arms and min(w[2], e[2]) >= threshold and float(np.hypot(*(w[:2] - e[:2]))) >= 3:
-            zones[name] = hand_zone(tuple(labels.shape), w[:2], e[:2], back=0.15, origin=origin)
+    zones = {name: zone for name, zone in _hand_zones(tuple(labels.shape), keypoints, origin, threshold).items()
+             if name in arms}
     for source in sources:
         pieces, count = ndimage.label((labels == source + 1).numpy())
         if count == 0:
@@ -573,10 +582,8 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
     before, before_best = (labels.clone(), best.clone()) if sure is not None else (labels, best)
     candidates = (labels == 0) & (person > 0.5)
     hands = torch.zeros(labels.shape, dtype=torch.bool)
-    for wrist, elbow in ((9, 7), (10, 8)):  # hands are arms: skin there never grows into a leg
-        w, e = keypoints[wrist], keypoints[elbow]
-        if min(w[2], e[2]) >= threshold and float(np.hypot(*(w[:2] - e[:2]))) >= 3:
-            hands |= torch.from_numpy(hand_zone(tuple(labels.shape), w[:2], e[:2], back=0.15, origin=origin))
+    for zone in _hand_zones(tuple(labels.shape), keypoints, origin, threshold).values():
+        hands |= torch.from_numpy(zone)  # hands are arms: skin there never grows into a leg
     # where each limb may grow, not under a garment that covers it. asked: no garment the user prompted scores
     # GUARD_SCORE there; free: none at all, hidden ones included
     asked, free = {}, {}
