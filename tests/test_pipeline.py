@@ -250,6 +250,28 @@ def test_label_map_and_json_agree_pixel_for_pixel(request, mode):
         assert np.array_equal(rendered, result.label_map), name
 
 
+def test_a_whole_image_parse_scores_the_hidden_competitors_too(default_bottom_up):
+    """Bottom-up mode (and the top-down fallback, which parses the same way) pools the same hidden competitors as
+    top-down parsing: "saree" alone on the group photo, where nobody wears one, labels next to nothing, where
+    without them it took a tenth of the photo; the people found are the same with and without them."""
+    photo = _small("group.jpg")
+    plan = default_bottom_up.whole_image_plan(["saree", "person"])
+    assert plan.prompts == ["saree", "person", "(competitors)"] and plan.contested == [0] and "pants" in plan.pool
+    assert default_bottom_up.whole_image_plan(["pants", "person"]).prompts == ["pants", "person"]  # no novel phrase
+
+    def saree(pipe: SpectrumPipeline):
+        result = pipe(photo, prompts=["saree"], ebp=False)
+        assert result.labels == ["saree"]  # competitors are never reported
+        return float((result.label_map > 0).mean()), result.persons
+
+    share, persons = saree(default_bottom_up)
+    off = SpectrumPipeline.from_pretrained(mode="bottom-up", competitors="off")
+    share_off, persons_off = saree(off)
+    assert share < 0.01 < 0.05 < share_off
+    assert len(persons) == len(persons_off) > 0
+    assert all(a.box == b.box and torch.equal(a.mask, b.mask) for a, b in zip(persons, persons_off))
+
+
 def test_top_down_persons_do_not_depend_on_the_prompts(default_top_down):
     prompt_lists = [None, ["heels"], ["saree", "scarf", "hat"], ["t-shirt", "jeans", "left hand", "bag"],
                     ["dress", "skirt", "shorts", "sunglasses", "coat", "jacket", "sweater", "boots", "gloves"]]

@@ -42,6 +42,7 @@ from .topdown import (
     TopDownConfig,
     competitor_phrases,
     consistent_garments,
+    contest,
     fill_keypoints,
     garment_roles,
     novel_prompts,
@@ -284,14 +285,15 @@ class SpectrumPipeline:
         for start in range(0, len(batch), options.batch_size):
             pils = [as_rgb_image(image, self.max_pixels) for image in batch[start:start + options.batch_size]]
             arrays = [np.asarray(_downscaled(pil, self.work_pixels)) for pil in pils]
-            predictions = (self._predict(arrays, scored) if self.mode == "bottom-up"
-                           else [None] * len(arrays))
+            whole = self.whole_image_plan(scored) if self.mode == "bottom-up" else None
+            predictions = (self._predict(arrays, whole.scored) if whole is not None else [None] * len(arrays))
             for pil, array, prediction in zip(pils, arrays, predictions):
                 h, w = array.shape[:2]
                 if prediction is None:
                     persons, semantic = self._parse_top_down(array, scored, len(labels), options)
                 else:
-                    persons, semantic = self._parse_bottom_up(prediction, scored, len(labels), options)
+                    assert whole is not None
+                    persons, semantic = self._parse_bottom_up(prediction, whole, len(labels), options)
                 if relabel:
                     persons = _relabel(persons, scheme)
                 result = ParsingResult(persons, lut[semantic], list(scheme.names), scored, h, w,
@@ -315,11 +317,10 @@ class SpectrumPipeline:
         sum; ``aside``: columns that change no other's score)."""
         return [self.processor.semantic_scores(p, pool, aside) for p in self._predict(arrays, prompts)]
 
-    def plan(self, scored: Sequence[str]) -> ScoringPlan:
-        """What top-down parsing scores for ``scored`` (the prompts and the person prompt): see
-        :func:`~spectrum_parsing.topdown.plan_prompts`. Competitors are the known categories the model's prompt
-        table holds (so no text encoder is loaded for them)."""
-        competitors: list[str] = []
+    def competitors(self, scored: Sequence[str]) -> tuple[list[str], list[int] | None]:
+        """The hidden competitors of ``scored`` (the prompts and the person prompt) and the prompt indices they
+        contest (None: every column; ``TopDownConfig.competitors``). Competitors are the known categories the
+        model's prompt table holds (so no text encoder is loaded for them)."""
         contested: list[int] | None = None
         mode = self.top_down.competitors
         person = self.model.config.person_prompt
@@ -328,9 +329,24 @@ class SpectrumPipeline:
         if mode == "all" or contested:
             table = getattr(self.model.text_encoder, "table", None)
             known = [c for c in vocabulary.names() if table is None or c in table]
-            competitors = competitor_phrases([p for p in scored if p != person], known)
+            return competitor_phrases([p for p in scored if p != person], known), contested
+        return [], contested
+
+    def plan(self, scored: Sequence[str]) -> ScoringPlan:
+        """What top-down parsing scores for ``scored`` (the prompts and the person prompt): see
+        :func:`~spectrum_parsing.topdown.plan_prompts`, with :meth:`competitors`."""
+        competitors, contested = self.competitors(scored)
         return plan_prompts(scored, self.top_down.body_parts, competitors, grow_skin=self.top_down.skin_colour > 0,
                             contested=contested)
+
+    def whole_image_plan(self, scored: Sequence[str]) -> ScoringPlan:
+        """What a whole-image parse (``bottom-up`` mode, the top-down fallback) scores for ``scored``: the
+        prompts and, pooled last and hidden, the same competitors as top-down parsing (:meth:`competitors`), so an
+        absent "saree" stays empty there too."""
+        competitors, contested = self.competitors(scored)
+        prompts = [*scored, "(competitors)"] if competitors else list(scored)
+        hidden = {len(scored)} if competitors else set()
+        return ScoringPlan(prompts, {}, {}, [], hidden, competitors, contested=contested)
 
     def _parse_top_down(self, array: np.ndarray, scored: Sequence[str], person_index: int,
                         options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:
@@ -377,7 +393,8 @@ class SpectrumPipeline:
         confident and large (``TopDownConfig.fallback_score`` / ``fallback_share``). A photo that is mostly one
         person, cut by the frame or too small for the detector, is parsed; a garment on a bed stays empty (the
         parser was trained on such photos as negatives: its person score there stays lower)."""
-        persons, semantic = self._parse_bottom_up(self._predict([array], scored)[0], scored, person_index, options)
+        plan = self.whole_image_plan(scored)
+        persons, semantic = self._parse_bottom_up(self._predict([array], plan.scored)[0], plan, person_index, options)
         h, w = semantic.shape
         kept = [p.replace(id=k) for k, p in enumerate(
             p for p in persons if p.score >= self.top_down.fallback_score
@@ -386,31 +403,41 @@ class SpectrumPipeline:
             return persons, semantic
         return kept, render_label_map(kept, (h, w))
 
-    def _parse_bottom_up(self, prediction: ImagePrediction, scored: Sequence[str], person_index: int,
+    def _parse_bottom_up(self, prediction: ImagePrediction, plan: ScoringPlan, person_index: int,
                          options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:
-        """Persons and semantic map from one whole-image prediction, with the top-down path's contract: person
-        instances (Mask2Former instance inference) own the pixels where they score highest (people never share
-        a pixel), and each person's parts are the semantic labels on its pixels (the processor's assembly)."""
+        """Persons and semantic map from one whole-image prediction of ``plan.scored`` (:meth:`whole_image_plan`),
+        with the top-down path's contract: person instances (Mask2Former instance inference) own the pixels where
+        they score highest (people never share a pixel), and each person's parts are the semantic labels on its
+        pixels (the processor's assembly); the hidden competitors take the pixels they score higher than the
+        prompts they contest (but find no people)."""
         masks = self.processor.mask_logits(prediction)
-        found = group_instances(prediction.logits, masks, scored, person_index,
+        logits, prompts = prediction.logits, plan.scored
+        if plan.pool:  # people are found as without competitors (they would dilute the person score)
+            prompts = plan.prompts[:-1]
+            logits = torch.cat([logits[:, :len(prompts)], logits[:, -1:]], 1)
+        found = group_instances(logits, masks, prompts, person_index,
                                 score_threshold=options.score_threshold, mask_threshold=options.mask_threshold,
                                 min_part_overlap=options.min_part_overlap)
         del masks
-        scores = self.processor.semantic_scores(prediction)
-        columns = [p for p in range(scores.shape[0]) if p != person_index]
+        scores = self.processor.semantic_scores(prediction, plan.pool_groups)
+        rival = len(plan.prompts) - 1 if plan.pool else None
+        columns = [p for p in range(scores.shape[0])
+                   if p != person_index and (p != rival or plan.contested is None)]
         labels, best = self.processor.label_map(scores, columns, options.background_threshold)
+        if rival is not None and plan.contested:
+            contest(labels, best, scores, plan.contested, rival)
         owner = torch.full(labels.shape, -1, dtype=torch.long)
         for k in reversed(range(len(found))):  # by descending score: the best-scored person wins a shared pixel
             owner[found[k].mask.cpu()] = k
-        roles = garment_roles(scored, columns)
+        roles = garment_roles(plan.prompts, [c for c in columns if c != rival])
         for k in range(len(found)):  # each person's garments consistent, as top-down parsing makes them
             consistent_garments(labels, scores, roles, region=owner == k)
         h, w = labels.shape
         candidates = [PersonCandidate(region=(0, 0, w, h), owned=owner == k, labels=labels, scores=best,
                                       score=person.score) for k, person in enumerate(found)]
-        return assemble_persons(candidates, scored, (h, w), threshold=options.score_threshold,
+        return assemble_persons(candidates, plan.prompts, (h, w), threshold=options.score_threshold,
                                 min_person_pixels=self.top_down.min_person_pixels,
-                                min_part_pixels=self.top_down.min_part_pixels)
+                                min_part_pixels=self.top_down.min_part_pixels, hidden=plan.hidden)
 
 
 def _relabel(persons: list[PersonInstance], scheme: LabelScheme) -> list[PersonInstance]:

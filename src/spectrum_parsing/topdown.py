@@ -358,8 +358,8 @@ group photo, where nobody wears a dress, every region "saree", "gown" or "sari" 
 to 62.8 / 64.7 (``benchmarks/bench_body_parts.py``)."""
 
 
-def _contest(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, contested: Sequence[int],
-             rival: int) -> None:
+def contest(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, contested: Sequence[int],
+            rival: int) -> None:
     """In crop-local ``labels``: the pixels of a ``contested`` column that the pooled competitors (column
     ``rival``, hidden) score higher go to them (in place), except in regions where the competitors are on average
     at most :data:`CONTEST_REGION_RATIO` times surer."""
@@ -1197,7 +1197,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         labels, best = SpectrumImageProcessor.label_map(scores, columns, background_threshold)
         _pool(labels, best, scores, pooled, columns, background_threshold)
         if rival is not None and plan.contested:
-            _contest(labels, best, scores, plan.contested, rival)
+            contest(labels, best, scores, plan.contested, rival)
         # the person's keypoints for naming and geometry (reported ones are left as detected)
         keypoints = None if detections.keypoints is None else plausible_legs(detections.keypoints[k],
                                                                              config.keypoint_threshold)
