@@ -765,6 +765,11 @@ skirt (`lip_dev` photo 18: 188 px of "dress" at a waist) and takes the best-scor
 `lip_dev` all 33.90 -> 33.98, CCP val skirt 28.5 -> 29.7 (dress 41.4 -> 41.3, fine 14.73 -> 14.75), VITON
 unchanged. A dress whose lower half the parser calls skirt keeps its dress (the vote is far higher than over
 trousers: a dress is often read as top and skirt)."""
+SYNONYM_VOTE = 1.0
+"""A synonym of a one-piece garment (a phrase the model never saw as a label: "saree", "gown", "overalls") over
+trousers holding at least as many pixels as it is the parser's mistake too (a baseball jersey and a held red cloth
+called "saree" on `lip_dev`, their wearers in trousers), judged more cautiously than a category name (the user chose
+the phrase)."""
 
 
 def _no_one_piece_over_trousers(labels: torch.Tensor, scores: torch.Tensor, one_piece: Sequence[int],
@@ -791,6 +796,7 @@ class GarmentRoles(NamedTuple):
 
     lower: list[int]
     one_piece: list[int]
+    synonyms: list[int]
     trousers: list[int]
     skirts: list[int]
     upper: list[int]
@@ -798,13 +804,15 @@ class GarmentRoles(NamedTuple):
 
 def garment_roles(prompts: Sequence[str], columns: Sequence[int]) -> GarmentRoles:
     """Which of ``columns`` (indices into ``prompts`` that may label a pixel) are lower-body garments, one-piece
-    garments (category names only: a phrase the user chose, "saree", stands), trousers, skirts and upper-body
-    garments; computed once per prompt list, read by :func:`consistent_garments` for every person."""
+    garments (category names), their synonyms ("saree"), trousers, skirts and upper-body garments; computed once per
+    prompt list, read by :func:`consistent_garments` for every person."""
     def named(group: Sequence[str]) -> list[int]:
         return [i for i in columns if vocabulary.canonical_name(prompts[i]) in group]
 
+    one_piece = named(ONE_PIECE_GARMENTS)
     return GarmentRoles(lower=named(LOWER_GARMENTS),
-                        one_piece=[i for i in named(ONE_PIECE_GARMENTS) if vocabulary.is_category_name(prompts[i])],
+                        one_piece=[i for i in one_piece if vocabulary.is_category_name(prompts[i])],
+                        synonyms=[i for i in one_piece if not vocabulary.is_category_name(prompts[i])],
                         trousers=named(TROUSERS), skirts=named(SKIRTS),
                         upper=[i for i in columns if _coarse(prompts[i]) in UPPER_GARMENT_GROUPS])
 
@@ -812,13 +820,15 @@ def garment_roles(prompts: Sequence[str], columns: Sequence[int]) -> GarmentRole
 def consistent_garments(labels: torch.Tensor, scores: torch.Tensor, roles: GarmentRoles,
                         region: torch.Tensor | None = None) -> None:
     """One person's garments made consistent, in place, from the labels alone (no pose): one lower-body garment
-    (:data:`LOWER_VOTE`), no one-piece garment over trousers (:data:`ONE_PIECE_VOTE`) or as a sliver over a skirt
-    (:data:`SKIRT_VOTE`). ``labels``: 0 or 1 + prompt index; ``scores``: (P, H, W) per-prompt scores; ``roles``:
-    :func:`garment_roles` of the prompts; ``region``: the person's pixels when ``labels`` covers more than one person
-    (a whole-image parse; the votes count that person's pixels only)."""
+    (:data:`LOWER_VOTE`), no one-piece garment over trousers (:data:`ONE_PIECE_VOTE`; its synonyms:
+    :data:`SYNONYM_VOTE`) or as a sliver over a skirt (:data:`SKIRT_VOTE`). ``labels``: 0 or 1 + prompt index;
+    ``scores``: (P, H, W) per-prompt scores; ``roles``: :func:`garment_roles` of the prompts; ``region``: the
+    person's pixels when ``labels`` covers more than one person (a whole-image parse; the votes count that person's
+    pixels only)."""
     local = labels if region is None else torch.where(region, labels, torch.zeros_like(labels))
     _one_lower_garment(local, roles.lower)
     _no_one_piece_over_trousers(local, scores, roles.one_piece, roles.trousers, roles.upper)
+    _no_one_piece_over_trousers(local, scores, roles.synonyms, roles.trousers, roles.upper, vote=SYNONYM_VOTE)
     _no_one_piece_over_trousers(local, scores, roles.one_piece, roles.skirts, [*roles.upper, *roles.skirts],
                                 vote=SKIRT_VOTE)
     if region is not None:
