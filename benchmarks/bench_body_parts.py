@@ -10,7 +10,9 @@ For each row (``MODEL[:option=value,...]``, options of ``TopDownConfig`` plus ``
 * ``lip_dev`` all LIP categories mIoU; ``cihp_dev`` part AP^r / AP^r_50 (``spectrum eval``'s code);
 * absent prompts on ``lip_dev`` (share of the photo labelled by garments the photo does not show);
 * "saree" alone on ``examples/group.jpg`` (nobody wears one): share of the photo labelled; the same for the dress
-  synonyms "gown" and "sari", and their IoU with the dress truth on CCP val photos that show a dress;
+  synonyms "gown" and "sari", and their IoU with the dress truth on CCP val photos that show a dress; "saree"
+  alone in bottom-up mode (the whole-image parse the top-down fallback also runs) on the group photo and on
+  ``lip_dev``;
 * VITON val body-part mIoU on the first ``--viton-limit`` photos (studio photos);
 * time of one parse of the group photo.
 
@@ -123,6 +125,18 @@ def synonyms(pipe, group, photos: int = 20) -> dict:
         result = pipe(group, prompts=[prompt])
         share = float((result.label_map == result.label_ids[result.labels.index(prompt)]).mean())
         out[f"'{prompt}' alone on group.jpg (% of photo)"] = round(100 * share, 2)
+    # the whole-image parses (bottom-up mode; the top-down fallback parses the same way) on the same photo and on
+    # lip_dev's 25 real photos, where nobody wears one either
+    whole = pipe.with_mode("bottom-up")
+
+    def saree_share(photo) -> float:
+        result = whole(photo, prompts=["saree"])
+        return float((result.label_map == result.label_ids[result.labels.index("saree")]).mean())
+
+    out["'saree' alone, bottom-up mode, on group.jpg (% of photo)"] = round(100 * saree_share(group), 2)
+    lip = open_dataset(f"lip:{SHARED / 'datasets' / 'lip_dev'}", split="all")
+    out["'saree' alone, bottom-up mode, on lip_dev (mean % of photo)"] = round(
+        100 * float(np.mean([saree_share(lip[i].image) for i in range(len(lip))])), 2)
     data = open_dataset(f"ccp:{SHARED / 'datasets' / 'ccp'}", split="val")
     dress = data.canonical.index("dress")
     ious: dict[str, list[float]] = {"gown": [], "saree": []}
