@@ -845,6 +845,30 @@ def test_similar_garments_compete_together_against_the_background():
     assert {p.label: p.area for p in persons[0].parts} == {"jacket": 40 * 80}
 
 
+def test_footwear_phrases_compete_together_as_the_lower_body_garments_do(monkeypatch):
+    """A boot whose score "shoes" and "boots" split stays footwear against jeans and socks, whose summed scores
+    beat each footwear phrase alone (CCP's boots became jeans before footwear was pooled)."""
+    from spectrum_parsing import topdown
+    from spectrum_parsing.topdown import garment_groups
+
+    prompts = ["shoes", "boots", "jeans", "socks", "person"]
+    assert garment_groups(prompts, [0, 1, 2, 3]) == [[2, 3], [0, 1]]
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+
+    def paint(scores, plan):
+        scores[plan.prompts.index("shoes"), 250:290, 60:140] = 0.45
+        scores[plan.prompts.index("boots"), 250:290, 60:140] = 0.3
+        scores[plan.prompts.index("jeans"), 250:290, 60:140] = 0.35
+        scores[plan.prompts.index("socks"), 250:290, 60:140] = 0.2
+
+    def parts() -> dict:
+        return {p.label: p.area for p in _parse(prompts, paint, detections)[0].parts}
+
+    assert parts() == {"shoes": 40 * 80}
+    monkeypatch.setattr(topdown, "POOLED_GARMENTS", topdown.POOLED_GARMENTS[:2])  # footwear not pooled
+    assert parts() == {"jeans": 40 * 80}
+
+
 def test_fill_keypoints_takes_blazepose_only_where_movenet_is_unsure_and_blazepose_sure():
     from spectrum_parsing.topdown import FILLED_KEYPOINTS, fill_keypoints
 
