@@ -832,7 +832,7 @@ def test_similar_garments_compete_together_against_the_background():
     from spectrum_parsing.topdown import garment_groups
 
     prompts = ["shirt", "jacket", "pants", "face", "person"]
-    assert garment_groups(prompts, [0, 1, 2, 3]) == [[0, 1]]  # upper-body and outerwear together; pants alone
+    assert garment_groups(prompts, [0, 1, 2, 3]) == [[[0], [1]]]  # upper-body and outerwear together; pants alone
     detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
 
     def paint(scores, plan):
@@ -845,6 +845,31 @@ def test_similar_garments_compete_together_against_the_background():
     assert {p.label: p.area for p in persons[0].parts} == {"jacket": 40 * 80}
 
 
+def test_a_top_whose_score_its_phrases_split_is_not_called_a_coat(monkeypatch):
+    """Within the pooled upper garments, the category whose phrases together score more names the pixel: a t-shirt
+    that "t-shirt", "shirt" and "blouse" split (0.3 + 0.25 + 0.2) stays a top though "coat" (0.35) beats each
+    alone; where the coat's phrases lead together, it is a coat."""
+    from spectrum_parsing import topdown
+    from spectrum_parsing.topdown import garment_groups
+
+    prompts = ["t-shirt", "shirt", "blouse", "coat", "jacket", "person"]
+    assert garment_groups(prompts, [0, 1, 2, 3, 4]) == [[[0, 1, 2], [3, 4]]]
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+
+    def paint(scores, plan):
+        for name, top, bottom in (("t-shirt", 0.3, 0.1), ("shirt", 0.25, 0.1), ("blouse", 0.2, 0.05),
+                                  ("coat", 0.35, 0.4), ("jacket", 0.05, 0.3)):
+            scores[plan.prompts.index(name), 80:140, 60:140] = top
+            scores[plan.prompts.index(name), 140:200, 60:140] = bottom
+
+    def parts() -> dict:
+        return {p.label: p.area for p in _parse(prompts, paint, detections)[0].parts}
+
+    assert parts() == {"t-shirt": 60 * 80, "coat": 60 * 80}
+    monkeypatch.setattr(topdown, "SUBGROUP_CHOICE", False)  # the best phrase overall
+    assert parts() == {"coat": 120 * 80}
+
+
 def test_footwear_phrases_compete_together_as_the_lower_body_garments_do(monkeypatch):
     """A boot whose score "shoes" and "boots" split stays footwear against jeans and socks, whose summed scores
     beat each footwear phrase alone (CCP's boots became jeans before footwear was pooled)."""
@@ -852,7 +877,7 @@ def test_footwear_phrases_compete_together_as_the_lower_body_garments_do(monkeyp
     from spectrum_parsing.topdown import garment_groups
 
     prompts = ["shoes", "boots", "jeans", "socks", "person"]
-    assert garment_groups(prompts, [0, 1, 2, 3]) == [[2, 3], [0, 1]]
+    assert garment_groups(prompts, [0, 1, 2, 3]) == [[[2, 3]], [[0, 1]]]
     detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
 
     def paint(scores, plan):
