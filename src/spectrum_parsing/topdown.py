@@ -423,8 +423,9 @@ def _pool(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, groups
     kinds: list[torch.Tensor] = []
     totals: list[torch.Tensor] = []
     for group in groups:
-        top, kind = _best_column(scores, [c for sub in group for c in sub], labels.dtype)
-        if len(group) > 1 and SUBGROUP_CHOICE:
+        if len(group) == 1 or not SUBGROUP_CHOICE:
+            top, kind = _best_column(scores, [c for sub in group for c in sub], labels.dtype)
+        else:
             top, kind = _best_column(scores, group[0], labels.dtype)
             total = _sum_of(scores, group[0])
             for sub in group[1:]:
