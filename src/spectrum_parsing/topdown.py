@@ -67,6 +67,7 @@ never reported:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -398,17 +399,6 @@ def _best_of(scores: torch.Tensor, columns: Sequence[int]) -> torch.Tensor:
     return out
 
 
-def _best_column(scores: torch.Tensor, columns: Sequence[int], dtype: torch.dtype
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pixel-wise best score of ``columns`` and which (1 + column index; the first on a tie)."""
-    top = torch.full(scores.shape[1:], -1.0, dtype=scores.dtype)
-    kind = torch.zeros(scores.shape[1:], dtype=dtype)
-    for c in columns:  # column by column: no (P, H, W) copies
-        kind.masked_fill_(scores[c] > top, c + 1)
-        torch.maximum(top, scores[c], out=top)
-    return top, kind
-
-
 def _pool(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, groups: Sequence[Sequence[Sequence[int]]],
           columns: Sequence[int], background_threshold: float) -> None:
     """In crop-local ``labels`` (and their scores ``best``), group by group (:func:`garment_groups`): where a group's
@@ -423,21 +413,23 @@ def _pool(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, groups
     kinds: list[torch.Tensor] = []
     totals: list[torch.Tensor] = []
     for group in groups:
+        members = [c for sub in group for c in sub]
+        # the processor's label map with no background: each pixel's best column (the first on a tie) and its score
         if len(group) == 1 or not SUBGROUP_CHOICE:
-            top, kind = _best_column(scores, [c for sub in group for c in sub], labels.dtype)
+            kind, top = SpectrumImageProcessor.label_map(scores, members, -math.inf)
         else:
-            top, kind = _best_column(scores, group[0], labels.dtype)
-            total = _sum_of(scores, group[0])
+            kind, top = SpectrumImageProcessor.label_map(scores, group[0], -math.inf)
+            lead = _sum_of(scores, group[0])
             for sub in group[1:]:
                 sub_total = _sum_of(scores, sub)
-                sub_top, sub_kind = _best_column(scores, sub, labels.dtype)
-                better = sub_total > total  # the sub-groups' running best sum (the first on a tie)
+                sub_kind, sub_top = SpectrumImageProcessor.label_map(scores, sub, -math.inf)
+                better = sub_total > lead  # the sub-groups' running best sum (the first on a tie)
                 top = torch.where(better, sub_top, top)
                 kind = torch.where(better, sub_kind, kind)
-                total = torch.maximum(total, sub_total)
+                lead = torch.maximum(lead, sub_total)
         tops.append(top)
         kinds.append(kind)
-        totals.append(_sum_of(scores, [c for sub in group for c in sub]))
+        totals.append(_sum_of(scores, members))
     for g in range(len(groups)):
         rival = alone.clone()
         for h, top in enumerate(tops):
