@@ -572,6 +572,14 @@ def _parse(prompts: list[str], paint, detections: PersonDetections, h: int = 300
     return persons
 
 
+
+def _figure_parts(prompts: list[str], paint) -> dict[str, int]:
+    """Part areas (label -> pixels) of the standing figure (:func:`_figure`, one detection) parsed top-down with
+    ``paint(scores, plan)``'s fake scores."""
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    return {p.label: p.area for p in _parse(prompts, paint, detections)[0].parts}
+
+
 def test_a_face_far_from_the_head_is_not_a_face_and_a_fist_called_hair_is_an_arm(monkeypatch):
     """A skin blob the parser calls face in the crop's corner (3.6 face radii from this person's head, near no
     limb: a neighbour's fist) is dropped rather than named face; a blob called hair around the raised left wrist
@@ -630,15 +638,13 @@ def test_a_persons_own_hand_is_its_own_where_a_neighbours_mask_is_as_sure():
 def test_a_person_wears_one_lower_garment_when_the_parser_mostly_agrees(monkeypatch):
     """Trousers the parser calls pants with a patch it calls skirt are pants; a close call (half and half) is
     left as the parser said."""
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
 
     def parts(skirt_rows: int) -> dict:
         def paint(scores, plan):
             scores[plan.prompts.index("pants"), 170:290, 70:130] = 0.8
             scores[plan.prompts.index("skirt"), 170:170 + skirt_rows, 70:130] = 0.9
 
-        persons = _parse(["pants", "skirt", "person"], paint, detections)
-        return {p.label: p.area for p in persons[0].parts}
+        return _figure_parts(["pants", "skirt", "person"], paint)
 
     assert parts(30) == {"pants": 120 * 60}  # a quarter called skirt: all pants
     assert set(parts(60)) == {"pants", "skirt"}  # half: the parser's call stands
@@ -649,7 +655,6 @@ def test_a_person_wears_one_lower_garment_when_the_parser_mostly_agrees(monkeypa
 def test_a_dress_over_trousers_is_an_upper_garment(monkeypatch):
     """A pale jersey above pale trousers that the parser calls a dress becomes the best-scored upper-body garment
     (its scores kept: the part stays); a dress with no trousers below stays a dress."""
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
 
     def parts(trouser_rows: int) -> dict:
         def paint(scores, plan):
@@ -658,8 +663,7 @@ def test_a_dress_over_trousers_is_an_upper_garment(monkeypatch):
             scores[plan.prompts.index("coat"), 80:200, 70:130] = 0.1
             scores[plan.prompts.index("pants"), 200:200 + trouser_rows, 70:130] = 0.8
 
-        persons = _parse(["shirt", "coat", "dress", "pants", "person"], paint, detections)
-        return {p.label: p.area for p in persons[0].parts}
+        return _figure_parts(["shirt", "coat", "dress", "pants", "person"], paint)
 
     assert parts(90) == {"shirt": 120 * 60, "pants": 90 * 60}
     assert parts(0) == {"dress": 120 * 60}
@@ -672,7 +676,6 @@ def test_a_saree_over_trousers_holding_as_many_pixels_is_an_upper_garment(monkey
     """A synonym of a one-piece garment ("saree": a phrase the model never saw as a label) over trousers is the
     parser's mistake only when the trousers hold at least ``SYNONYM_VOTE`` times its pixels, more cautiously than
     the category name (a quarter, :data:`ONE_PIECE_VOTE`)."""
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
 
     def parts(phrase: str, trouser_rows: int) -> dict:
         def paint(scores, plan):
@@ -680,8 +683,7 @@ def test_a_saree_over_trousers_holding_as_many_pixels_is_an_upper_garment(monkey
             scores[plan.prompts.index("shirt"), 80:140, 70:130] = 0.15
             scores[plan.prompts.index("pants"), 140:140 + trouser_rows, 70:130] = 0.8
 
-        persons = _parse(["shirt", phrase, "pants", "person"], paint, detections)
-        return {p.label: p.area for p in persons[0].parts}
+        return _figure_parts(["shirt", phrase, "pants", "person"], paint)
 
     assert parts("saree", 90) == {"shirt": 60 * 60, "pants": 90 * 60}  # trousers 1.5x the "saree": a jersey
     assert parts("saree", 30) == {"saree": 60 * 60, "pants": 30 * 60}  # half: the user's phrase stands
@@ -695,7 +697,6 @@ def test_a_sliver_of_dress_between_a_top_and_a_skirt_is_not_a_dress(monkeypatch)
     """A thin band the parser calls "dress" at the waist, between a top and a skirt that holds at least
     ``SKIRT_VOTE`` times its pixels, takes the best-scored of the top and the skirt; a dress whose lower part the
     parser calls skirt (the skirt smaller than that) stays a dress."""
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
 
     def parts(dress_rows: int) -> dict:
         def paint(scores, plan):
@@ -704,8 +705,7 @@ def test_a_sliver_of_dress_between_a_top_and_a_skirt_is_not_a_dress(monkeypatch)
             scores[plan.prompts.index("skirt"), 150:150 + dress_rows, 70:130] = 0.3  # the skirt scores next
             scores[plan.prompts.index("skirt"), 150 + dress_rows:230, 70:130] = 0.8
 
-        persons = _parse(["shirt", "dress", "skirt", "person"], paint, detections)
-        return {p.label: p.area for p in persons[0].parts}
+        return _figure_parts(["shirt", "dress", "skirt", "person"], paint)
 
     assert parts(5) == {"shirt": 70 * 60, "skirt": 80 * 60}  # 5 rows of dress over 75 of skirt: a sliver
     assert parts(40) == {"shirt": 70 * 60, "dress": 40 * 60, "skirt": 40 * 60}  # a dress read half as skirt
@@ -833,7 +833,6 @@ def test_similar_garments_compete_together_against_the_background():
 
     prompts = ["shirt", "jacket", "pants", "face", "person"]
     assert garment_groups(prompts, [0, 1, 2, 3]) == [[[0], [1]]]  # upper-body and outerwear together; pants alone
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
 
     def paint(scores, plan):
         scores[plan.prompts.index("shirt"), 80:120, 60:140] = 0.3
@@ -841,8 +840,7 @@ def test_similar_garments_compete_together_against_the_background():
         scores[plan.prompts.index("shirt"), 200:240, 60:140] = 0.3
         scores[plan.prompts.index("pants"), 200:240, 60:140] = 0.3
 
-    persons = _parse(prompts, paint, detections)
-    assert {p.label: p.area for p in persons[0].parts} == {"jacket": 40 * 80}
+    assert _figure_parts(prompts, paint) == {"jacket": 40 * 80}
 
 
 def test_a_top_whose_score_its_phrases_split_is_not_called_a_coat(monkeypatch):
@@ -854,7 +852,6 @@ def test_a_top_whose_score_its_phrases_split_is_not_called_a_coat(monkeypatch):
 
     prompts = ["t-shirt", "shirt", "blouse", "coat", "jacket", "person"]
     assert garment_groups(prompts, [0, 1, 2, 3, 4]) == [[[0, 1, 2], [3, 4]]]
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
 
     def paint(scores, plan):
         for name, top, bottom in (("t-shirt", 0.3, 0.1), ("shirt", 0.25, 0.1), ("blouse", 0.2, 0.05),
@@ -863,7 +860,7 @@ def test_a_top_whose_score_its_phrases_split_is_not_called_a_coat(monkeypatch):
             scores[plan.prompts.index(name), 140:200, 60:140] = bottom
 
     def parts() -> dict:
-        return {p.label: p.area for p in _parse(prompts, paint, detections)[0].parts}
+        return _figure_parts(prompts, paint)
 
     assert parts() == {"t-shirt": 60 * 80, "coat": 60 * 80}
     monkeypatch.setattr(topdown, "SUBGROUP_CHOICE", False)  # the best phrase overall
@@ -878,7 +875,6 @@ def test_footwear_phrases_compete_together_as_the_lower_body_garments_do(monkeyp
 
     prompts = ["shoes", "boots", "jeans", "socks", "person"]
     assert garment_groups(prompts, [0, 1, 2, 3]) == [[[2, 3]], [[0, 1]]]
-    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
 
     def paint(scores, plan):
         scores[plan.prompts.index("shoes"), 250:290, 60:140] = 0.45
@@ -887,7 +883,7 @@ def test_footwear_phrases_compete_together_as_the_lower_body_garments_do(monkeyp
         scores[plan.prompts.index("socks"), 250:290, 60:140] = 0.2
 
     def parts() -> dict:
-        return {p.label: p.area for p in _parse(prompts, paint, detections)[0].parts}
+        return _figure_parts(prompts, paint)
 
     assert parts() == {"shoes": 40 * 80}
     monkeypatch.setattr(topdown, "POOLED_GARMENTS", topdown.POOLED_GARMENTS[:2])  # footwear not pooled
