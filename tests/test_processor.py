@@ -76,6 +76,25 @@ def test_label_map_best_prompt_with_background_threshold_and_columns():
     assert torch.equal(labels, torch.where(ref_best < 0.35, 0, cols[arg] + 1))
 
 
+def test_a_column_scored_alone_does_not_change_with_the_other_prompts():
+    """``alone``: one more map per column, that phrase against no-object only, so adding prompts (columns of the
+    logits) changes every softmax score but not it; the other maps are as without ``alone``."""
+    g = torch.Generator().manual_seed(1)
+    logits, masks = torch.randn(5, 4, generator=g) * 3, torch.randn(5, 8, 8, generator=g) * 3
+    more = torch.cat([logits[:, :-1], torch.randn(5, 3, generator=g) * 3, logits[:, -1:]], 1)  # 3 more prompts
+    processor = SpectrumImageProcessor(64)
+    few = processor.semantic_scores(ImagePrediction(logits, masks, (32, 32), (32, 32)), alone=[1])
+    many = processor.semantic_scores(ImagePrediction(more, masks, (32, 32), (32, 32)), alone=[1])
+    assert few.shape == (4, 32, 32) and many.shape == (7, 32, 32)
+    assert torch.allclose(few[-1], many[-1], atol=1e-6)  # the column alone: the same
+    assert not torch.allclose(few[1], many[1], atol=1e-3)  # the same column in the softmax: diluted
+    plain = processor.semantic_scores(ImagePrediction(logits, masks, (32, 32), (32, 32)))
+    assert torch.equal(few[:-1], plain)
+    low = torch.einsum("q,qhw->hw", (logits[:, 1] - logits[:, -1]).sigmoid(), masks.sigmoid()).clamp(max=1.0)
+    want = torch.nn.functional.interpolate(low[None, None], scale_factor=4, mode="bilinear")[0, 0]
+    assert torch.allclose(few[-1], want, atol=1e-6) and few[-1].max() == 1.0  # clipped to 1
+
+
 def test_semantic_scores_are_mask2former_semantic_inference_at_stride_4_resized_to_the_image():
     g = torch.Generator().manual_seed(0)
     logits, masks = torch.randn(5, 4, generator=g) * 3, torch.randn(5, 8, 8, generator=g) * 3

@@ -14,6 +14,7 @@ from spectrum_parsing.topdown import (
     TopDownConfig,
     competitor_phrases,
     consistent_garments,
+    crop_regions,
     derived_prompts,
     garment_roles,
     novel_prompts,
@@ -148,6 +149,49 @@ def test_a_sure_limb_the_person_mask_misses_is_still_the_persons():
     assert not parts(0.0)["right leg"][250, 83]  # without the support the mask cuts the shin off
     with pytest.raises(ValueError, match="limb_support"):
         TopDownConfig(limb_support=-1.0)
+
+
+def test_the_parsers_own_person_map_completes_a_person_mask_inside_the_box_only():
+    """BlazePose's mask of a man in a dark suit covers only his head; the parser sees his body: inside his detected
+    box its prompt-independent person map (one map after the prompts' scores) completes the mask
+    (``parser_person``), while a neighbour the crop's margin shows, whom the parser sees too, stays outside him."""
+    h, w = 300, 260
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    plan = plan_prompts(["shirt", "person"])
+    mask = torch.zeros(1, h, w)
+    mask[0, 15:60, 80:120] = 1.0  # the head only
+
+    def predict(crops):
+        out = []
+        for crop in crops:
+            scores = torch.zeros(len(plan.prompts) + 1, h, w)
+            scores[-1, 15:290, 50:150] = 0.95  # the parser's own person map: his body ...
+            scores[-1, 20:290, 165:200] = 0.95  # ... and a neighbour beside his box
+            scores[plan.prompts.index("person")] = scores[-1]  # its prompt-dependent column agrees here
+            scores[plan.prompts.index("shirt"), 60:180, 50:150] = 0.9
+            scores[plan.prompts.index("shirt"), 60:180, 165:200] = 0.9
+            x0, y0 = (int(v) for v in crop_regions(detections, h, w, 0.5)[0, :2])
+            out.append(scores[:, y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]])
+        return out
+
+    def owned(weight: float, extra_map: bool = True) -> np.ndarray:
+        config = TopDownConfig(margin=0.5, min_part_pixels=1, skin_colour=0.0, limb_support=0.0,
+                               parser_person=weight)
+        predictor = predict if extra_map else (lambda crops: [s[:-1] for s in predict(crops)])
+        persons, _ = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predictor, plan,
+                                    plan.prompts.index("person"), config, person_probs=mask)
+        assert len(persons) == 1
+        return persons[0].mask.numpy()
+
+    completed = owned(0.6)
+    assert completed[30, 100] and completed[100, 100] and completed[280, 100]  # head, chest, feet
+    assert not completed[100:, 165:].any()  # not the neighbour beside his box
+    assert not owned(0.0)[100:, :].any()  # BlazePose's mask alone (the default): the head
+    assert not owned(0.6, extra_map=False)[100:, :].any()  # a predictor without the map: the mask alone
+    assert not owned(0.5)[250:, :].any()  # the parser's 0.95 x 0.5 does not pass 0.5
+    assert TopDownConfig().parser_person == 0.0
+    with pytest.raises(ValueError, match="parser_person"):
+        TopDownConfig(parser_person=1.5)
 
 
 def test_a_large_detection_the_parser_does_not_see_as_a_person_is_dropped():

@@ -311,11 +311,13 @@ class SpectrumPipeline:
         return self.processor.predict(self.backend, arrays, embeds, max_batch=self.crop_batch)
 
     def predict_scores(self, arrays: Sequence[np.ndarray], prompts: Sequence[str],
-                       pool: Sequence[int | Sequence[int]] = (), aside: Sequence[int] = ()) -> list[torch.Tensor]:
+                       pool: Sequence[int | Sequence[int]] = (), aside: Sequence[int] = (),
+                       alone: Sequence[int] = ()) -> list[torch.Tensor]:
         """Per-prompt pixel scores (P, H, W) of each image, whole (the processor's semantic inference; ``pool``:
         columns or groups of columns merged into one last map, the pixel-wise best of them, a group scoring its
-        sum; ``aside``: columns that change no other's score)."""
-        return [self.processor.semantic_scores(p, pool, aside) for p in self._predict(arrays, prompts)]
+        sum; ``aside``: columns that change no other's score; ``alone``: columns also scored against no-object
+        only, one map each after the others)."""
+        return [self.processor.semantic_scores(p, pool, aside, alone) for p in self._predict(arrays, prompts)]
 
     def competitors(self, scored: Sequence[str]) -> tuple[list[str], list[int] | None]:
         """The hidden competitors of ``scored`` (the prompts and the person prompt) and the prompt indices they
@@ -372,14 +374,17 @@ class SpectrumPipeline:
                     self.top_down.fill_visibility))
         plan = self.plan(scored)
 
+        # the parser's own person map, prompt-independent, completes the person masks (TopDownConfig.parser_person)
+        alone = [person_index] if probs is not None and self.top_down.parser_person > 0 else []
+
         def predict(crops: Sequence[np.ndarray]) -> list[torch.Tensor]:
-            scores = self.predict_scores(crops, plan.scored, plan.pool_groups, plan.aside)
+            scores = self.predict_scores(crops, plan.scored, plan.pool_groups, plan.aside, alone)
             if not self.top_down.flip:
                 return scores
             # Flip test-time augmentation: the mirrored crops' scores, mirrored back with left and right swapped.
             mirrored = self.predict_scores([np.ascontiguousarray(c[:, ::-1]) for c in crops], plan.scored,
-                                           plan.pool_groups, plan.aside)
-            swap = list(range(len(plan.prompts)))
+                                           plan.pool_groups, plan.aside, alone)
+            swap = list(range(len(plan.prompts) + len(alone)))
             for left, right in vocabulary.side_pairs(plan.prompts):
                 swap[left], swap[right] = right, left
             return [(s + m.flip(-1)[swap]) / 2 for s, m in zip(scores, mirrored)]

@@ -170,13 +170,15 @@ class SpectrumImageProcessor:
         return F.interpolate(up, size=tuple(prediction.size), mode="bilinear", align_corners=False)[0]
 
     def semantic_scores(self, prediction: ImagePrediction, pool: Sequence[int | Sequence[int]] = (),
-                        aside: Sequence[int] = ()) -> torch.Tensor:
+                        aside: Sequence[int] = (), alone: Sequence[int] = ()) -> torch.Tensor:
         """Per-prompt pixel scores (P, H, W) in [0, 1] (Mask2Former semantic inference; computed at stride 4, so
         P maps are resized instead of Q masks). ``pool``: prompt columns replaced by one last map (hidden
         competitors: one map to resize however many they are), the pixel-wise best of its members; a member may
         be a group of columns, scoring their sum (similar phrases split one thing's score in the grounding
         softmax). ``aside``: columns kept out of the others' softmax (scored against all, they change no other
-        column's score)."""
+        column's score). ``alone``: for each of these columns one more map after all others, the column scored
+        against no-object only (no other prompt in its softmax), so it does not change with the prompts; summed
+        over the queries like the others, clipped to 1 (overlapping queries may each be that phrase)."""
         logits = prediction.logits.float()
         probs = logits.softmax(-1)[:, :-1]
         if aside:
@@ -190,6 +192,10 @@ class SpectrumImageProcessor:
             keep = [p for p in range(low.shape[0]) if p not in pooled]
             best = torch.stack([low[group].sum(0) for group in groups]).amax(0, keepdim=True)
             low = torch.cat([low[keep], best])
+        if alone:
+            own = torch.stack([(logits[:, c] - logits[:, -1]).sigmoid() for c in alone], 1)
+            alone_maps = torch.einsum("qp,qhw->phw", own, prediction.masks.float().sigmoid()).clamp(max=1.0)
+            low = torch.cat([low, alone_maps])
         return self._to_image(low, prediction).cpu()
 
     def mask_logits(self, prediction: ImagePrediction) -> torch.Tensor:

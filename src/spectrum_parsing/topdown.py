@@ -1055,6 +1055,20 @@ def _unconfirmed(person_scores: torch.Tensor, probs: torch.Tensor, box: np.ndarr
     return not bool(mask.any()) or float(person_scores[mask].float().mean()) < evidence
 
 
+def _with_parser_person(probs: torch.Tensor, person_scores: torch.Tensor, box: np.ndarray, origin: tuple[int, int],
+                        weight: float) -> torch.Tensor:
+    """Crop-local person probabilities ``probs`` (BlazePose's mask) raised, inside the detection's ``box`` (image
+    pixels), to ``weight`` times the parser's own person map where that is higher. BlazePose's mask misses people
+    in dark clothes on dark ground (a man in a dark suit owned only his face, so his reported box missed him); the
+    parser, trained on such photos, still sees him. Outside the box the parser's map is not used: a crop's margin
+    shows the neighbours, whom the parser sees as persons too."""
+    x0, y0 = origin
+    bx0, by0, bx1, by1 = (int(round(float(v))) for v in box)
+    inside = torch.zeros(probs.shape, dtype=torch.bool)
+    inside[max(by0 - y0, 0):max(by1 - y0, 0), max(bx0 - x0, 0):max(bx1 - x0, 0)] = True
+    return torch.where(inside, torch.maximum(probs, weight * person_scores.to(probs.dtype)), probs)
+
+
 PERSON_MASK_SOURCES = ("blazepose", "parser")
 COMPETITOR_MODES = ("off", "novel", "all")
 FILLED_KEYPOINTS = {"off": (), "legs": tuple(range(11, 17)), "all": tuple(range(17))}
@@ -1143,6 +1157,11 @@ class TopDownConfig:
     # over its person mask is below min_person_evidence (a garment MoveNet took for a person; 0: off; _unconfirmed).
     min_person_evidence: float = 0.15
     evidence_min_height: float = 0.5
+    # Person masks from BlazePose, completed inside the person's detected box where the parser's own person map
+    # (the person phrase against no-object alone: the same for any prompts), times parser_person, beats them
+    # (_with_parser_person; 0, the default: BlazePose's alone). 0.6 helps multi-person photos and costs lip_dev's
+    # crowd photo (README, People; benchmarks/bench_people_reported.py, bench_body_parts.py).
+    parser_person: float = 0.0
 
     def __post_init__(self) -> None:
         if self.person_masks not in PERSON_MASK_SOURCES:
@@ -1161,6 +1180,8 @@ class TopDownConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.limb_support <= 4.0:
             raise ValueError(f"limb_support must be in [0, 4] capsule radii, got {self.limb_support}")
+        if not 0.0 <= self.parser_person <= 1.0:
+            raise ValueError(f"parser_person must be in [0, 1], got {self.parser_person}")
         if not 0.0 <= self.margin <= 2.0:
             raise ValueError(f"margin must be in [0, 2], got {self.margin}")
 
@@ -1233,6 +1254,9 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     eyewear = [i for i in columns if vocabulary.canonical_name(prompts[i]) in EYEWEAR]
     face = next((i for i, name in plan.body.items() if name == "face"), None)
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
+        own_person = None
+        if scores.shape[0] == len(prompts) + 1:  # the parser's prompt-independent person map after the prompts
+            own_person, scores = scores[-1], scores[:-1]
         if plan.shoes is not None:  # all footwear as one column (this crop's scores are its own: in place)
             for side in plan.feet:
                 scores[plan.shoes] += scores[side]
@@ -1251,6 +1275,8 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
             local_scores.append(best)
             local_probs.append(torch.zeros_like(probs))  # owns nothing: not reported
             continue
+        if person_probs is not None and own_person is not None and config.parser_person > 0:
+            probs = _with_parser_person(probs, own_person, detections.boxes[k], (x0, y0), config.parser_person)
         probs = _own_hands(probs, keypoints, (x0, y0), config.keypoint_threshold)
         mask_probs = probs  # the person mask alone: the person is filled (_complete_person) only where it is sure
         if keypoints is not None and config.limb_support > 0:
