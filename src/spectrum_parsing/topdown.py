@@ -1216,7 +1216,9 @@ def crop_regions(detections: PersonDetections, height: int, width: int, margin: 
 
 CropPredictor = Callable[[Sequence[np.ndarray]], Sequence[torch.Tensor]]
 """Parses crops: (H, W, 3) uint8 arrays -> per crop, per-prompt pixel scores (P, H, W) in [0, 1]
-(Mask2Former semantic inference: softmax(grounding logits) x sigmoid(mask logits), summed over queries)."""
+(Mask2Former semantic inference: softmax(grounding logits) x sigmoid(mask logits), summed over queries). A
+predictor may add one more map after the P (P + 1 in all): the parser's prompt-independent person map, which
+``TopDownConfig.parser_person`` uses (``SpectrumImageProcessor.semantic_scores(alone=...)``)."""
 
 
 @torch.no_grad()
@@ -1226,8 +1228,9 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
                    ) -> tuple[list[PersonInstance], np.ndarray]:
     """Persons with their parts, and the (H, W) semantic map (0 = background, else 1 + index into
     ``plan.prompts``), rendered from the parts. ``predict`` scores crops as ``plan`` says (one map per column of
-    ``plan.prompts``). ``person_probs``: (N, H, W) person probabilities per detection (BlazePose); None uses the
-    parser's own person scores inside each crop."""
+    ``plan.prompts``, optionally one more: the parser's own person map, see :data:`CropPredictor`). ``person_probs``:
+    (N, H, W) person probabilities per detection (BlazePose); None uses the parser's own person scores inside each
+    crop."""
     prompts = plan.prompts
     h, w = image.shape[:2]
     if len(detections) == 0:
