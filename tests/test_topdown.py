@@ -186,10 +186,10 @@ def test_the_parsers_own_person_map_completes_a_person_mask_inside_the_box_only(
     completed = owned(0.6)
     assert completed[30, 100] and completed[100, 100] and completed[280, 100]  # head, chest, feet
     assert not completed[100:, 165:].any()  # not the neighbour beside his box
-    assert not owned(0.0)[100:, :].any()  # BlazePose's mask alone (the default): the head
+    assert not owned(0.0)[100:, :].any()  # BlazePose's mask alone: the head
     assert not owned(0.6, extra_map=False)[100:, :].any()  # a predictor without the map: the mask alone
     assert not owned(0.5)[250:, :].any()  # the parser's 0.95 x 0.5 does not pass 0.5
-    assert TopDownConfig().parser_person == 0.0
+    assert TopDownConfig().parser_person == 0.6  # on by default
     with pytest.raises(ValueError, match="parser_person"):
         TopDownConfig(parser_person=1.5)
 

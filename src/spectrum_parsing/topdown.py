@@ -1159,9 +1159,10 @@ class TopDownConfig:
     evidence_min_height: float = 0.5
     # Person masks from BlazePose, completed inside the person's detected box where the parser's own person map
     # (the person phrase against no-object alone: the same for any prompts), times parser_person, beats them
-    # (_with_parser_person; 0, the default: BlazePose's alone). 0.6 helps multi-person photos and costs lip_dev's
-    # crowd photo (README, People; benchmarks/bench_people_reported.py, bench_body_parts.py).
-    parser_person: float = 0.0
+    # (_with_parser_person; 0: BlazePose's alone). 0.6, the default since 2026-12-07: person masks on multi-person
+    # photos gain (composites' recall, cihp_dev part AP^r, VITON), lip_dev's crowd photo loses to its unlabelled
+    # bystanders (README, People; benchmarks/bench_people_reported.py, bench_body_parts.py).
+    parser_person: float = 0.6
 
     def __post_init__(self) -> None:
         if self.person_masks not in PERSON_MASK_SOURCES:
