@@ -1,6 +1,7 @@
 """Square model inputs (the default: as in training and as the ONNX export) against inputs padded only to
-multiples of 32, side by side in one run (CPU): quality of the top-down pipeline on real multi-person photos
-(``../shared/datasets/cihp_dev``, validation only) and time per image for 1, 5 and 12 people.
+multiples of 32, side by side in one run (CPU): quality of the top-down pipeline on real photos
+(``../shared/datasets/cihp_dev``, several people; ``lip_dev``, one person, body parts and all LIP categories;
+validation only) and time per image for 1, 5 and 12 people.
 
     python benchmarks/bench_inputs.py
 """
@@ -54,6 +55,17 @@ def main() -> int:
             results[f"cihp_dev, {name}: person IoU / part AP^r / AP^r_50"] = (
                 f"{got['person IoU']} / {got['part AP^r']} / {got['part AP^r_50']}")
             print(name, got, flush=True)
+    lip = SHARED / "datasets" / "lip_dev"
+    if lip.is_dir():
+        from bench_body_parts import body_parts
+        from bench_quality import semantic
+
+        for name, square in settings.items():
+            pipe.square_inputs = square
+            body = body_parts(pipe, f"lip:{lip}")["body mIoU"]
+            every = semantic(pipe, f"lip:{lip}", "all", "all")["miou"]
+            results[f"lip_dev, {name}: body parts / all categories mIoU"] = f"{body:.2f} / {every:.2f}"
+            print(name, results[f"lip_dev, {name}: body parts / all categories mIoU"], flush=True)
     record("Model inputs: square vs multiples of 32, top-down pipeline (CPU)", "python benchmarks/bench_inputs.py",
            {"threads": args.threads, "repeats": args.repeats}, results)
     return 0

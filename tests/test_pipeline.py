@@ -188,6 +188,25 @@ def test_thin_images_and_tiny_model_inputs_are_padded_not_crashing(tiny_model_di
     assert small(strip[:, :40], prompts=["hat"]).label_map.shape == (8, 40)
 
 
+def test_square_inputs_set_after_construction_change_the_result_as_the_constructor_would(tiny_model_dir):
+    # benchmarks/bench_inputs.py toggles the attribute on one pipeline; it once changed nothing (the processor had
+    # copied the flag), so that benchmark compared the square rule with itself.
+    wide = np.asarray(Image.open(EXAMPLES / "group.jpg").convert("RGB").resize((240, 96)))
+    def scores(result) -> list[float]:
+        return [part.score for person in result.persons for part in person.parts]
+
+    fresh = {square: SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96, mode="bottom-up",
+                                                      square_inputs=square)(wide, score_threshold=0.0)
+             for square in (True, False)}
+    assert scores(fresh[True]) != scores(fresh[False])  # the two rules differ on a wide photo
+    pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=96, mode="bottom-up")
+    for square in (False, True):
+        pipe.square_inputs = square
+        assert pipe.square_inputs is square and pipe.processor.square is square
+        again = pipe(wide, score_threshold=0.0)
+        assert scores(again) == scores(fresh[square]) and np.array_equal(again.label_map, fresh[square].label_map)
+
+
 def test_top_level_exports_the_pipeline():
     """``from spectrum_parsing import SpectrumPipeline`` works, as the README's API section shows."""
     import spectrum_parsing

@@ -129,8 +129,9 @@ class SpectrumPipeline:
         given. :meth:`from_pretrained` loads the embedded MoveNet-MultiPose and BlazePose. ``crop_batch``: at most
         this many person crops share one forward pass (top-down; results do not depend on it). ``square_inputs``
         (default): every crop and image is padded to the model's square input, as in training and as the ONNX
-        export (which then gives the same result); False pads only to multiples of 32, about 1.6x faster for
-        groups of standing people, slightly different masks (see the README's People section)."""
+        export (which then gives the same result); False pads only to multiples of 32: faster for groups of
+        standing people but worse garments with the shipped model (README, Performance; ``bench_inputs.py``).
+        Setting ``pipe.square_inputs`` later takes effect on the next call."""
         if crop_batch < 1:
             raise ValueError(f"crop_batch must be >= 1, got {crop_batch}")
         self.crop_batch = crop_batch
@@ -161,9 +162,21 @@ class SpectrumPipeline:
                              "cannot change that (export again with --image-size)")
         self.image_size = self.onnx.image_size if self.onnx is not None else image_size or model.config.input_size
         # The ONNX export takes square inputs only; it then gives what the PyTorch model gives on them.
-        self.processor = SpectrumImageProcessor(self.image_size, square=square_inputs or self.onnx is not None)
+        self.processor = SpectrumImageProcessor(self.image_size, square=True)
+        self.square_inputs = square_inputs  # sets the processor's rule (the ONNX export: square only)
         self.max_pixels = max_pixels
         self.work_pixels = work_pixels
+
+    @property
+    def square_inputs(self) -> bool:
+        """Whether crops and images are padded to the model's square input (see the constructor)."""
+        return self._square_inputs
+
+    @square_inputs.setter
+    def square_inputs(self, value: bool) -> None:
+        self._square_inputs = bool(value)
+        if hasattr(self, "processor"):  # the ONNX export takes square inputs only
+            self.processor.square = self._square_inputs or self.onnx is not None
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, device: str | torch.device | None = None,
