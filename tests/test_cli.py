@@ -162,3 +162,20 @@ def test_competitors_option_defaults_to_novel():
         assert _load_options(parser.parse_args(argv))["competitors"] == mode
     with pytest.raises(SystemExit):
         parser.parse_args(["parse", "x.jpg", "--competitors", "some"])
+
+
+def test_parser_person_option_reaches_the_pipeline(tiny_model_dir):
+    """``--parser-person W`` (parse, serve, eval) sets ``TopDownConfig.parser_person``; left out, the default stays."""
+    from spectrum_parsing.cli import _load_options, build_parser
+    from spectrum_parsing.pipeline import SpectrumPipeline
+
+    parser = build_parser()
+    assert _load_options(parser.parse_args(["parse", "x.jpg"]))["parser_person"] is None
+    off = _load_options(parser.parse_args(["parse", "x.jpg", "--parser-person", "0"]))
+    assert off["parser_person"] == 0.0
+    assert SpectrumPipeline.from_pretrained(tiny_model_dir, **off).top_down.parser_person == 0.0
+    assert SpectrumPipeline.from_pretrained(tiny_model_dir).top_down.parser_person == 0.6
+    assert _load_options(parser.parse_args(["eval", "--dataset", "lip:d", "--parser-person", "0.3"]))[
+        "parser_person"] == 0.3
+    with pytest.raises(SystemExit):
+        parser.parse_args(["parse", "x.jpg", "--parser-person", "2"])

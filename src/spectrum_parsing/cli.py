@@ -214,7 +214,8 @@ def _parse_ray(args: argparse.Namespace, options: dict, inputs: list[Path]) -> i
 def _load_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of ``SpectrumPipeline.from_pretrained`` that the people and naming options set."""
     return {"mode": args.mode, "person_masks": args.person_masks, "detector": args.detector,
-            "body_parts": args.body_parts, "competitors": args.competitors, "flip": args.flip}
+            "body_parts": args.body_parts, "competitors": args.competitors, "flip": args.flip,
+            "parser_person": args.parser_person}
 
 
 def _settings(args: argparse.Namespace, options: dict) -> dict:
@@ -469,6 +470,9 @@ def _add_naming_options(parser: argparse.ArgumentParser) -> None:
                              "never saw as a label (novel, default: synonyms such as 'saree', free phrases, unknown "
                              "words), with every prompt (all: costs part AP on real photos, see the README) or "
                              "with none (off)")
+    parser.add_argument("--parser-person", type=_unit, default=None, metavar="W",
+                        help="top-down: inside each person's box the parser's own person map, times W, completes "
+                             "BlazePose's person mask (people in dark clothes; default 0.6, 0: BlazePose's alone)")
     parser.add_argument("--flip", action="store_true",
                         help="top-down: flip test-time augmentation, each crop also parsed mirrored (better body "
                              "parts on real photos, twice the parser's time; see the README)")

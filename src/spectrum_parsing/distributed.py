@@ -100,7 +100,7 @@ def parse_with_ray(inputs: Sequence[Path], out_dir: str | Path, model: str | Non
     :func:`~spectrum_parsing.writers.output_names`); ``pending``: the formats still to write per input (default
     ``formats``). ``max_pixels``: larger images fail (see :mod:`~spectrum_parsing.images`). ``load_options``:
     more keyword arguments of :meth:`SpectrumPipeline.from_pretrained` (``mode``, ``person_masks``, ``detector``,
-    ``body_parts``, ``competitors``, ``flip``; None values are left out: its defaults).
+    ``body_parts``, ``competitors``, ``flip``, ``parser_person``; None values are left out: its defaults).
     Returns ``{"total", "done", "failed", "failures"}`` in input order.
     """
     from .video import is_video

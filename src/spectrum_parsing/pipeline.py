@@ -183,15 +183,16 @@ class SpectrumPipeline:
                         image_size: int | None = None, mode: str = DEFAULT_MODE,
                         person_masks: str | None = None, detector: str = "movenet", *,
                         body_parts: str | None = None, competitors: str | bool | None = None, flip: bool | None = None,
-                        **kwargs: Any
+                        parser_person: float | None = None, **kwargs: Any
                         ) -> SpectrumPipeline:
         """Load a model directory or hub id; ``None`` loads the embedded default model (offline).
 
         ``mode="top-down"`` (default) also loads an embedded person detector — ``detector="movenet"``
         (MoveNet-MultiPose, default) or ``"blazepose"`` (BlazePose's pose detector + landmarks) — and, for
         ``person_masks="blazepose"`` (default), BlazePose's segmentation. ``body_parts`` (``"sides"``, default,
-        ``"pose"`` or ``"model"``), ``competitors`` (``"novel"``, default, ``"all"`` or ``"off"``) and ``flip`` set
-        those :class:`~.topdown.TopDownConfig` fields.
+        ``"pose"`` or ``"model"``), ``competitors`` (``"novel"``, default, ``"all"`` or ``"off"``), ``flip`` and
+        ``parser_person`` (default 0.6, 0: BlazePose's person masks alone) set those :class:`~.topdown.TopDownConfig`
+        fields.
         ``kwargs``: ``max_pixels``,
         ``work_pixels``, ``onnx``, ``person_detector`` (any :class:`~.persons.PersonDetector`, instead of
         ``detector``), ``top_down`` (see the constructor)."""
@@ -208,7 +209,8 @@ class SpectrumPipeline:
             source = embedded
         top_down = kwargs.pop("top_down", None) or TopDownConfig()
         changes = {k: v for k, v in (("person_masks", person_masks), ("body_parts", body_parts),
-                                     ("competitors", competitors), ("flip", flip)) if v is not None}
+                                     ("competitors", competitors), ("flip", flip),
+                                     ("parser_person", parser_person)) if v is not None}
         top_down = dataclasses.replace(top_down, **changes) if changes else top_down
         if mode == "top-down":
             if "person_detector" not in kwargs:
