@@ -658,6 +658,34 @@ def test_a_face_far_from_the_head_is_not_a_face_and_a_fist_called_hair_is_an_arm
     assert not far_blob_is_face()
 
 
+def test_a_forearm_raised_behind_the_head_that_the_parser_saw_as_an_arm_is_not_named_face(monkeypatch):
+    """The bundled selfie: a forearm raised behind the head, its wrist hidden (MoveNet unsure), touches the face;
+    the pose alone gives it to the face (within the head's reach, one connected piece with it). Where the parser
+    saw an arm in it, the piece (the parser's own face pixels cut out) is named by the pose without the face."""
+    keypoints = _figure()
+    keypoints[9, 2] = 0.0  # the left wrist, hidden behind the head; the elbow (140, 55) is sure
+    detections = PersonDetections(boxes=[[20, 0, 180, 295]], scores=[0.9], keypoints=keypoints[None])
+    ys, xs = np.mgrid[:300, :200]
+    # a band from the elbow up to the side of the head, 4 px wide
+    t = np.clip(((xs - 140) * (113 - 140) + (ys - 55) * (38 - 55)) / ((113 - 140) ** 2 + (38 - 55) ** 2), 0, 1)
+    band = np.hypot(xs - (140 + t * (113 - 140)), ys - (55 + t * (38 - 55))) < 4
+
+    def paint(scores, plan):
+        scores[plan.prompts.index("face")][torch.from_numpy((xs - 100) ** 2 + (ys - 40) ** 2 < 12 ** 2)] = 0.9
+        scores[plan.prompts.index("skin")][torch.from_numpy(band & (t > 0.3))] = 0.8  # the parser: bare skin ...
+        scores[plan.prompts.index("left arm")][torch.from_numpy(band & (t <= 0.3))] = 0.9  # ... an arm by the elbow
+
+    def labels_at(points) -> list[str | None]:
+        persons = _parse(["face", "left arm", "right arm", "left leg", "right leg", "person"], paint, detections)
+        parts = {p.label: p.mask.numpy() for p in persons[0].parts}
+        return [next((name for name, m in parts.items() if m[y, x]), None) for x, y in points]
+
+    near_head, middle, face = (116, 40), (127, 47), (100, 40)
+    assert labels_at([near_head, middle, face]) == ["left arm", "left arm", "face"]
+    monkeypatch.setattr(topdown, "PARSER_ARM_SHARE", 2.0)  # the rule off: the pose names the forearm face
+    assert labels_at([near_head, middle, face]) == ["face", "face", "face"]
+
+
 def test_a_persons_own_hand_is_its_own_where_a_neighbours_mask_is_as_sure():
     """Two people whose masks are both certain over B's hand hanging at A's hip: B (scored lower, so it would
     lose the tie) owns the pixels around its own wrist."""

@@ -148,6 +148,9 @@ raised fist inside the crop, which the parser calls a face, is left unlabelled r
 FACE_SPANS = 2.0
 """Nor is bare skin farther than this many head spans (the widest extent of the confident nose, eyes and ears)
 from the nearest of them: true faces lie within 2 on `lip_dev` and 1.3 on VITON (MoveNet keypoints)."""
+PARSER_ARM_SHARE = 0.2
+"""A piece of skin the pose gives the face (the parser's own face pixels cut out) is an arm when the parser called
+at least this share of it arm (:func:`_arms_the_parser_saw`)."""
 SKIN_COMPONENT_MAJORITY = 0.6
 """A connected piece of bare skin goes whole to the region claiming this share of it (as the label engine)."""
 
@@ -470,6 +473,8 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
         _beyond_head(split, regions.index("face"), len(regions), keypoints, origin, threshold)
     if face and (keypoints[:5, 2] >= threshold).any():  # a "face" far from this person's head is not its face
         labels[(split == len(regions)) & (before == face[0] + 1)] = 0
+    if face and plan.sides_only:
+        _arms_the_parser_saw(split, before, plan, regions, keypoints, origin, threshold)
     for k, name in enumerate(regions):
         claimed = split == k
         if plan.sides_only:  # the parser's arm or leg stays that limb; the pose gives its side
@@ -487,6 +492,35 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
                 else:
                     claimed &= before != i + 1
         labels[claimed] = target[name] + 1
+
+
+def _arms_the_parser_saw(split: torch.Tensor, before: torch.Tensor, plan: ScoringPlan, regions: list[str],
+                         keypoints: np.ndarray, origin: tuple[int, int], threshold: float) -> None:
+    """In ``split`` (in place): a connected piece of what the pose gives the face and the parser did not call face,
+    where the parser itself saw an arm (:data:`PARSER_ARM_SHARE` of its pixels called arm), is named by the pose
+    without the face: the arm it is nearest to (its pixels nearer a leg stay face). A forearm raised behind the
+    head, its wrist hidden, lies within the head's reach, and the pose alone names it face (the bundled selfie:
+    its hand touches the head, so the piece is cut from the face by the parser's own face pixels)."""
+    face_region = regions.index("face")
+    limbs = [name for name in regions if name != "face"]
+    face_ids = torch.tensor([i + 1 for i, name in plan.body.items() if name == "face"])
+    arm_ids = torch.tensor([i + 1 for i, name in plan.body.items() if name.endswith("arm")])
+    if not any(name.endswith("arm") for name in limbs) or not len(arm_ids):
+        return
+    pieces, count = ndimage.label(((split == face_region) & ~torch.isin(before, face_ids)).numpy())
+    if count == 0:
+        return
+    flat = torch.from_numpy(pieces.ravel())
+    sizes = torch.bincount(flat, minlength=count + 1).double()
+    said_arm = torch.bincount(flat, weights=torch.isin(before, arm_ids).ravel().double(), minlength=count + 1)
+    chosen = np.nonzero((said_arm[1:] >= PARSER_ARM_SHARE * sizes[1:]).numpy())[0] + 1
+    if not len(chosen):
+        return
+    area = np.isin(pieces, chosen)
+    again = split_by_limbs(area, keypoints, threshold=threshold, regions=limbs, origin=origin)
+    for k, name in enumerate(limbs):
+        if name.endswith("arm"):
+            split[torch.from_numpy(area & (again == k))] = regions.index(name)
 
 
 def _past_thigh(shape: tuple[int, int], keypoints: np.ndarray, leg: str, origin: tuple[int, int],
