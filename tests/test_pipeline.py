@@ -232,6 +232,24 @@ def _small(name: str) -> np.ndarray:
     return np.asarray(Image.open(EXAMPLES / name).convert("RGB").resize((512, 384), Image.BILINEAR))
 
 
+def test_the_selfies_forearm_raised_behind_the_head_is_an_arm_not_face(default_top_down, monkeypatch):
+    """The bundled selfie: the man's left forearm, raised behind his head with the wrist hidden, touches his face;
+    the pose alone named it face from elbow to hand (topdown._arms_the_parser_saw)."""
+    from spectrum_parsing import topdown
+
+    photo = _small("selfie.jpg")
+
+    def labels_at(points: list[tuple[int, int]]) -> list[str]:
+        result = default_top_down(photo)
+        names = dict(zip(result.ids, result.labels))
+        return [names.get(int(result.label_map[y, x]), "background") for x, y in points]
+
+    forearm, elbow, face = (395, 200), (435, 306), (260, 150)
+    assert labels_at([forearm, elbow, face]) == ["left arm", "left arm", "face"]
+    monkeypatch.setattr(topdown, "PARSER_ARM_SHARE", 2.0)  # the rule off: the forearm is the face's
+    assert labels_at([forearm]) == ["face"]
+
+
 def test_top_down_finds_each_person_of_the_group_photo_once(default_top_down):
     result = default_top_down(_small("group.jpg"))
     assert default_top_down.mode == "top-down" and len(result.persons) == 5

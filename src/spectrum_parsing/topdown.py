@@ -470,7 +470,15 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
     before = labels.clone()
     face = [i for i, name in plan.body.items() if name == "face"]
     if face:
+        was_face = split == regions.index("face")
         _beyond_head(split, regions.index("face"), len(regions), keypoints, origin, threshold)
+        far = was_face & (split == len(regions))
+        if bool(far.any()):  # the piece vote gave the face a whole piece of skin; beyond the head's reach each
+            # pixel takes the limb nearest to it again (a bare upper arm joined to the face by a raised forearm)
+            unvoted = torch.from_numpy(split_by_limbs(mask.numpy(), keypoints, threshold=threshold, regions=regions,
+                                                      origin=origin, reach={"face": FACE_REACH}).astype(np.int64))
+            back = far & (unvoted >= 0) & (unvoted != regions.index("face")) & (unvoted != len(regions))
+            split[back] = unvoted[back].to(split.dtype)
     if face and (keypoints[:5, 2] >= threshold).any():  # a "face" far from this person's head is not its face
         labels[(split == len(regions)) & (before == face[0] + 1)] = 0
     if face and plan.sides_only:
@@ -497,8 +505,8 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
 def _arms_the_parser_saw(split: torch.Tensor, before: torch.Tensor, plan: ScoringPlan, regions: list[str],
                          keypoints: np.ndarray, origin: tuple[int, int], threshold: float) -> None:
     """In ``split`` (in place): a connected piece of what the pose gives the face and the parser did not call face,
-    where the parser itself saw an arm (:data:`PARSER_ARM_SHARE` of its pixels called arm), is named by the pose
-    without the face: the arm it is nearest to (its pixels nearer a leg stay face). A forearm raised behind the
+    where the parser itself saw an arm (:data:`PARSER_ARM_SHARE` of its pixels called arm), goes whole to the arm
+    the pose without the face gives most of it (none: it stays face). A forearm raised behind the
     head, its wrist hidden, lies within the head's reach, and the pose alone names it face (the bundled selfie:
     its hand touches the head, so the piece is cut from the face by the parser's own face pixels)."""
     face_region = regions.index("face")
@@ -516,11 +524,13 @@ def _arms_the_parser_saw(split: torch.Tensor, before: torch.Tensor, plan: Scorin
     chosen = np.nonzero((said_arm[1:] >= PARSER_ARM_SHARE * sizes[1:]).numpy())[0] + 1
     if not len(chosen):
         return
-    area = np.isin(pieces, chosen)
-    again = split_by_limbs(area, keypoints, threshold=threshold, regions=limbs, origin=origin)
-    for k, name in enumerate(limbs):
-        if name.endswith("arm"):
-            split[torch.from_numpy(area & (again == k))] = regions.index(name)
+    again = split_by_limbs(np.isin(pieces, chosen), keypoints, threshold=threshold, regions=limbs, origin=origin)
+    arms = [k for k, name in enumerate(limbs) if name.endswith("arm")]
+    for piece in chosen:
+        inside = pieces == piece
+        votes = [int((again[inside] == k).sum()) for k in arms]
+        if max(votes) > 0:  # the whole piece to the arm the pose gives most of it (a hand behind the head too)
+            split[torch.from_numpy(inside)] = regions.index(limbs[arms[int(np.argmax(votes))]])
 
 
 def _past_thigh(shape: tuple[int, int], keypoints: np.ndarray, leg: str, origin: tuple[int, int],
