@@ -398,13 +398,14 @@ def _picture(painted: list[tuple[np.ndarray, tuple[int, int, int]]]) -> np.ndarr
 
 def _skin_parts(image: np.ndarray, person: np.ndarray, scored: list[tuple[str, np.ndarray, float]],
                 prompts: list[str] = BODY_PROMPTS, box: tuple[int, int, int, int] = (40, 10, 160, 295),
-                **config) -> dict[str, np.ndarray]:
+                keypoints: np.ndarray | None = None, **config) -> dict[str, np.ndarray]:
     """Parts (label -> full-size mask) of a top-down parse with skin growth planned: the fake parser scores
     ``person`` as the person (the person mask: ``person_masks="parser"``) and each (prompt, mask, score) of
     ``scored`` in order, on the whole image; the crop is cut from it."""
     h, w = image.shape[:2]
     plan = plan_prompts(prompts, grow_skin=True)
-    detections = PersonDetections(boxes=[list(box)], scores=[0.9], keypoints=_figure()[None])
+    keypoints = _figure() if keypoints is None else keypoints
+    detections = PersonDetections(boxes=[list(box)], scores=[0.9], keypoints=keypoints[None])
 
     def predict(crops):
         full = torch.zeros(len(plan.prompts), h, w)
@@ -449,6 +450,25 @@ def test_bare_legs_the_parser_missed_grow_from_the_persons_own_skin_colour():
     assert not grown["left leg"][body].any() and not grown["right leg"][body].any()  # not the trousers or print
     assert not grown["left leg"][desk].any() and not grown["right leg"][desk].any()  # across the legs: no shin
     assert "left leg" not in parts(0.0)  # off: the parser's labels only
+
+
+def test_no_leg_grows_from_a_lone_hip():
+    """The bundled two-dancers photo: a man cut by the frame below the hips, his knees and ankles unseen; the pose
+    runs a thigh down from each hip, and the beige hem of his cardigan there, of his skin's colour, grew into
+    "right leg". A leg grows only where its knee or ankle is seen."""
+    shins = _shins(236)
+    image = _picture([(FACE | LEFT_FOREARM | shins, SKIN)])
+    person = FACE | LEFT_FOREARM | shins | ((abs(XS - 100) < 30) & (YS > 60) & (YS < 236))
+    scored = [("face", FACE, 0.9), ("left arm", LEFT_FOREARM, 0.9)]
+    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "person"]
+    assert "left leg" in _skin_parts(image, person, scored, prompts, skin_colour=1.5)  # knees and ankles seen
+    lone_hips = _figure()
+    lone_hips[13:17, 2] = 0.0  # knees and ankles unseen
+    grown = _skin_parts(image, person, scored, prompts, keypoints=lone_hips, skin_colour=1.5)
+    assert "left leg" not in grown and "right leg" not in grown
+    knees = lone_hips.copy()
+    knees[13:15, 2] = 0.9  # the knees alone seen: the legs grow again
+    assert "left leg" in _skin_parts(image, person, scored, prompts, keypoints=knees, skin_colour=1.5)
 
 
 def test_a_bare_shin_the_parser_calls_trousers_grows_unless_the_photo_has_no_colour():

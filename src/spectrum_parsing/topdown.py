@@ -645,7 +645,8 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
     person never do (:func:`_skin_coloured_surroundings`). ``sure``: the person mask proper (without the limb band),
     where given: legs grow only inside it (the pose guesses legs behind a desk of the skin's colour: the bundled
     group photo), arms also in the band, where they continue the person's skin inside it
-    (:func:`_unanchored_growth`)."""
+    (:func:`_unanchored_growth`). A leg grows only where its knee or ankle is seen, not from a lone hip (the bundled
+    two-dancers photo: a beige cardigan's hem below a lone hip became "right leg")."""
     if keypoints is None or not plan.body or not plan.covers or distance <= 0:
         return
     seeds = torch.zeros(labels.shape, dtype=torch.bool)
@@ -701,6 +702,8 @@ def _grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, c
         claimed = (split == k) & free[limb] & ~worn[limb]  # never over a garment the parser put on this limb
         if limb == "leg" and sure is not None:  # legs only inside the mask: the pose guesses legs behind a desk
             claimed &= sure
+        if limb == "leg" and max(keypoints[KNEES[name], 2], keypoints[ANKLES[name], 2]) < threshold:
+            continue  # a lone hip: the thigh the pose runs down from it crosses a coat's hem as often as a leg
         if limb == "leg" and capsules[name]:
             claimed &= torch.from_numpy(_along_limb(claimed.numpy(), capsules[name], origin))
         labels[claimed] = target[name] + 1
