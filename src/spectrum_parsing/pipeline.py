@@ -135,7 +135,6 @@ class SpectrumPipeline:
         if crop_batch < 1:
             raise ValueError(f"crop_batch must be >= 1, got {crop_batch}")
         self.crop_batch = crop_batch
-        self.square_inputs = square_inputs
         if work_pixels < 64 * 64:
             raise ValueError(f"work_pixels must be at least {64 * 64}, got {work_pixels}")
         mode = mode or ("top-down" if person_detector is not None else "bottom-up")
@@ -175,8 +174,7 @@ class SpectrumPipeline:
     @square_inputs.setter
     def square_inputs(self, value: bool) -> None:
         self._square_inputs = bool(value)
-        if hasattr(self, "processor"):  # the ONNX export takes square inputs only
-            self.processor.square = self._square_inputs or self.onnx is not None
+        self.processor.square = self._square_inputs or self.onnx is not None  # the ONNX export: square only
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, device: str | torch.device | None = None,

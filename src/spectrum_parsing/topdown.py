@@ -475,9 +475,10 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
         far = was_face & (split == len(regions))
         if bool(far.any()):  # the piece vote gave the face a whole piece of skin; beyond the head's reach each
             # pixel takes the limb nearest to it again (a bare upper arm joined to the face by a raised forearm)
-            unvoted = torch.from_numpy(split_by_limbs(mask.numpy(), keypoints, threshold=threshold, regions=regions,
+            # (nearest capsule per pixel, no vote: the far pixels alone give them the same regions)
+            unvoted = torch.from_numpy(split_by_limbs(far.numpy(), keypoints, threshold=threshold, regions=regions,
                                                       origin=origin, reach={"face": FACE_REACH}).astype(np.int64))
-            back = far & (unvoted >= 0) & (unvoted != regions.index("face")) & (unvoted != len(regions))
+            back = far & (unvoted != regions.index("face")) & (unvoted != len(regions))
             split[back] = unvoted[back].to(split.dtype)
     if face and (keypoints[:5, 2] >= threshold).any():  # a "face" far from this person's head is not its face
         labels[(split == len(regions)) & (before == face[0] + 1)] = 0
@@ -511,10 +512,11 @@ def _arms_the_parser_saw(split: torch.Tensor, before: torch.Tensor, plan: Scorin
     its hand touches the head, so the piece is cut from the face by the parser's own face pixels)."""
     face_region = regions.index("face")
     limbs = [name for name in regions if name != "face"]
+    arms = [k for k, name in enumerate(limbs) if name.endswith("arm")]
+    if not arms:  # regions come from plan.body: no arm region, no arm label either
+        return
     face_ids = torch.tensor([i + 1 for i, name in plan.body.items() if name == "face"])
     arm_ids = torch.tensor([i + 1 for i, name in plan.body.items() if name.endswith("arm")])
-    if not any(name.endswith("arm") for name in limbs) or not len(arm_ids):
-        return
     pieces, count = ndimage.label(((split == face_region) & ~torch.isin(before, face_ids)).numpy())
     if count == 0:
         return
@@ -525,7 +527,6 @@ def _arms_the_parser_saw(split: torch.Tensor, before: torch.Tensor, plan: Scorin
     if not len(chosen):
         return
     again = split_by_limbs(np.isin(pieces, chosen), keypoints, threshold=threshold, regions=limbs, origin=origin)
-    arms = [k for k, name in enumerate(limbs) if name.endswith("arm")]
     for piece in chosen:
         inside = pieces == piece
         votes = [int((again[inside] == k).sum()) for k in arms]
