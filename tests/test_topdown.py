@@ -614,9 +614,9 @@ def test_a_bare_forearm_the_parser_missed_grows_but_not_under_a_sleeve():
 
 
 def _parse(prompts: list[str], paint, detections: PersonDetections, h: int = 300, w: int = 200,
-           person_probs: torch.Tensor | None = None, **config) -> list:
+           person_probs: torch.Tensor | None = None, image: np.ndarray | None = None, **config) -> list:
     """Persons of a top-down parse whose fake parser's scores are painted by ``paint(scores, plan)`` on the whole
-    image (each crop is cut from it)."""
+    image (each crop is cut from it); ``image``: the photo's pixels (default black)."""
     plan = plan_prompts(prompts)
     regions = []
 
@@ -631,7 +631,8 @@ def _parse(prompts: list[str], paint, detections: PersonDetections, h: int = 300
 
     options = {"margin": 0.0, "person_masks": "parser" if person_probs is None else "blazepose",
                "min_part_pixels": 1, "skin_colour": 0.0, **config}
-    persons, _ = parse_top_down(np.zeros((h, w, 3), np.uint8), detections, predict, plan, prompts.index("person"),
+    pixels = np.zeros((h, w, 3), np.uint8) if image is None else image
+    persons, _ = parse_top_down(pixels, detections, predict, plan, prompts.index("person"),
                                 TopDownConfig(**options), person_probs=person_probs)
     return persons
 
@@ -887,6 +888,37 @@ def test_a_part_the_parser_was_unsure_of_in_the_middle_is_extended_on_the_person
     assert not parts()["coat"].mask.numpy()[middle].any()
     with pytest.raises(ValueError, match="person_fill"):
         TopDownConfig(person_fill=1.5)
+
+
+def test_a_part_the_parser_was_barely_sure_of_is_extended_but_not_over_the_persons_skin_colour(monkeypatch):
+    """The second fill (``fill_unsure``): coat the parser scores only 0.05 (below ``person_fill``) becomes coat
+    where its pixels are grey (the back of a dark jacket), but not where they have the colour of the person's own
+    face (a bare chest the parser half-believes is shirt); without the second fill neither is coat."""
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=_figure()[None])
+    ys, xs = np.mgrid[:300, :200]
+    grey = (ys >= 100) & (ys < 120) & (xs >= 60) & (xs < 120)
+    skin_coloured = (ys >= 120) & (ys < 140) & (xs >= 60) & (xs < 120)
+    face = (xs - 100) ** 2 + (ys - 40) ** 2 < 12 ** 2
+    image = np.full((300, 200, 3), 90, np.uint8)
+    image[face | skin_coloured] = (205, 150, 118)
+
+    def paint(scores, plan):
+        coat = scores[plan.prompts.index("coat")]
+        coat[torch.from_numpy((ys >= 60) & (ys < 200) & (xs >= 40) & (xs < 140))] = 0.9
+        coat[torch.from_numpy(grey | skin_coloured)] = 0.05
+        scores[plan.prompts.index("face")][torch.from_numpy(face)] = 0.9
+
+    def coat(**config) -> np.ndarray:
+        persons = _parse(["face", "coat", "person"], paint, detections, image=image, **config)
+        return {p.label: p.mask.numpy() for p in persons[0].parts}["coat"]
+
+    default = coat()
+    assert default[grey].all() and not default[skin_coloured].any()
+    assert not coat(fill_unsure=0.0)[grey].any()
+    monkeypatch.setattr(topdown, "FILL_SKIN_GUARD", -1.0)  # no colour is kept from the fill
+    assert coat()[skin_coloured].all()
+    with pytest.raises(ValueError, match="fill_unsure"):
+        TopDownConfig(fill_unsure=-0.1)
 
 
 def test_shoes_are_found_together_and_sided_by_the_ankle_they_are_at():
