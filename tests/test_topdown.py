@@ -645,6 +645,45 @@ def _figure_parts(prompts: list[str], paint) -> dict[str, int]:
     return {p.label: p.area for p in _parse(prompts, paint, detections)[0].parts}
 
 
+def test_a_hand_hanging_over_trousers_is_an_arm_bare_shins_below_shorts_stay_legs(monkeypatch):
+    """The bundled group photo: people behind a desk, the pose unsure of a lowered forearm and guessing the knees
+    at hand height, and the hand over the trousers was named "right leg". Bare skin lies below shorts or a skirt,
+    never above the lower end of the person's lower-body garment: a leg piece there is the arm of its side. Bare
+    shins the parser calls "pants" (of the skin's colour) are no trousers: the knee above them stays a leg."""
+    keypoints = _figure()
+    keypoints[8:11, 2] = 0.0  # right elbow and both wrists unseen
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=keypoints[None])
+    prompts = ["face", "left arm", "right arm", "left leg", "right leg", "pants", "person"]
+    hand = (XS - 76) ** 2 + (YS - 175) ** 2 < 7 ** 2
+    knees = (abs(XS - 117) < 7) & (YS > 205) & (YS < 230)
+
+    def parts(trousers_end: int, shins_called_pants: bool = False) -> dict[str, np.ndarray]:
+        trousers = (abs(XS - 100) < 30) & (YS >= 150) & (trousers_end > YS)
+        shins = _shins(trousers_end + 5)
+        image = _picture([(trousers, CLOTH), (FACE | hand | shins | knees, SKIN)])
+
+        def paint(scores, plan):
+            scores[plan.prompts.index("face")][torch.from_numpy(FACE)] = 0.9
+            scores[plan.prompts.index("pants")][torch.from_numpy(trousers & ~hand)] = 0.9
+            scores[plan.prompts.index("skin")][torch.from_numpy(hand | shins)] = 0.9
+            if shins_called_pants:
+                scores[plan.prompts.index("skin")][torch.from_numpy(shins & (XS > 100))] = 0.0
+                scores[plan.prompts.index("pants")][torch.from_numpy(shins & (XS > 100) & (YS > 230))] = 0.9
+                scores[plan.prompts.index("skin")][torch.from_numpy(knees)] = 0.9
+        return {p.label: p.mask.numpy() for p in _parse(prompts, paint, detections, image=image)[0].parts}
+
+    trousers = parts(290)
+    assert trousers["right arm"][hand].all() and "right leg" not in trousers
+    shorts = parts(200)
+    assert shorts["right arm"][hand].all()  # over shorts too; the shins below their hem stay legs
+    assert shorts["right leg"][_shins(205) & (XS < 100)].all() and shorts["left leg"][_shins(205) & (XS > 100)].all()
+    assert parts(200, shins_called_pants=True)["left leg"][knees].all()  # no wrist seen, yet the knee stays a leg
+    monkeypatch.setattr(topdown, "_not_skin_coloured", lambda *args: None)  # ... by the skin's colour below it
+    assert "left leg" not in parts(200, shins_called_pants=True)
+    monkeypatch.setattr(topdown, "HAND_OVER_TROUSERS", 0.0)  # the rule off: the pose names the hand a leg
+    assert parts(290)["right leg"][hand].all()
+
+
 def test_a_face_far_from_the_head_is_not_a_face_and_a_fist_called_hair_is_an_arm(monkeypatch):
     """A skin blob the parser calls face in the crop's corner (3.6 face radii from this person's head, near no
     limb: a neighbour's fist) is dropped rather than named face; a blob called hair around the raised left wrist

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["REGIONS", "SEGMENTS", "body_scale", "hand_zone", "head_span", "limb_band", "plausible_legs",
+__all__ = ["REGIONS", "SEGMENTS", "body_axis", "body_scale", "hand_zone", "head_span", "limb_band", "plausible_legs",
            "region_capsules", "segment_capsules", "split_by_limbs", "split_by_segments"]
 
 REGIONS: tuple[str, ...] = ("face", "left arm", "right arm", "left leg", "right leg", "torso")
@@ -181,6 +181,13 @@ def _body_axis(ok: np.ndarray, xy: np.ndarray) -> np.ndarray:
         if np.linalg.norm(axis) > 1:
             return axis / np.linalg.norm(axis)
     return np.array([0.0, 1.0])
+
+
+def body_axis(keypoints: np.ndarray, threshold: float = 0.3) -> np.ndarray:
+    """Unit vector (x, y) down the person's body: from the middle of its confident shoulders to the middle of its
+    confident hips; image-down when either is unknown."""
+    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)
+    return _body_axis(_confident(keypoints, threshold), keypoints[:, :2])
 
 
 def _two_part_chain(ok: np.ndarray, xy: np.ndarray, chain: tuple[int, int, int], extend: float

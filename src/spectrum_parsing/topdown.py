@@ -78,6 +78,7 @@ from scipy import ndimage
 
 from .limbs import (
     SEGMENTS,
+    body_axis,
     body_scale,
     hand_zone,
     head_span,
@@ -532,6 +533,68 @@ def _arms_the_parser_saw(split: torch.Tensor, before: torch.Tensor, plan: Scorin
         votes = [int((again[inside] == k).sum()) for k in arms]
         if max(votes) > 0:  # the whole piece to the arm the pose gives most of it (a hand behind the head too)
             split[torch.from_numpy(inside)] = regions.index(limbs[arms[int(np.argmax(votes))]])
+
+
+HAND_OVER_TROUSERS = 0.1
+"""A piece of a person's skin named leg is a hand hanging over its trousers when the person's lower-body garment
+(:data:`LOWER_GARMENTS`) continues further down the body than the piece, by more than this share of the body's size
+(:func:`~spectrum_parsing.limbs.body_scale`), in most (:data:`OVER_TROUSERS_SHARE`) of the piece's columns across
+the body that the garment is in, and the garment is in most of them: a bare leg shows below shorts or a skirt,
+never above the garment's lower end (0 turns the rule off)."""
+OVER_TROUSERS_SHARE = 0.5
+WRIST_UNSEEN = 0.15
+"""A wrist scored below this is unseen (:func:`_hands_over_trousers`): the lowered wrists MoveNet misses behind the
+group photo's desk score 0.06-0.10; at 0.3, roughly where the hand is."""
+
+
+def _hands_over_trousers(labels: torch.Tensor, plan: ScoringPlan, lower: Sequence[int],
+                         keypoints: np.ndarray | None, origin: tuple[int, int], threshold: float,
+                         not_skin: torch.Tensor | None = None) -> None:
+    """In crop-local ``labels`` (in place): each connected piece labelled a leg that lies over the person's
+    lower-body garment (``lower`` columns; see :data:`HAND_OVER_TROUSERS`) becomes the arm of the same side (or
+    unlabelled when that arm is not asked for), where the pose does not see that arm's wrist (:data:`WRIST_UNSEEN`:
+    a wrist it is even half sure of places the hand, and a knee above bare shins the parser calls "pants" stays a
+    leg). The bundled group photo: people stand behind a desk, the pose guesses their knees at hand height and
+    misses their lowered wrists, and the hands over their trousers were named legs. Measured column by column
+    across the body (a knee bent forward in a lunge lies higher than the hem of the other leg's shorts).
+    ``not_skin``: the pixels not of the person's skin colour (:func:`_not_skin_coloured`); only there does the
+    garment count (bare shins the parser calls "pants" are no trousers below a knee)."""
+    if keypoints is None or not lower or HAND_OVER_TROUSERS <= 0:
+        return
+    wrists = {"left leg": 9, "right leg": 10}  # the wrist of the arm on the leg's side
+    legs = {name: i for i, name in plan.body.items() if name in KNEES and keypoints[wrists[name], 2] < WRIST_UNSEEN}
+    arms = {name: i for i, name in plan.body.items() if name in ("left arm", "right arm")}
+    garment = torch.isin(labels, torch.tensor([i + 1 for i in lower]))
+    garment = (garment if not_skin is None else garment & not_skin).numpy()
+    scale = body_scale(keypoints, threshold)
+    if not legs or scale is None or not garment.any():
+        return
+    axis = body_axis(keypoints, threshold)
+    ys, xs = np.mgrid[0:labels.shape[0], 0:labels.shape[1]]
+    down = (xs + origin[0]) * axis[0] + (ys + origin[1]) * axis[1]  # how far down the body
+    across = np.rint(xs * -axis[1] + ys * axis[0]).astype(np.int64)  # the column across the body
+    across -= across.min()
+    width = int(across.max()) + 1
+    garment_end = np.full(width, -np.inf)
+    np.maximum.at(garment_end, across[garment], down[garment])  # how far down the garment reaches, per column
+    for name, index in legs.items():
+        pieces, count = ndimage.label((labels == index + 1).numpy())
+        if count == 0:
+            continue
+        inside = pieces > 0
+        key = (pieces[inside] - 1) * width + across[inside]  # (piece, column)
+        piece_end = np.full(count * width, -np.inf)
+        np.maximum.at(piece_end, key, down[inside])
+        piece_end = piece_end.reshape(count, width)
+        spanned = np.isfinite(piece_end)
+        dressed = spanned & np.isfinite(garment_end)[None]  # the piece's columns the garment is in at all
+        over = dressed & (garment_end[None] > piece_end + HAND_OVER_TROUSERS * scale)
+        share = OVER_TROUSERS_SHARE
+        hands = np.nonzero((over.sum(1) >= share * dressed.sum(1)) & (dressed.sum(1) >= share * spanned.sum(1))
+                           & (over.sum(1) > 0))[0] + 1
+        if len(hands):
+            arm = arms.get(name.replace("leg", "arm"))
+            labels[torch.from_numpy(np.isin(pieces, hands))] = 0 if arm is None else arm + 1
 
 
 def _past_thigh(shape: tuple[int, int], keypoints: np.ndarray, leg: str, origin: tuple[int, int],
@@ -1368,11 +1431,13 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         _misnamed_hands(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
         _grow_skin(labels, best, scores, crops[k], probs, plan, keypoints, (x0, y0), config.keypoint_threshold,
                    config.skin_colour, config.skin_radii, config.skin_over_guard, sure=mask_probs > 0.5)
+        not_skin = _not_skin_coloured(labels, plan, crops[k], mask_probs)
+        _hands_over_trousers(labels, plan, roles.lower, keypoints, (x0, y0), config.keypoint_threshold, not_skin)
         if config.person_fill > 0:  # after bare skin is grown: the garments take what the skin did not
             _complete_person(labels, best, scores, competing, pooled, garments, mask_probs, config.person_fill)
             if 0 < config.fill_unsure < config.person_fill:  # then, less sure, what is not of the skin's colour
                 _complete_person(labels, best, scores, competing, pooled, garments, mask_probs, config.fill_unsure,
-                                 allowed=_not_skin_coloured(labels, plan, crops[k], mask_probs))
+                                 allowed=not_skin)
         _side_footwear(labels, scores, plan, keypoints, (x0, y0), config.keypoint_threshold)
         _eyewear_over_both_eyes(labels, eyewear, face, keypoints, (x0, y0), config.keypoint_threshold)
         for target, (source, wrist, elbow) in plan.hands.items():
