@@ -718,6 +718,30 @@ def test_a_face_far_from_the_head_is_not_a_face_and_a_fist_called_hair_is_an_arm
     assert not far_blob_is_face()
 
 
+def test_a_fist_raised_above_the_head_with_unsure_joints_is_the_arm_not_the_face(monkeypatch):
+    """The bundled two-dancers photo: a fist raised a head span above the head, its elbow and wrist scored 0.23
+    (under the naming threshold), lay within the face's reach and was "face". Skin the pose gives the face that
+    comes nowhere near the head keypoints takes the nearest limb by weaker joints."""
+    keypoints = _figure()
+    keypoints[7] = (140, 55, 0.2)  # left elbow and wrist: unsure
+    keypoints[9] = (137, 20, 0.2)
+    detections = PersonDetections(boxes=[[40, 0, 160, 295]], scores=[0.9], keypoints=keypoints[None])
+    ys, xs = np.mgrid[:300, :200]
+    fist = (xs - 136) ** 2 + (ys - 12) ** 2 < 6 ** 2
+
+    def paint(scores, plan):
+        scores[plan.prompts.index("face")][torch.from_numpy((xs - 100) ** 2 + (ys - 40) ** 2 < 12 ** 2)] = 0.9
+        scores[plan.prompts.index("skin")][torch.from_numpy(fist)] = 0.9
+
+    def parts() -> dict[str, np.ndarray]:
+        return {p.label: p.mask.numpy() for p in _parse(BODY_PROMPTS, paint, detections)[0].parts}
+
+    named = parts()
+    assert named["left arm"][fist].all() and not named["face"][fist].any()
+    monkeypatch.setattr(topdown, "DETACHED_SPANS", 0.0)  # the rule off: the pose's face reach takes the fist
+    assert parts()["face"][fist].all()
+
+
 def test_a_forearm_raised_behind_the_head_that_the_parser_saw_as_an_arm_is_not_named_face(monkeypatch):
     """The bundled selfie: a forearm raised behind the head, its wrist hidden (MoveNet unsure), touches the face;
     the pose alone gives it to the face (within the head's reach, one connected piece with it). Where the parser

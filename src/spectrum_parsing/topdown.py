@@ -149,6 +149,13 @@ raised fist inside the crop, which the parser calls a face, is left unlabelled r
 FACE_SPANS = 2.0
 """Nor is bare skin farther than this many head spans (the widest extent of the confident nose, eyes and ears)
 from the nearest of them: true faces lie within 2 on `lip_dev` and 1.3 on VITON (MoveNet keypoints)."""
+DETACHED_SPANS = 0.5
+"""A connected piece of skin the pose gives the face (the parser's own face pixels cut out) none of whose pixels comes
+within this many head spans of the person's confident nose, eyes or ears is not its face (a fist raised above the
+head: :func:`_detached_from_head`); 0 turns the rule off."""
+DETACHED_JOINTS = 0.15
+"""Such a piece takes the limb nearest to it by keypoints at least this confident (a raised arm's elbow and wrist,
+against the sky or a wall, are often just below the naming threshold); none near: it is left unlabelled."""
 PARSER_ARM_SHARE = 0.2
 """A piece of skin the pose gives the face (the parser's own face pixels cut out) is an arm when the parser called
 at least this share of it arm (:func:`_arms_the_parser_saw`)."""
@@ -473,6 +480,7 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
     if face:
         was_face = split == regions.index("face")
         _beyond_head(split, regions.index("face"), len(regions), keypoints, origin, threshold)
+        _detached_from_head(split, before, face, regions, keypoints, origin, threshold)
         far = was_face & (split == len(regions))
         if bool(far.any()):  # the piece vote gave the face a whole piece of skin; beyond the head's reach each
             # pixel takes the limb nearest to it again (a bare upper arm joined to the face by a raised forearm)
@@ -502,6 +510,37 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
                 else:
                     claimed &= before != i + 1
         labels[claimed] = target[name] + 1
+
+
+def _detached_from_head(split: torch.Tensor, before: torch.Tensor, face: Sequence[int], regions: list[str],
+                        keypoints: np.ndarray, origin: tuple[int, int], threshold: float) -> None:
+    """In ``split`` (:func:`split_by_limbs`' crop-local indices into ``regions``; in place): each connected piece of
+    the face region that the parser did not call face (``before``: its labels; ``face``: the face's prompt
+    indices) and that comes nowhere within :data:`DETACHED_SPANS` head spans of the person's confident head
+    keypoints takes the limb nearest to it by keypoints of :data:`DETACHED_JOINTS` or more, else no region. The
+    pose gives the face whatever skin lies within its reach: on the bundled two-dancers photo a fist raised a head
+    span above the head, its elbow and wrist scored 0.23, was "face"."""
+    span = head_span(keypoints, threshold)
+    if DETACHED_SPANS <= 0 or span is None:
+        return
+    face_ids = torch.tensor([i + 1 for i in face])
+    pieces, count = ndimage.label(((split == regions.index("face")) & ~torch.isin(before, face_ids)).numpy())
+    if count == 0:
+        return
+    head = keypoints[:5][keypoints[:5, 2] >= threshold, :2] - np.asarray(origin, dtype=np.float64)
+    ys, xs = np.nonzero(pieces)
+    near = np.min(np.hypot(xs[:, None] - head[None, :, 0], ys[:, None] - head[None, :, 1]), 1)
+    closest = ndimage.minimum(near, pieces[ys, xs], index=np.arange(1, count + 1))
+    detached = np.isin(pieces, np.nonzero(np.asarray(closest) > DETACHED_SPANS * span)[0] + 1)
+    if not detached.any():
+        return
+    limbs = [name for name in regions if name != "face"]
+    again = split_by_limbs(detached, keypoints, threshold=min(DETACHED_JOINTS, threshold), regions=limbs,
+                           origin=origin) if limbs else np.full(detached.shape, -1)
+    named = torch.from_numpy(np.array([regions.index(name) for name in limbs] + [len(regions)], dtype=np.int64))
+    where = torch.from_numpy(detached)
+    split[where] = named[torch.from_numpy(again[detached].astype(np.int64))].to(split.dtype) if limbs \
+        else len(regions)
 
 
 def _arms_the_parser_saw(split: torch.Tensor, before: torch.Tensor, plan: ScoringPlan, regions: list[str],
