@@ -480,7 +480,8 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
     if face:
         was_face = split == regions.index("face")
         _beyond_head(split, regions.index("face"), len(regions), keypoints, origin, threshold)
-        _detached_from_head(split, before, face, regions, keypoints, origin, threshold)
+        arms = [i for i, name in plan.body.items() if name.endswith("arm")]
+        _detached_from_head(split, before, face, arms, regions, keypoints, origin, threshold)
         far = was_face & (split == len(regions))
         if bool(far.any()):  # the piece vote gave the face a whole piece of skin; beyond the head's reach each
             # pixel takes the limb nearest to it again (a bare upper arm joined to the face by a raised forearm)
@@ -512,14 +513,16 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
         labels[claimed] = target[name] + 1
 
 
-def _detached_from_head(split: torch.Tensor, before: torch.Tensor, face: Sequence[int], regions: list[str],
-                        keypoints: np.ndarray, origin: tuple[int, int], threshold: float) -> None:
+def _detached_from_head(split: torch.Tensor, before: torch.Tensor, face: Sequence[int], arms: Sequence[int],
+                        regions: list[str], keypoints: np.ndarray, origin: tuple[int, int], threshold: float) -> None:
     """In ``split`` (:func:`split_by_limbs`' crop-local indices into ``regions``; in place): each connected piece of
     the face region that the parser did not call face (``before``: its labels; ``face``: the face's prompt
-    indices) and that comes nowhere within :data:`DETACHED_SPANS` head spans of the person's confident head
-    keypoints takes the limb nearest to it by keypoints of :data:`DETACHED_JOINTS` or more, else no region. The
-    pose gives the face whatever skin lies within its reach: on the bundled two-dancers photo a fist raised a head
-    span above the head, its elbow and wrist scored 0.23, was "face"."""
+    indices; ``arms``: the arms'), that does not touch the parser's face pixels nor is at least
+    :data:`PARSER_ARM_SHARE` the parser's arm (:func:`_arms_the_parser_saw` names those), and that comes nowhere
+    within :data:`DETACHED_SPANS` head spans of the person's confident head keypoints takes the limb nearest to it
+    by keypoints of :data:`DETACHED_JOINTS` or more, else no region. The pose gives the face whatever skin lies
+    within its reach: on the bundled two-dancers photo a fist raised a head span above the head, its elbow and
+    wrist scored 0.23, was "face"."""
     span = head_span(keypoints, threshold)
     if DETACHED_SPANS <= 0 or span is None:
         return
@@ -530,8 +533,17 @@ def _detached_from_head(split: torch.Tensor, before: torch.Tensor, face: Sequenc
     head = keypoints[:5][keypoints[:5, 2] >= threshold, :2] - np.asarray(origin, dtype=np.float64)
     ys, xs = np.nonzero(pieces)
     near = np.min(np.hypot(xs[:, None] - head[None, :, 0], ys[:, None] - head[None, :, 1]), 1)
-    closest = ndimage.minimum(near, pieces[ys, xs], index=np.arange(1, count + 1))
-    detached = np.isin(pieces, np.nonzero(np.asarray(closest) > DETACHED_SPANS * span)[0] + 1)
+    closest = np.asarray(ndimage.minimum(near, pieces[ys, xs], index=np.arange(1, count + 1)))
+    # a piece touching the face the parser saw is part of it (a neck or hairline between its face pixels)
+    seen = ndimage.binary_dilation(torch.isin(before, face_ids).numpy(), structure=np.ones((3, 3), bool))
+    touching = np.unique(pieces[seen & (pieces > 0)])
+    # ... and a piece the parser mostly saw as an arm is left to _arms_the_parser_saw
+    arm_ids = torch.tensor([i + 1 for i in arms])
+    said_arm = np.bincount(pieces.ravel(), weights=torch.isin(before, arm_ids).numpy().ravel().astype(np.float64),
+                           minlength=count + 1)[1:]
+    sizes = np.bincount(pieces.ravel(), minlength=count + 1)[1:]
+    far = np.nonzero((closest > DETACHED_SPANS * span) & (said_arm < PARSER_ARM_SHARE * sizes))[0] + 1
+    detached = np.isin(pieces, far[~np.isin(far, touching)])
     if not detached.any():
         return
     limbs = [name for name in regions if name != "face"]
