@@ -727,19 +727,21 @@ def test_a_fist_raised_above_the_head_with_unsure_joints_is_the_arm_not_the_face
     keypoints[9] = (137, 20, 0.2)
     detections = PersonDetections(boxes=[[40, 0, 160, 295]], scores=[0.9], keypoints=keypoints[None])
     ys, xs = np.mgrid[:300, :200]
-    fist = (xs - 136) ** 2 + (ys - 12) ** 2 < 6 ** 2
+    fist = (xs - 138) ** 2 + (ys - 12) ** 2 < 9 ** 2
+    speck = (xs - 70) ** 2 + (ys - 10) ** 2 < 3 ** 2  # a few pixels above the head on the other side
 
     def paint(scores, plan):
         scores[plan.prompts.index("face")][torch.from_numpy((xs - 100) ** 2 + (ys - 40) ** 2 < 12 ** 2)] = 0.9
-        scores[plan.prompts.index("skin")][torch.from_numpy(fist)] = 0.9
+        scores[plan.prompts.index("skin")][torch.from_numpy(fist | speck)] = 0.9
 
     def parts() -> dict[str, np.ndarray]:
         return {p.label: p.mask.numpy() for p in _parse(BODY_PROMPTS, paint, detections)[0].parts}
 
     named = parts()
     assert named["left arm"][fist].all() and not named["face"][fist].any()
+    assert not any(mask[speck].any() for mask in named.values())  # a speck is named nothing
     monkeypatch.setattr(topdown, "DETACHED_SPANS", 0.0)  # the rule off: the pose's face reach takes the fist
-    assert parts()["face"][fist].all()
+    assert parts()["face"][fist | speck].all()
 
 
 def test_a_forearm_raised_behind_the_head_that_the_parser_saw_as_an_arm_is_not_named_face(monkeypatch):

@@ -520,9 +520,9 @@ def _detached_from_head(split: torch.Tensor, before: torch.Tensor, face: Sequenc
     indices; ``arms``: the arms'), that does not touch the parser's face pixels nor is at least
     :data:`PARSER_ARM_SHARE` the parser's arm (:func:`_arms_the_parser_saw` names those), and that comes nowhere
     within :data:`DETACHED_SPANS` head spans of the person's confident head keypoints takes the limb nearest to it
-    by keypoints of :data:`DETACHED_JOINTS` or more, else no region. The pose gives the face whatever skin lies
-    within its reach: on the bundled two-dancers photo a fist raised a head span above the head, its elbow and
-    wrist scored 0.23, was "face"."""
+    by keypoints of :data:`DETACHED_JOINTS` or more (pieces under :data:`MIN_GROWN_PIECE`: none), else no region.
+    The pose gives the face whatever skin lies within its reach: on the bundled two-dancers photo a fist raised a
+    head span above the head, its elbow and wrist scored 0.23, was "face"."""
     span = head_span(keypoints, threshold)
     if DETACHED_SPANS <= 0 or span is None:
         return
@@ -543,12 +543,17 @@ def _detached_from_head(split: torch.Tensor, before: torch.Tensor, face: Sequenc
                            minlength=count + 1)[1:]
     sizes = np.bincount(pieces.ravel(), minlength=count + 1)[1:]
     far = np.nonzero((closest > DETACHED_SPANS * span) & (said_arm < PARSER_ARM_SHARE * sizes))[0] + 1
-    detached = np.isin(pieces, far[~np.isin(far, touching)])
+    far = far[~np.isin(far, touching)]
+    detached = np.isin(pieces, far)
     if not detached.any():
         return
+    # a speck (a bare chest showing between a shirt's edges) is named nothing: a limb part of a few pixels is noise
+    scale = body_scale(keypoints, threshold) or 0.0
+    specks = np.isin(pieces, far[sizes[far - 1] < MIN_GROWN_PIECE * scale**2])
     limbs = [name for name in regions if name != "face"]
-    again = split_by_limbs(detached, keypoints, threshold=min(DETACHED_JOINTS, threshold), regions=limbs,
+    again = split_by_limbs(detached & ~specks, keypoints, threshold=min(DETACHED_JOINTS, threshold), regions=limbs,
                            origin=origin) if limbs else np.full(detached.shape, -1)
+    again[specks] = len(limbs)
     named = torch.from_numpy(np.array([regions.index(name) for name in limbs] + [len(regions)], dtype=np.int64))
     where = torch.from_numpy(detached)
     split[where] = named[torch.from_numpy(again[detached].astype(np.int64))].to(split.dtype) if limbs \
