@@ -63,6 +63,18 @@ def test_upper_repaints_garment_and_arms_keeps_face_hands_lower_body_and_the_oth
     assert lip[60, 50] == LIP_LABELS.index("upper-clothes") and lip[60, 150] == 0  # person 0's pixels only
 
 
+def test_a_hand_is_kept_where_the_pose_is_unsure_of_the_wrist_but_not_where_it_sees_none():
+    """A fist raised against a wall, its elbow and wrist scored 0.23 (the bundled two-dancers photo), is kept like
+    any hand; a wrist scored 0.05 gives no hand zone, and that arm is repainted to its end."""
+    result = _result(LABELS)
+    keypoints = result.persons[0].keypoints
+    keypoints[[7, 9], 2] = 0.23  # left elbow and wrist: unsure
+    keypoints[[8, 10], 2] = 0.05  # right elbow and wrist: unseen
+    a = tryon_masks(result, "upper")[0].agnostic
+    assert not a[106, 75]  # the left hand kept
+    assert a[106, 25]  # no right hand found: that arm's end is repainted
+
+
 def test_lower_and_dress():
     result = _result(LABELS)
     lower = tryon_masks(result, "lower")[0].agnostic

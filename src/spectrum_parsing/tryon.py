@@ -12,9 +12,9 @@ pixels with LIP ids (:func:`lip_label_map`):
 * Grown by ``dilate`` (a fraction of the person's box height, default 3%), clipped to the person's box widened
   by the same amount, never onto another person.
 * Then the kept parts are removed again: face, hair, hat, sunglasses; hands (arm pixels within 0.4 forearm
-  lengths of the wrist and beyond it) for ``upper``/``dress``; shoes and feet (leg pixels below the ankles)
-  for ``lower``/``dress``; the garments of the other group (pants and skirt for ``upper``, upper clothes and
-  coat for ``lower``).
+  lengths of the wrist and beyond it, elbow and wrist scored :data:`HAND_JOINTS` or more) for ``upper``/``dress``;
+  shoes and feet (leg pixels below the ankles) for ``lower``/``dress``; the garments of the other group (pants and
+  skirt for ``upper``, upper clothes and coat for ``lower``).
 
 Labels that are not LIP's are mapped to the LIP class of their group (t-shirt, shirt, sweater -> upper-clothes,
 jacket -> coat, jeans, shorts -> pants...); with ``preset="lip"`` the label map is LIP's already.
@@ -110,7 +110,13 @@ def _quad(keypoints: np.ndarray | None, top: tuple[int, int], bottom: tuple[int,
     return _polygon(shape, [tuple(p) for p in pts])
 
 
-def _hands(lip: np.ndarray, keypoints: np.ndarray | None, threshold: float = 0.3) -> np.ndarray:
+HAND_JOINTS = 0.15
+"""The wrist and elbow scores at which a hand is kept: lower than the other rules' 0.3, since a hand repainted is
+worse than an arm pixel kept (a fist raised against a wall, elbow and wrist at 0.23: the bundled two-dancers
+photo)."""
+
+
+def _hands(lip: np.ndarray, keypoints: np.ndarray | None, threshold: float = HAND_JOINTS) -> np.ndarray:
     """Arm pixels around and beyond each wrist (the hands), which try-on keeps."""
     keep = np.zeros(lip.shape, dtype=bool)
     if keypoints is None:
