@@ -548,16 +548,15 @@ def _detached_from_head(split: torch.Tensor, before: torch.Tensor, face: Sequenc
     if not detached.any():
         return
     # a speck (a bare chest showing between a shirt's edges) is named nothing: a limb part of a few pixels is noise
+    split[torch.from_numpy(detached)] = len(regions)  # no region, unless a limb is near
     scale = body_scale(keypoints, threshold) or 0.0
-    specks = np.isin(pieces, far[sizes[far - 1] < MIN_GROWN_PIECE * scale**2])
+    named = detached & ~np.isin(pieces, far[sizes[far - 1] < MIN_GROWN_PIECE * scale**2])  # specks: nothing
     limbs = [name for name in regions if name != "face"]
-    again = split_by_limbs(detached & ~specks, keypoints, threshold=min(DETACHED_JOINTS, threshold), regions=limbs,
-                           origin=origin) if limbs else np.full(detached.shape, -1)
-    again[specks] = len(limbs)
-    named = torch.from_numpy(np.array([regions.index(name) for name in limbs] + [len(regions)], dtype=np.int64))
-    where = torch.from_numpy(detached)
-    split[where] = named[torch.from_numpy(again[detached].astype(np.int64))].to(split.dtype) if limbs \
-        else len(regions)
+    if limbs and named.any():
+        again = split_by_limbs(named, keypoints, threshold=min(DETACHED_JOINTS, threshold), regions=limbs,
+                               origin=origin)
+        for k, name in enumerate(limbs):
+            split[torch.from_numpy(again == k)] = regions.index(name)
 
 
 def _arms_the_parser_saw(split: torch.Tensor, before: torch.Tensor, plan: ScoringPlan, regions: list[str],
