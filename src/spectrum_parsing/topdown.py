@@ -480,8 +480,7 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
     if face:
         was_face = split == regions.index("face")
         _beyond_head(split, regions.index("face"), len(regions), keypoints, origin, threshold)
-        arms = [i for i, name in plan.body.items() if name.endswith("arm")]
-        _detached_from_head(split, before, face, arms, regions, keypoints, origin, threshold)
+        _detached_from_head(split, before, plan, regions, keypoints, origin, threshold)
         far = was_face & (split == len(regions))
         if bool(far.any()):  # the piece vote gave the face a whole piece of skin; beyond the head's reach each
             # pixel takes the limb nearest to it again (a bare upper arm joined to the face by a raised forearm)
@@ -513,32 +512,31 @@ def _name_skin(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarray | 
         labels[claimed] = target[name] + 1
 
 
-def _detached_from_head(split: torch.Tensor, before: torch.Tensor, face: Sequence[int], arms: Sequence[int],
-                        regions: list[str], keypoints: np.ndarray, origin: tuple[int, int], threshold: float) -> None:
+def _detached_from_head(split: torch.Tensor, before: torch.Tensor, plan: ScoringPlan, regions: list[str],
+                        keypoints: np.ndarray, origin: tuple[int, int], threshold: float) -> None:
     """In ``split`` (:func:`split_by_limbs`' crop-local indices into ``regions``; in place): each connected piece of
-    the face region that the parser did not call face (``before``: its labels; ``face``: the face's prompt
-    indices; ``arms``: the arms'), that does not touch the parser's face pixels nor is at least
-    :data:`PARSER_ARM_SHARE` the parser's arm (:func:`_arms_the_parser_saw` names those), and that comes nowhere
-    within :data:`DETACHED_SPANS` head spans of the person's confident head keypoints takes the limb nearest to it
-    by keypoints of :data:`DETACHED_JOINTS` or more (pieces under :data:`MIN_GROWN_PIECE`: none), else no region.
-    The pose gives the face whatever skin lies within its reach: on the bundled two-dancers photo a fist raised a
-    head span above the head, its elbow and wrist scored 0.23, was "face"."""
+    the face region that the parser did not call face (``before``: its labels; ``plan.body`` names its face and
+    arms), that does not touch the parser's face pixels nor is at least :data:`PARSER_ARM_SHARE` the parser's arm
+    (:func:`_arms_the_parser_saw` names those), and that comes nowhere within :data:`DETACHED_SPANS` head spans of
+    the person's confident head keypoints takes the limb nearest to it by keypoints of :data:`DETACHED_JOINTS` or
+    more (pieces under :data:`MIN_GROWN_PIECE`: none), else no region. The pose gives the face whatever skin lies
+    within its reach: on the bundled two-dancers photo a fist raised a head span above the head, its elbow and
+    wrist scored 0.23, was "face"."""
     span = head_span(keypoints, threshold)
     if DETACHED_SPANS <= 0 or span is None:
         return
-    face_ids = torch.tensor([i + 1 for i in face])
+    face_ids = torch.tensor([i + 1 for i, name in plan.body.items() if name == "face"])
+    arm_ids = torch.tensor([i + 1 for i, name in plan.body.items() if name.endswith("arm")])
     pieces, count = ndimage.label(((split == regions.index("face")) & ~torch.isin(before, face_ids)).numpy())
     if count == 0:
         return
-    head = keypoints[:5][keypoints[:5, 2] >= threshold, :2] - np.asarray(origin, dtype=np.float64)
     ys, xs = np.nonzero(pieces)
-    near = np.min(np.hypot(xs[:, None] - head[None, :, 0], ys[:, None] - head[None, :, 1]), 1)
+    near = _head_distance(ys, xs, keypoints, origin, threshold)
     closest = np.asarray(ndimage.minimum(near, pieces[ys, xs], index=np.arange(1, count + 1)))
     # a piece touching the face the parser saw is part of it (a neck or hairline between its face pixels)
     seen = ndimage.binary_dilation(torch.isin(before, face_ids).numpy(), structure=np.ones((3, 3), bool))
     touching = np.unique(pieces[seen & (pieces > 0)])
     # ... and a piece the parser mostly saw as an arm is left to _arms_the_parser_saw
-    arm_ids = torch.tensor([i + 1 for i in arms])
     said_arm = np.bincount(pieces.ravel(), weights=torch.isin(before, arm_ids).numpy().ravel().astype(np.float64),
                            minlength=count + 1)[1:]
     sizes = np.bincount(pieces.ravel(), minlength=count + 1)[1:]
@@ -706,10 +704,15 @@ def _beyond_head(split: torch.Tensor, face: int, unclaimed: int, keypoints: np.n
     ys, xs = torch.nonzero(split == face, as_tuple=True)
     if span is None or len(ys) == 0:
         return
-    head = keypoints[:5][keypoints[:5, 2] >= threshold, :2] - np.asarray(origin, dtype=np.float64)
-    near = np.min(np.hypot(xs.numpy()[:, None] - head[None, :, 0], ys.numpy()[:, None] - head[None, :, 1]), 1)
-    far = torch.from_numpy(near > FACE_SPANS * span)
+    far = torch.from_numpy(_head_distance(ys.numpy(), xs.numpy(), keypoints, origin, threshold) > FACE_SPANS * span)
     split[ys[far], xs[far]] = unclaimed
+
+
+def _head_distance(ys: np.ndarray, xs: np.ndarray, keypoints: np.ndarray, origin: tuple[int, int],
+                   threshold: float) -> np.ndarray:
+    """Each crop-local pixel's (``ys``, ``xs``) distance to the person's nearest confident nose, eye or ear."""
+    head = keypoints[:5][keypoints[:5, 2] >= threshold, :2] - np.asarray(origin, dtype=np.float64)
+    return np.min(np.hypot(xs[:, None] - head[None, :, 0], ys[:, None] - head[None, :, 1]), 1)
 
 
 def _hand_zones(shape: tuple[int, int], keypoints: np.ndarray, origin: tuple[int, int], threshold: float
@@ -1486,11 +1489,14 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         _misnamed_hands(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
         _grow_skin(labels, best, scores, crops[k], probs, plan, keypoints, (x0, y0), config.keypoint_threshold,
                    config.skin_colour, config.skin_radii, config.skin_over_guard, sure=mask_probs > 0.5)
-        not_skin = _not_skin_coloured(labels, plan, crops[k], mask_probs)
+        unsure_fill = 0 < config.fill_unsure < config.person_fill and bool(garments)
+        # the person's skin-colour map, for the two rules that read it (none asks for it: not built)
+        not_skin = _not_skin_coloured(labels, plan, crops[k], mask_probs) \
+            if unsure_fill or (roles.lower and keypoints is not None) else None
         _hands_over_trousers(labels, plan, roles.lower, keypoints, (x0, y0), config.keypoint_threshold, not_skin)
         if config.person_fill > 0:  # after bare skin is grown: the garments take what the skin did not
             _complete_person(labels, best, scores, competing, pooled, garments, mask_probs, config.person_fill)
-            if 0 < config.fill_unsure < config.person_fill:  # then, less sure, what is not of the skin's colour
+            if unsure_fill:  # then, less sure, what is not of the skin's colour
                 _complete_person(labels, best, scores, competing, pooled, garments, mask_probs, config.fill_unsure,
                                  allowed=not_skin)
         _side_footwear(labels, scores, plan, keypoints, (x0, y0), config.keypoint_threshold)
