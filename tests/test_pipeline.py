@@ -234,8 +234,8 @@ def _small(name: str) -> np.ndarray:
 
 def test_the_selfies_forearm_raised_behind_the_head_is_an_arm_not_face(default_top_down, monkeypatch):
     """The bundled selfie: the man's left forearm, raised behind his head with the wrist hidden, touches his face;
-    the pose alone named it face from elbow to hand (topdown._arms_the_parser_saw)."""
-    from spectrum_parsing import topdown
+    the pose alone named it face from elbow to hand (body_naming._arms_the_parser_saw)."""
+    from spectrum_parsing import body_naming
 
     photo = _small("selfie.jpg")
 
@@ -246,7 +246,7 @@ def test_the_selfies_forearm_raised_behind_the_head_is_an_arm_not_face(default_t
 
     forearm, elbow, face = (395, 200), (435, 306), (260, 150)
     assert labels_at([forearm, elbow, face]) == ["left arm", "left arm", "face"]
-    monkeypatch.setattr(topdown, "PARSER_ARM_SHARE", 2.0)  # the rule off: the forearm is the face's
+    monkeypatch.setattr(body_naming, "PARSER_ARM_SHARE", 2.0)  # the rule off: the forearm is the face's
     assert labels_at([forearm]) == ["face"]
 
 

@@ -27,6 +27,7 @@ from .embedded import (  # noqa: F401  (re-exported: the embedded models' names 
     model_display_name,
 )
 from .export import OnnxRunner
+from .garments import consistent_garments, contest, garment_roles
 from .images import DEFAULT_MAX_PIXELS, as_rgb_image
 from .modeling import SpectrumModel
 from .options import ParseOptions
@@ -36,19 +37,8 @@ from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map
 from .processor import ImagePrediction, PersonCandidate, SpectrumImageProcessor, assemble_persons, render_label_map
 from .prompts import clean_prompts
 from .results import ImageInput, ParsingResult, PersonInstance
-from .topdown import (
-    FILLED_KEYPOINTS,
-    ScoringPlan,
-    TopDownConfig,
-    competitor_phrases,
-    consistent_garments,
-    contest,
-    fill_keypoints,
-    garment_roles,
-    novel_prompts,
-    parse_top_down,
-    plan_prompts,
-)
+from .scoring import ScoringPlan, competitor_phrases, novel_prompts, plan_prompts
+from .topdown import FILLED_KEYPOINTS, TopDownConfig, fill_keypoints, parse_top_down
 from .vocab import categories as vocabulary
 from .vocab.phrases import EBP_PROMPTS, with_ebp
 
@@ -349,7 +339,7 @@ class SpectrumPipeline:
 
     def plan(self, scored: Sequence[str]) -> ScoringPlan:
         """What top-down parsing scores for ``scored`` (the prompts and the person prompt): see
-        :func:`~spectrum_parsing.topdown.plan_prompts`, with :meth:`competitors`."""
+        :func:`~spectrum_parsing.scoring.plan_prompts`, with :meth:`competitors`."""
         competitors, contested = self.competitors(scored)
         return plan_prompts(scored, self.top_down.body_parts, competitors, grow_skin=self.top_down.skin_colour > 0,
                             contested=contested)
