@@ -16,6 +16,35 @@ from topdown_scenes import (
 )
 
 
+def test_specks_of_a_label_far_smaller_than_its_largest_piece_are_dropped(monkeypatch):
+    """A fleck of coat apart from the coat (a note on a pinboard beside the person) is unlabelled, a fleck of coat
+    inside the trousers takes the trousers' label (a hole then), two gloves of about one size both stay, and
+    nothing changes with the rule off (``speck_share=0``)."""
+    detections = PersonDetections(boxes=[[40, 10, 160, 295]], scores=[0.9], keypoints=figure_keypoints()[None])
+    ys, xs = np.mgrid[:300, :200]
+    coat = (ys >= 60) & (ys < 160) & (xs >= 60) & (xs < 140)  # 8000 px
+    fleck = (ys >= 30) & (ys < 36) & (xs >= 44) & (xs < 50)  # 36 px beside the head, apart from the coat
+    pants = (ys >= 160) & (ys < 280) & (xs >= 70) & (xs < 130)
+    inside = (ys >= 200) & (ys < 206) & (xs >= 95) & (xs < 101)  # 36 px of coat inside the trousers
+    gloves = [(ys >= 150) & (ys < 160) & (xs >= 45) & (xs < 55), (ys >= 150) & (ys < 158) & (xs >= 145) & (xs < 155)]
+
+    def paint(scores, plan):
+        scores[plan.prompts.index("coat")][torch.from_numpy(coat | fleck | inside)] = 0.9
+        scores[plan.prompts.index("pants")][torch.from_numpy(pants & ~inside)] = 0.9
+        scores[plan.prompts.index("gloves")][torch.from_numpy(gloves[0] | gloves[1])] = 0.9
+
+    def parts(**config) -> dict[str, np.ndarray]:
+        persons = parse_painted(["coat", "pants", "gloves", "person"], paint, detections, **config)
+        return {p.label: p.mask.numpy() for p in persons[0].parts}
+
+    dropped = parts()
+    assert dropped["coat"][coat].all() and not dropped["coat"][fleck | inside].any()
+    assert dropped["pants"][inside].all()  # the enclosed fleck, unlabelled, took the label around it
+    assert dropped["gloves"][gloves[0]].all() and dropped["gloves"][gloves[1]].all()
+    kept = parts(speck_share=0.0)
+    assert kept["coat"][fleck].all() and kept["coat"][inside].all()
+
+
 def test_small_holes_in_a_persons_labels_take_the_label_around_them(monkeypatch):
     """A patch of coat the parser was unsure of becomes coat; a large enclosed gap (between an arm and the body),
     a gap open to the crop's edge and a hole off the person's own mask stay unlabelled."""

@@ -5,6 +5,9 @@
   already labelled on the person, where they touch it (``TopDownConfig.person_fill``); then once more, less sure,
   except on pixels of the person's own skin colour (``TopDownConfig.fill_unsure``, :func:`not_skin_coloured`,
   :data:`FILL_SKIN_GUARD`).
+* **specks dropped** (:func:`drop_specks`): a piece of a garment (or hair, a hat, a bag) on the person's own pixels
+  much smaller than that label's largest piece there (:data:`SPECK_SHARE`) is unlabelled, before holes are filled:
+  a note on a pinboard beside a raised arm called "coat", a fleck of "pants" on the desk in front of the legs.
 * **holes filled** (:func:`fill_holes`): an unlabelled piece of the person's own pixels enclosed by its labels, at
   most :data:`HOLE_SHARE` of the crop, takes the label most common around it (a patch of coat the parser was
   unsure of).
@@ -28,7 +31,7 @@ from .processor import SpectrumImageProcessor
 from .scoring import ScoringPlan
 from .skin import skin_colour_distance
 
-__all__ = ["complete_person", "fill_holes", "not_skin_coloured", "split_segments"]
+__all__ = ["SPECK_SHARE", "complete_person", "drop_specks", "fill_holes", "not_skin_coloured", "split_segments"]
 
 FILL_PERSON = 0.9
 """The person-mask probability above which :func:`complete_person` trusts that a pixel is the person's (at 0.5,
@@ -97,6 +100,42 @@ def complete_person(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tens
         if bool(fill.any()):
             best[fill] = best[seen].mean().to(best.dtype)
             labels[fill] = column + 1
+
+
+SPECK_SHARE = 0.1
+"""A connected piece of one label on the person's own pixels smaller than this share of that label's largest piece
+there is a speck (:func:`drop_specks`; ``TopDownConfig.speck_share`` overrides it, 0 turns it off). Measured through
+the shipped path with the benchmark functions (scratch, the rule on at 0.1 / 0.3 vs off): `lip_dev` all 36.29 ->
+36.36 / 36.43 (hair 59.2 -> 60.0, pants 55.7 -> 56.0, skirt 67.6 -> 68.0; hat 19.4 -> 18.5), `cihp_dev` mIoU 36.00 ->
+36.00 / 35.92, CCP val fine / coarse 15.28 / 56.92 -> 15.29 / 56.91 and 15.24 / 56.47, VITON val all (first 100)
+53.13 -> 53.18 / 53.17; 0.3 also drops real pieces of a garment split by an arm."""
+
+
+def drop_specks(labels: torch.Tensor, person: torch.Tensor, columns: Sequence[int], share: float = SPECK_SHARE
+                ) -> None:
+    """In crop-local ``labels`` (in place): the connected pieces of each of ``columns`` on the person's own pixels
+    (``person`` probability > 0.5) smaller than ``share`` of that column's largest piece there become unlabelled
+    (:func:`fill_holes` may then give an enclosed one the label around it). Body parts are not ``columns``: two
+    hands or legs are pieces of one person's skin, and they are named by pose."""
+    if share <= 0 or not columns:
+        return
+    own = (person > 0.5).numpy()
+    flat = labels.numpy()
+    drop = np.zeros(flat.shape, dtype=bool)
+    for column in columns:
+        mask = (flat == column + 1) & own
+        if not mask.any():
+            continue
+        pieces, count = ndimage.label(mask)
+        if count < 2:
+            continue
+        sizes = np.bincount(pieces.ravel(), minlength=count + 1)
+        sizes[0] = 0
+        small = sizes < share * sizes.max()
+        small[0] = False
+        drop |= small[pieces]
+    if drop.any():
+        labels[torch.from_numpy(drop)] = 0
 
 
 HOLE_SHARE = 0.01

@@ -23,7 +23,8 @@ Each crop's labels then go through the rules of three modules, in this order (:f
 * :mod:`.garments` — similar garments pooled, competitors contested, garments made consistent;
 * :mod:`.body_naming` — bare skin named by pose and grown by the person's skin colour, hands over trousers;
 * :mod:`.person_fill` — the person's unlabelled pixels filled by the garments it already wears;
-* then shoes sided by pose, eyewear checked against the eyes, hands carved, holes filled, geometric parts split.
+* then shoes sided by pose, eyewear checked against the eyes, hands carved, specks dropped and holes filled,
+  geometric parts split.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from .garments import (
     pool_garments,
 )
 from .limbs import hand_zone, limb_band, plausible_legs
-from .person_fill import complete_person, fill_holes, not_skin_coloured, split_segments
+from .person_fill import SPECK_SHARE, complete_person, drop_specks, fill_holes, not_skin_coloured, split_segments
 from .persons import PersonDetections
 from .processor import PersonCandidate, SpectrumImageProcessor, assemble_persons
 from .results import PersonInstance
@@ -224,6 +225,10 @@ class TopDownConfig:
     # photos gain (composites' recall, cihp_dev part AP^r, VITON), lip_dev's crowd photo loses to its unlabelled
     # bystanders (README, People; benchmarks/bench_people_reported.py, bench_body_parts.py).
     parser_person: float = 0.6
+    # A piece of a garment (or hair, a hat, a bag) on the person's own pixels smaller than speck_share of that
+    # label's largest piece there is unlabelled before holes are filled (person_fill.drop_specks, SPECK_SHARE;
+    # 0: off; benchmarks/bench_body_parts.py).
+    speck_share: float = SPECK_SHARE
 
     def __post_init__(self) -> None:
         if self.person_masks not in PERSON_MASK_SOURCES:
@@ -237,7 +242,7 @@ class TopDownConfig:
         if self.body_parts not in BODY_PART_SOURCES:
             raise ValueError(f"body_parts must be one of {BODY_PART_SOURCES}, got {self.body_parts!r}")
         for name in ("fallback_score", "fallback_share", "fill_visibility", "min_person_evidence",
-                     "evidence_min_height", "person_fill", "fill_unsure"):
+                     "evidence_min_height", "person_fill", "fill_unsure", "speck_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.limb_support <= 4.0:
@@ -317,6 +322,9 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     garments = [i for i in columns if i not in body]
     competing = columns if rival is None else [*columns, rival]
     eyewear = [i for i in columns if vocabulary.canonical_name(prompts[i]) in EYEWEAR]
+    # specks are dropped from every reported label but body parts (hands, shoes and geometric parts included: the
+    # latter are split from the person's free pixels only afterwards)
+    speckled = [i for i in range(len(prompts)) if i not in body and i not in plan.hidden and i != person_index]
     face = next((i for i, name in plan.body.items() if name == "face"), None)
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
         own_person = None
@@ -367,6 +375,7 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         eyewear_over_both_eyes(labels, eyewear, face, keypoints, (x0, y0), config.keypoint_threshold)
         for target, (source, wrist, elbow) in plan.hands.items():
             carve_hand(labels, source, target, keypoints, (x0, y0), wrist, elbow, config.keypoint_threshold)
+        drop_specks(labels, probs, speckled, config.speck_share)
         fill_holes(labels, best, probs)
         split_segments(labels, best, probs, plan, keypoints, (x0, y0))
         local_labels.append(labels)
