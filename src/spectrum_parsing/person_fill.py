@@ -122,11 +122,11 @@ def drop_specks(labels: torch.Tensor, person: torch.Tensor, columns: Sequence[in
     own = (person > 0.5).numpy()
     flat = labels.numpy()
     drop = np.zeros(flat.shape, dtype=bool)
+    present = set(np.unique(flat[own]).tolist())
     for column in columns:
-        mask = (flat == column + 1) & own
-        if not mask.any():
+        if column + 1 not in present:
             continue
-        pieces, count = ndimage.label(mask)
+        pieces, count = ndimage.label((flat == column + 1) & own)
         if count < 2:
             continue
         sizes = np.bincount(pieces.ravel(), minlength=count + 1)
