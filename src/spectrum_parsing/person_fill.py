@@ -126,14 +126,17 @@ def drop_specks(labels: torch.Tensor, person: torch.Tensor, columns: Sequence[in
     for column in columns:
         if column + 1 not in present:
             continue
-        pieces, count = ndimage.label((flat == column + 1) & own)
+        mask = (flat == column + 1) & own
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # labelled within the label's extent only
+        pieces, count = ndimage.label(mask[box])
         if count < 2:
             continue
         sizes = np.bincount(pieces.ravel(), minlength=count + 1)
         sizes[0] = 0
         small = sizes < share * sizes.max()
         small[0] = False
-        drop |= small[pieces]
+        drop[box] |= small[pieces]
     if drop.any():
         labels[torch.from_numpy(drop)] = 0
 
