@@ -7,7 +7,7 @@
   :data:`FILL_SKIN_GUARD`).
 * **specks dropped** (:func:`drop_specks`): a piece of a garment (or hair, a hat, a bag) on the person's own pixels
   much smaller than that label's largest piece there (:data:`SPECK_SHARE`) is unlabelled, before holes are filled:
-  a note on a pinboard beside a raised arm called "coat", a fleck of "pants" on the desk in front of the legs.
+  two coat patches on a sweater, a speck of "right shoe" on a hand, flecks of "pants" beside a desk.
 * **holes filled** (:func:`fill_holes`): an unlabelled piece of the person's own pixels enclosed by its labels, at
   most :data:`HOLE_SHARE` of the crop, takes the label most common around it (a patch of coat the parser was
   unsure of).
