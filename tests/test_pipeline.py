@@ -287,6 +287,39 @@ def test_label_map_and_json_agree_pixel_for_pixel(request, mode):
         assert np.array_equal(rendered, result.label_map), name
 
 
+def _specks(result, share: float = 0.1) -> int:
+    """Pieces of a person's garment (or hair) part smaller than ``share`` of that part's largest piece."""
+    from scipy import ndimage
+
+    body = {"face", "left arm", "right arm", "left leg", "right leg"}
+    count = 0
+    for person in result.persons:
+        for part in person.parts:
+            if part.label in body:
+                continue
+            pieces, n = ndimage.label(part.mask.numpy())
+            sizes = np.bincount(pieces.ravel())[1:]
+            count += int((sizes < share * sizes.max()).sum()) if n > 1 else 0
+    return count
+
+
+@pytest.mark.parametrize("mode", ["top-down", "bottom-up"])
+def test_parts_carry_no_specks_in_either_mode(request, mode):
+    """Both modes drop the pieces of a garment (or hair) far smaller than its largest piece on the person
+    (``TopDownConfig.speck_share``); with the rule off the same photos keep some."""
+    import dataclasses
+
+    pipe = request.getfixturevalue("default_top_down" if mode == "top-down" else "default_bottom_up")
+    photos = [_small(name) for name in ("group.jpg", "two-dancers.jpg")]
+    assert sum(_specks(pipe(photo)) for photo in photos) == 0
+    default = pipe.top_down
+    pipe.top_down = dataclasses.replace(default, speck_share=0.0)
+    try:
+        assert sum(_specks(pipe(photo)) for photo in photos) > 0
+    finally:
+        pipe.top_down = default
+
+
 def test_a_whole_image_parse_scores_the_hidden_competitors_too(default_bottom_up):
     """Bottom-up mode (and the top-down fallback, which parses the same way) pools the same hidden competitors as
     top-down parsing: "saree" alone on the group photo, where nobody wears one, labels next to nothing, where

@@ -6,7 +6,8 @@
   except on pixels of the person's own skin colour (``TopDownConfig.fill_unsure``, :func:`not_skin_coloured`,
   :data:`FILL_SKIN_GUARD`).
 * **specks dropped** (:func:`drop_specks`): a piece of a garment (or hair, a hat, a bag) on the person's own pixels
-  much smaller than that label's largest piece there (:data:`SPECK_SHARE`) is unlabelled, before holes are filled:
+  much smaller than that label's largest piece there (:data:`SPECK_SHARE`) is unlabelled, before holes are filled
+  and again on the pixels the person finally owns (a neighbour may cut a piece), in both modes:
   two coat patches on a sweater, a speck of "right shoe" on a hand, flecks of "pants" beside a desk.
 * **holes filled** (:func:`fill_holes`): an unlabelled piece of the person's own pixels enclosed by its labels, at
   most :data:`HOLE_SHARE` of the crop, takes the label most common around it (a patch of coat the parser was

@@ -31,6 +31,7 @@ from .garments import consistent_garments, contest, garment_roles
 from .images import DEFAULT_MAX_PIXELS, as_rgb_image
 from .modeling import SpectrumModel
 from .options import ParseOptions
+from .person_fill import drop_specks
 from .persons import BlazePoseSegmenter, PersonDetections, PersonDetector
 from .postprocess import group_instances
 from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
@@ -438,8 +439,11 @@ class SpectrumPipeline:
         for k in reversed(range(len(found))):  # by descending score: the best-scored person wins a shared pixel
             owner[found[k].mask.cpu()] = k
         roles = garment_roles(plan.prompts, [c for c in columns if c != rival])
-        for k in range(len(found)):  # each person's garments consistent, as top-down parsing makes them
+        body = set(plan.body) | set(plan.skin)
+        speckled = [c for c in columns if c not in body and c not in plan.hidden]
+        for k in range(len(found)):  # each person's garments consistent and its specks dropped, as top-down makes them
             consistent_garments(labels, scores, roles, region=owner == k)
+            drop_specks(labels, (owner == k).float(), speckled, self.top_down.speck_share)
         h, w = labels.shape
         candidates = [PersonCandidate(region=(0, 0, w, h), owned=owner == k, labels=labels, scores=best,
                                       score=person.score) for k, person in enumerate(found)]

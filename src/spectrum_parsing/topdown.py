@@ -388,6 +388,9 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         top[y0:y1, x0:x1][better] = local_probs[k][better]
         owner[y0:y1, x0:x1][better] = k
     owner[top <= 0.5] = -1
+    for k, (x0, y0, x1, y1) in enumerate(regions):  # specks again on what each person owns: a neighbour's pixels
+        # may cut a piece into parts
+        drop_specks(local_labels[k], (owner[y0:y1, x0:x1] == k).float(), speckled, config.speck_share)
     candidates = [PersonCandidate(region=(int(x0), int(y0), int(x1), int(y1)), owned=owner[y0:y1, x0:x1] == k,
                                   labels=local_labels[k], scores=local_scores[k], score=float(detections.scores[k]),
                                   keypoints=None if detections.keypoints is None else detections.keypoints[k])
