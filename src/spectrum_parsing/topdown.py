@@ -24,7 +24,7 @@ Each crop's labels then go through the rules of three modules, in this order (:f
 * :mod:`.body_naming` — bare skin named by pose and grown by the person's skin colour, hands over trousers;
 * :mod:`.person_fill` — the person's unlabelled pixels filled by the garments it already wears;
 * then shoes sided by pose, eyewear checked against the eyes, hands carved, specks dropped and holes filled,
-  geometric parts split.
+  geometric parts split; once ownership is decided, specks are dropped again on the pixels each person owns.
 """
 
 from __future__ import annotations
