@@ -105,11 +105,12 @@ def complete_person(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tens
 
 SPECK_SHARE = 0.1
 """A connected piece of one label on the person's own pixels smaller than this share of that label's largest piece
-there is a speck (:func:`drop_specks`; ``TopDownConfig.speck_share`` overrides it, 0 turns it off). Measured through
-the shipped path with the benchmark functions (scratch, the rule on at 0.1 / 0.3 vs off): `lip_dev` all 36.29 ->
-36.36 / 36.43 (hair 59.2 -> 60.0, pants 55.7 -> 56.0, skirt 67.6 -> 68.0; hat 19.4 -> 18.5), `cihp_dev` mIoU 36.00 ->
-36.00 / 35.92, CCP val fine / coarse 15.28 / 56.92 -> 15.29 / 56.91 and 15.24 / 56.47, VITON val all (first 100)
-53.13 -> 53.18 / 53.17; 0.3 also drops real pieces of a garment split by an arm."""
+there is a speck (:func:`drop_specks`; ``TopDownConfig.speck_share`` overrides it, 0 turns it off). Recorded through
+the shipped path (``benchmarks/bench_body_parts.py --rows spectrum-lite2 "spectrum-lite2:speck_share=0"``, the rule
+on vs off, in the crops, on the owned pixels and in the whole-image parse): `lip_dev` body 63.25 -> 63.36 (hair 66.2
+-> 66.8), all 36.29 -> 36.36, absent prompts 0.41% -> 0.37%; `cihp_dev` part AP^r 21.4 -> 21.7; CCP val and VITON
+level (``bench_quality.py``: 15.29 / 56.90, 76.68 / 53.18). At 0.3 (scratch, crops only) `lip_dev` all 36.43 but CCP
+coarse 56.47 and `cihp_dev` mIoU 35.92: it drops real pieces of a garment an arm splits."""
 
 
 def drop_specks(labels: torch.Tensor, person: torch.Tensor, columns: Sequence[int], share: float = SPECK_SHARE
