@@ -32,7 +32,8 @@ from .processor import SpectrumImageProcessor
 from .scoring import ScoringPlan
 from .skin import skin_colour_distance
 
-__all__ = ["SPECK_SHARE", "complete_person", "drop_specks", "fill_holes", "not_skin_coloured", "split_segments"]
+__all__ = ["SPECK_SHARE", "complete_person", "drop_specks", "fill_holes", "not_skin_coloured", "speck_columns",
+           "split_segments"]
 
 FILL_PERSON = 0.9
 """The person-mask probability above which :func:`complete_person` trusts that a pixel is the person's (at 0.5,
@@ -111,6 +112,13 @@ on vs off, in the crops, on the owned pixels and in the whole-image parse): `lip
 -> 66.8), all 36.29 -> 36.36, absent prompts 0.41% -> 0.37%; `cihp_dev` part AP^r 21.4 -> 21.7; CCP val and VITON
 level (``bench_quality.py``: 15.29 / 56.90, 76.68 / 53.18). At 0.3 (scratch, crops only) `lip_dev` all 36.43 but CCP
 coarse 56.47 and `cihp_dev` mIoU 35.92: it drops real pieces of a garment an arm splits."""
+
+
+def speck_columns(plan: ScoringPlan, person_index: int) -> list[int]:
+    """The columns of ``plan`` whose specks are dropped: every reported label (hands, shoes and geometric parts
+    included) but the bare skin the pose names and the person."""
+    skin = set(plan.body) | set(plan.skin)
+    return [i for i in range(len(plan.prompts)) if i not in skin and i not in plan.hidden and i != person_index]
 
 
 def drop_specks(labels: torch.Tensor, person: torch.Tensor, columns: Sequence[int], share: float = SPECK_SHARE

@@ -31,7 +31,7 @@ from .garments import consistent_garments, contest, garment_roles
 from .images import DEFAULT_MAX_PIXELS, as_rgb_image
 from .modeling import SpectrumModel
 from .options import ParseOptions
-from .person_fill import drop_specks
+from .person_fill import drop_specks, speck_columns
 from .persons import BlazePoseSegmenter, PersonDetections, PersonDetector
 from .postprocess import group_instances
 from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
@@ -439,8 +439,7 @@ class SpectrumPipeline:
         for k in reversed(range(len(found))):  # by descending score: the best-scored person wins a shared pixel
             owner[found[k].mask.cpu()] = k
         roles = garment_roles(plan.prompts, [c for c in columns if c != rival])
-        body = set(plan.body) | set(plan.skin)
-        speckled = [c for c in columns if c not in body and c not in plan.hidden]
+        speckled = speck_columns(plan, person_index)  # the reported labels but bare skin (rival: hidden)
         for k in range(len(found)):  # each person's garments consistent and its specks dropped, as top-down makes them
             consistent_garments(labels, scores, roles, region=owner == k)
             drop_specks(labels, (owner == k).float(), speckled, self.top_down.speck_share)

@@ -46,7 +46,15 @@ from .garments import (
     pool_garments,
 )
 from .limbs import hand_zone, limb_band, plausible_legs
-from .person_fill import SPECK_SHARE, complete_person, drop_specks, fill_holes, not_skin_coloured, split_segments
+from .person_fill import (
+    SPECK_SHARE,
+    complete_person,
+    drop_specks,
+    fill_holes,
+    not_skin_coloured,
+    speck_columns,
+    split_segments,
+)
 from .persons import PersonDetections
 from .processor import PersonCandidate, SpectrumImageProcessor, assemble_persons
 from .results import PersonInstance
@@ -322,9 +330,9 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     garments = [i for i in columns if i not in body]
     competing = columns if rival is None else [*columns, rival]
     eyewear = [i for i in columns if vocabulary.canonical_name(prompts[i]) in EYEWEAR]
-    # specks are dropped from every reported label but body parts (hands, shoes and geometric parts included: the
-    # latter are split from the person's free pixels only afterwards)
-    speckled = [i for i in range(len(prompts)) if i not in body and i not in plan.hidden and i != person_index]
+    # geometric parts are split from the person's free pixels after the crop's specks are dropped, so only the pass
+    # on the owned pixels sees theirs
+    speckled = speck_columns(plan, person_index)
     face = next((i for i, name in plan.body.items() if name == "face"), None)
     for k, ((x0, y0, x1, y1), scores) in enumerate(zip(regions, outputs)):
         own_person = None
