@@ -11,6 +11,7 @@ from spectrum_parsing.limbs import (
     SEGMENTS,
     body_scale,
     hand_zone,
+    knee_anchored_legs,
     limb_band,
     plausible_legs,
     split_by_limbs,
@@ -116,6 +117,19 @@ def test_knees_and_ankles_above_the_torsos_middle_are_not_leg_joints():
     mask = disc((300, 200), 140, 110, 3)  # the forearm under the misplaced knee
     assert region_at(split_by_limbs(mask, k), 140, 110) == "left leg"
     assert region_at(split_by_limbs(mask, kept), 140, 110) == "left arm"
+
+
+def test_knee_anchored_legs_drop_the_hip_and_ankle_of_a_leg_without_its_knee():
+    """A pose from BlazePose alone names a leg from its knee: the reader lying on her book gets hips and an ankle
+    there but no sure knee, and the skin of her forearm must not become a thigh."""
+    k = figure(missing=(13,))  # left knee unsure
+    kept = knee_anchored_legs(k)
+    assert kept[11, 2] == 0.0 and kept[15, 2] == 0.0  # left hip and ankle dropped
+    assert np.array_equal(kept[[12, 14, 16]], k[[12, 14, 16]]) and k[11, 2] == 0.9  # right leg kept, input unchanged
+    assert np.array_equal(knee_anchored_legs(figure()), figure())
+    forearm = disc((300, 200), 118, 176, 3)  # just below the left hip, where a lone hip runs its thigh
+    assert region_at(split_by_limbs(forearm, figure(missing=(13, 15))), 118, 176) == "left leg"
+    assert region_at(split_by_limbs(forearm, knee_anchored_legs(figure(missing=(13, 15)))), 118, 176) != "left leg"
 
 
 def test_missing_knee_keeps_the_leg_and_missing_limb_is_unclaimed():

@@ -444,6 +444,40 @@ def test_detector_finding_nobody_falls_back_to_the_parsers_confident_large_peopl
         TopDownConfig(fallback_share=2.0)
 
 
+def _masks_by_label(result) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for person in result.persons:
+        for part in person.parts:
+            out[part.label] = out.get(part.label, np.zeros(result.label_map.shape, bool)) | part.mask.numpy()
+    return out
+
+
+@pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "model.safetensors").is_file(), reason="embedded model not built yet")
+def test_a_person_the_detector_missed_is_parsed_top_down_with_blazeposes_pose(default_top_down):
+    """The nobody-found fallback's person (the parser's own, confident and large) is parsed like a detected one,
+    its pose from BlazePose's landmarks: on the selfie with a detector that finds nobody, face, hair, arms and shirt
+    come out as the detected selfie's do; ``fallback_pose=False`` keeps the whole-image parse (no pose)."""
+    from spectrum_parsing.persons import BoxDetector
+    from spectrum_parsing.topdown import TopDownConfig
+
+    image = _small("selfie.jpg")
+    detected = _masks_by_label(default_top_down(image))
+    nobody = BoxDetector(np.zeros((0, 4)))
+    found = {}
+    for pose in (True, False):
+        pipe = SpectrumPipeline.from_pretrained(person_detector=nobody, top_down=TopDownConfig(fallback_pose=pose))
+        result = pipe(image)
+        assert len(result.persons) == 1
+        assert (result.persons[0].keypoints is not None) == pose  # BlazePose's 17 COCO keypoints, as reported
+        found[pose] = _masks_by_label(result)
+
+    def iou(a: np.ndarray, b: np.ndarray) -> float:
+        return float((a & b).sum() / max((a | b).sum(), 1))
+
+    for label in ("face", "hair", "left arm", "right arm", "upper clothes"):
+        assert iou(found[True][label], detected[label]) > 0.8, label
+
+
 @pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "model.safetensors").is_file(), reason="embedded model not built yet")
 def test_pascal_person_part_preset_partitions_each_person_by_pose():
     """PASCAL-Person-Part's parts (clothing included) come from each person's pixels and keypoints: every person

@@ -88,6 +88,19 @@ def plausible_legs(keypoints: np.ndarray, threshold: float = 0.3, reach: float =
     return keypoints
 
 
+def knee_anchored_legs(keypoints: np.ndarray, threshold: float = 0.3) -> np.ndarray:
+    """A copy of ``keypoints`` (17 COCO keypoints, x-y-score) whose hip and ankle on a side with no confident knee
+    have score 0: a leg is named from its knee. For a pose from BlazePose's landmarks alone (the people the
+    detector missed: lying, seated, tiny or cut by the frame), which places hips and ankles it cannot see — a
+    reader lying on the grass gets both hips and an ankle on her book, unsure knees — and a lone hip would run a
+    thigh down the body (:func:`region_capsules`)."""
+    keypoints = np.array(keypoints, dtype=np.float64).reshape(-1, 3)
+    for hip, knee, ankle in ((L_HIP, L_KNEE, L_ANKLE), (R_HIP, R_KNEE, R_ANKLE)):
+        if keypoints[knee, 2] < threshold:
+            keypoints[[hip, ankle], 2] = 0.0
+    return keypoints
+
+
 def body_scale(keypoints: np.ndarray, threshold: float = 0.3) -> float | None:
     """The person's size in pixels: the torso length (mid-shoulder to mid-hip), else 1.6 x the shoulder width,
     else 4 x the eye-ear span, whichever the confident keypoints allow (None when none does)."""

@@ -29,6 +29,7 @@ from .embedded import (  # noqa: F401  (re-exported: the embedded models' names 
 from .export import OnnxRunner
 from .garments import consistent_garments, contest, garment_roles
 from .images import DEFAULT_MAX_PIXELS, as_rgb_image
+from .limbs import knee_anchored_legs
 from .modeling import SpectrumModel
 from .options import ParseOptions
 from .person_fill import drop_specks, speck_columns
@@ -361,14 +362,28 @@ class SpectrumPipeline:
         detections = self.person_detector(array)
         if len(detections) == 0 and self.top_down.fallback_score < 1.0:
             return self._parse_fallback(array, scored, person_index, options)
+        return self._parse_people(array, detections, scored, person_index, options)
+
+    def _posable(self) -> bool:
+        """Whether the person masks come with BlazePose's landmarks (one graph run gives both)."""
+        return self.top_down.person_masks == "blazepose" and hasattr(self.person_segmenter, "masks_and_keypoints")
+
+    def _parse_people(self, array: np.ndarray, detections: PersonDetections, scored: Sequence[str],
+                      person_index: int, options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:
+        """Persons and semantic map of one working-size image, given the people found (:mod:`.topdown`).
+        Detections without keypoints (the nobody-found fallback's people) take BlazePose's landmarks as their pose
+        where the person masks come from BlazePose."""
         probs = None
         if self.top_down.person_masks == "blazepose" and len(detections):
             assert self.person_segmenter is not None
             filled = FILLED_KEYPOINTS[self.top_down.fill_keypoints]
             # any callable (image, boxes) -> masks may segment; BlazePose's also gives landmarks
-            want = bool(filled) and detections.keypoints is not None and hasattr(self.person_segmenter,
-                                                                                 "masks_and_keypoints")
-            if not want:
+            if detections.keypoints is None and self._posable():
+                probs, landmarks = self.person_segmenter.masks_and_keypoints(array, detections.boxes)
+                assert landmarks is not None
+                detections = PersonDetections(detections.boxes, detections.scores, np.stack(
+                    [knee_anchored_legs(points, self.top_down.keypoint_threshold) for points in landmarks]))
+            elif not (filled and detections.keypoints is not None and self._posable()):
                 probs = self.person_segmenter(array, detections.boxes)
             else:  # MoveNet's unsure leg keypoints filled by BlazePose's sure landmarks (topdown.fill_keypoints)
                 probs, landmarks = self.person_segmenter.masks_and_keypoints(array, detections.boxes)
@@ -408,6 +423,13 @@ class SpectrumPipeline:
         kept = [p.replace(id=k) for k, p in enumerate(
             p for p in persons if p.score >= self.top_down.fallback_score
             and p.area >= self.top_down.fallback_share * h * w)]
+        if kept and self.top_down.fallback_pose and self._posable():
+            # the people the parser is sure of, parsed top-down like detected ones, with BlazePose's pose of each
+            boxes = np.array([p.box for p in kept], dtype=np.float32)
+            found = self._parse_people(array, PersonDetections(boxes, np.array([p.score for p in kept])), scored,
+                                       person_index, options)
+            if found[0]:
+                return found
         if len(kept) == len(persons):
             return persons, semantic
         return kept, render_label_map(kept, (h, w))

@@ -190,6 +190,9 @@ class TopDownConfig:
     # fallback_score and covers fallback_share of the image (1.0: never; benchmarks/bench_persons.py).
     fallback_score: float = 0.8
     fallback_share: float = 0.15
+    # ... and those people are then parsed top-down like detected ones, with BlazePose's landmarks of each (from its
+    # person-mask pass) as its pose; False: the whole-image parse's people as they are.
+    fallback_pose: bool = True
     # Bare skin the parser missed (legs and arms, on real photos): the person's own unlabelled pixels within skin_radii
     # capsule radii of a limb and skin_colour standard deviations of the chromaticity of the skin the parser found
     # become that limb (0: off; benchmarks/bench_body_parts.py).
