@@ -416,7 +416,9 @@ class SpectrumPipeline:
         """When the detector finds nobody: the parser's own people on the whole image, kept only when one is
         confident and large (``TopDownConfig.fallback_score`` / ``fallback_share``). A photo that is mostly one
         person, cut by the frame or too small for the detector, is parsed; a garment on a bed stays empty (the
-        parser was trained on such photos as negatives: its person score there stays lower)."""
+        parser was trained on such photos as negatives: its person score there stays lower). With
+        ``TopDownConfig.fallback_pose`` (default) and BlazePose's person masks, the people kept are parsed top-down
+        in their boxes, BlazePose's landmarks as their pose; the whole-image parse stands if that reports nobody."""
         plan = self.whole_image_plan(scored)
         persons, semantic = self._parse_bottom_up(self._predict([array], plan.scored)[0], plan, person_index, options)
         h, w = semantic.shape

@@ -2,7 +2,8 @@
 
 1. A :class:`~spectrum_parsing.persons.PersonDetector` (MoveNet-MultiPose by default) gives a box per person.
    When it finds nobody, the parser's own people on the whole image are kept if one is confident and large
-   (``fallback_score``, ``fallback_share``): a photo that is mostly one person is never returned empty.
+   (``fallback_score``, ``fallback_share``): a photo that is mostly one person is never returned empty. Those
+   people are then parsed like detected ones, their pose from BlazePose's landmarks (``fallback_pose``).
 2. Each person's box, widened by ``margin`` (and stretched to cover its confident keypoints: raised hands),
    is cropped and parsed at the model's input size, so a small person gets as many model pixels as a selfie.
 3. Who owns each pixel: a person probability map per detection — BlazePose's segmentation of a square crop
