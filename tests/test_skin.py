@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spectrum_parsing.skin import MIN_SEED_PIXELS, chroma, skin_colour_distance, skin_colour_mask
+from spectrum_parsing.skin import MIN_SEED_PIXELS, ColourImage, chroma, skin_colour_distance, skin_colour_mask
 
 
 def test_same_chroma_in_shadow_is_skin_other_colours_are_not():
@@ -71,3 +71,18 @@ def test_one_distance_map_gives_every_threshold_of_the_mask():
     few = np.zeros_like(seeds)
     few.flat[: MIN_SEED_PIXELS - 1] = True
     assert skin_colour_distance(image, few) is None
+
+
+def test_a_colour_image_shares_its_chromaticity_and_gives_the_same_distances():
+    """Two colour models of one crop (bare skin grown, the fill's skin guard) read its chromaticity once, with the
+    distances computed from the array itself."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    colour = ColourImage(image)
+    for rows in (slice(0, 8), slice(8, 20)):  # two different seed sets
+        seeds = np.zeros(image.shape[:2], bool)
+        seeds[rows] = True
+        assert np.array_equal(skin_colour_distance(colour, seeds), skin_colour_distance(image, seeds))
+    first = colour.chroma
+    assert colour.chroma is first and np.array_equal(first, chroma(image))  # computed once, kept
+    assert skin_colour_distance(colour, np.zeros(image.shape[:2], bool)) is None  # too few seeds

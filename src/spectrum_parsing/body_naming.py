@@ -45,7 +45,7 @@ from .limbs import (
     split_by_limbs,
 )
 from .scoring import GROWN_REGIONS, ScoringPlan
-from .skin import skin_colour_distance
+from .skin import ColourImage, skin_colour_distance
 from .vocab import categories as vocabulary
 
 __all__ = ["carve_hand", "grow_skin", "hands_over_trousers", "misnamed_hands", "name_skin", "side_footwear"]
@@ -430,10 +430,10 @@ def misnamed_hands(labels: torch.Tensor, plan: ScoringPlan, keypoints: np.ndarra
                 labels[torch.from_numpy(np.isin(pieces, hands))] = arms[name] + 1
 
 
-def grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, crop: np.ndarray, person: torch.Tensor,
-               plan: ScoringPlan,
-               keypoints: np.ndarray | None, origin: tuple[int, int], threshold: float, distance: float,
-               max_radii: float, over_guard: float = 0.0, sure: torch.Tensor | None = None) -> None:
+def grow_skin(labels: torch.Tensor, best: torch.Tensor, scores: torch.Tensor, crop: np.ndarray | ColourImage,
+              person: torch.Tensor, plan: ScoringPlan,
+              keypoints: np.ndarray | None, origin: tuple[int, int], threshold: float, distance: float,
+              max_radii: float, over_guard: float = 0.0, sure: torch.Tensor | None = None) -> None:
     """In crop-local ``labels``: the person's own pixels (``person`` probability > 0.5) the parser left as
     background, near one of its limbs (``max_radii`` capsule radii) and within ``distance`` standard deviations of
     the colour of the person's own skin the parser did find, become the body part the pose places them in (in

@@ -30,7 +30,7 @@ from .garments import pool_garments
 from .limbs import SEGMENTS, split_by_segments
 from .processor import SpectrumImageProcessor
 from .scoring import ScoringPlan
-from .skin import skin_colour_distance
+from .skin import ColourImage, skin_colour_distance
 
 __all__ = ["SPECK_SHARE", "complete_person", "drop_specks", "fill_holes", "not_skin_coloured", "speck_columns",
            "split_segments"]
@@ -52,7 +52,7 @@ it half-believes the shirt around them, and a fill without the guard made them s
 24.2). Any of 2-5 measured the same there (scratch runs)."""
 
 
-def not_skin_coloured(labels: torch.Tensor, plan: ScoringPlan, crop: np.ndarray, person: torch.Tensor
+def not_skin_coloured(labels: torch.Tensor, plan: ScoringPlan, crop: np.ndarray | ColourImage, person: torch.Tensor
                        ) -> torch.Tensor | None:
     """Crop-local bool mask of the pixels farther than :data:`FILL_SKIN_GUARD` standard deviations from the colour
     of the person's own labelled bare skin (body parts and skin, on its mask); None when it shows too little skin

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MIN_SEED_PIXELS", "RED_SHARE", "chroma", "skin_colour_distance", "skin_colour_mask"]
+__all__ = ["MIN_SEED_PIXELS", "RED_SHARE", "ColourImage", "chroma", "skin_colour_distance", "skin_colour_mask"]
 
 MIN_SEED_PIXELS = 64
 """Fewer seed pixels than this give no colour model (nothing is returned)."""
@@ -31,40 +31,60 @@ def chroma(image: np.ndarray) -> np.ndarray:
     return 255.0 * (rgb[..., :2] + 1.0) / total
 
 
-def _colour_model(image: np.ndarray, seeds: np.ndarray, min_spread: float, red_share: float
+def _colour_model(sample: np.ndarray, min_spread: float, red_share: float
                   ) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """Mean, inverse covariance and smallest red chromaticity of the seeds' colour model (None: too few seeds)."""
-    seeds = np.asarray(seeds, dtype=bool)
-    if int(seeds.sum()) < MIN_SEED_PIXELS:
+    """Mean, inverse covariance and smallest red chromaticity of the colour model of the seeds' (N, 2) chromaticity
+    ``sample`` (None: too few seeds)."""
+    if len(sample) < MIN_SEED_PIXELS:
         return None
-    sample = chroma(np.asarray(image)[seeds]).astype(np.float64)  # per pixel: only the pixels used
+    sample = sample.astype(np.float64)
     mean = sample.mean(0)
     inverse = np.linalg.inv(np.cov(sample, rowvar=False) + np.eye(2) * min_spread**2)
     return mean, inverse, NEUTRAL + red_share * max(float(mean[0]) - NEUTRAL, 0.0)
 
 
-def _distance(pixels: np.ndarray, model: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
-    """float32 Mahalanobis distance of (N, 3) uint8 pixels to ``model``; inf where less red than it allows (the
-    quadratic form written out in float32: a whole crop in a few milliseconds)."""
+def _distance(c: np.ndarray, model: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
+    """float32 Mahalanobis distance of pixels of (N, 2) chromaticity ``c`` to ``model``; inf where less red than it
+    allows (the quadratic form written out in float32: a whole crop in a few milliseconds)."""
     mean, inverse, min_red = model
-    c = chroma(pixels)
     dx, dy = c[:, 0] - np.float32(mean[0]), c[:, 1] - np.float32(mean[1])
     d2 = np.float32(inverse[0, 0]) * dx * dx + np.float32(2.0 * inverse[0, 1]) * dx * dy \
         + np.float32(inverse[1, 1]) * dy * dy
     return np.where(c[:, 0] >= np.float32(min_red), np.sqrt(np.maximum(d2, 0.0)), np.float32(np.inf))
 
 
-def skin_colour_distance(image: np.ndarray, seeds: np.ndarray, min_spread: float = 2.0,
+class ColourImage:
+    """An (H, W, 3) uint8 RGB image whose :func:`chroma` is computed on first use and kept: the colour models
+    fitted on one crop (bare skin grown by colour, the fill's skin guard) read it once."""
+
+    __slots__ = ("_chroma", "rgb")
+
+    def __init__(self, rgb: np.ndarray) -> None:
+        self.rgb = np.asarray(rgb)
+        self._chroma: np.ndarray | None = None
+
+    @property
+    def chroma(self) -> np.ndarray:
+        """(H, W, 2) float32 chromaticity of :attr:`rgb`."""
+        if self._chroma is None:
+            self._chroma = chroma(self.rgb)
+        return self._chroma
+
+
+def skin_colour_distance(image: np.ndarray | ColourImage, seeds: np.ndarray, min_spread: float = 2.0,
                          red_share: float = RED_SHARE) -> np.ndarray | None:
     """(H, W) float32: every pixel's distance (standard deviations, Mahalanobis) to the chromaticity of the
     ``seeds`` (bool mask of ``image``'s size); inf for a pixel less red than :data:`RED_SHARE` allows; None when
     there are fewer than :data:`MIN_SEED_PIXELS` seeds. One model, many thresholds: ``distance <= t`` is
-    :func:`skin_colour_mask` with ``max_distance=t`` and every pixel a candidate."""
-    image = np.asarray(image)
-    model = _colour_model(image, seeds, min_spread, red_share)
-    if model is None:
+    :func:`skin_colour_mask` with ``max_distance=t`` and every pixel a candidate. A :class:`ColourImage` shares
+    its chromaticity between calls."""
+    seeds = np.asarray(seeds, dtype=bool)
+    if int(seeds.sum()) < MIN_SEED_PIXELS:
         return None
-    return _distance(image.reshape(-1, 3), model).reshape(image.shape[:2])
+    c = image.chroma if isinstance(image, ColourImage) else chroma(image)
+    model = _colour_model(c[seeds], min_spread, red_share)
+    assert model is not None
+    return _distance(c.reshape(-1, 2), model).reshape(c.shape[:2])
 
 
 def skin_colour_mask(image: np.ndarray, seeds: np.ndarray, candidates: np.ndarray,
@@ -78,8 +98,9 @@ def skin_colour_mask(image: np.ndarray, seeds: np.ndarray, candidates: np.ndarra
     candidates = np.asarray(candidates, dtype=bool)
     out = np.zeros(candidates.shape, dtype=bool)
     image = np.asarray(image)
-    model = _colour_model(image, seeds, min_spread, red_share)
+    seeds = np.asarray(seeds, dtype=bool)
+    model = _colour_model(chroma(image[seeds]), min_spread, red_share)  # per pixel: only the pixels used
     if model is None or not candidates.any():
         return out
-    out[candidates] = _distance(image[candidates], model) <= max_distance
+    out[candidates] = _distance(chroma(image[candidates]), model) <= max_distance
     return out

@@ -60,6 +60,7 @@ from .persons import PersonDetections
 from .processor import PersonCandidate, SpectrumImageProcessor, assemble_persons
 from .results import PersonInstance
 from .scoring import BODY_PART_SOURCES, ScoringPlan
+from .skin import ColourImage
 from .vocab import categories as vocabulary
 
 __all__ = ["COMPETITOR_MODES", "FILLED_KEYPOINTS", "PERSON_MASK_SOURCES", "CropPredictor", "TopDownConfig",
@@ -371,11 +372,12 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
             probs = torch.where(band, probs.clamp(min=LIMB_SUPPORT_PROB), probs)
         name_skin(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
         misnamed_hands(labels, plan, keypoints, (x0, y0), config.keypoint_threshold)
-        grow_skin(labels, best, scores, crops[k], probs, plan, keypoints, (x0, y0), config.keypoint_threshold,
+        colour = ColourImage(crops[k])  # the crop's chromaticity, computed once for the rules that read it
+        grow_skin(labels, best, scores, colour, probs, plan, keypoints, (x0, y0), config.keypoint_threshold,
                    config.skin_colour, config.skin_radii, config.skin_over_guard, sure=mask_probs > 0.5)
         unsure_fill = 0 < config.fill_unsure < config.person_fill and bool(garments)
         # the person's skin-colour map, for the two rules that read it (none asks for it: not built)
-        not_skin = not_skin_coloured(labels, plan, crops[k], mask_probs) \
+        not_skin = not_skin_coloured(labels, plan, colour, mask_probs) \
             if unsure_fill or (roles.lower and keypoints is not None) else None
         hands_over_trousers(labels, plan, roles.lower, keypoints, (x0, y0), config.keypoint_threshold, not_skin)
         if config.person_fill > 0:  # after bare skin is grown: the garments take what the skin did not
