@@ -14,6 +14,7 @@ from spectrum_parsing.limbs import (
     knee_anchored_legs,
     limb_band,
     plausible_legs,
+    region_capsules,
     split_by_limbs,
     split_by_segments,
 )
@@ -127,9 +128,21 @@ def test_knee_anchored_legs_drop_the_hip_and_ankle_of_a_leg_without_its_knee():
     assert kept[11, 2] == 0.0 and kept[15, 2] == 0.0  # left hip and ankle dropped
     assert np.array_equal(kept[[12, 14, 16]], k[[12, 14, 16]]) and k[11, 2] == 0.9  # right leg kept, input unchanged
     assert np.array_equal(knee_anchored_legs(figure()), figure())
-    forearm = disc((300, 200), 118, 176, 3)  # just below the left hip, where a lone hip runs its thigh
-    assert region_at(split_by_limbs(forearm, figure(missing=(13, 15))), 118, 176) == "left leg"
-    assert region_at(split_by_limbs(forearm, knee_anchored_legs(figure(missing=(13, 15)))), 118, 176) != "left leg"
+    forearm = disc((300, 200), 118, 176, 3)  # just below the left hip, on the line from hip to ankle
+    assert region_at(split_by_limbs(forearm, figure(missing=(13,))), 118, 176) == "left leg"  # hip straight to ankle
+    assert region_at(split_by_limbs(forearm, knee_anchored_legs(figure(missing=(13,)))), 118, 176) != "left leg"
+
+
+def test_a_lone_hip_names_no_thigh():
+    """A hip alone sure (knee and ankle unseen: a man cut by the frame below the hips, a hand resting there) gives
+    its leg no segment, as it grows no leg (body_naming) and gets no limb band: the skin below it is not named
+    leg; with the knee seen it is."""
+    lone = figure(missing=(13, 15))
+    capsules, _ = region_capsules(lone)
+    assert capsules["left leg"] == [] and capsules["right leg"]
+    thigh = disc((300, 200), 116, 185, 3)
+    assert region_at(split_by_limbs(thigh, lone), 116, 185) != "left leg"
+    assert region_at(split_by_limbs(thigh, figure(missing=(15,))), 116, 185) == "left leg"
 
 
 def test_missing_knee_keeps_the_leg_and_missing_limb_is_unclaimed():
