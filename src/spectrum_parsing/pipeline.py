@@ -369,36 +369,38 @@ class SpectrumPipeline:
         return self.top_down.person_masks == "blazepose" and hasattr(self.person_segmenter, "masks_and_keypoints")
 
     def _parse_people(self, array: np.ndarray, detections: PersonDetections, scored: Sequence[str],
-                      person_index: int, options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:
-        """Persons and semantic map of one working-size image, given the people found (:mod:`.topdown`).
-        Detections without keypoints (the nobody-found fallback's people) take BlazePose's landmarks as their pose
-        where the person masks come from BlazePose."""
+                      person_index: int, options: ParseOptions, config: TopDownConfig | None = None
+                      ) -> tuple[list[PersonInstance], np.ndarray]:
+        """Persons and semantic map of one working-size image, given the people found (:mod:`.topdown`;
+        ``config``: in place of :attr:`top_down`). Detections without keypoints (the nobody-found fallback's
+        people) take BlazePose's landmarks as their pose where the person masks come from BlazePose."""
+        config = self.top_down if config is None else config
         probs = None
-        if self.top_down.person_masks == "blazepose" and len(detections):
+        if config.person_masks == "blazepose" and len(detections):
             assert self.person_segmenter is not None
-            filled = FILLED_KEYPOINTS[self.top_down.fill_keypoints]
+            filled = FILLED_KEYPOINTS[config.fill_keypoints]
             # any callable (image, boxes) -> masks may segment; BlazePose's also gives landmarks
             if detections.keypoints is None and self._posable():
                 probs, landmarks = self.person_segmenter.masks_and_keypoints(array, detections.boxes)
                 assert landmarks is not None
                 detections = PersonDetections(detections.boxes, detections.scores, np.stack(
-                    [knee_anchored_legs(points, self.top_down.keypoint_threshold) for points in landmarks]))
+                    [knee_anchored_legs(points, config.keypoint_threshold) for points in landmarks]))
             elif not (filled and detections.keypoints is not None and self._posable()):
                 probs = self.person_segmenter(array, detections.boxes)
             else:  # MoveNet's unsure leg keypoints filled by BlazePose's sure landmarks (topdown.fill_keypoints)
                 probs, landmarks = self.person_segmenter.masks_and_keypoints(array, detections.boxes)
                 assert landmarks is not None and detections.keypoints is not None
                 detections = PersonDetections(detections.boxes, detections.scores, fill_keypoints(
-                    detections.keypoints, landmarks, self.top_down.keypoint_threshold, filled,
-                    self.top_down.fill_visibility))
+                    detections.keypoints, landmarks, config.keypoint_threshold, filled,
+                    config.fill_visibility))
         plan = self.plan(scored)
 
         # the parser's own person map, prompt-independent, completes the person masks (TopDownConfig.parser_person)
-        alone = [person_index] if probs is not None and self.top_down.parser_person > 0 else []
+        alone = [person_index] if probs is not None and config.parser_person > 0 else []
 
         def predict(crops: Sequence[np.ndarray]) -> list[torch.Tensor]:
             scores = self.predict_scores(crops, plan.scored, plan.pool_groups, plan.aside, alone)
-            if not self.top_down.flip:
+            if not config.flip:
                 return scores
             # Flip test-time augmentation: the mirrored crops' scores, mirrored back with left and right swapped.
             mirrored = self.predict_scores([np.ascontiguousarray(c[:, ::-1]) for c in crops], plan.scored,
@@ -408,7 +410,7 @@ class SpectrumPipeline:
                 swap[left], swap[right] = right, left
             return [(s + m.flip(-1)[swap]) / 2 for s, m in zip(scores, mirrored)]
 
-        return parse_top_down(array, detections, predict, plan, person_index, self.top_down, person_probs=probs,
+        return parse_top_down(array, detections, predict, plan, person_index, config, person_probs=probs,
                               threshold=options.score_threshold, background_threshold=options.background_threshold)
 
     def _parse_fallback(self, array: np.ndarray, scored: Sequence[str], person_index: int,
@@ -427,9 +429,11 @@ class SpectrumPipeline:
             and p.area >= self.top_down.fallback_share * h * w)]
         if kept and self.top_down.fallback_pose and self._posable():
             # the people the parser is sure of, parsed top-down like detected ones, with BlazePose's pose of each
+            # (their boxes come from the parser's own person map, so it does not complete their masks: it would own
+            # a neighbour it merged into the box, as a bystander boy's arm in a `lip_dev` girl's)
             boxes = np.array([p.box for p in kept], dtype=np.float32)
             found = self._parse_people(array, PersonDetections(boxes, np.array([p.score for p in kept])), scored,
-                                       person_index, options)
+                                       person_index, options, dataclasses.replace(self.top_down, parser_person=0.0))
             if found[0]:
                 return found
         if len(kept) == len(persons):
