@@ -479,6 +479,27 @@ def test_a_person_the_detector_missed_is_parsed_top_down_with_blazeposes_pose(de
 
 
 @pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "model.safetensors").is_file(), reason="embedded model not built yet")
+def test_the_fallbacks_people_own_by_blazeposes_masks_alone(monkeypatch):
+    """The fallback's boxes come from the parser's own person map, so that map does not complete their masks (it
+    owned a neighbour it had merged into the box); detected people keep ``parser_person``."""
+    from spectrum_parsing import pipeline as pipeline_module
+    from spectrum_parsing.persons import BoxDetector
+
+    used: list[float] = []
+    real = pipeline_module.parse_top_down
+
+    def spy(*args, **kwargs):
+        used.append(args[5].parser_person)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "parse_top_down", spy)
+    image = _small("selfie.jpg")
+    SpectrumPipeline.from_pretrained(person_detector=BoxDetector(np.zeros((0, 4))))(image)
+    SpectrumPipeline.from_pretrained()(image)
+    assert used == [0.0, 0.6]
+
+
+@pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "model.safetensors").is_file(), reason="embedded model not built yet")
 def test_pascal_person_part_preset_partitions_each_person_by_pose():
     """PASCAL-Person-Part's parts (clothing included) come from each person's pixels and keypoints: every person
     of the group photo (all shown to below the hips) gets head, torso, both arm segments and upper legs, and the
