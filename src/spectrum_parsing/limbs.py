@@ -133,13 +133,15 @@ def region_capsules(keypoints: np.ndarray, threshold: float = 0.3
                     ) -> tuple[dict[str, list[tuple[np.ndarray, np.ndarray]]], float | None]:
     """Per region, its segments ``(p, q)`` (pixels, x-y) from the confident keypoints; and the person's size.
 
-    A leg whose hip alone is sure has no segment: the thigh the pose would run down the body from it crosses a
+    A leg whose hip alone is sure has no segment — the thigh the pose would run down the body from it crosses a
     coat's hem or a hand at the hip as often as a leg, and no leg grows from a lone hip either
-    (``body_naming.grow_skin``) nor gets a limb band (:func:`limb_band`). Measured through the shipped path
-    (``benchmarks/bench_body_parts.py``, ``bench_quality.py --mode pipeline``; README, People): ``cihp_dev`` mIoU
-    36.05 -> 37.01, ``lip_dev`` body 63.48 -> 63.76; VITON's studio photos, cut at the thighs, lose leg pixels
-    (first 50 body 84.34 -> 81.64, first 100 76.68 -> 76.61). Keeping the thigh only where it runs out of the
-    frame did not win them back (scratch: first 50 81.42)."""
+    (``body_naming.grow_skin``) nor gets a limb band (:func:`limb_band`) — unless the other leg's knee or ankle is
+    sure: then the thigh keeps the two legs' sides apart (without it the seen leg takes both thighs: on VITON's
+    studio photos, cut at the thighs, sides swapped). Measured through the shipped path
+    (``benchmarks/bench_body_parts.py``, ``bench_quality.py --mode pipeline``; README, People): with no thigh at all,
+    ``cihp_dev`` mIoU 36.05 -> 37.01 and ``lip_dev`` body 63.48 -> 63.76, but VITON body (first 50) 84.34 -> 81.64;
+    with the exception, VITON comes back (scratch: first 50 84.53, first 100 77.82) and the real photos keep
+    their gain."""
     keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)
     if keypoints.shape[0] != 17:
         raise ValueError(f"expected 17 COCO keypoints, got {keypoints.shape[0]}")
@@ -173,8 +175,10 @@ def region_capsules(keypoints: np.ndarray, threshold: float = 0.3
                     segments.append((b, xy[nxt]))
                 else:  # as long again
                     segments.append((b, b + (b - a)))
-        elif points == [chain[0]] and name.endswith("leg"):
-            pass  # a hip alone names no thigh: see the docstring
+        elif points == [chain[0]] and name.endswith("leg"):  # a hip alone: see the docstring
+            other = _LIMBS["right leg" if name == "left leg" else "left leg"][0]
+            if ok[other[1]] or ok[other[2]]:  # the other leg is seen: the thigh keeps the two sides apart
+                segments.append((xy[chain[0]], xy[chain[0]] + 0.8 * scale * _body_axis(ok, xy)))
         elif points:
             segments.append((xy[points[0]], xy[points[0]]))
         out[name] = segments
