@@ -140,8 +140,8 @@ def region_capsules(keypoints: np.ndarray, threshold: float = 0.3
     studio photos, cut at the thighs, sides swapped). Measured through the shipped path
     (``benchmarks/bench_body_parts.py``, ``bench_quality.py --mode pipeline``; README, People): with no thigh at all,
     ``cihp_dev`` mIoU 36.05 -> 37.01 and ``lip_dev`` body 63.48 -> 63.76, but VITON body (first 50) 84.34 -> 81.64;
-    with the exception, VITON comes back (scratch: first 50 84.53, first 100 77.82) and the real photos keep
-    their gain."""
+    with the exception (recorded at a8504c5) VITON comes back (first 50 84.53, first 100 77.82, all 53.18 ->
+    53.99) and the real photos keep their gain."""
     keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)
     if keypoints.shape[0] != 17:
         raise ValueError(f"expected 17 COCO keypoints, got {keypoints.shape[0]}")
