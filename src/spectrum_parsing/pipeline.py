@@ -364,9 +364,9 @@ class SpectrumPipeline:
             return self._parse_fallback(array, scored, person_index, options)
         return self._parse_people(array, detections, scored, person_index, options)
 
-    def _posable(self) -> bool:
+    def _posable(self, config: TopDownConfig) -> bool:
         """Whether the person masks come with BlazePose's landmarks (one graph run gives both)."""
-        return self.top_down.person_masks == "blazepose" and hasattr(self.person_segmenter, "masks_and_keypoints")
+        return config.person_masks == "blazepose" and hasattr(self.person_segmenter, "masks_and_keypoints")
 
     def _parse_people(self, array: np.ndarray, detections: PersonDetections, scored: Sequence[str],
                       person_index: int, options: ParseOptions, config: TopDownConfig | None = None
@@ -380,19 +380,17 @@ class SpectrumPipeline:
             assert self.person_segmenter is not None
             filled = FILLED_KEYPOINTS[config.fill_keypoints]
             # any callable (image, boxes) -> masks may segment; BlazePose's also gives landmarks
-            if detections.keypoints is None and self._posable():
+            if self._posable(config) and (detections.keypoints is None or filled):
                 probs, landmarks = self.person_segmenter.masks_and_keypoints(array, detections.boxes)
                 assert landmarks is not None
-                detections = PersonDetections(detections.boxes, detections.scores, np.stack(
-                    [knee_anchored_legs(points, config.keypoint_threshold) for points in landmarks]))
-            elif not (filled and detections.keypoints is not None and self._posable()):
+                if detections.keypoints is None:  # no pose given: BlazePose's, a leg named from its knee
+                    keypoints = np.stack([knee_anchored_legs(p, config.keypoint_threshold) for p in landmarks])
+                else:  # MoveNet's unsure leg keypoints filled by BlazePose's sure landmarks (topdown.fill_keypoints)
+                    keypoints = fill_keypoints(detections.keypoints, landmarks, config.keypoint_threshold, filled,
+                                               config.fill_visibility)
+                detections = PersonDetections(detections.boxes, detections.scores, keypoints)
+            else:
                 probs = self.person_segmenter(array, detections.boxes)
-            else:  # MoveNet's unsure leg keypoints filled by BlazePose's sure landmarks (topdown.fill_keypoints)
-                probs, landmarks = self.person_segmenter.masks_and_keypoints(array, detections.boxes)
-                assert landmarks is not None and detections.keypoints is not None
-                detections = PersonDetections(detections.boxes, detections.scores, fill_keypoints(
-                    detections.keypoints, landmarks, config.keypoint_threshold, filled,
-                    config.fill_visibility))
         plan = self.plan(scored)
 
         # the parser's own person map, prompt-independent, completes the person masks (TopDownConfig.parser_person)
@@ -427,7 +425,7 @@ class SpectrumPipeline:
         kept = [p.replace(id=k) for k, p in enumerate(
             p for p in persons if p.score >= self.top_down.fallback_score
             and p.area >= self.top_down.fallback_share * h * w)]
-        if kept and self.top_down.fallback_pose and self._posable():
+        if kept and self.top_down.fallback_pose and self._posable(self.top_down):
             # the people the parser is sure of, parsed top-down like detected ones, with BlazePose's pose of each
             # (their boxes come from the parser's own person map, so it does not complete their masks: it would own
             # a neighbour it merged into the box, as a bystander boy's arm in a `lip_dev` girl's)
