@@ -14,6 +14,7 @@ from spectrum_parsing.data.sample import IGNORE_ID, Sample, Segment
 from spectrum_parsing.evaluation import (
     EvalConfig,
     confusion_matrix,
+    confusions,
     evaluate,
     iou_per_class,
     protocol_classes,
@@ -38,6 +39,10 @@ def test_confusion_and_iou_hand_computed():
     assert math.isclose(result["miou"], 100 * (1 / 3 + 3 / 4 + 1 / 2) / 3)
     assert math.isclose(result["pixel_acc"], 100 * 5 / 7)
     assert result["per_class"] == {"bg": 33.33, "a": 75.0, "b": 50.0}
+    # where each class's pixels went instead: bg's 2 pixels half "a"; all 3 of "a" right; "b" half "bg"
+    assert confusions(cm, ["bg", "a", "b"]) == {"bg": [["a", 50.0]], "a": [], "b": [["bg", 50.0]]}
+    wide = np.array([[5, 0, 0, 0], [6, 1, 3, 0], [0, 0, 0, 0], [0, 0, 0, 2]])
+    assert confusions(wide, ["bg", "a", "b", "c"], top=1) == {"bg": [], "a": [["bg", 60.0]], "c": []}
 
 
 def test_absent_classes_do_not_count_and_bad_ids_raise():
@@ -140,6 +145,11 @@ def test_oracle_scores_100_and_swapped_classes_score_0():
     swapped = evaluate(oracle(swap=("upper clothes", "pants")), data, EvalConfig())
     assert swapped["per_class"]["upper-clothes"] == 0 and swapped["per_class"]["pants"] == 0
     assert swapped["per_class"]["face"] == pytest.approx(100.0)
+    # the report says where the swapped classes went, and that nothing else was confused
+    assert swapped["confused_with"]["upper-clothes"] == [["pants", 100.0]]
+    assert swapped["confused_with"]["pants"] == [["upper-clothes", 100.0]]
+    assert perfect["confused_with"]["face"] == [] and swapped["confused_with"]["face"] == []
+    assert "| upper-clothes | 0.00 | pants 100.0% |" in to_markdown(swapped)
     whole = evaluate(oracle(), data, EvalConfig(mode="whole-image"))
     assert whole["miou"] == pytest.approx(100.0) and whole["mode"] == "whole-image" and perfect["mode"] == "pipeline"
     with pytest.raises(ValueError, match="mode"):
