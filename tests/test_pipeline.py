@@ -545,3 +545,47 @@ def test_flip_test_time_augmentation_makes_parsing_mirror_symmetric(tiny_model_d
     swapped = a[:, ::-1].copy()
     swapped[a[:, ::-1] == left], swapped[a[:, ::-1] == right] = right, left
     assert not np.array_equal(b, swapped)
+
+
+def test_people_hidden_behind_the_people_found_are_parsed_too(tiny_model_dir):
+    """Peeling (persons.peeling) wired into top-down parsing: where the detector finds two people or more, it runs
+    again with their person masks painted out, and the person it then finds behind them is parsed as well; with
+    ``peel=False``, or a single person found, one pass."""
+    from spectrum_parsing.persons import PersonDetections
+
+    def pose(x: float) -> np.ndarray:
+        k = np.zeros((1, 17, 3), np.float32)
+        k[0, :, 0], k[0, :, 1], k[0, :, 2] = x + np.linspace(0, 20, 17), np.linspace(10, 110, 17), 0.9
+        return k
+
+    front = PersonDetections([[10, 0, 50, 120], [120, 0, 160, 120]], [0.9, 0.8], np.concatenate([pose(20),
+                                                                                                  pose(130)]))
+    behind = PersonDetections([[40, 0, 80, 120]], [0.5], pose(50))
+    calls, first = [], [front]
+
+    def detector(image: np.ndarray) -> PersonDetections:  # the front two first, the one behind them then
+        calls.append(image)
+        return first[0] if len(calls) == 1 else behind
+
+    def segmenter(image: np.ndarray, boxes: np.ndarray) -> torch.Tensor:  # each person's box is its mask
+        out = torch.zeros(len(boxes), *image.shape[:2])
+        for k, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, int)):
+            out[k, y0:y1, x0:x1] = 0.9
+        return out
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (120, 170, 3), dtype=np.uint8)
+
+    def people(**options) -> int:
+        calls.clear()
+        pipe = SpectrumPipeline.from_pretrained(tiny_model_dir, image_size=64, person_detector=detector,
+                                                person_segmenter=segmenter, **options)
+        return len({tuple(p.box) for p in pipe(image, prompts=["shirt"], score_threshold=0.0).persons})
+
+    assert people() == 3 and len(calls) == 2
+    painted = calls[1]  # the second pass saw the front two painted out, one colour, the rest untouched
+    assert (painted[60, 30] == painted[60, 140]).all() and not (image[60, 30] == image[60, 140]).all()
+    assert (painted[60, 100] == image[60, 100]).all()
+    assert people(peel=False) == 2 and len(calls) == 1
+    first[0] = front.select([0])  # one person: no crowd to hide anyone, one pass
+    assert people() == 1 and len(calls) == 1

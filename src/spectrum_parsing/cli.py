@@ -215,7 +215,7 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of ``SpectrumPipeline.from_pretrained`` that the people and naming options set."""
     return {"mode": args.mode, "person_masks": args.person_masks, "detector": args.detector,
             "body_parts": args.body_parts, "competitors": args.competitors, "flip": args.flip,
-            "parser_person": args.parser_person}
+            "parser_person": args.parser_person, "peel": False if args.no_peel else None}
 
 
 def _settings(args: argparse.Namespace, options: dict) -> dict:
@@ -474,8 +474,11 @@ def _add_naming_options(parser: argparse.ArgumentParser) -> None:
                         help="top-down: inside each person's box the parser's own person map, times W, completes "
                              "BlazePose's person mask (people in dark clothes; default 0.6, 0: BlazePose's alone)")
     parser.add_argument("--flip", action="store_true",
-                        help="top-down: flip test-time augmentation, each crop also parsed mirrored (better body "
-                             "parts on real photos, twice the parser's time; see the README)")
+                        help="top-down: flip test-time augmentation, each crop also parsed mirrored (twice the "
+                             "parser's time; studio photos gain, real photos' LIP categories lose: see the README)")
+    parser.add_argument("--no-peel", action="store_true",
+                        help="top-down: one detector pass (default: where it finds two people or more, it runs "
+                             "again with them painted out, for the people hidden behind them)")
 
 
 def build_parser() -> argparse.ArgumentParser:

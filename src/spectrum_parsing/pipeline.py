@@ -33,7 +33,8 @@ from .limbs import knee_anchored_legs
 from .modeling import SpectrumModel
 from .options import ParseOptions
 from .person_fill import drop_specks, speck_columns
-from .persons import BlazePoseSegmenter, PersonDetections, PersonDetector
+from .persons import BlazePoseSegmenter, PersonDetections, PersonDetector, hidden_people
+from .persons.peeling import PEEL_MIN_PEOPLE
 from .postprocess import group_instances
 from .presets import LabelScheme, Preset, apply_label_map, get_preset, label_map_prompts, load_label_map
 from .processor import ImagePrediction, PersonCandidate, SpectrumImageProcessor, assemble_persons, render_label_map
@@ -173,15 +174,16 @@ class SpectrumPipeline:
                         image_size: int | None = None, mode: str = DEFAULT_MODE,
                         person_masks: str | None = None, detector: str = "movenet", *,
                         body_parts: str | None = None, competitors: str | bool | None = None, flip: bool | None = None,
-                        parser_person: float | None = None, **kwargs: Any
+                        parser_person: float | None = None, peel: bool | None = None, **kwargs: Any
                         ) -> SpectrumPipeline:
         """Load a model directory or hub id; ``None`` loads the embedded default model (offline).
 
         ``mode="top-down"`` (default) also loads an embedded person detector — ``detector="movenet"``
         (MoveNet-MultiPose, default) or ``"blazepose"`` (BlazePose's pose detector + landmarks) — and, for
         ``person_masks="blazepose"`` (default), BlazePose's segmentation. ``body_parts`` (``"sides"``, default,
-        ``"pose"`` or ``"model"``), ``competitors`` (``"novel"``, default, ``"all"`` or ``"off"``), ``flip`` and
-        ``parser_person`` (default 0.6, 0: BlazePose's person masks alone) set those :class:`~.topdown.TopDownConfig`
+        ``"pose"`` or ``"model"``), ``competitors`` (``"novel"``, default, ``"all"`` or ``"off"``), ``flip``,
+        ``parser_person`` (default 0.6, 0: BlazePose's person masks alone) and ``peel`` (default True: people hidden
+        behind the people found are looked for, :mod:`.persons.peeling`) set those :class:`~.topdown.TopDownConfig`
         fields.
         ``kwargs``: ``max_pixels``,
         ``work_pixels``, ``onnx``, ``person_detector`` (any :class:`~.persons.PersonDetector`, instead of
@@ -200,7 +202,7 @@ class SpectrumPipeline:
         top_down = kwargs.pop("top_down", None) or TopDownConfig()
         changes = {k: v for k, v in (("person_masks", person_masks), ("body_parts", body_parts),
                                      ("competitors", competitors), ("flip", flip),
-                                     ("parser_person", parser_person)) if v is not None}
+                                     ("parser_person", parser_person), ("peel", peel)) if v is not None}
         top_down = dataclasses.replace(top_down, **changes) if changes else top_down
         if mode == "top-down":
             if "person_detector" not in kwargs:
@@ -377,20 +379,18 @@ class SpectrumPipeline:
         config = self.top_down if config is None else config
         probs = None
         if config.person_masks == "blazepose" and len(detections):
-            assert self.person_segmenter is not None
-            filled = FILLED_KEYPOINTS[config.fill_keypoints]
-            # any callable (image, boxes) -> masks may segment; BlazePose's also gives landmarks
-            if self._posable(config) and (detections.keypoints is None or filled):
-                probs, landmarks = self.person_segmenter.masks_and_keypoints(array, detections.boxes)
-                assert landmarks is not None
-                if detections.keypoints is None:  # no pose given: BlazePose's, a leg named from its knee
-                    keypoints = np.stack([knee_anchored_legs(p, config.keypoint_threshold) for p in landmarks])
-                else:  # MoveNet's unsure leg keypoints filled by BlazePose's sure landmarks (topdown.fill_keypoints)
-                    keypoints = fill_keypoints(detections.keypoints, landmarks, config.keypoint_threshold, filled,
-                                               config.fill_visibility)
-                detections = PersonDetections(detections.boxes, detections.scores, keypoints)
-            else:
-                probs = self.person_segmenter(array, detections.boxes)
+            # people with a detector's pose, in a crowd: those hidden behind them are looked for once their masks
+            # are known (persons.peeling); the fallback's people (no pose) are the parser's, not the detector's
+            peel = config.peel and detections.keypoints is not None and len(detections) >= PEEL_MIN_PEOPLE
+            probs, detections = self._person_masks(array, detections, config)
+            if peel and self.person_detector is not None:
+                hidden = hidden_people(array, detections, probs, self.person_detector)
+                if len(hidden) and hidden.keypoints is not None:
+                    more, hidden = self._person_masks(array, hidden, config)
+                    probs = torch.cat([probs, more])
+                    detections = PersonDetections(np.concatenate([detections.boxes, hidden.boxes]),
+                                                  np.concatenate([detections.scores, hidden.scores]),
+                                                  np.concatenate([detections.keypoints, hidden.keypoints]))
         plan = self.plan(scored)
 
         # the parser's own person map, prompt-independent, completes the person masks (TopDownConfig.parser_person)
@@ -410,6 +410,25 @@ class SpectrumPipeline:
 
         return parse_top_down(array, detections, predict, plan, person_index, config, person_probs=probs,
                               threshold=options.score_threshold, background_threshold=options.background_threshold)
+
+    def _person_masks(self, array: np.ndarray, detections: PersonDetections, config: TopDownConfig
+                      ) -> tuple[torch.Tensor, PersonDetections]:
+        """BlazePose's (N, H, W) person probabilities of ``detections``, and the detections with the pose each is
+        parsed with: detections without keypoints take BlazePose's landmarks (a leg named from its knee), and
+        MoveNet's unsure leg keypoints are filled by BlazePose's sure landmarks (``config.fill_keypoints``)."""
+        assert self.person_segmenter is not None
+        filled = FILLED_KEYPOINTS[config.fill_keypoints]
+        # any callable (image, boxes) -> masks may segment; BlazePose's also gives landmarks
+        if not (self._posable(config) and (detections.keypoints is None or filled)):
+            return self.person_segmenter(array, detections.boxes), detections
+        probs, landmarks = self.person_segmenter.masks_and_keypoints(array, detections.boxes)
+        assert landmarks is not None
+        if detections.keypoints is None:  # no pose given: BlazePose's, a leg named from its knee
+            keypoints = np.stack([knee_anchored_legs(p, config.keypoint_threshold) for p in landmarks])
+        else:  # MoveNet's unsure leg keypoints filled by BlazePose's sure landmarks (topdown.fill_keypoints)
+            keypoints = fill_keypoints(detections.keypoints, landmarks, config.keypoint_threshold, filled,
+                                       config.fill_visibility)
+        return probs, PersonDetections(detections.boxes, detections.scores, keypoints)
 
     def _parse_fallback(self, array: np.ndarray, scored: Sequence[str], person_index: int,
                         options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:

@@ -195,6 +195,10 @@ class TopDownConfig:
     # ... and those people are then parsed top-down like detected ones, with BlazePose's landmarks of each (from its
     # person-mask pass) as its pose; False: the whole-image parse's people as they are.
     fallback_pose: bool = True
+    # People hidden behind the people found: where the detector found at least two, it runs again with their
+    # BlazePose masks painted out, and the people it then finds away from them are parsed too (persons.peeling;
+    # CCP val composites' reported recall 64.3% -> 68.3%; benchmarks/bench_people_reported.py). False: one pass.
+    peel: bool = True
     # Bare skin the parser missed (legs and arms, on real photos): the person's own unlabelled pixels within skin_radii
     # capsule radii of a limb and skin_colour standard deviations of the chromaticity of the skin the parser found
     # become that limb (0: off; benchmarks/bench_body_parts.py).
