@@ -384,7 +384,10 @@ class SpectrumPipeline:
             peel = config.peel and detections.keypoints is not None and len(detections) >= PEEL_MIN_PEOPLE
             probs, detections = self._person_masks(array, detections, config)
             if peel and self.person_detector is not None:
-                hidden = hidden_people(array, detections, probs, self.person_detector)
+                # MoveNet's second look is its native pass alone (MoveNetDetector.native_only); others look again
+                second = getattr(self.person_detector, "native_only", None)
+                hidden = hidden_people(array, detections, probs,
+                                       second() if callable(second) else self.person_detector)
                 if len(hidden) and hidden.keypoints is not None:
                     more, hidden = self._person_masks(array, hidden, config)
                     probs = torch.cat([probs, more])

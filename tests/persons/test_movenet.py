@@ -53,6 +53,9 @@ def test_a_crowd_of_twelve_is_found_by_tiling(detector):
     crowd = composite_12()
     assert len(detector._single_pass(crowd)) == 6  # one pass is full ...
     assert len(detector(crowd)) == 12  # ... tiles find everyone, merged without duplicates
+    native = detector.native_only()  # peeling's second look: that one pass, the same graph, the detector unchanged
+    assert len(native(crowd)) == 6 and native.graph is detector.graph
+    assert detector.tile and detector.extra_sizes == (512,) and not native.tile and native.extra_sizes == ()
 
 
 def test_tiles_and_nms():

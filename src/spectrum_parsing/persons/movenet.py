@@ -3,6 +3,7 @@ panoramas, a larger pass for far people, the acceptance rule that keeps garments
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 
@@ -173,6 +174,15 @@ class MoveNetDetector:
     def to(self, device: str | torch.device) -> MoveNetDetector:
         self.graph.to(device)
         return self
+
+    def native_only(self) -> MoveNetDetector:
+        """This detector with its native pass alone (no larger pass, no tiles), sharing its graph: peeling's second
+        look (:mod:`.peeling`), where the people hidden in a crowd are of the crowd's own scale. On the painted-out
+        group photo the full detector's hints start its 512-px pass and tiles: 120 ms for nobody, the native pass
+        25 ms (CCP val composites' reported recall with peeling 68.3% with every pass, 67.0% with the native one)."""
+        light = copy.copy(self)
+        light.extra_sizes, light.tile = (), False
+        return light
 
     @torch.no_grad()
     def _single_pass(self, image: np.ndarray, size: int | None = None,

@@ -20,7 +20,7 @@ __all__ = ["PEEL_DILATION", "PEEL_IOU", "PEEL_MIN_PEOPLE", "hidden_people", "pai
 PEEL_MIN_PEOPLE = 2
 """A photo is peeled only when the first pass found at least this many people: a person hides behind another in a
 crowd; a single person's photo (a selfie, a LIP crop) gains nothing and would pay a second pass (CCP val composites'
-reported recall 69.2% peeling after one person, 68.3% after two; `benchmarks/bench_people_reported.py`)."""
+reported recall, with the full detector as the second look: 69.2% peeling after one person, 68.3% after two)."""
 
 PEEL_DILATION = 3
 """Pixels the found people's masks are grown by before they are painted out: a mask's rim of a person's own pixels
