@@ -2,7 +2,8 @@
 and 12 people, plus torch.profiler's top operators.
 
 Stages (each timed where the pipeline calls it, by wrapping that call; medians over ``--repeats`` whole parses):
-decode (file to RGB), detector (MoveNet-MultiPose), person masks (BlazePose segmentation), preprocess (crop
+decode (file to RGB), detector (MoveNet-MultiPose), peeling (its second look, at the photo with the people found
+painted out, where it found two or more: ``persons.peeling``), person masks (BlazePose segmentation), preprocess (crop
 resize), backbone (the model's feature backbones), decoder + grounding, semantic scores (the processor's
 Mask2Former inference, per crop), crop post-processing (labels per crop, pooling, skin named and grown by pose,
 hands, holes, ownership), assembly (parts and label map from the owned pixels), and writing (label-map PNG,
@@ -92,6 +93,7 @@ def instrument(pipe: SpectrumPipeline, timer: StageTimer) -> None:
     timer.hook("backbone", pipe.model.backbone)
     timer.hook("decoder + grounding", pipe.model.decoder)
     topdown.assemble_persons = timer.wrap("assembly", topdown.assemble_persons)
+    pipeline_module.hidden_people = timer.wrap("peeling", pipeline_module.hidden_people)
     pipeline_module.parse_top_down = timer.wrap(TOP_DOWN, pipeline_module.parse_top_down)
 
 
