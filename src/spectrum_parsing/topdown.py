@@ -196,9 +196,9 @@ class TopDownConfig:
     # person-mask pass) as its pose; False: the whole-image parse's people as they are.
     fallback_pose: bool = True
     # People hidden behind the people found: where the detector found at least two, it runs again with their
-    # BlazePose masks painted out (MoveNet: its native pass), and the people it then finds away from them are parsed
-    # too (persons.peeling; CCP val composites' reported recall 64.3% -> 67.0%; benchmarks/bench_people_reported.py).
-    # False: one pass.
+    # BlazePose masks painted out (MoveNet: its native pass), and the people it then finds away from them, scored at
+    # least 0.15, are parsed too (persons.peeling; CCP val composites' reported recall 64.3% -> 67.0%;
+    # benchmarks/bench_people_reported.py). False: one pass.
     peel: bool = True
     # Bare skin the parser missed (legs and arms, on real photos): the person's own unlabelled pixels within skin_radii
     # capsule radii of a limb and skin_colour standard deviations of the chromaticity of the skin the parser found

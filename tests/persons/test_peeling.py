@@ -32,10 +32,13 @@ class _SeesBehindOnlyWhenFrontIsGone:
         front_visible = bool((image[50:150, 30:70] == [255, 0, 0]).all())
         # the second pass also re-finds the front person's outline, slightly shifted: the same person again
         again = PersonDetections([[22, 0, 82, 200]], [0.3], _pose(32)[None])
+        # and, at the paint's edge, a partial view scored as the border rule lets a person cut by the frame in
+        partial = PersonDetections([[120, 100, 160, 200]], [0.12], _pose(125)[None])
         if front_visible:
             return FRONT
-        return PersonDetections(np.concatenate([again.boxes, BEHIND.boxes]), np.concatenate([again.scores,
-                                BEHIND.scores]), np.concatenate([again.keypoints, BEHIND.keypoints]))
+        return PersonDetections(np.concatenate([again.boxes, BEHIND.boxes, partial.boxes]),
+                                np.concatenate([again.scores, BEHIND.scores, partial.scores]),
+                                np.concatenate([again.keypoints, BEHIND.keypoints, partial.keypoints]))
 
 
 def _scene() -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +54,8 @@ def test_the_person_behind_is_found_once_the_front_one_is_painted_out():
     image, mask = _scene()
     detector = _SeesBehindOnlyWhenFrontIsGone()
     hidden = hidden_people(image, FRONT, mask, detector)
-    assert len(hidden) == 1 and hidden.boxes[0].tolist() == [60, 0, 120, 200]  # not the front one again
+    assert len(hidden) == 1 and hidden.boxes[0].tolist() == [60, 0, 120, 200]  # not the front one again, no partial
+    assert len(hidden_people(image, FRONT, mask, detector, min_score=0.1)) == 2  # the partial view, scored 0.12
     painted = detector.seen[-1]
     mean = image.reshape(-1, 3).mean(0).astype(np.uint8)
     assert (painted[100, 50] == mean).all() and (painted[100, 77] == mean).all()  # the mask, grown 3 px
