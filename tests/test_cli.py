@@ -179,3 +179,17 @@ def test_parser_person_option_reaches_the_pipeline(tiny_model_dir):
         "parser_person"] == 0.3
     with pytest.raises(SystemExit):
         parser.parse_args(["parse", "x.jpg", "--parser-person", "2"])
+
+
+def test_no_peel_option_reaches_the_pipeline(tiny_model_dir):
+    """``--no-peel`` (parse, serve, eval) turns peeling off (``TopDownConfig.peel``); left out, it stays on."""
+    from spectrum_parsing.cli import _load_options, build_parser
+    from spectrum_parsing.pipeline import SpectrumPipeline
+
+    parser = build_parser()
+    assert _load_options(parser.parse_args(["parse", "x.jpg"]))["peel"] is None
+    off = _load_options(parser.parse_args(["parse", "x.jpg", "--no-peel"]))
+    assert off["peel"] is False and SpectrumPipeline.from_pretrained(tiny_model_dir, **off).top_down.peel is False
+    assert SpectrumPipeline.from_pretrained(tiny_model_dir).top_down.peel is True
+    assert _load_options(parser.parse_args(["eval", "--dataset", "lip:d", "--no-peel"]))["peel"] is False
+    assert _load_options(parser.parse_args(["serve", "--no-peel"]))["peel"] is False
