@@ -391,9 +391,7 @@ class SpectrumPipeline:
                 if len(hidden) and hidden.keypoints is not None:
                     more, hidden = self._person_masks(array, hidden, config)
                     probs = torch.cat([probs, more])
-                    detections = PersonDetections(np.concatenate([detections.boxes, hidden.boxes]),
-                                                  np.concatenate([detections.scores, hidden.scores]),
-                                                  np.concatenate([detections.keypoints, hidden.keypoints]))
+                    detections = PersonDetections.concatenate([detections, hidden])
         plan = self.plan(scored)
 
         # the parser's own person map, prompt-independent, completes the person masks (TopDownConfig.parser_person)

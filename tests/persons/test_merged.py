@@ -41,3 +41,16 @@ def test_merging_needs_keypoints_and_a_detector():
         MergedDetector([])
     boxes = MergedDetector([BoxDetector([[0, 0, 10, 10]]), BoxDetector([[50, 0, 60, 10]])])
     assert len(boxes(np.zeros((20, 80, 3), np.uint8))) == 1  # the second has no keypoints to confirm a person
+
+
+def test_detections_concatenate_in_order_and_keep_keypoints_only_when_all_have_them():
+    a = PersonDetections([[0, 0, 40, 200]], [0.5], _person(10)[None])
+    b = PersonDetections([[100, 0, 140, 200], [200, 0, 240, 200]], [0.9, 0.8], np.stack([_person(110), _person(210)]))
+    both = PersonDetections.concatenate([a, b])
+    assert both.boxes[:, 0].tolist() == [0, 100, 200] and both.scores.tolist() == pytest.approx([0.5, 0.9, 0.8])
+    assert np.array_equal(both.keypoints[1], b.keypoints[0])
+    bare = PersonDetections.concatenate([PersonDetections(a.boxes, a.scores), PersonDetections(b.boxes, b.scores)])
+    assert len(bare) == 3 and bare.keypoints is None
+    assert len(PersonDetections.concatenate([])) == 0
+    with pytest.raises(ValueError, match="keypoints and detections without"):
+        PersonDetections.concatenate([a, PersonDetections(b.boxes, b.scores)])

@@ -77,6 +77,5 @@ class MergedDetector:
             return parts[0]
         if any(p.keypoints is None for p in parts):
             raise ValueError("merging needs every detector's keypoints (COCO order)")
-        merged = PersonDetections(np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]),
-                                  np.concatenate([p.keypoints for p in parts]))
+        merged = PersonDetections.concatenate(parts)
         return nms_oks(merged, self.oks_threshold, self.iou)

@@ -249,9 +249,7 @@ class MoveNetDetector:
             parts.append(self._accept(self._single_pass(image[y0:y1, x0:x1], offset=(x0, y0)), (h, w)))
         if len(parts) == 1:
             return found
-        merged = PersonDetections(np.concatenate([p.boxes for p in parts]),
-                                  np.concatenate([p.scores for p in parts]),
-                                  np.concatenate([p.keypoints for p in parts]))
+        merged = PersonDetections.concatenate(parts)
         # the native pass sees whole people best: the other passes add people, never replace one it found (at
         # 512 px a tall photo's person may come back as head and shoulders, scored as high)
         priority = np.repeat([0, *([1] * (len(parts) - 1))], [len(p) for p in parts])

@@ -52,6 +52,18 @@ class PersonDetections:
     def empty(cls) -> PersonDetections:
         return cls(np.zeros((0, 4)), np.zeros(0))
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[PersonDetections]) -> PersonDetections:
+        """The detections of ``parts``, one after the other (no merging); keypoints where every part has them, none
+        where no part has; a mix raises."""
+        if not parts:
+            return cls.empty()
+        with_keypoints = [p.keypoints is not None for p in parts]
+        if any(with_keypoints) and not all(with_keypoints):
+            raise ValueError("cannot concatenate detections with keypoints and detections without")
+        return cls(np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]),
+                   np.concatenate([p.keypoints for p in parts]) if all(with_keypoints) else None)
+
 
 @runtime_checkable
 class PersonDetector(Protocol):
