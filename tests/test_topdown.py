@@ -178,3 +178,30 @@ def test_fill_keypoints_option_is_validated():
         TopDownConfig(fill_keypoints="arms")
     with pytest.raises(ValueError, match="fill_visibility"):
         TopDownConfig(fill_visibility=1.5)
+
+
+def test_a_person_found_behind_others_owns_only_what_the_people_in_front_leave():
+    """A person found behind others (``PersonDetections.behind``: peeled, or kept as partly hidden) loses every
+    pixel a person in front claims, even where its own mask is surer (its mask spills over the front person's
+    head); elsewhere it owns its pixels as anyone does."""
+    h, w = 300, 300
+    a, b = figure_keypoints(), figure_keypoints()
+    b[:, 0] += 90
+    probs = torch.zeros(2, h, w)
+    probs[0, 10:295, 40:170] = 0.7  # the person in front: a less sure mask
+    probs[1, 10:295, 130:250] = 0.95  # the person behind: sure, and spilling over the front person's side
+
+    def paint(scores, plan):
+        scores[plan.prompts.index("shirt"), 10:295, 40:250] = 0.9
+
+    def owners(behind):
+        detections = PersonDetections(boxes=[[40, 10, 170, 295], [130, 10, 250, 295]], scores=[0.6, 0.3],
+                                      keypoints=np.stack([a, b]), behind=behind)
+        persons = parse_painted(["shirt", "person"], paint, detections, h, w, person_probs=probs)
+        return {p.id: p.mask.numpy() for p in persons}
+
+    front_first = owners([False, True])
+    assert front_first[0][100, 150] and not front_first[1][100, 150]  # the overlap: the front person's
+    assert front_first[1][100, 200]  # the rest of the person behind: its own
+    by_mask = owners(None)  # nobody behind: the surer mask wins the overlap
+    assert by_mask[1][100, 150] and not by_mask[0][100, 150]

@@ -429,7 +429,7 @@ class SpectrumPipeline:
         else:  # MoveNet's unsure leg keypoints filled by BlazePose's sure landmarks (topdown.fill_keypoints)
             keypoints = fill_keypoints(detections.keypoints, landmarks, config.keypoint_threshold, filled,
                                        config.fill_visibility)
-        return probs, PersonDetections(detections.boxes, detections.scores, keypoints)
+        return probs, dataclasses.replace(detections, keypoints=keypoints)
 
     def _parse_fallback(self, array: np.ndarray, scored: Sequence[str], person_index: int,
                         options: ParseOptions) -> tuple[list[PersonInstance], np.ndarray]:

@@ -402,8 +402,15 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
         local_probs.append(probs)
     top = torch.zeros(h, w)
     owner = torch.full((h, w), -1, dtype=torch.long)
-    for k, (x0, y0, x1, y1) in enumerate(regions):  # by descending detection score: ties go to the first
+    behind = detections.is_behind
+    front_free = None  # pixels no person in front claims (> 0.5): all a person found behind others may own
+    for k in [*np.nonzero(~behind)[0], *np.nonzero(behind)[0]]:  # by descending detection score, front first:
+        x0, y0, x1, y1 = regions[k]  # ties go to the first
+        if behind[k] and front_free is None:
+            front_free = top <= 0.5
         better = local_probs[k] > top[y0:y1, x0:x1]
+        if behind[k]:
+            better &= front_free[y0:y1, x0:x1]
         top[y0:y1, x0:x1][better] = local_probs[k][better]
         owner[y0:y1, x0:x1][better] = k
     owner[top <= 0.5] = -1

@@ -54,3 +54,14 @@ def test_detections_concatenate_in_order_and_keep_keypoints_only_when_all_have_t
     assert len(PersonDetections.concatenate([])) == 0
     with pytest.raises(ValueError, match="keypoints and detections without"):
         PersonDetections.concatenate([a, PersonDetections(b.boxes, b.scores)])
+
+
+def test_people_behind_others_stay_marked_through_select_and_concatenate():
+    a = PersonDetections([[0, 0, 40, 200]], [0.5], _person(10)[None])
+    b = PersonDetections([[100, 0, 140, 200], [200, 0, 240, 200]], [0.9, 0.8], np.stack([_person(110), _person(210)]),
+                         behind=[True, False])
+    both = PersonDetections.concatenate([a, b])
+    assert both.behind.tolist() == [False, True, False] and both.select([1, 0]).behind.tolist() == [True, False]
+    assert PersonDetections.concatenate([a, a]).behind is None and a.is_behind.tolist() == [False]
+    with pytest.raises(ValueError, match="behind flags"):
+        PersonDetections(b.boxes, b.scores, behind=[True])

@@ -55,6 +55,7 @@ def test_the_person_behind_is_found_once_the_front_one_is_painted_out():
     detector = _SeesBehindOnlyWhenFrontIsGone()
     hidden = hidden_people(image, FRONT, mask, detector)
     assert len(hidden) == 1 and hidden.boxes[0].tolist() == [60, 0, 120, 200]  # not the front one again, no partial
+    assert hidden.behind.tolist() == [True]  # found behind the front one: owns only what it leaves
     assert len(hidden_people(image, FRONT, mask, detector, min_score=0.1)) == 2  # the partial view, scored 0.12
     painted = detector.seen[-1]
     mean = image.reshape(-1, 3).mean(0).astype(np.uint8)

@@ -9,6 +9,8 @@ the detector again: what it finds now, away from every person found before, is s
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from scipy import ndimage
@@ -56,7 +58,8 @@ def hidden_people(image: np.ndarray, found: PersonDetections, masks: np.ndarray 
                   min_score: float = PEEL_MIN_SCORE) -> PersonDetections:
     """The people ``detector`` finds on ``image`` once the ``found`` people (their ``masks``, one per detection)
     are painted out (:func:`painted_out`), scored at least ``min_score``, less any whose box overlaps a found box at
-    ``iou`` or more; by descending score. Nothing when nobody was found (a photo of garments stays empty)."""
+    ``iou`` or more; by descending score, marked ``behind`` (they own only what the people in front leave). Nothing
+    when nobody was found (a photo of garments stays empty)."""
     if len(found) == 0:
         return PersonDetections.empty()
     if len(masks) != len(found):
@@ -65,4 +68,5 @@ def hidden_people(image: np.ndarray, found: PersonDetections, masks: np.ndarray 
     if len(second) == 0:
         return second
     kept = (box_iou(second.boxes, found.boxes).max(1) < iou) & (second.scores >= min_score)
-    return second.select(np.nonzero(kept)[0])
+    hidden = second.select(np.nonzero(kept)[0])
+    return dataclasses.replace(hidden, behind=np.ones(len(hidden), dtype=bool))

@@ -23,11 +23,14 @@ KEYPOINT_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "lef
 @dataclass
 class PersonDetections:
     """People found in one image, by descending score. ``boxes``: (N, 4) float ``x0, y0, x1, y1`` in pixels;
-    ``scores``: (N,); ``keypoints``: (N, 17, 3) ``x, y, score`` in pixels (COCO order) or None."""
+    ``scores``: (N,); ``keypoints``: (N, 17, 3) ``x, y, score`` in pixels (COCO order) or None; ``behind``: (N,)
+    bool, the people found behind others (partly hidden by them: :mod:`.peeling`, MoveNet's occluded people), who
+    own only the pixels no person in front claims (:func:`~spectrum_parsing.topdown.parse_top_down`); None: nobody."""
 
     boxes: np.ndarray
     scores: np.ndarray
     keypoints: np.ndarray | None = None
+    behind: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
@@ -38,6 +41,15 @@ class PersonDetections:
             kps = np.asarray(self.keypoints, dtype=np.float32)
             count = kps.shape[1] if kps.ndim == 3 else len(KEYPOINT_NAMES)
             self.keypoints = kps.reshape(len(self.boxes), count, 3)
+        if self.behind is not None:
+            self.behind = np.asarray(self.behind, dtype=bool).reshape(-1)
+            if len(self.behind) != len(self.scores):
+                raise ValueError(f"{len(self.scores)} detections but {len(self.behind)} behind flags")
+
+    @property
+    def is_behind(self) -> np.ndarray:
+        """(N,) bool: :attr:`behind`, all False where it is None."""
+        return np.zeros(len(self), dtype=bool) if self.behind is None else self.behind
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -46,7 +58,8 @@ class PersonDetections:
         """The detections at ``index`` (in that order)."""
         index = np.asarray(index, dtype=np.int64)
         return PersonDetections(self.boxes[index], self.scores[index],
-                                None if self.keypoints is None else self.keypoints[index])
+                                None if self.keypoints is None else self.keypoints[index],
+                                None if self.behind is None else self.behind[index])
 
     @classmethod
     def empty(cls) -> PersonDetections:
@@ -55,14 +68,16 @@ class PersonDetections:
     @classmethod
     def concatenate(cls, parts: Sequence[PersonDetections]) -> PersonDetections:
         """The detections of ``parts``, one after the other (no merging); keypoints where every part has them, none
-        where no part has; a mix raises."""
+        where no part has; a mix raises. ``behind`` where any part has it (False for the others' people)."""
         if not parts:
             return cls.empty()
         with_keypoints = [p.keypoints is not None for p in parts]
         if any(with_keypoints) and not all(with_keypoints):
             raise ValueError("cannot concatenate detections with keypoints and detections without")
+        behind = (np.concatenate([p.is_behind for p in parts]) if any(p.behind is not None for p in parts)
+                  else None)
         return cls(np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]),
-                   np.concatenate([p.keypoints for p in parts]) if all(with_keypoints) else None)
+                   np.concatenate([p.keypoints for p in parts]) if all(with_keypoints) else None, behind)
 
 
 @runtime_checkable
