@@ -2,7 +2,9 @@
 side: who names bare skin (the person's pose or the parser), hidden competitors on or off, flip test-time
 augmentation, input size.
 
-For each row (``MODEL[:option=value,...]``, options of ``TopDownConfig`` plus ``image_size``):
+For each row (``MODEL[:option=value,...]``, options of ``TopDownConfig`` plus ``image_size`` and ``movenet.ARG``,
+an argument of the default person detector, ``MoveNetDetector``: ``movenet.candidates=6``,
+``movenet.occluded_score=none``):
 
 * ``lip_dev`` (25 real LIP photos, human labels), prompted with LIP's body classes: per-part IoU (hair, face,
   each arm, each leg), body-part mIoU, and the IoU of bare skin (the union of face, arms and legs) — the
@@ -47,6 +49,16 @@ BODY = ["hair", "face", "left arm", "right arm", "left leg", "right leg"]
 SKIN = ["face", "left arm", "right arm", "left leg", "right leg"]
 
 
+def _value(text: str) -> object:
+    """A row option's value: an int, a float, true / false / none, else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
 def load(row: str):
     from spectrum_parsing.pipeline import SpectrumPipeline
     from spectrum_parsing.topdown import TopDownConfig
@@ -55,14 +67,16 @@ def load(row: str):
     options: dict = {}
     for item in filter(None, opts.split(",")):
         key, _, value = item.partition("=")
-        value = value.strip()
-        try:
-            options[key.strip()] = float(value)
-        except ValueError:
-            options[key.strip()] = {"true": True, "false": False}.get(value.lower(), value)
+        options[key.strip()] = _value(value.strip())
     image_size = int(options.pop("image_size")) if "image_size" in options else None
+    movenet = {k.removeprefix("movenet."): options.pop(k) for k in list(options) if k.startswith("movenet.")}
     top_down = dataclasses.replace(TopDownConfig(), **options)
-    return SpectrumPipeline.from_pretrained(name, image_size=image_size, top_down=top_down)
+    extra = {}
+    if movenet:
+        from spectrum_parsing.persons import MoveNetDetector
+
+        extra["person_detector"] = MoveNetDetector.from_pretrained(**movenet)
+    return SpectrumPipeline.from_pretrained(name, image_size=image_size, top_down=top_down, **extra)
 
 
 def body_parts(pipe, spec: str, split: str = "all", limit: int | None = None) -> dict:

@@ -4,7 +4,8 @@
     python benchmarks/bench_people_reported.py --rows default "min_person_evidence=0" --no-record
 
 A row is ``default`` (the shipped pipeline) or ``option=value,...`` of
-:class:`~spectrum_parsing.topdown.TopDownConfig`, where ``detector=merged`` adds the people BlazePose's detector
+:class:`~spectrum_parsing.topdown.TopDownConfig` or ``movenet.ARG=value`` (an argument of the default detector,
+``MoveNetDetector``; ``none`` for None), where ``detector=merged`` adds the people BlazePose's detector
 finds away from MoveNet's (:class:`~spectrum_parsing.persons.MergedDetector`). For each row, through
 ``SpectrumPipeline.__call__`` (prompt "face": the people, not their parts, are measured):
 

@@ -20,7 +20,7 @@ from spectrum_parsing.persons import (
     PersonDetector,
     box_iou,
 )
-from spectrum_parsing.persons.movenet import _tiles
+from spectrum_parsing.persons.movenet import _tiles, occluded_mask, wide_decoding
 from spectrum_parsing.persons.types import nms
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,10 +51,11 @@ def test_a_crowd_of_twelve_is_found_by_tiling(detector):
     from bench_persons import composite_12
 
     crowd = composite_12()
-    assert len(detector._single_pass(crowd)) == 6  # one pass is full ...
-    assert len(detector(crowd)) == 12  # ... tiles find everyone, merged without duplicates
+    six = MoveNetDetector(detector.graph, candidates=6)
+    assert len(six._single_pass(crowd)) == 6 and len(six(crowd)) == 12  # MoveNet's own pass is full: tiles find
+    assert len(detector(crowd)) == 12  # everyone, merged without duplicates
     native = detector.native_only()  # peeling's second look: that one pass, the same graph, the detector unchanged
-    assert len(native(crowd)) == 6 and native.graph is detector.graph
+    assert 6 < len(native(crowd)) < 12 and native.graph is detector.graph  # 12 candidates: more than 6 at once
     assert detector.tile and detector.extra_sizes == (512,) and not native.tile and native.extra_sizes == ()
 
 
@@ -304,3 +305,57 @@ def test_a_crowd_movenet_is_unsure_of_is_tiled_a_group_it_is_sure_of_is_not(dete
         assert not tiled()
     with pytest.raises(ValueError, match="crowd_score"):
         MoveNetDetector.from_pretrained(crowd_score=2.0)
+
+
+def test_more_candidates_are_decoded_the_way_movenet_decodes_its_six(detector):
+    """``candidates=12``: MoveNet's own six people exactly as its graph decodes them, then, in a crowd (the sixth
+    centre peak high enough to be someone), the next six peaks of its centre heatmap decoded the same way from the
+    same maps (one network run); a graph without that decoding is refused."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_persons import composite_12
+
+    six = MoveNetDetector(detector.graph, candidates=6)
+    crowd = composite_12()
+    a, b = six._single_pass(crowd), detector._single_pass(crowd)
+    assert detector.candidates == 12 and len(a) == 6 and len(b) == 12
+    same = [int(np.nonzero((b.boxes == box).all(1))[0][0]) for box in a.boxes]  # (by score: the order may mix)
+    assert np.array_equal(a.keypoints, b.keypoints[same]) and np.array_equal(a.scores, b.scores[same])
+    more = np.setdiff1d(np.arange(12), same)
+    assert (np.diff(b.scores) <= 0).all() and (b.scores[more] >= 0.1).sum() >= 3  # more people than six slots
+    group = _photo("group.jpg")  # five people, the sixth candidate 0.036: nothing more decoded
+    assert np.array_equal(detector._single_pass(group).boxes, six._single_pass(group).boxes)
+    with pytest.raises(ValueError, match="MoveNet-MultiPose"):
+        wide_decoding(BlazePoseSegmenter.from_pretrained().graph, 12)
+    with pytest.raises(ValueError, match="candidates"):
+        MoveNetDetector(detector.graph, candidates=5)
+
+
+def _candidates(*people: tuple[float, int, bool]) -> PersonDetections:
+    """Candidates with (person score, confident keypoints, head and shoulders among them) each, side by side."""
+    boxes, keypoints = [], []
+    for k, (_, count, head) in enumerate(people):
+        kps = np.zeros((17, 3), np.float32)
+        kps[:, 0], kps[:, 1] = 100 + 150 * k + np.arange(17), 50 + 20 * np.arange(17)
+        order = [0, 1, 2, 5, 6, *range(7, 17)] if head else list(range(7, 17))
+        kps[order[:count], 2] = 0.8
+        keypoints.append(kps)
+        boxes.append([80 + 150 * k, 40, 200 + 150 * k, 400])
+    return PersonDetections(boxes, [p[0] for p in people], np.stack(keypoints))
+
+
+def test_people_partly_hidden_are_kept_only_beside_someone_found(detector, monkeypatch):
+    """A candidate with the evidence of a person partly hidden by others (score 0.14, 5 keypoints, no head: seen
+    from the waist down) is kept, marked ``behind``, in a photo where someone was found by the full rule; alone
+    (a garment photo has nobody to hide behind) or below that evidence, it is not."""
+    light = MoveNetDetector(detector.graph, tile=False, extra_sizes=())
+    image = np.zeros((480, 640, 3), np.uint8)
+    full, hidden, weak = (0.45, 14, True), (0.14, 5, False), (0.13, 5, False)
+    monkeypatch.setattr(light, "_single_pass", lambda img, size=None, offset=(0, 0): _candidates(full, hidden, weak))
+    found = light(image)
+    assert len(found) == 2 and found.is_behind.tolist() == [False, True]
+    monkeypatch.setattr(light, "_single_pass", lambda img, size=None, offset=(0, 0): _candidates(hidden))
+    assert len(light(image)) == 0
+    assert occluded_mask(_candidates(full, hidden, weak, (0.2, 4, False))).tolist() == [True, True, False, False]
+    off = MoveNetDetector(detector.graph, tile=False, extra_sizes=(), occluded_score=None)
+    monkeypatch.setattr(off, "_single_pass", lambda img, size=None, offset=(0, 0): _candidates(full, hidden))
+    assert len(off(image)) == 1 and off(image).behind is None

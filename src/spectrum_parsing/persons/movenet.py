@@ -4,6 +4,7 @@ panoramas, a larger pass for far people, the acceptance rule that keeps garments
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 
@@ -11,10 +12,65 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .tfgraph import TFGraphModule, load_graph_model
+from .tfgraph import GraphSpec, TFGraphModule, load_graph_model
 from .types import WEIGHTS_DIR, PersonDetections, nms, nms_oks
 
-__all__ = ["MoveNetDetector", "accept_people", "accepted_mask", "box_coverage"]
+__all__ = ["MoveNetDetector", "accept_people", "accepted_mask", "box_coverage", "occluded_mask", "wide_decoding"]
+
+MOVENET_SLOTS = 6
+"""People MoveNet-MultiPose's own decoding reports per pass (its graph keeps the 6 highest peaks of the centre
+heatmap): the crowd rules below were measured on these 6 candidates."""
+
+_PREFIX = "StatefulPartitionedCall/"
+_JOINTS = 17
+HEADS = tuple(_PREFIX + name for name in (
+    "center_0/conv2d_4/BiasAdd", "kpt_heatmap_0/conv2d_7/BiasAdd", "kpt_regress_0/conv2d_8/BiasAdd",
+    "kpt_offset_0/conv2d_9/BiasAdd", "box_scale_0/conv2d_5/BiasAdd", "box_offset_0/conv2d_6/BiasAdd"))
+"""The network's six output maps (centre heatmap, keypoint heatmaps, keypoint regression and offsets, box scale and
+offset), which MoveNet's decoding reads and nothing else."""
+_PEAKS = _PREFIX + "TopKV2"
+"""MoveNet's six highest centre peaks (a person's score is at most its peak)."""
+
+
+def wide_decoding(graph: TFGraphModule, count: int) -> TFGraphModule:
+    """MoveNet-MultiPose's own decoding of ``count`` people instead of 6, as a graph whose inputs are the network's
+    output maps (:data:`HEADS`) and whose output is the (1, ``count``, 56) detections tensor. The decoding keeps the
+    highest peaks of the centre heatmap (``TopKV2``) and decodes each one's box and keypoints with shapes written for
+    6 people; those constants are rewritten. The first six people it decodes are MoveNet's own but for their
+    keypoint scores (each the highest of every candidate's distance-weighted heatmap at the keypoint, so more
+    candidates raise them): :class:`MoveNetDetector` keeps MoveNet's six as they are and takes only the rest from
+    here. ValueError for a graph without that decoding."""
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    output = graph.spec.outputs.get("output_0", "Identity")
+    names = dict(graph._const_names)  # TF node name -> buffer name
+    if _PREFIX + "TopKV2/k" not in names or not set(HEADS) <= {n["name"] for n in graph.spec.nodes}:
+        raise ValueError("not MoveNet-MultiPose's graph (no TopKV2/k or output maps)")
+    heads = graph._needed(list(HEADS))
+    nodes = [n for n in graph.spec.nodes if n["name"] in graph._needed([output]) and n["name"] not in heads]
+    read = {str(i).split(":")[0] for n in nodes for i in n["inputs"]}
+    new = {
+        "TopKV2/k": count,
+        "Reshape_10/shape": [count, 1], "Reshape_11/shape": [count, 1],
+        **{f"Reshape_{i}/shape": [1, 1, count] for i in (12, 13, 14, 15)},
+        "Reshape_16/shape": [-1, _JOINTS * count], "Reshape_18/shape": [1, count, _JOINTS, 2],
+        "Reshape_20/shape": [1, count, _JOINTS], "Reshape_22/shape": [1, count, -1], "Reshape_3": [0] * count,
+        "Reshape_6/shape": [1, count, 2], "Reshape_7/shape": [1, count, 2], "Reshape_9/shape": [count, _JOINTS, 2],
+        "Reshape_17": list(range(_JOINTS)) * count, "Reshape_19": list(range(_JOINTS)) * count,
+    }
+    tensors = {name: getattr(graph, key) for name, key in names.items() if name in read}
+    for short, value in new.items():
+        name = _PREFIX + short
+        if name not in tensors:
+            raise ValueError(f"not MoveNet-MultiPose's graph (no {short})")
+        tensors[name] = torch.tensor(value, dtype=tensors[name].dtype)
+    zeros = _PREFIX + "zeros_like"
+    if zeros not in tensors:
+        raise ValueError("not MoveNet-MultiPose's graph (no zeros_like)")
+    tensors[zeros] = torch.zeros(1, count, _JOINTS, dtype=tensors[zeros].dtype)
+    spec = GraphSpec(inputs=list(HEADS), outputs={"output_0": output}, nodes=nodes)
+    device = next(iter(graph.buffers())).device
+    return TFGraphModule.from_tensors(spec, tensors).to(device).eval()
 
 
 def _tiles(height: int, width: int, full: bool) -> list[tuple[int, int, int, int]]:
@@ -66,6 +122,25 @@ count drops (``benchmarks/bench_detectors.py``)."""
 
 BORDER_MARGIN = 0.02
 """A box within this share of the image's side from an edge touches the border (the person is cut by the frame)."""
+
+
+OCCLUDED_SCORE = 0.14
+"""Person score that suffices, with :data:`OCCLUDED_KEYPOINTS`, for a person partly hidden by others in a photo
+where someone was found by the full rule (:func:`occluded_mask`)."""
+
+OCCLUDED_KEYPOINTS = 5
+"""Confident keypoints that suffice for such a person (head and shoulders not required: a person behind another
+is often seen from the waist down or from the side)."""
+
+
+def occluded_mask(dets: PersonDetections, score_threshold: float = OCCLUDED_SCORE,
+                  min_keypoints: int = OCCLUDED_KEYPOINTS, keypoint_threshold: float = 0.3) -> np.ndarray:
+    """Bool per detection: enough evidence for a person partly hidden by others (person score >=
+    ``score_threshold`` and at least ``min_keypoints`` keypoints scored >= ``keypoint_threshold``), which
+    :class:`MoveNetDetector` asks only in a photo where someone was found by :func:`accepted_mask` (a garment
+    photo has nobody to hide behind)."""
+    confident = dets.keypoints[..., 2] >= keypoint_threshold
+    return (dets.scores >= score_threshold) & (confident.sum(1) >= min_keypoints)
 
 
 def accept_people(dets: PersonDetections, score_threshold: float, min_keypoints: int,
@@ -123,9 +198,14 @@ class MoveNetDetector:
     tiles are run too. Everything found is merged by keypoint similarity (``merge="oks"``,
     :func:`~.types.nms_oks`; ``"box"``: box IoU and containment, :func:`~.types.nms`), so one person found twice
     is kept once and two people standing close both stay (``benchmarks/bench_detectors.py``).
+    ``candidates``: people each pass decodes: MoveNet's own 6, then the next peaks of its centre heatmap decoded
+    the same way (:func:`wide_decoding`; 6: MoveNet alone). ``occluded_score``
+    / ``occluded_keypoints``: where the native pass found someone by the rule above, a candidate of any pass with
+    this person score and this many confident keypoints is a person partly hidden by others
+    (:func:`occluded_mask`), marked ``behind`` (:class:`~.types.PersonDetections`); ``occluded_score=None``: off.
     """
 
-    MAX_PEOPLE = 6
+    MAX_PEOPLE = MOVENET_SLOTS
 
     def __init__(self, graph: TFGraphModule, input_size: int = 256, score_threshold: float = 0.15,
                  min_keypoints: int = 7, keypoint_threshold: float = 0.3, tile: bool = True,
@@ -133,7 +213,8 @@ class MoveNetDetector:
                  border_keypoints: int | None = 5, extra_max_share: float = 0.5,
                  extra_score_threshold: float = 0.25, extra_skip_coverage: float | None = 0.75,
                  crowd_score: float | None = CROWD_SCORE, extra_hint: float | None = EXTRA_HINT,
-                 border_score_threshold: float | None = BORDER_SCORE) -> None:
+                 border_score_threshold: float | None = BORDER_SCORE, candidates: int = 12,
+                 occluded_score: float | None = OCCLUDED_SCORE, occluded_keypoints: int = OCCLUDED_KEYPOINTS) -> None:
         for size in (input_size, *extra_sizes):
             if size < 64 or size % 32:
                 raise ValueError(f"each input size must be a multiple of 32 and >= 64, got {size}")
@@ -143,13 +224,21 @@ class MoveNetDetector:
             raise ValueError(f"border_keypoints must be in [1, 17], got {border_keypoints}")
         if extra_skip_coverage is not None and not 0.0 < extra_skip_coverage <= 1.0:
             raise ValueError(f"extra_skip_coverage must be in (0, 1], got {extra_skip_coverage}")
+        if not self.MAX_PEOPLE <= candidates <= 64:
+            raise ValueError(f"candidates must be in [{self.MAX_PEOPLE}, 64], got {candidates}")
+        if not 1 <= occluded_keypoints <= 17:
+            raise ValueError(f"occluded_keypoints must be in [1, 17], got {occluded_keypoints}")
         for name, value in (("crowd_score", crowd_score), ("extra_hint", extra_hint),
-                            ("border_score_threshold", border_score_threshold)):
+                            ("border_score_threshold", border_score_threshold), ("occluded_score", occluded_score)):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         self.graph = graph.eval()
+        self.candidates = candidates
+        self._wide = wide_decoding(graph, candidates) if candidates > self.MAX_PEOPLE else None
+        self.occluded_score = occluded_score
+        self.occluded_keypoints = occluded_keypoints
         self.input_size = input_size
         self.score_threshold = score_threshold
         self.min_keypoints = min_keypoints
@@ -198,7 +287,18 @@ class MoveNetDetector:
         x = torch.from_numpy(np.array(image, dtype=np.uint8)).to(device).permute(2, 0, 1)[None].float()
         x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False, antialias=True)
         x = x.round().clamp(0, 255).to(torch.int32).permute(0, 2, 3, 1).contiguous()
-        out = self.graph(x)[self.graph.spec.outputs.get("output_0", "Identity")][0].float().cpu().numpy()
+        name = self.graph.spec.outputs.get("output_0", "Identity")
+        if self._wide is None:
+            out = self.graph(x)[name][0]
+        else:  # MoveNet's own six, then the next peaks from the same maps, decoded the same way: only where
+            # the sixth peak could be someone (a person's score is at most its centre peak, and the next peaks are
+            # lower): a photo of one or two people pays nothing
+            maps = self.graph(x, outputs=[name, _PEAKS, *HEADS])
+            out = maps[name][0]
+            if float(maps[_PEAKS].min()) >= self._lowest_score():
+                wide = self._wide(*(maps[h] for h in HEADS))[name][0]
+                out = torch.cat([out, wide[self.MAX_PEOPLE:self.candidates]])
+        out = out.float().cpu().numpy()
         kpts = out[:, :51].reshape(-1, 17, 3)
         x0, y0 = offset
         keypoints = np.stack([kpts[..., 1] * w + x0, kpts[..., 0] * h + y0, kpts[..., 2]], axis=-1)
@@ -207,12 +307,31 @@ class MoveNetDetector:
         order = np.argsort(-out[:, 55], kind="stable")
         return PersonDetections(boxes, out[:, 55], keypoints).select(order)
 
+    def _lowest_score(self) -> float:
+        """The lowest person score any rule of :meth:`_kept` accepts."""
+        scores = [self.score_threshold, self.border_score_threshold, self.occluded_score]
+        return min(v for v in scores if v is not None)
+
     def _accepted(self, dets: PersonDetections, size: tuple[int, int]) -> np.ndarray:
         return accepted_mask(dets, self.score_threshold, self.min_keypoints, self.keypoint_threshold, size,
                              self.border_keypoints, self.border_score_threshold)
 
-    def _accept(self, dets: PersonDetections, size: tuple[int, int]) -> PersonDetections:
-        return dets.select(np.nonzero(self._accepted(dets, size))[0])
+    def _kept(self, dets: PersonDetections, size: tuple[int, int], someone: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Bool per detection: kept (by the full rule, or as partly hidden), and kept as partly hidden only — where
+        ``someone`` was found by the full rule, a candidate with the evidence of :func:`occluded_mask`."""
+        strict = self._accepted(dets, size)
+        hidden = np.zeros(len(dets), dtype=bool)
+        if someone and self.occluded_score is not None and len(dets):
+            hidden = ~strict & occluded_mask(dets, self.occluded_score, self.occluded_keypoints,
+                                             self.keypoint_threshold)
+        return strict | hidden, hidden
+
+    def _accept(self, dets: PersonDetections, size: tuple[int, int], someone: bool = False) -> PersonDetections:
+        """The detections :meth:`_kept`, those partly hidden marked ``behind``."""
+        kept, hidden = self._kept(dets, size, someone)
+        index = np.nonzero(kept)[0]
+        out = dets.select(index)
+        return dataclasses.replace(out, behind=hidden[index]) if hidden.any() else out
 
     def _small(self, dets: PersonDetections, height: int) -> PersonDetections:
         """The detections of a larger pass that it exists for: people at most ``extra_max_share`` of the image's
@@ -221,13 +340,14 @@ class MoveNetDetector:
         small = dets.boxes[:, 3] - dets.boxes[:, 1] <= self.extra_max_share * height
         return dets.select(np.nonzero(small & (dets.scores >= self.extra_score_threshold))[0])
 
-    def _crowded(self, candidates: PersonDetections, accepted: int) -> bool:
-        """Whether MoveNet filled all its slots with person-like ``candidates`` (the last scored >=
-        ``crowd_score``) and at least :data:`CROWD_UNSURE` of them were not ``accepted`` (their number): a crowd,
-        where more people than it can report may stand and it is unsure of several."""
-        return (self.crowd_score is not None and len(candidates) >= self.MAX_PEOPLE
-                and float(np.sort(candidates.scores)[-self.MAX_PEOPLE]) >= self.crowd_score
-                and len(candidates) - accepted >= CROWD_UNSURE)
+    def _crowded(self, candidates: PersonDetections, size: tuple[int, int]) -> bool:
+        """Whether MoveNet's own slots (its :data:`MOVENET_SLOTS` best ``candidates``) are all person-like (the last
+        scored >= ``crowd_score``) and at least :data:`CROWD_UNSURE` of them fail the full rule: a crowd, where more
+        people than a pass reports may stand and it is unsure of several."""
+        top = candidates.select(np.argsort(-candidates.scores, kind="stable")[:self.MAX_PEOPLE])
+        return (self.crowd_score is not None and len(top) >= self.MAX_PEOPLE
+                and float(top.scores.min()) >= self.crowd_score
+                and len(top) - int(self._accepted(top, size).sum()) >= CROWD_UNSURE)
 
     def __call__(self, image: np.ndarray) -> PersonDetections:
         image = np.asarray(image)
@@ -235,18 +355,20 @@ class MoveNetDetector:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
         h, w = image.shape[:2]
         native = self._single_pass(image)
-        accepted = self._accepted(native, (h, w))
-        found = native.select(np.nonzero(accepted)[0])
+        someone = bool(self._accepted(native, (h, w)).any())  # by the full rule: then people may hide behind them
+        accepted, _ = self._kept(native, (h, w), someone)
+        found = self._accept(native, (h, w), someone)
         sizes = self.extra_sizes
         if self.extra_skip_coverage is not None and box_coverage(found.boxes, h, w) >= self.extra_skip_coverage:
             sizes = ()  # the people found fill the photo: no room for far ones
         if self.extra_hint is not None and not (native.scores[~accepted] >= self.extra_hint).any():
             sizes = ()  # no hint of anyone the native pass did not accept: a far person leaves one
-        parts = [found, *(self._small(self._accept(self._single_pass(image, size), (h, w)), h) for size in sizes)]
-        full = self._crowded(native, len(found)) or max(len(p) for p in parts) >= self.MAX_PEOPLE
+        parts = [found, *(self._small(self._accept(self._single_pass(image, size), (h, w), someone), h)
+                          for size in sizes)]
+        full = self._crowded(native, (h, w)) or max(len(p) for p in parts) >= self.MAX_PEOPLE
         tiles = _tiles(h, w, full=full) if self.tile else []
         for x0, y0, x1, y1 in tiles:
-            parts.append(self._accept(self._single_pass(image[y0:y1, x0:x1], offset=(x0, y0)), (h, w)))
+            parts.append(self._accept(self._single_pass(image[y0:y1, x0:x1], offset=(x0, y0)), (h, w), someone))
         if len(parts) == 1:
             return found
         merged = PersonDetections.concatenate(parts)
