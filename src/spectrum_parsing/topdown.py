@@ -96,6 +96,11 @@ LIMB_SUPPORT_PROB = 0.51
 ownership cut (0.5), so a neighbour whose own mask is sure there keeps it."""
 
 
+FRONT_CLAIM = 0.5
+"""A person found behind others (``PersonDetections.behind``) owns no pixel a person in front holds with more than
+this probability."""
+
+
 LIMB_SEEN_SHARE = 0.8
 """A sure limb segment whose centre line lies in the person mask for this share of its length is seen by the mask
 already: it gets no band (``TopDownConfig.limb_support``), which would only widen the mask's edges (CCP val coarse
@@ -403,11 +408,11 @@ def parse_top_down(image: np.ndarray, detections: PersonDetections, predict: Cro
     top = torch.zeros(h, w)
     owner = torch.full((h, w), -1, dtype=torch.long)
     behind = detections.is_behind
-    front_free = None  # pixels no person in front claims (> 0.5): all a person found behind others may own
+    front_free = None  # pixels no person in front claims: all a person found behind others may own
     for k in [*np.nonzero(~behind)[0], *np.nonzero(behind)[0]]:  # by descending detection score, front first:
         x0, y0, x1, y1 = regions[k]  # ties go to the first
         if behind[k] and front_free is None:
-            front_free = top <= 0.5
+            front_free = top <= FRONT_CLAIM
         better = local_probs[k] > top[y0:y1, x0:x1]
         if behind[k]:
             better &= front_free[y0:y1, x0:x1]
