@@ -54,6 +54,11 @@ def test_a_crowd_of_twelve_is_found_by_tiling(detector):
     six = MoveNetDetector(detector.graph, candidates=6)
     assert len(six._single_pass(crowd)) == 6 and len(six(crowd)) == 12  # MoveNet's own pass is full: tiles find
     assert len(detector(crowd)) == 12  # everyone, merged without duplicates
+    sizes = []
+    spy = MoveNetDetector(detector.graph)
+    real = spy._single_pass
+    spy._single_pass = lambda image, size=None, offset=(0, 0): sizes.append(size) or real(image, size, offset)
+    assert len(spy(crowd)) == 12 and 512 not in sizes  # the candidates past MoveNet's six start no 512-px pass
     native = detector.native_only()  # peeling's second look: that one pass, the same graph, the detector unchanged
     assert 6 < len(native(crowd)) < 12 and native.graph is detector.graph  # 12 candidates: more than 6 at once
     assert detector.tile and detector.extra_sizes == (512,) and not native.tile and native.extra_sizes == ()
