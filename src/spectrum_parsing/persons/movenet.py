@@ -262,6 +262,8 @@ class MoveNetDetector:
 
     def to(self, device: str | torch.device) -> MoveNetDetector:
         self.graph.to(device)
+        if self._wide is not None:
+            self._wide.to(device)
         return self
 
     def native_only(self) -> MoveNetDetector:
@@ -326,9 +328,10 @@ class MoveNetDetector:
                                              self.keypoint_threshold)
         return strict | hidden, hidden
 
-    def _accept(self, dets: PersonDetections, size: tuple[int, int], someone: bool = False) -> PersonDetections:
-        """The detections :meth:`_kept`, those partly hidden marked ``behind``."""
-        kept, hidden = self._kept(dets, size, someone)
+    def _accept(self, dets: PersonDetections, size: tuple[int, int], someone: bool = False,
+                decided: tuple[np.ndarray, np.ndarray] | None = None) -> PersonDetections:
+        """The detections :meth:`_kept` (or as ``decided`` already says), those partly hidden marked ``behind``."""
+        kept, hidden = self._kept(dets, size, someone) if decided is None else decided
         index = np.nonzero(kept)[0]
         out = dets.select(index)
         return dataclasses.replace(out, behind=hidden[index]) if hidden.any() else out
@@ -356,8 +359,9 @@ class MoveNetDetector:
         h, w = image.shape[:2]
         native = self._single_pass(image)
         someone = bool(self._accepted(native, (h, w)).any())  # by the full rule: then people may hide behind them
-        accepted, _ = self._kept(native, (h, w), someone)
-        found = self._accept(native, (h, w), someone)
+        kept = self._kept(native, (h, w), someone)
+        accepted = kept[0]
+        found = self._accept(native, (h, w), someone, kept)
         sizes = self.extra_sizes
         if self.extra_skip_coverage is not None and box_coverage(found.boxes, h, w) >= self.extra_skip_coverage:
             sizes = ()  # the people found fill the photo: no room for far ones
