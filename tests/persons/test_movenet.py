@@ -364,3 +364,27 @@ def test_people_partly_hidden_are_kept_only_beside_someone_found(detector, monke
     off = MoveNetDetector(detector.graph, tile=False, extra_sizes=(), occluded_score=None)
     monkeypatch.setattr(off, "_single_pass", lambda img, size=None, offset=(0, 0): _candidates(full, hidden))
     assert len(off(image)) == 1 and off(image).behind is None
+
+
+@pytest.mark.slow
+def test_people_partly_hidden_in_real_crowds_are_found(shared_dir):
+    """On 20 CCP val composites (real street-fashion people pasted over each other, 2-12 per photo), the shipped
+    detector — 12 candidates per pass, people partly hidden kept — finds more of the true people than MoveNet's own
+    six per pass with the full rule alone (68.0% against 61.5% when written), at no cost in precision."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_detectors import labelled_sets, match
+
+    items = labelled_sets(20)["CCP val composites (2-12 people)"]
+    new = MoveNetDetector.from_pretrained()
+    old = MoveNetDetector(new.graph, candidates=6, occluded_score=None)
+
+    def recall_precision(detector: MoveNetDetector) -> tuple[float, float, int]:
+        truth = found = hits = behind = 0
+        for image, gt in items:
+            people = detector(image)
+            truth, found, behind = truth + len(gt), found + len(people), behind + int(people.is_behind.sum())
+            hits += match(gt, people.boxes.astype(np.float64), image.shape[:2])
+        return hits / truth, hits / found, behind
+
+    (r_new, p_new, behind), (r_old, p_old, _) = recall_precision(new), recall_precision(old)
+    assert r_new >= r_old + 0.04 and p_new >= p_old - 0.01 and behind > 0
