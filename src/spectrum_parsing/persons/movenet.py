@@ -46,8 +46,8 @@ def wide_decoding(graph: TFGraphModule, count: int) -> TFGraphModule:
     names = dict(graph._const_names)  # TF node name -> buffer name
     if _PREFIX + "TopKV2/k" not in names or not set(HEADS) <= {n["name"] for n in graph.spec.nodes}:
         raise ValueError("not MoveNet-MultiPose's graph (no TopKV2/k or output maps)")
-    heads = graph._needed(list(HEADS))
-    nodes = [n for n in graph.spec.nodes if n["name"] in graph._needed([output]) and n["name"] not in heads]
+    heads, decoded = graph._needed(list(HEADS)), graph._needed([output])
+    nodes = [n for n in graph.spec.nodes if n["name"] in decoded and n["name"] not in heads]
     read = {str(i).split(":")[0] for n in nodes for i in n["inputs"]}
     new = {
         "TopKV2/k": count,
@@ -294,7 +294,7 @@ class MoveNetDetector:
             out = self.graph(x)[name][0]
         else:  # MoveNet's own six, then the next peaks from the same maps, decoded the same way: only where
             # the sixth peak could be someone (a person's score is at most its centre peak, and the next peaks are
-            # lower): a photo of one or two people pays nothing
+            # lower): a photo whose sixth peak is lower pays nothing
             maps = self.graph(x, outputs=[name, _PEAKS, *HEADS])
             out = maps[name][0]
             if float(maps[_PEAKS].min()) >= self._lowest_score():
@@ -318,10 +318,14 @@ class MoveNetDetector:
         return accepted_mask(dets, self.score_threshold, self.min_keypoints, self.keypoint_threshold, size,
                              self.border_keypoints, self.border_score_threshold)
 
-    def _kept(self, dets: PersonDetections, size: tuple[int, int], someone: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _kept(self, dets: PersonDetections, size: tuple[int, int], someone: bool | None
+              ) -> tuple[np.ndarray, np.ndarray]:
         """Bool per detection: kept (by the full rule, or as partly hidden), and kept as partly hidden only — where
-        ``someone`` was found by the full rule, a candidate with the evidence of :func:`occluded_mask`."""
+        ``someone`` was found by the full rule, a candidate with the evidence of :func:`occluded_mask` (None: where
+        one of ``dets`` is, as on the native pass)."""
         strict = self._accepted(dets, size)
+        if someone is None:
+            someone = bool(strict.any())
         hidden = np.zeros(len(dets), dtype=bool)
         if someone and self.occluded_score is not None and len(dets):
             hidden = ~strict & occluded_mask(dets, self.occluded_score, self.occluded_keypoints,
@@ -343,14 +347,13 @@ class MoveNetDetector:
         small = dets.boxes[:, 3] - dets.boxes[:, 1] <= self.extra_max_share * height
         return dets.select(np.nonzero(small & (dets.scores >= self.extra_score_threshold))[0])
 
-    def _crowded(self, candidates: PersonDetections, size: tuple[int, int]) -> bool:
-        """Whether MoveNet's own slots (its :data:`MOVENET_SLOTS` best ``candidates``) are all person-like (the last
-        scored >= ``crowd_score``) and at least :data:`CROWD_UNSURE` of them fail the full rule: a crowd, where more
-        people than a pass reports may stand and it is unsure of several."""
-        top = candidates.select(np.argsort(-candidates.scores, kind="stable")[:self.MAX_PEOPLE])
-        return (self.crowd_score is not None and len(top) >= self.MAX_PEOPLE
-                and float(top.scores.min()) >= self.crowd_score
-                and len(top) - int(self._accepted(top, size).sum()) >= CROWD_UNSURE)
+    def _crowded(self, scores: np.ndarray, accepted: int) -> bool:
+        """Whether MoveNet's own slots (the ``scores`` of its :data:`MOVENET_SLOTS` best candidates) are all
+        person-like (the last scored >= ``crowd_score``) and at least :data:`CROWD_UNSURE` of them fail the full rule
+        (``accepted``: how many pass it): a crowd, where more people than a pass reports may stand and it is unsure
+        of several."""
+        return (self.crowd_score is not None and len(scores) >= self.MAX_PEOPLE
+                and float(scores.min()) >= self.crowd_score and len(scores) - accepted >= CROWD_UNSURE)
 
     def __call__(self, image: np.ndarray) -> PersonDetections:
         image = np.asarray(image)
@@ -358,10 +361,10 @@ class MoveNetDetector:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
         h, w = image.shape[:2]
         native = self._single_pass(image)
-        someone = bool(self._accepted(native, (h, w)).any())  # by the full rule: then people may hide behind them
-        kept = self._kept(native, (h, w), someone)
-        accepted = kept[0]
-        found = self._accept(native, (h, w), someone, kept)
+        accepted, hidden = self._kept(native, (h, w), None)
+        strict = accepted & ~hidden
+        someone = bool(strict.any())  # found by the full rule: then people may hide behind them
+        found = self._accept(native, (h, w), decided=(accepted, hidden))
         sizes = self.extra_sizes
         if self.extra_skip_coverage is not None and box_coverage(found.boxes, h, w) >= self.extra_skip_coverage:
             sizes = ()  # the people found fill the photo: no room for far ones
@@ -370,7 +373,8 @@ class MoveNetDetector:
             sizes = ()  # no hint of anyone the native pass did not accept: a far person leaves one
         parts = [found, *(self._small(self._accept(self._single_pass(image, size), (h, w), someone), h)
                           for size in sizes)]
-        full = self._crowded(native, (h, w)) or max(len(p) for p in parts) >= self.MAX_PEOPLE
+        full = (self._crowded(native.scores[slots], int(strict[slots].sum()))
+                or max(len(p) for p in parts) >= self.MAX_PEOPLE)
         tiles = _tiles(h, w, full=full) if self.tile else []
         for x0, y0, x1, y1 in tiles:
             parts.append(self._accept(self._single_pass(image[y0:y1, x0:x1], offset=(x0, y0)), (h, w), someone))
