@@ -42,21 +42,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import eval_absent, semantic  # noqa: E402
-from common import ROOT, datasets_ready, record, side_by_side  # noqa: E402
+from common import ROOT, datasets_ready, record, row_value, side_by_side  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 BODY = ["hair", "face", "left arm", "right arm", "left leg", "right leg"]
 SKIN = ["face", "left arm", "right arm", "left leg", "right leg"]
-
-
-def _value(text: str) -> object:
-    """A row option's value: an int, a float, true / false / none, else the text."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
 def load(row: str):
@@ -67,7 +57,7 @@ def load(row: str):
     options: dict = {}
     for item in filter(None, opts.split(",")):
         key, _, value = item.partition("=")
-        options[key.strip()] = _value(value.strip())
+        options[key.strip()] = row_value(value.strip())
     image_size = int(options.pop("image_size")) if "image_size" in options else None
     movenet = {k.removeprefix("movenet."): options.pop(k) for k in list(options) if k.startswith("movenet.")}
     top_down = dataclasses.replace(TopDownConfig(), **options)

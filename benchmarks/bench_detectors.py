@@ -34,7 +34,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_persons import EXAMPLE_COUNTS, EXAMPLES, SHARED, composite_12  # noqa: E402
-from common import record, side_by_side  # noqa: E402
+from common import record, row_value, side_by_side  # noqa: E402
 
 ROWS = {"default": {}, "before": {"extra_sizes": (), "merge": "box", "border_keypoints": None}}
 """Named rows: the shipped detector, and the one shipped before the 512-px pass, OKS merging and the border rule."""
@@ -51,17 +51,7 @@ def detector(row: str):
         for item in filter(None, row.split(",")):
             key, _, value = item.partition("=")
             key, value = key.strip(), value.strip()
-            if key == "extra_sizes":
-                options[key] = tuple(int(v) for v in value.split("+"))
-            elif value.lower() == "none":
-                options[key] = None
-            elif value.lower() in ("true", "false"):
-                options[key] = value.lower() == "true"
-            else:
-                try:
-                    options[key] = float(value) if "." in value else int(value)
-                except ValueError:
-                    options[key] = value
+            options[key] = tuple(int(v) for v in value.split("+")) if key == "extra_sizes" else row_value(value)
     movenet = MoveNetDetector.from_pretrained(**options)
     return MergedDetector([movenet, BlazePoseDetector.from_pretrained()]) if second else movenet
 

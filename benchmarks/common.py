@@ -74,6 +74,16 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1, sync: b
     return statistics.median(times), times
 
 
+def row_value(text: str) -> object:
+    """A benchmark row option's value (``option=value``): an int, a float, true / false / none, else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
 def side_by_side(results: dict[str, dict]) -> dict[str, str]:
     """{name: {measure: value or {sub: value}}} -> {measure: "name: value · name: value"}: one table row per
     measure, the models (or modes, or rows) side by side in the order given."""
