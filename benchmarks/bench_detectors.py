@@ -7,7 +7,9 @@ A row is ``NAME`` or ``option=value,...`` of :class:`~spectrum_parsing.persons.M
 as ``384+512``, ``None`` for no value); ``default`` is the shipped detector, ``before`` the previous one. For each row:
 
 * ``cihp_dev`` (5 real CIHP photos, 2-7 people, per-person labels; validation only), CCP val copy-paste
-  composites of 2-12 people (mixed sizes, people cut by the frame, occluding each other), and the bundled photos
+  composites of 2-12 people (mixed sizes, people cut by the frame, occluding each other; the canvas is a street
+  photo whose unlabelled bystanders count as false detections), the same people on person-free photos (every
+  person in the image labelled: :func:`labelled_sets`), and the bundled photos
   (counted by eye; no boxes): exact-count rate; for the labelled sets per-person recall and precision at box IoU
   0.5 (the ground-truth box is the box of the person's visible pixels; a detection's box is clipped to the image;
   one-to-one greedy matching by IoU);
@@ -83,11 +85,22 @@ def match(gt: np.ndarray, found: np.ndarray, shape: tuple[int, int]) -> int:
     return hits
 
 
-def labelled_sets(composites: int) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """{set: [(image, ground-truth boxes)]}: cihp_dev and CCP val composites of 2-12 people."""
+COMPOSITES = "CCP val composites (2-12 people)"
+CLEAN_COMPOSITES = "CCP val composites on person-free photos (2-12 people)"
+
+
+def labelled_sets(composites: int, clean: bool = True) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """{set: [(image, ground-truth boxes)]}: cihp_dev, CCP val composites of 2-12 people and, with ``clean``, the
+    same composites on person-free photos.
+
+    A composite's canvas is a CCP street photo, whose bystanders CCP does not label: a person found among them
+    counts as a false detection and a wrong count. The clean set puts the same pasted people (same draws) onto a
+    photo of garments nobody wears (``garments_unworn`` val, no person: every pixel outside the labelled people
+    becomes that photo), so that its truth holds everyone in the image."""
     from spectrum_parsing.data import open_dataset
     from spectrum_parsing.data.formats.cihp import CIHPDataset
     from spectrum_parsing.data.transforms import CopyPasteComposite
+    from spectrum_parsing.data.transforms.composite import paste_on_background
 
     out: dict[str, list] = {}
     cihp = SHARED / "datasets" / "cihp_dev"
@@ -96,23 +109,36 @@ def labelled_sets(composites: int) -> dict[str, list[tuple[np.ndarray, np.ndarra
         out["cihp_dev"] = [(np.asarray(s.image), person_boxes([g.mask for g in s.segments if g.category == "person"]))
                            for s in (data[i] for i in range(len(data)))]
     ccp = SHARED / "datasets" / "ccp"
+    unworn = SHARED / "datasets" / "garments_unworn"
     if ccp.is_dir() and composites:
         data = open_dataset(f"ccp:{ccp}", split="val")
+        backgrounds = open_dataset(f"no-person:{unworn}", split="val") if clean and unworn.is_dir() else None
         rng = np.random.default_rng(0)
+        clean_rng = np.random.default_rng(1)  # its own draws: the street composites stay as they were
         # mixed sizes (a far person is 0.25 of the canvas person's height), cut by the frame (40% may be outside)
         paste = CopyPasteComposite(num_people=(2, 12), scale=(0.25, 1.0), min_inside=0.6, min_visible=0.4)
-        items = []
-        for _ in range(composites):
+        items, clean_items = [], []
+        for k in range(composites):
             picks = rng.choice(len(data), size=12, replace=False)
             sample = paste([data[int(i)] for i in picks], rng)
-            masks = {}
-            for seg in sample.segments:
-                if seg.category == "person":
-                    masks[seg.person] = masks.get(seg.person, 0) | seg.mask
-            keep = [m for m in masks.values() if m.sum() >= 200]  # a sliver left by occlusion is nobody to find
-            items.append((np.asarray(sample.image), person_boxes(keep)))
-        out["CCP val composites (2-12 people)"] = items
+            items.append((np.asarray(sample.image), _people_boxes(sample)))
+            if backgrounds is not None:
+                back = backgrounds[k % len(backgrounds)].image
+                moved = paste_on_background(sample, back, clean_rng)
+                clean_items.append((np.asarray(moved.image), _people_boxes(moved)))
+        out[COMPOSITES] = items
+        if backgrounds is not None:
+            out[CLEAN_COMPOSITES] = clean_items
     return out
+
+
+def _people_boxes(sample) -> np.ndarray:
+    masks: dict[int, np.ndarray] = {}
+    for seg in sample.segments:
+        if seg.category == "person":
+            masks[seg.person] = masks.get(seg.person, 0) | seg.mask
+    keep = [m for m in masks.values() if m.sum() >= 200]  # a sliver left by occlusion is nobody to find
+    return person_boxes(keep)
 
 
 def run(row: str, sets: dict, args: argparse.Namespace) -> dict:
