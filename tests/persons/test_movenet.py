@@ -374,7 +374,7 @@ def test_people_partly_hidden_in_real_crowds_are_found(shared_dir):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_detectors import labelled_sets, match
 
-    items = labelled_sets(20)["CCP val composites (2-12 people)"]
+    items = labelled_sets(20, clean=False)["CCP val composites (2-12 people)"]
     new = MoveNetDetector.from_pretrained()
     old = MoveNetDetector(new.graph, candidates=6, occluded_score=None)
 
