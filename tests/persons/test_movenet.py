@@ -60,7 +60,7 @@ def test_a_crowd_of_twelve_is_found_by_tiling(detector):
     spy._single_pass = lambda image, size=None, offset=(0, 0): sizes.append(size) or real(image, size, offset)
     assert len(spy(crowd)) == 12 and 512 not in sizes  # the candidates past MoveNet's six start no 512-px pass
     native = detector.native_only()  # peeling's second look: that one pass, the same graph, the detector unchanged
-    assert 6 < len(native(crowd)) < 12 and native.graph is detector.graph  # 12 candidates: more than 6 at once
+    assert len(native(crowd)) > 6 and native.graph is detector.graph  # 12 candidates: more than 6 at once
     assert detector.tile and detector.extra_sizes == (512,) and not native.tile and native.extra_sizes == ()
 
 
@@ -139,14 +139,15 @@ def test_a_person_cut_by_the_frame_needs_a_lower_person_score_only_with_head_and
 
 
 def test_a_small_far_person_beside_a_large_near_one(detector):
-    """A large selfie and a far dancer 150 px tall on one 1024x768 canvas: the native 256-px pass sees only the
-    near person; the 512-px pass finds the far one, kept once."""
+    """A large selfie and a far dancer 150 px tall on one 1024x768 canvas: by the full rule the native 256-px pass
+    sees only the near person; the 512-px pass finds the far one (and the native pass keeps its weak candidate
+    beside the near person, as a person partly hidden), kept once."""
     canvas = Image.new("RGB", (1024, 768), (200, 200, 200))
     canvas.paste(Image.open(EXAMPLES / "selfie.jpg").convert("RGB").resize((600, 450)), (0, 318))
     far = Image.open(EXAMPLES / "two-dancers.jpg").convert("RGB").crop((450, 60, 960, 768)).resize((108, 150))
     canvas.paste(far, (800, 300))
     scene = np.asarray(canvas)
-    assert len(MoveNetDetector.from_pretrained(extra_sizes=())(scene)) == 1
+    assert len(MoveNetDetector.from_pretrained(extra_sizes=(), occluded_score=None)(scene)) == 1
     found = detector(scene)
     assert len(found) == 2
     assert any(b[0] >= 780 and b[2] <= 930 for b in found.boxes)  # the far one, where it stands
@@ -349,18 +350,18 @@ def _candidates(*people: tuple[float, int, bool]) -> PersonDetections:
 
 
 def test_people_partly_hidden_are_kept_only_beside_someone_found(detector, monkeypatch):
-    """A candidate with the evidence of a person partly hidden by others (score 0.14, 5 keypoints, no head: seen
+    """A candidate with the evidence of a person partly hidden by others (score 0.08, 4 keypoints, no head: seen
     from the waist down) is kept, marked ``behind``, in a photo where someone was found by the full rule; alone
     (a garment photo has nobody to hide behind) or below that evidence, it is not."""
     light = MoveNetDetector(detector.graph, tile=False, extra_sizes=())
     image = np.zeros((480, 640, 3), np.uint8)
-    full, hidden, weak = (0.45, 14, True), (0.14, 5, False), (0.13, 5, False)
+    full, hidden, weak = (0.45, 14, True), (0.08, 4, False), (0.07, 4, False)
     monkeypatch.setattr(light, "_single_pass", lambda img, size=None, offset=(0, 0): _candidates(full, hidden, weak))
     found = light(image)
     assert len(found) == 2 and found.is_behind.tolist() == [False, True]
     monkeypatch.setattr(light, "_single_pass", lambda img, size=None, offset=(0, 0): _candidates(hidden))
     assert len(light(image)) == 0
-    assert occluded_mask(_candidates(full, hidden, weak, (0.2, 4, False))).tolist() == [True, True, False, False]
+    assert occluded_mask(_candidates(full, hidden, weak, (0.2, 3, False))).tolist() == [True, True, False, False]
     off = MoveNetDetector(detector.graph, tile=False, extra_sizes=(), occluded_score=None)
     monkeypatch.setattr(off, "_single_pass", lambda img, size=None, offset=(0, 0): _candidates(full, hidden))
     assert len(off(image)) == 1 and off(image).behind is None
@@ -368,13 +369,14 @@ def test_people_partly_hidden_are_kept_only_beside_someone_found(detector, monke
 
 @pytest.mark.slow
 def test_people_partly_hidden_in_real_crowds_are_found(shared_dir):
-    """On 20 CCP val composites (real street-fashion people pasted over each other, 2-12 per photo), the shipped
-    detector — 12 candidates per pass, people partly hidden kept — finds more of the true people than MoveNet's own
-    six per pass with the full rule alone (68.0% against 61.5% when written), at no cost in precision."""
+    """On 20 CCP val composites on person-free photos (real street-fashion people pasted over each other, 2-12 per
+    photo, everyone in the image in the truth), the shipped detector — 12 candidates per pass, people partly hidden
+    kept — finds more of the true people than MoveNet's own six per pass with the full rule alone (68.0% against
+    61.5% when written), at no real cost in precision (93.3% against 93.8%)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_detectors import labelled_sets, match
+    from bench_detectors import CLEAN_COMPOSITES, labelled_sets, match
 
-    items = labelled_sets(20, clean=False)["CCP val composites (2-12 people)"]
+    items = labelled_sets(20)[CLEAN_COMPOSITES]
     new = MoveNetDetector.from_pretrained()
     old = MoveNetDetector(new.graph, candidates=6, occluded_score=None)
 
