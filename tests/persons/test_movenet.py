@@ -148,6 +148,7 @@ def test_a_small_far_person_beside_a_large_near_one(detector):
     canvas.paste(far, (800, 300))
     scene = np.asarray(canvas)
     assert len(MoveNetDetector.from_pretrained(extra_sizes=(), occluded_score=None)(scene)) == 1
+    assert len(MoveNetDetector.from_pretrained(occluded_score=None)(scene)) == 2  # the 512-px pass finds him
     found = detector(scene)
     assert len(found) == 2
     assert any(b[0] >= 780 and b[2] <= 930 for b in found.boxes)  # the far one, where it stands
