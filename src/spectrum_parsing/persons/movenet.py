@@ -372,7 +372,7 @@ class MoveNetDetector:
         sizes = self.extra_sizes
         if self.extra_skip_coverage is not None and box_coverage(found.boxes, h, w) >= self.extra_skip_coverage:
             sizes = ()  # the people found fill the photo: no room for far ones
-        slots = np.argsort(-native.scores, kind="stable")[:self.MAX_PEOPLE]  # as calibrated: MoveNet's six best
+        slots = slice(0, self.MAX_PEOPLE)  # as calibrated: the six best (a pass is by descending score)
         if self.extra_hint is not None and not (native.scores[slots][~accepted[slots]] >= self.extra_hint).any():
             sizes = ()  # no hint of anyone the native pass did not accept: a far person leaves one
         parts = [found, *(self._small(self._accept(self._single_pass(image, size), (h, w), someone), h)
