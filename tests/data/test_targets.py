@@ -277,6 +277,40 @@ def test_ambiguous_phrases_follow_what_each_dataset_annotates() -> None:
         assert not target["ambiguous"][torch.arange(len(ex.categories)), target["labels"]].any()
 
 
+def test_finer_names_make_a_broad_name_the_dataset_annotates_a_negative() -> None:
+    from spectrum_parsing.data.targets import _label_space
+
+    ccp = _label_space(["null", "skin", "sneakers", "boots", "shoes", "watch", "accessories", "t-shirt"])
+    lip = _label_space(["background", "face", "left-arm", "left-shoe", "right-shoe", "upper-clothes"])
+    batch = ["shoes", "sneakers", "boots", "left shoe", "accessories", "watch", "skin", "face", "upper clothes",
+             "t-shirt"]
+
+    def amb(category: str, space: list[str], finer: bool) -> set[str]:
+        return {c for c, a in zip(batch, ambiguous_phrases(category, space, batch, finer)) if a}
+
+    # CCP chose "sneakers" over its own "shoes": with finer names the broad one is pushed down ...
+    assert "shoes" in amb("sneakers", ccp, False)
+    assert amb("sneakers", ccp, True) == {"left shoe"}  # a sided shoe may still be a sneaker
+    assert amb("watch", ccp, False) == {"accessories"} and amb("watch", ccp, True) == set()
+    # ... but not a broad body category (a face is skin), nor a broad name the dataset does not annotate,
+    # nor a parent ("shoes" for a LIP left shoe), and the rule changes nothing for the broad segment itself.
+    assert amb("skin", ccp, True) == amb("skin", ccp, False) == {"face"}
+    assert amb("t-shirt", ccp, True) == {"upper clothes"}
+    assert amb("left shoe", lip, True) == amb("left shoe", lip, False)
+    assert amb("shoes", ccp, True) == amb("shoes", ccp, False)
+    # collate passes the config's choice on to every target.
+    sample = make_sample()
+    for finer, expected in ((False, True), (True, False)):
+        config = TargetConfig(use_templates=False, finer_names=finer)
+        example = make_example(sample, config)
+        example.label_space = ccp
+        example.categories = ["sneakers", "shoes"]
+        example.masks = example.masks[:2]
+        batch_ = collate([example], config, np.random.default_rng(0))
+        row = batch_["targets"][0]["ambiguous"][0]
+        assert bool(row[batch_["categories"].index("shoes")]) is expected
+
+
 def test_collated_batch_feeds_the_criterion() -> None:
     from spectrum_parsing.losses import LossConfig, SpectrumCriterion
 

@@ -88,7 +88,10 @@ class TargetConfig(ConfigBase):
     as phrases. ``num_negative_phrases``: categories absent from the batch added to its phrases (drawn from
     what every dataset of the batch annotates). ``use_templates``: random synonym + key-phrase template per
     phrase (else the canonical name). ``include_person``: keep full-body ``person`` segments.
-    ``min_segment_pixels``: smaller segments are dropped. ``skin_union``: every person also gets one ``skin``
+    ``min_segment_pixels``: smaller segments are dropped. ``finer_names``: where a dataset annotates a broad
+    garment or accessory category beside finer ones of its group (CCP's "shoes" beside "sneakers" and "boots",
+    "accessories" beside "watch"), its finer segments take the broad name as a negative, not as ambiguous: the
+    annotators chose the finer name (see :func:`ambiguous_phrases`). ``skin_union``: every person also gets one ``skin``
     segment, the union of its bare-body parts (face, arms, legs, hands, feet, torso and neck skin, and any
     ``skin`` it has): "skin" then means all bare body in every dataset (CCP's street photos label only that,
     VITON's studio photos only the parts), which is what derived body parts are carved from at inference.
@@ -100,6 +103,7 @@ class TargetConfig(ConfigBase):
     include_person: bool = True
     min_segment_pixels: int = 1
     skin_union: bool = False
+    finer_names: bool = False
 
     def __post_init__(self) -> None:
         self.withheld = list(self.withheld)
@@ -242,7 +246,8 @@ def _negative_candidates(present: Sequence[str], examples: Sequence[TrainingExam
     return candidates
 
 
-def ambiguous_phrases(category: str, label_space: Sequence[str] | None, categories: Sequence[str]) -> list[bool]:
+def ambiguous_phrases(category: str, label_space: Sequence[str] | None, categories: Sequence[str],
+                      finer_names: bool = False) -> list[bool]:
     """Which batch phrases (by canonical ``categories``) a segment of ``category`` may truly be.
 
     A segment's dataset only rules out what it annotates: LIP's "pants" may be CCP's "jeans", LIP's "upper
@@ -251,7 +256,11 @@ def ambiguous_phrases(category: str, label_space: Sequence[str] | None, categori
     dataset does not annotate (``label_space``), a broad category of that group ("upper clothes", "shoes"), a
     parent or child, or a sided category ("left shoe") for an unsided segment ("sneakers").
     The grounding loss leaves ambiguous phrases out of the segment's softmax instead of pushing them down.
-    With ``label_space=None`` (unknown) nothing is ambiguous.
+    With ``label_space=None`` (unknown) nothing is ambiguous. ``finer_names``: a broad garment or accessory
+    category the dataset itself annotates ("shoes" in CCP, beside "sneakers") is a sure negative for its other
+    categories, unless it is their parent; broad body categories ("skin") stay ambiguous (a face is skin).
+    Without it such a broad name is never pushed down, and at inference it wins over the finer one (CCP val:
+    sneakers, boots and heels mostly labelled "shoes").
     """
     if label_space is None:
         return [False] * len(categories)
@@ -266,7 +275,9 @@ def ambiguous_phrases(category: str, label_space: Sequence[str] | None, categori
         related = other in lineage or category in _ancestors(other)  # parent/child: "shoes" vs "left shoe"
         # A sided phrase ("left shoe") may name an unsided segment ("sneakers") whatever the dataset annotates.
         sided = vocabulary.get(other).side is not None and vocabulary.get(category).side is None
-        out.append(related or sided or other not in space or other in _LOOSE_UMBRELLAS)
+        broad = other in _LOOSE_UMBRELLAS and not (finer_names and other in space
+                                                    and vocabulary.get(other).kind != "body")
+        out.append(related or sided or other not in space or broad)
     return out
 
 
@@ -312,7 +323,8 @@ def collate(examples: Sequence[TrainingExample], config: TargetConfig,
         ignore = torch.ones(hp, wp, dtype=torch.bool)
         ignore[:h, :w] = ex.ignore if ex.ignore is not None else False
         labels = torch.tensor([index[c] for c in ex.categories], dtype=torch.long)
-        ambiguous = torch.tensor([ambiguous_phrases(c, ex.label_space, categories) for c in ex.categories],
+        ambiguous = torch.tensor([ambiguous_phrases(c, ex.label_space, categories, config.finer_names)
+                                  for c in ex.categories],
                                  dtype=torch.bool).reshape(len(ex.categories), len(categories))
         targets.append({"labels": labels, "masks": masks, "ignore": ignore, "ambiguous": ambiguous})
     return {
