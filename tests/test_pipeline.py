@@ -343,11 +343,11 @@ def test_a_whole_image_parse_scores_the_hidden_competitors_too(default_bottom_up
 
 
 def test_top_down_persons_do_not_depend_on_the_prompts(default_top_down):
-    # the default list, a short list of rarer garments, and a long list with a derived hand and
-    # garments of every group (every prompt of the five lists this test once ran, in three parses: the suite's time)
-    prompt_lists = [None, ["saree", "heels", "scarf", "hat"],
-                    ["t-shirt", "jeans", "left hand", "bag", "dress", "skirt", "shorts", "sunglasses", "coat",
-                     "jacket", "sweater", "boots", "gloves"]]
+    # the default list, one prompt alone, and a long list with a derived hand and garments of every group (every
+    # prompt of the five lists this test once ran, in three parses: the suite's time)
+    prompt_lists = [None, ["heels"],
+                    ["saree", "scarf", "hat", "t-shirt", "jeans", "left hand", "bag", "dress", "skirt", "shorts",
+                     "sunglasses", "coat", "jacket", "sweater", "boots", "gloves"]]
     photo = _small("group.jpg")
     persons = [default_top_down(photo, prompts=p).persons for p in prompt_lists]
     for other in persons[1:]:
