@@ -278,6 +278,8 @@ def test_a_crowd_movenet_is_unsure_of_is_tiled_a_group_it_is_sure_of_is_not(dete
     photo whose sixth candidate is noise, or with only one unsure candidate (the bundled group photo), is not."""
     from spectrum_parsing.persons.movenet import CROWD_SCORE
 
+    detector = MoveNetDetector(detector.graph)  # the rules alone (the verifier would judge these drawn candidates)
+
     def person(x: float, score: float, seen: int = 17) -> tuple:
         k = np.stack([np.full(17, x), np.linspace(40, 360, 17), np.full(17, 0.8)], -1)
         k[seen:, 2] = 0.05

@@ -14,6 +14,8 @@ from torch.nn import functional as F
 
 from .tfgraph import GraphSpec, TFGraphModule, load_graph_model
 from .types import WEIGHTS_DIR, PersonDetections, nms, nms_oks
+from .verifier import DEFAULT_DIR as DEFAULT_VERIFIER
+from .verifier import PersonVerifier
 
 __all__ = ["MoveNetDetector", "accept_people", "accepted_mask", "box_coverage", "occluded_mask", "wide_decoding"]
 
@@ -218,7 +220,8 @@ class MoveNetDetector:
                  extra_score_threshold: float = 0.25, extra_skip_coverage: float | None = 0.75,
                  crowd_score: float | None = CROWD_SCORE, extra_hint: float | None = EXTRA_HINT,
                  border_score_threshold: float | None = BORDER_SCORE, candidates: int = 12,
-                 occluded_score: float | None = OCCLUDED_SCORE, occluded_keypoints: int = OCCLUDED_KEYPOINTS) -> None:
+                 occluded_score: float | None = OCCLUDED_SCORE, occluded_keypoints: int = OCCLUDED_KEYPOINTS,
+                 verifier: PersonVerifier | None = None) -> None:
         for size in (input_size, *extra_sizes):
             if size < 64 or size % 32:
                 raise ValueError(f"each input size must be a multiple of 32 and >= 64, got {size}")
@@ -239,6 +242,7 @@ class MoveNetDetector:
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         self.graph = graph.eval()
+        self.verifier = verifier
         self.candidates = candidates
         self._wide = wide_decoding(graph, candidates) if candidates > self.MAX_PEOPLE else None
         self.occluded_score = occluded_score
@@ -261,11 +265,18 @@ class MoveNetDetector:
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str] | None = None, **kwargs: object) -> MoveNetDetector:
-        """Load the ported graph (default: the copy shipped in the package)."""
-        return cls(load_graph_model(source or WEIGHTS_DIR / "movenet-multipose"), **kwargs)  # type: ignore[arg-type]
+        """Load the ported graph (default: the copy shipped in the package) and the shipped candidate verifier
+        (``verifier``: a :class:`~.verifier.PersonVerifier`, a directory holding one, or None for none)."""
+        verifier = kwargs.pop("verifier", DEFAULT_VERIFIER)
+        if isinstance(verifier, (str, os.PathLike)):
+            verifier = PersonVerifier.from_pretrained(verifier)
+        return cls(load_graph_model(source or WEIGHTS_DIR / "movenet-multipose"),  # type: ignore[arg-type]
+                   verifier=verifier, **kwargs)  # type: ignore[arg-type]
 
     def to(self, device: str | torch.device) -> MoveNetDetector:
         self.graph.to(device)
+        if self.verifier is not None:
+            self.verifier.to(device)
         if self._wide is not None:
             self._wide.to(device)
         return self
@@ -277,6 +288,7 @@ class MoveNetDetector:
         25 ms (CCP val composites' reported recall with peeling 68.3% with every pass, 67.0% with the native one)."""
         light = copy.copy(self)
         light.extra_sizes, light.tile = (), False
+        light.verifier = None  # trained on whole photos, not on painted-out ones
         return light
 
     @torch.no_grad()
@@ -360,11 +372,20 @@ class MoveNetDetector:
                 and float(scores.min()) >= self.crowd_score and len(scores) - accepted >= CROWD_UNSURE)
 
     def __call__(self, image: np.ndarray) -> PersonDetections:
+        found, passes = self.detect(image)
+        if self.verifier is None:
+            return found
+        return self.verifier.rescue(found, passes, np.asarray(image).shape[:2])
+
+    def detect(self, image: np.ndarray) -> tuple[PersonDetections, list[tuple[int, PersonDetections]]]:
+        """The people the rules accept (no verifier), and the candidates of the native pass (pass id 0) and of the
+        larger passes that ran (1), each by descending score, before acceptance: what :attr:`verifier` looks at."""
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
         h, w = image.shape[:2]
         native = self._single_pass(image)
+        passes = [(0, native)]
         accepted, hidden = self._kept(native, (h, w), None)
         strict = accepted & ~hidden
         someone = bool(strict.any())  # found by the full rule: then people may hide behind them
@@ -375,21 +396,25 @@ class MoveNetDetector:
         slots = slice(0, self.MAX_PEOPLE)  # as calibrated: the six best (a pass is by descending score)
         if self.extra_hint is not None and not (native.scores[slots][~accepted[slots]] >= self.extra_hint).any():
             sizes = ()  # no hint of anyone the native pass did not accept: a far person leaves one
-        parts = [found, *(self._small(self._accept(self._single_pass(image, size), (h, w), someone), h)
-                          for size in sizes)]
+        parts = [found]
+        for size in sizes:
+            candidates = self._single_pass(image, size)
+            passes.append((1, candidates))
+            parts.append(self._small(self._accept(candidates, (h, w), someone), h))
         full = (self._crowded(native.scores[slots], int(strict[slots].sum()))
                 or max(len(p) for p in parts) >= self.MAX_PEOPLE)
         tiles = _tiles(h, w, full=full) if self.tile else []
         for x0, y0, x1, y1 in tiles:
             parts.append(self._accept(self._single_pass(image[y0:y1, x0:x1], offset=(x0, y0)), (h, w), someone))
         if len(parts) == 1:
-            return found
+            return found, passes
         merged = PersonDetections.concatenate(parts)
         # the native pass sees whole people best: the other passes add people, never replace one it found (at
         # 512 px a tall photo's person may come back as head and shoulders, scored as high)
         priority = np.repeat([0, *([1] * (len(parts) - 1))], [len(p) for p in parts])
         if self.merge == "oks":
-            return nms_oks(merged, iou=self.nms_iou, keypoint_threshold=self.keypoint_threshold, priority=priority)
-        return nms(merged, self.nms_iou, priority=priority)
+            return nms_oks(merged, iou=self.nms_iou, keypoint_threshold=self.keypoint_threshold,
+                           priority=priority), passes
+        return nms(merged, self.nms_iou, priority=priority), passes
 
 
