@@ -209,6 +209,9 @@ class MoveNetDetector:
     / ``occluded_keypoints``: where the native pass found someone by the rule above, a candidate of any pass with
     this person score and this many confident keypoints is a person partly hidden by others
     (:func:`occluded_mask`), marked ``behind`` (:class:`~.types.PersonDetections`); ``occluded_score=None``: off.
+    ``verifier``: a :class:`~.verifier.PersonVerifier` that looks again at the candidates of the native and larger
+    passes the rules did not keep, where someone was found, and adds those it is sure of (marked ``behind``);
+    :meth:`from_pretrained` loads the shipped one, the constructor's default is none (the rules alone).
     """
 
     MAX_PEOPLE = MOVENET_SLOTS
