@@ -143,3 +143,34 @@ def test_the_shipped_verifier_finds_people_of_the_group_photo_the_rules_miss(cro
     assert np.array_equal(after.boxes[: len(before)], before.boxes)
     centre = (after.boxes[-1, 0] + after.boxes[-1, 2]) / 2 / image.shape[1]
     assert where[0] <= centre <= where[1]
+
+
+@pytest.mark.slow
+def test_the_verifier_finds_more_people_in_real_crowds(shared_dir):
+    """On 20 CCP val composites on person-free photos (real people pasted over each other, 2-12 per photo, everyone
+    in the image in the truth; the verifier never saw CCP val), the shipped detector finds more true people than its
+    rules alone (recall 68.0% -> 79.5% when written, precision 93.3% in both), and on 150 unworn garment photos
+    it finds nobody more."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_detectors import CLEAN_COMPOSITES, labelled_sets, match
+
+    items = labelled_sets(20)[CLEAN_COMPOSITES]
+    shipped = MoveNetDetector.from_pretrained()
+    rules = MoveNetDetector(shipped.graph)
+
+    def recall_precision(detector: MoveNetDetector) -> tuple[float, float]:
+        truth = found = hits = 0
+        for image, gt in items:
+            people = detector(image)
+            truth, found = truth + len(gt), found + len(people)
+            hits += match(gt, people.boxes.astype(np.float64), image.shape[:2])
+        return hits / truth, hits / found
+
+    (r_new, p_new), (r_old, p_old) = recall_precision(shipped), recall_precision(rules)
+    assert r_new >= r_old + 0.05 and p_new >= p_old - 0.03, (r_new, p_new, r_old, p_old)
+    unworn = sorted((shared_dir / "datasets" / "garments_unworn" / "images").glob("*.jpg"))[:150]
+    for path in unworn:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        assert len(shipped(image)) == len(rules(image)), path.name
