@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 __all__ = ["KEYPOINT_NAMES", "OKS_SIGMAS", "WEIGHTS_DIR", "BoxDetector", "PersonDetections", "PersonDetector",
-           "box_iou", "nms", "nms_oks", "oks"]
+           "box_iou", "nms", "nms_oks", "oks", "same_people"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
@@ -154,20 +154,27 @@ def oks(dets: PersonDetections, threshold: float = 0.3, min_shared: int = 3) -> 
     return out
 
 
-def nms_oks(dets: PersonDetections, oks_threshold: float = 0.5, iou: float = 0.5, containment: float = 0.8,
-            keypoint_threshold: float = 0.3, priority: np.ndarray | None = None) -> PersonDetections:
-    """Greedy NMS by score where two detections are one person when their keypoints agree (:func:`oks` above
-    ``oks_threshold``); where they share too few confident keypoints to tell, the box rule of :func:`nms`. Two
-    people standing close (boxes overlapping, keypoints apart) both survive; one person found at two scales or in
-    two tiles (keypoints together) is kept once. ``priority`` as in :func:`nms`."""
-    order = _greedy_order(dets, priority)
+def same_people(dets: PersonDetections, oks_threshold: float = 0.5, iou: float = 0.5, containment: float = 0.8,
+                keypoint_threshold: float = 0.3) -> np.ndarray:
+    """(N, N) bool: whether two detections are one person — their keypoints agree (:func:`oks` above
+    ``oks_threshold``), or, where they share too few confident keypoints to tell, the box rule of :func:`nms` (IoU
+    above ``iou`` or one ``containment`` inside the other)."""
     b = dets.boxes.astype(np.float64)
     area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
     overlaps = box_iou(b, b)
     inter = overlaps * (area[:, None] + area[None, :]) / (1 + overlaps)
     contained = inter / np.minimum(area[:, None], area[None, :])
     similar = oks(dets, keypoint_threshold)
-    same = np.where(np.isnan(similar), (overlaps > iou) | (contained > containment), similar > oks_threshold)
+    return np.where(np.isnan(similar), (overlaps > iou) | (contained > containment), similar > oks_threshold)
+
+
+def nms_oks(dets: PersonDetections, oks_threshold: float = 0.5, iou: float = 0.5, containment: float = 0.8,
+            keypoint_threshold: float = 0.3, priority: np.ndarray | None = None) -> PersonDetections:
+    """Greedy NMS by score where two detections are one person by :func:`same_people`. Two people standing close
+    (boxes overlapping, keypoints apart) both survive; one person found at two scales or in two tiles (keypoints
+    together) is kept once. ``priority`` as in :func:`nms`."""
+    order = _greedy_order(dets, priority)
+    same = same_people(dets, oks_threshold, iou, containment, keypoint_threshold)
     keep: list[int] = []
     for i in order:
         if not any(same[i, j] for j in keep):

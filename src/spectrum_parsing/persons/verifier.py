@@ -25,7 +25,7 @@ from torch import nn
 
 from ..configs import ConfigBase, ConfigError
 from ..hub import ModelLoadError
-from .types import WEIGHTS_DIR, PersonDetections, box_iou, oks
+from .types import WEIGHTS_DIR, PersonDetections, box_iou, oks, same_people
 
 __all__ = ["FEATURE_NAMES", "PersonVerifier", "VerifierConfig", "candidate_features", "same_person"]
 
@@ -105,19 +105,12 @@ def candidate_features(candidates: PersonDetections, found: PersonDetections, si
 
 def same_person(candidate: PersonDetections, people: PersonDetections, oks_threshold: float = 0.5,
                 iou: float = 0.5, containment: float = 0.8, keypoint_threshold: float = 0.3) -> bool:
-    """Whether the one detection ``candidate`` is one of ``people``: by keypoint similarity where they share enough
-    confident keypoints, else by box overlap or containment (the rule of :func:`~.types.nms_oks`)."""
+    """Whether the one detection ``candidate`` is one of ``people`` (:func:`~.types.same_people`, the rule of
+    :func:`~.types.nms_oks`)."""
     if len(people) == 0:
         return False
     both = PersonDetections.concatenate([candidate, people])
-    similar = oks(both, keypoint_threshold)[0, 1:]
-    b = both.boxes.astype(np.float64)
-    area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
-    overlaps = box_iou(b[:1], b[1:])[0]
-    inter = overlaps * (area[0] + area[1:]) / (1 + overlaps)
-    contained = inter / np.minimum(area[0], area[1:])
-    same = np.where(np.isnan(similar), (overlaps > iou) | (contained > containment), similar > oks_threshold)
-    return bool(same.any())
+    return bool(same_people(both, oks_threshold, iou, containment, keypoint_threshold)[0, 1:].any())
 
 
 @dataclasses.dataclass
