@@ -66,23 +66,26 @@ def person_boxes(masks: list[np.ndarray]) -> np.ndarray:
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 
-def match(gt: np.ndarray, found: np.ndarray, shape: tuple[int, int]) -> int:
-    """Ground-truth boxes matched one-to-one by a found box (clipped to the image) at IoU >= 0.5."""
-    from spectrum_parsing.persons import box_iou
+def matches(gt: np.ndarray, found: np.ndarray, shape: tuple[int, int]) -> dict[int, int]:
+    """{truth index: found index}: ground-truth boxes matched one-to-one by a found box (clipped to the image) at
+    IoU >= 0.5, greedily by IoU."""
+    from spectrum_parsing.persons.types import box_iou, clip_boxes
 
     if not len(gt) or not len(found):
-        return 0
-    found = found.copy()
-    found[:, [0, 2]] = found[:, [0, 2]].clip(0, shape[1])
-    found[:, [1, 3]] = found[:, [1, 3]].clip(0, shape[0])
-    iou = box_iou(gt, found)
-    hits = 0
+        return {}
+    iou = box_iou(gt, clip_boxes(found, shape))
+    pairs: dict[int, int] = {}
     while iou.size and iou.max() >= 0.5:
         i, j = np.unravel_index(iou.argmax(), iou.shape)
-        hits += 1
+        pairs[int(i)] = int(j)
         iou[i, :] = -1
         iou[:, j] = -1
-    return hits
+    return pairs
+
+
+def match(gt: np.ndarray, found: np.ndarray, shape: tuple[int, int]) -> int:
+    """Ground-truth boxes matched one-to-one by a found box (clipped to the image) at IoU >= 0.5 (:func:`matches`)."""
+    return len(matches(gt, found, shape))
 
 
 COMPOSITES = "CCP val composites (2-12 people)"
@@ -121,18 +124,20 @@ def labelled_sets(composites: int, clean: bool = True) -> dict[str, list[tuple[n
         for k in range(composites):
             picks = rng.choice(len(data), size=12, replace=False)
             sample = paste([data[int(i)] for i in picks], rng)
-            items.append((np.asarray(sample.image), _people_boxes(sample)))
+            items.append((np.asarray(sample.image), people_boxes(sample)))
             if backgrounds is not None:
                 back = backgrounds[k % len(backgrounds)].image
                 moved = paste_on_background(sample, back, clean_rng)
-                clean_items.append((np.asarray(moved.image), _people_boxes(moved)))
+                clean_items.append((np.asarray(moved.image), people_boxes(moved)))
         out[COMPOSITES] = items
         if backgrounds is not None:
             out[CLEAN_COMPOSITES] = clean_items
     return out
 
 
-def _people_boxes(sample) -> np.ndarray:
+def people_boxes(sample) -> np.ndarray:
+    """Boxes of each person's visible pixels in a composite (a sliver under 200 px left by occlusion is nobody to
+    find)."""
     masks: dict[int, np.ndarray] = {}
     for seg in sample.segments:
         if seg.category == "person":

@@ -28,11 +28,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the person benchmark's truth and matching, so labels and scores agree
 
+from bench_detectors import matches, people_boxes  # noqa: E402
 from spectrum_parsing.data import open_dataset  # noqa: E402
 from spectrum_parsing.data.transforms import CopyPasteComposite  # noqa: E402
 from spectrum_parsing.data.transforms.composite import paste_on_background  # noqa: E402
 from spectrum_parsing.persons import MoveNetDetector, box_iou  # noqa: E402
+from spectrum_parsing.persons.types import clip_boxes  # noqa: E402
 from spectrum_parsing.persons.verifier import (  # noqa: E402
     DEFAULT_DIR,
     PersonVerifier,
@@ -41,41 +44,6 @@ from spectrum_parsing.persons.verifier import (  # noqa: E402
 )
 
 THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8)
-
-
-def true_boxes(sample) -> np.ndarray:
-    """Boxes of each person's visible pixels (a sliver under 200 px left by occlusion is nobody to find)."""
-    masks: dict[int, np.ndarray] = {}
-    for seg in sample.segments:
-        if seg.category == "person":
-            masks[seg.person] = masks.get(seg.person, 0) | seg.mask
-    boxes = []
-    for m in masks.values():
-        if m.sum() >= 200:
-            ys, xs = np.nonzero(m)
-            boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-
-
-def clipped(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
-    b[:, [0, 2]] = b[:, [0, 2]].clip(0, size[1])
-    b[:, [1, 3]] = b[:, [1, 3]].clip(0, size[0])
-    return b
-
-
-def matched(gt: np.ndarray, boxes: np.ndarray) -> dict[int, int]:
-    """Greedy one-to-one matching at IoU >= 0.5: {truth index: box index}."""
-    if not len(gt) or not len(boxes):
-        return {}
-    iou = box_iou(gt, boxes)
-    out = {}
-    while iou.max() >= 0.5:
-        i, j = np.unravel_index(iou.argmax(), iou.shape)
-        out[int(i)] = int(j)
-        iou[i, :] = -1
-        iou[:, j] = -1
-    return out
 
 
 def images(composites: int, seed: int):
@@ -89,7 +57,7 @@ def images(composites: int, seed: int):
         picks = rng.choice(len(data), size=12, replace=False)
         sample = paste([data[int(i)] for i in picks], rng)
         moved = paste_on_background(sample, backgrounds[k % len(backgrounds)].image, back_rng)
-        yield np.asarray(moved.image), true_boxes(moved)
+        yield np.asarray(moved.image), people_boxes(moved)
     for k in range(len(backgrounds)):
         yield np.asarray(backgrounds[k].image), np.zeros((0, 4))
 
@@ -101,7 +69,7 @@ def gather(composites: int, seed: int, out: Path) -> None:
     for n, (image, gt) in enumerate(images(composites, seed)):
         size = image.shape[:2]
         found, passes = detector.detect(image)
-        taken = matched(gt, clipped(found.boxes, size))
+        taken = matches(gt, found.boxes, size)
         left = [i for i in range(len(gt)) if i not in taken]
         for pass_id, candidates in passes:
             if not len(candidates):
@@ -109,7 +77,7 @@ def gather(composites: int, seed: int, out: Path) -> None:
             rows.append(candidate_features(candidates, found, size, pass_id))
             y = np.zeros(len(candidates))
             if left:
-                y = (box_iou(clipped(candidates.boxes, size), gt[left]).max(1) >= 0.5).astype(np.float64)
+                y = (box_iou(clip_boxes(candidates.boxes, size), gt[left]).max(1) >= 0.5).astype(np.float64)
             labels.append(y)
             image_of.append(np.full(len(candidates), n))
         truth.append(len(gt))

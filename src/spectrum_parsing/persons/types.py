@@ -11,7 +11,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 __all__ = ["KEYPOINT_NAMES", "OKS_SIGMAS", "WEIGHTS_DIR", "BoxDetector", "PersonDetections", "PersonDetector",
-           "box_iou", "nms", "nms_oks", "oks", "same_people"]
+           "box_iou", "clip_boxes", "nms", "nms_oks", "oks",
+           "same_people"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
@@ -98,6 +99,14 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def clip_boxes(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A float64 copy of (N, 4) ``x0, y0, x1, y1`` boxes clipped to an image of ``size`` (H, W)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+    b[:, [0, 2]] = b[:, [0, 2]].clip(0, size[1])
+    b[:, [1, 3]] = b[:, [1, 3]].clip(0, size[0])
+    return b
 
 
 def _greedy_order(dets: PersonDetections, priority: np.ndarray | None) -> np.ndarray:

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..configs import ConfigBase, ConfigError
 from ..hub import ModelLoadError
-from .types import WEIGHTS_DIR, PersonDetections, box_iou, oks, same_people
+from .types import WEIGHTS_DIR, PersonDetections, box_iou, clip_boxes, oks, same_people
 
 __all__ = ["FEATURE_NAMES", "PersonVerifier", "VerifierConfig", "candidate_features", "same_person"]
 
@@ -47,14 +47,6 @@ FEATURE_NAMES = (
 BORDER_MARGIN = 0.02
 
 
-def _clipped(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    h, w = size
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
-    b[:, [0, 2]] = b[:, [0, 2]].clip(0, w)
-    b[:, [1, 3]] = b[:, [1, 3]].clip(0, h)
-    return b
-
-
 def candidate_features(candidates: PersonDetections, found: PersonDetections, size: tuple[int, int],
                        pass_id: int) -> np.ndarray:
     """(N, len(FEATURE_NAMES)) float64 evidence for each of one pass's ``candidates`` (by descending score, as the
@@ -66,7 +58,7 @@ def candidate_features(candidates: PersonDetections, found: PersonDetections, si
     if candidates.keypoints is None:
         raise ValueError("the verifier needs the candidates' keypoints")
     h_img, w_img = size
-    b = _clipped(candidates.boxes, size)
+    b = clip_boxes(candidates.boxes, size)
     k = candidates.keypoints[..., 2].astype(np.float64)
     scores = candidates.scores.astype(np.float64)
     height, width = b[:, 3] - b[:, 1], b[:, 2] - b[:, 0]
@@ -79,7 +71,7 @@ def candidate_features(candidates: PersonDetections, found: PersonDetections, si
                | (b[:, 2] >= (1 - BORDER_MARGIN) * w_img) | (b[:, 3] >= (1 - BORDER_MARGIN) * h_img))
     cols += [height / h_img, width / np.maximum(height, 1.0), touches.astype(np.float64)]
     if len(found):
-        fb = _clipped(found.boxes, size)
+        fb = clip_boxes(found.boxes, size)
         found_area = np.maximum((fb[:, 2] - fb[:, 0]) * (fb[:, 3] - fb[:, 1]), 1.0)
         iou = box_iou(b, fb)
         inter = iou * (area[:, None] + found_area[None]) / (1 + iou)
